@@ -1,0 +1,70 @@
+# keel — every common task. `make run` and `make test` set up what they need.
+#
+#   make run     build the guests and keel, then serve examples/hello on 127.0.0.1:8080
+#   make test    set up (wasm target, nats-server) and run the whole test suite
+#   make build   leave the release binary at target/release/keel
+#   make bench   benchmarks (not part of `make test`)
+#   make lint    rustfmt check and clippy with warnings as errors
+
+CARGO ?= cargo
+# One target folder for native and guest builds. CI may point this elsewhere
+# to keep a warm build between runs.
+CARGO_TARGET_DIR ?= $(CURDIR)/target
+export CARGO_TARGET_DIR
+# Built guest components are collected here, whatever CARGO_TARGET_DIR is:
+# manifests and tests find them at a fixed place.
+GUESTS := $(CURDIR)/target/guests
+GUEST_WORKSPACES := plugins-wasm tests/fixtures examples
+WASM_OUT := $(CARGO_TARGET_DIR)/wasm32-wasip2/release
+
+.PHONY: all setup wasm-target nats-server guests build run test bench lint clean
+
+all: build
+
+setup: wasm-target nats-server
+
+wasm-target:
+	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+
+# nats-server is needed by the NATS tests. Installed from Debian when missing
+# and this user may install packages; otherwise those tests say what is missing.
+nats-server:
+	@if ! command -v nats-server >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing nats-server (Debian package)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server >/dev/null; \
+	  else \
+	    echo "note: nats-server is not installed and cannot be installed here; NATS tests will fail"; \
+	  fi; \
+	fi
+
+guests: wasm-target
+	@for ws in $(GUEST_WORKSPACES); do \
+	  $(CARGO) build --release --target wasm32-wasip2 --manifest-path $$ws/Cargo.toml || exit 1; \
+	done
+	@mkdir -p $(GUESTS)
+	@cp $(WASM_OUT)/*.wasm $(GUESTS)/
+
+build: guests
+	$(CARGO) build --release -p keel --bin keel
+	@if [ "$(CARGO_TARGET_DIR)" != "$(CURDIR)/target" ]; then \
+	  mkdir -p target/release && cp $(CARGO_TARGET_DIR)/release/keel target/release/keel; fi
+
+run: build
+	target/release/keel run examples/hello/app.toml --listen 127.0.0.1:8080
+
+test: setup guests
+	$(CARGO) fmt --all --check
+	$(CARGO) build -p keel --bin keel
+	$(CARGO) test --workspace --no-fail-fast
+
+bench: guests
+	$(CARGO) bench -p keel-tests
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+clean:
+	$(CARGO) clean
+	rm -rf $(GUESTS)

@@ -1,0 +1,126 @@
+//! Compiled components on disk, so that a restart does not recompile.
+//!
+//! An artifact is named by the SHA-256 of the component's bytes and the
+//! engine's compatibility hash (Wasmtime version, target, CPU features,
+//! tunables), so an artifact is only ever loaded into an engine able to run
+//! it. Artifacts are written to a temporary file and renamed into place, so a
+//! crash never leaves a torn file under a valid name. The folder must be
+//! writable only by keel's user: artifacts are native code and are loaded
+//! without validation.
+
+use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+/// What the cache did so far; tests and `keel` logs read it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Components compiled from Wasm (cache misses, or no cache).
+    pub compiled: u64,
+    /// Components loaded from a precompiled artifact.
+    pub loaded: u64,
+}
+
+/// Loads components, compiling only what the disk cache lacks.
+#[derive(Debug, Default)]
+pub struct ComponentCache {
+    dir: Option<PathBuf>,
+    compiled: AtomicU64,
+    loaded: AtomicU64,
+}
+
+impl ComponentCache {
+    /// A cache in `dir` (created when missing), or none: always compile.
+    pub fn new(dir: Option<PathBuf>) -> ComponentCache {
+        ComponentCache { dir, ..ComponentCache::default() }
+    }
+
+    /// The folder artifacts live in, if caching is on.
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
+    /// Counters of compilations and cache loads.
+    pub fn stats(&self) -> CacheStats {
+        CacheStats {
+            compiled: self.compiled.load(Ordering::Relaxed),
+            loaded: self.loaded.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Turns component bytes into a [`Component`]: from the cache when an
+    /// artifact exists, otherwise by compiling (and storing the artifact).
+    /// `name` only labels log lines. Blocking: call it off the async runtime.
+    pub fn load(&self, engine: &Engine, name: &str, wasm: &[u8]) -> Result<Component> {
+        let Some(dir) = &self.dir else {
+            return self.compile(engine, name, wasm);
+        };
+        let path = dir.join(artifact_name(engine, wasm));
+        if path.is_file() {
+            // SAFETY: the artifact was written by `store` below from
+            // `Engine::precompile_component` for an engine with the same
+            // compatibility hash, and is never modified in place (new
+            // artifacts are renamed over it atomically).
+            match unsafe { Component::deserialize_file(engine, &path) } {
+                Ok(component) => {
+                    self.loaded.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(component = name, artifact = %path.display(), "loaded precompiled component");
+                    return Ok(component);
+                }
+                Err(e) => tracing::warn!(
+                    component = name,
+                    artifact = %path.display(),
+                    error = format!("{e:#}"),
+                    "ignoring an unusable precompiled artifact; recompiling"
+                ),
+            }
+        }
+        let component = self.compile(engine, name, wasm)?;
+        if let Err(e) = store(dir, &path, &component) {
+            tracing::warn!(component = name, error = format!("{e:#}"), "could not write the compiled component to the cache");
+        }
+        Ok(component)
+    }
+
+    fn compile(&self, engine: &Engine, name: &str, wasm: &[u8]) -> Result<Component> {
+        let started = std::time::Instant::now();
+        let component = Component::new(engine, wasm).map_err(anyhow::Error::from).with_context(|| format!("compiling component `{name}`"))?;
+        self.compiled.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(component = name, elapsed_ms = started.elapsed().as_millis() as u64, "compiled component");
+        Ok(component)
+    }
+}
+
+/// `<sha256 of wasm>-<compatibility hash>.cwasm`
+fn artifact_name(engine: &Engine, wasm: &[u8]) -> String {
+    let digest = Sha256::digest(wasm);
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    let mut name = String::with_capacity(64 + 18 + 6);
+    for byte in digest {
+        name.push_str(&format!("{byte:02x}"));
+    }
+    name.push_str(&format!("-{:016x}.cwasm", hasher.finish()));
+    name
+}
+
+fn store(dir: &Path, path: &Path, component: &Component) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating cache folder {}", dir.display()))?;
+    let bytes = component.serialize().map_err(anyhow::Error::from).context("serialising the compiled component")?;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} into place", tmp.display()))?;
+    Ok(())
+}
+
+/// The default cache folder: `$XDG_CACHE_HOME/keel` or `~/.cache/keel`.
+pub fn default_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(dir).join("keel"));
+    }
+    std::env::var_os("HOME").filter(|d| !d.is_empty()).map(|home| PathBuf::from(home).join(".cache").join("keel"))
+}

@@ -1,0 +1,120 @@
+//! The `keel` command line: argument parsing and wiring only; everything it
+//! does is library code.
+
+use crate::engine::EngineOptions;
+use crate::host::Host;
+use crate::logging::{self, LogFormat};
+use crate::manifest::Manifest;
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// keel runs WebAssembly components whose capabilities are components too.
+#[derive(Debug, Parser)]
+#[command(name = "keel", version, about)]
+pub struct Cli {
+    /// Log format: `text` for people, `json` for machines. Filter with RUST_LOG.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// keel's subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the workloads of a manifest until SIGINT or SIGTERM.
+    Run(RunArgs),
+}
+
+/// Arguments of `keel run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The manifest (TOML).
+    pub manifest: PathBuf,
+    /// Address to serve HTTP on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Folder for compiled components [default: $XDG_CACHE_HOME/keel or ~/.cache/keel].
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Compile every component at every start.
+    #[arg(long, conflicts_with = "cache_dir")]
+    pub no_cache: bool,
+}
+
+/// Parses the arguments, runs, and maps the outcome to an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = logging::init(cli.log_format) {
+        eprintln!("error: {e:#}");
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("keel").build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Run(args) => run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `keel run`: load the manifest, start every workload, serve until a
+/// signal, then drain and stop.
+pub async fn run(args: RunArgs) -> Result<()> {
+    let manifest = Manifest::load(&args.manifest)?;
+    let mut builder = Host::builder().http_listen(args.listen).engine_options(EngineOptions::default());
+    if !args.no_cache {
+        if let Some(dir) = args.cache_dir.clone().or_else(crate::cache::default_dir) {
+            builder = builder.cache_dir(dir);
+        }
+    }
+    let host = builder.start().await?;
+    if let Some(addr) = host.http_addr() {
+        tracing::info!("listening on http://{addr}");
+    }
+    for spec in manifest.workloads {
+        let route = spec.http.host.clone();
+        let id = match host.start_workload(spec).await {
+            Ok(id) => id,
+            Err(e) => {
+                host.shutdown().await;
+                return Err(e);
+            }
+        };
+        match route {
+            Some(name) => tracing::info!(workload = %id, "route: Host {name} -> {id}"),
+            None => tracing::info!(workload = %id, "route: any host -> {id} (the only workload without a host name)"),
+        }
+    }
+    shutdown_signal().await?;
+    tracing::info!("shutting down: finishing in-flight requests");
+    host.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() -> Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("listening for SIGTERM")?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result.context("listening for SIGINT")?,
+        _ = terminate.recv() => {}
+    }
+    Ok(())
+}

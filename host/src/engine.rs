@@ -1,0 +1,137 @@
+//! The Wasmtime engine every workload and plugin of a host shares: its
+//! configuration, the instance pool, and the one epoch ticker that enforces
+//! per-invocation deadlines.
+
+use anyhow::{Context, Result};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How the engine is built. The defaults suit a server.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Use the pooling instance allocator (fast instantiation; reserves
+    /// virtual memory up front). When the reservation fails keel falls back
+    /// to on-demand allocation and says so in the log.
+    pub pooling: bool,
+    /// Component instances the pool holds at once (across all workloads).
+    pub pool_instances: u32,
+    /// Turn on the component-model-async machinery (WASI P3). Off by default:
+    /// measured in `make bench`, turning it on makes instantiation and every
+    /// host call slower (see README, "Performance").
+    pub concurrency_support: bool,
+    /// How often the epoch advances: the granularity of deadlines.
+    pub epoch_tick: Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> EngineOptions {
+        EngineOptions {
+            pooling: true,
+            pool_instances: 1000,
+            concurrency_support: false,
+            epoch_tick: Duration::from_millis(10),
+        }
+    }
+}
+
+/// A configured engine plus its epoch ticker; the ticker stops when this is
+/// dropped.
+pub struct KeelEngine {
+    engine: Engine,
+    options: EngineOptions,
+    pooled: bool,
+    ticker: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
+}
+
+impl KeelEngine {
+    /// Builds the engine and starts its epoch ticker.
+    pub fn new(options: EngineOptions) -> Result<KeelEngine> {
+        let (engine, pooled) = if options.pooling {
+            match Engine::new(&config(&options, true)) {
+                Ok(engine) => (engine, true),
+                Err(e) => {
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        "the pooling allocator could not reserve its memory; falling back to on-demand allocation"
+                    );
+                    (Engine::new(&config(&options, false)).map_err(anyhow::Error::from).context("building the Wasmtime engine")?, false)
+                }
+            }
+        } else {
+            (Engine::new(&config(&options, false)).map_err(anyhow::Error::from).context("building the Wasmtime engine")?, false)
+        };
+        let ticker = spawn_ticker(engine.clone(), options.epoch_tick)?;
+        Ok(KeelEngine { engine, options, pooled, ticker: Some(ticker) })
+    }
+
+    /// The Wasmtime engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The options it was built with.
+    pub fn options(&self) -> &EngineOptions {
+        &self.options
+    }
+
+    /// Whether instances come from the pool (false after a fallback).
+    pub fn pooled(&self) -> bool {
+        self.pooled
+    }
+
+    /// The number of epoch ticks that covers `timeout`, at least one.
+    pub fn ticks_for(&self, timeout: Duration) -> u64 {
+        let tick = self.options.epoch_tick.as_nanos().max(1);
+        u64::try_from(timeout.as_nanos().div_ceil(tick)).unwrap_or(u64::MAX).max(1)
+    }
+}
+
+impl Drop for KeelEngine {
+    fn drop(&mut self) {
+        if let Some((stop, thread)) = self.ticker.take() {
+            let _ = stop.send(());
+            let _ = thread.join();
+        }
+    }
+}
+
+fn config(options: &EngineOptions, pooling: bool) -> Config {
+    let mut config = Config::new();
+    config
+        .epoch_interruption(true)
+        .concurrency_support(options.concurrency_support)
+        .wasm_component_model(true);
+    if pooling {
+        let instances = options.pool_instances;
+        let mut pool = PoolingAllocationConfig::default();
+        // A plugin-composed workload holds several core instances, memories
+        // and tables; size the pool for a handful of each per component.
+        pool.total_component_instances(instances)
+            .total_core_instances(instances.saturating_mul(8))
+            .total_memories(instances.saturating_mul(2))
+            .total_tables(instances.saturating_mul(4))
+            .total_stacks(instances)
+            .max_core_instances_per_component(64)
+            .max_memories_per_component(16)
+            .max_tables_per_component(32);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    config
+}
+
+/// One thread per engine advances the epoch; invocations set deadlines in
+/// ticks, so no per-request timer thread exists.
+fn spawn_ticker(engine: Engine, tick: Duration) -> Result<(mpsc::Sender<()>, JoinHandle<()>)> {
+    let (stop, stopped) = mpsc::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("keel-epoch".into())
+        .spawn(move || {
+            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(tick) {
+                engine.increment_epoch();
+            }
+        })
+        .context("starting the epoch ticker thread")?;
+    Ok((stop, thread))
+}

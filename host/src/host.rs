@@ -1,0 +1,168 @@
+//! The host: one engine, one component cache, one HTTP ingress, and the
+//! workloads it runs. This is keel's library API; the `keel` binary is a thin
+//! shell around it.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use keel::{Host, WorkloadId, WorkloadSpec};
+//! let host = Host::builder().http_listen("127.0.0.1:0".parse()?).start().await?;
+//! let id = host
+//!     .start_workload(WorkloadSpec::single(WorkloadId::new("demo", "hello"), "hello.wasm"))
+//!     .await?;
+//! println!("{:?} serving on {:?}", host.status(&id), host.http_addr());
+//! host.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+use crate::cache::{CacheStats, ComponentCache};
+use crate::engine::{EngineOptions, KeelEngine};
+use crate::http::{Ingress, Router};
+use crate::manifest::{WorkloadId, WorkloadSpec};
+use crate::workload::{Workload, WorkloadStatus};
+use anyhow::{Result, bail};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// Configures and starts a [`Host`].
+#[derive(Debug, Clone, Default)]
+pub struct HostBuilder {
+    http_listen: Option<SocketAddr>,
+    cache_dir: Option<PathBuf>,
+    engine: EngineOptions,
+}
+
+impl HostBuilder {
+    /// Serve HTTP on `addr` (port 0 picks a free port). Without it the host
+    /// runs no HTTP ingress.
+    pub fn http_listen(mut self, addr: SocketAddr) -> HostBuilder {
+        self.http_listen = Some(addr);
+        self
+    }
+
+    /// Keep compiled components in `dir`. Without it every start compiles.
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> HostBuilder {
+        self.cache_dir = Some(dir.into());
+        self
+    }
+
+    /// Engine settings (pooling, concurrency support, epoch tick).
+    pub fn engine_options(mut self, options: EngineOptions) -> HostBuilder {
+        self.engine = options;
+        self
+    }
+
+    /// Builds the engine and binds the ingress.
+    pub async fn start(self) -> Result<Host> {
+        let engine = Arc::new(KeelEngine::new(self.engine)?);
+        let router = Arc::new(Router::default());
+        let ingress = match self.http_listen {
+            Some(addr) => Some(Ingress::bind(addr, router.clone(), engine.clone()).await?),
+            None => None,
+        };
+        Ok(Host {
+            engine,
+            cache: Arc::new(ComponentCache::new(self.cache_dir)),
+            router,
+            workloads: Mutex::new(BTreeMap::new()),
+            ingress: Mutex::new(ingress),
+        })
+    }
+}
+
+/// A running host.
+pub struct Host {
+    engine: Arc<KeelEngine>,
+    cache: Arc<ComponentCache>,
+    router: Arc<Router>,
+    workloads: Mutex<BTreeMap<WorkloadId, Arc<Workload>>>,
+    ingress: Mutex<Option<Ingress>>,
+}
+
+impl Host {
+    /// A builder with the defaults: no ingress, no cache, pooled engine.
+    pub fn builder() -> HostBuilder {
+        HostBuilder::default()
+    }
+
+    /// Where HTTP is served, if anywhere.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.lock_ingress().as_ref().map(Ingress::local_addr)
+    }
+
+    /// The engine shared by all workloads.
+    pub fn engine(&self) -> &KeelEngine {
+        &self.engine
+    }
+
+    /// What the component cache has done so far.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.cache.stats()
+    }
+
+    /// Starts a workload and waits until it runs. An id that is starting,
+    /// running or stopping is refused; a stopped or failed one is replaced.
+    /// On failure the workload stays listed in state `Error`.
+    pub async fn start_workload(&self, spec: WorkloadSpec) -> Result<WorkloadId> {
+        let id = spec.id.clone();
+        let workload = Arc::new(Workload::new(spec));
+        {
+            let mut workloads = self.lock_workloads();
+            if let Some(existing) = workloads.get(&id)
+                && existing.state().is_active()
+            {
+                bail!("workload `{id}` already exists and is {}", existing.state());
+            }
+            workloads.insert(id.clone(), workload.clone());
+        }
+        self.router.insert(workload.clone());
+        workload.start(self.engine.clone(), self.cache.clone()).await?;
+        tracing::info!(workload = %id, http_host = workload.spec().http.host.as_deref().unwrap_or("(default)"), "workload running");
+        Ok(id)
+    }
+
+    /// Stops a workload: new invocations get 503, in-flight ones finish.
+    pub async fn stop_workload(&self, id: &WorkloadId) -> Result<()> {
+        let Some(workload) = self.lock_workloads().get(id).cloned() else {
+            bail!("no workload `{id}`");
+        };
+        workload.stop().await;
+        tracing::info!(workload = %id, "workload stopped");
+        Ok(())
+    }
+
+    /// The status of one workload.
+    pub fn status(&self, id: &WorkloadId) -> Option<WorkloadStatus> {
+        self.lock_workloads().get(id).map(|w| w.status())
+    }
+
+    /// The status of every workload, ordered by id.
+    pub fn list(&self) -> Vec<WorkloadStatus> {
+        self.lock_workloads().values().map(|w| w.status()).collect()
+    }
+
+    /// Stops accepting HTTP connections, lets in-flight requests finish, and
+    /// stops every workload.
+    pub async fn shutdown(&self) {
+        let ingress = self.lock_ingress().take();
+        let workloads: Vec<_> = self.lock_workloads().values().cloned().collect();
+        // Stopping the workloads first would turn requests already accepted
+        // into 503s; the ingress drains them, then the workloads stop.
+        if let Some(ingress) = ingress {
+            ingress.shutdown().await;
+        }
+        for workload in workloads {
+            workload.stop().await;
+        }
+    }
+
+    fn lock_workloads(&self) -> std::sync::MutexGuard<'_, BTreeMap<WorkloadId, Arc<Workload>>> {
+        self.workloads.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_ingress(&self) -> std::sync::MutexGuard<'_, Option<Ingress>> {
+        self.ingress.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+

@@ -1,0 +1,175 @@
+//! One HTTP request's path through the host: route, check limits, admit,
+//! instantiate a fresh guest, call its `wasi:http/incoming-handler`, and turn
+//! whatever happens into a status code.
+
+use super::body::{LimitedBody, ResponseBody, full};
+use super::router::{Router, request_host};
+use crate::engine::KeelEngine;
+use crate::workload::{InvocationState, Unavailable, Workload};
+use hyper::body::Incoming;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::sync::OwnedSemaphorePermit;
+use wasmtime::Store;
+use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+
+/// How an invocation ended, once the guest is done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    Finished,
+    Deadline,
+    MemoryLimit,
+    Trap,
+}
+
+/// Serves one request.
+pub async fn handle(router: &Router, engine: &Arc<KeelEngine>, request: http::Request<Incoming>) -> http::Response<ResponseBody> {
+    let host = request_host(&request);
+    let Some(workload) = router.route(host.as_deref()) else {
+        let shown = host.as_deref().unwrap_or("(none)");
+        return text(404, &format!("no workload serves host {shown}\n"));
+    };
+    let permit = match workload.admit().await {
+        Ok(permit) => permit,
+        Err(Unavailable::Busy(_)) => {
+            let mut response = text(503, "workload is busy\n");
+            response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+            return response;
+        }
+        Err(e @ Unavailable::NotRunning(_)) => return text(503, &format!("{e}\n")),
+    };
+    if workload.http().is_none() {
+        return text(404, "this workload does not serve HTTP\n");
+    }
+    let limit = workload.spec().limits.max_request_body.0;
+    let declared = request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return too_large(limit);
+    }
+    invoke(workload, engine, permit, request, limit).await
+}
+
+async fn invoke(
+    workload: Arc<Workload>,
+    engine: &Arc<KeelEngine>,
+    permit: OwnedSemaphorePermit,
+    request: http::Request<Incoming>,
+    limit: u64,
+) -> http::Response<ResponseBody> {
+    let Some(component) = workload.http() else {
+        return text(404, "this workload does not serve HTTP\n");
+    };
+    let template = component.template.clone();
+    let pre = component.pre.clone();
+    let mut store = match template.new_store(engine) {
+        Ok(store) => store,
+        Err(e) => {
+            tracing::error!(workload = template.workload(), error = format!("{e:#}"), "could not prepare an instance");
+            return text(500, "internal error\n");
+        }
+    };
+    let tripped = Arc::new(AtomicBool::new(false));
+    let request = request.map(|body| LimitedBody::new(body, limit, tripped.clone()));
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let resources = (|| {
+        let request = store.data_mut().http().new_incoming_request(Scheme::Http, request)?;
+        let out = store.data_mut().http().new_response_outparam(tx)?;
+        wasmtime::Result::<_>::Ok((request, out))
+    })();
+    let (guest_request, out) = match resources {
+        Ok(pair) => pair,
+        Err(e) => {
+            tracing::warn!(workload = template.workload(), error = format!("{e:#}"), "refused a malformed request");
+            return text(400, "bad request\n");
+        }
+    };
+    let deadline = tokio::time::Instant::now() + template.timeout();
+    let guest = tokio::spawn(async move {
+        let _permit = permit;
+        let call = async {
+            let proxy = pre.instantiate_async(&mut store).await?;
+            proxy.wasi_http_incoming_handler().call_handle(&mut store, guest_request, out).await
+        };
+        let result = tokio::time::timeout_at(deadline, call).await;
+        let ending = ending(&result, &store);
+        log_ending(ending, &template, &result, &store);
+        ending
+    });
+    match rx.await {
+        Ok(Ok(response)) if !tripped.load(Ordering::Acquire) => response,
+        Ok(Ok(_)) => too_large(limit),
+        Ok(Err(code)) if tripped.load(Ordering::Acquire) => {
+            tracing::debug!(?code, "guest gave up on an over-long body");
+            too_large(limit)
+        }
+        Ok(Err(code)) => {
+            tracing::warn!(workload = %workload.id(), ?code, "the guest answered with an error code");
+            text(500, "the workload reported an error\n")
+        }
+        // The guest never called `response-outparam.set`: its task tells why.
+        Err(_) => match guest.await {
+            _ if tripped.load(Ordering::Acquire) => too_large(limit),
+            Ok(Ending::Deadline) => text(504, "the workload ran past its deadline\n"),
+            Ok(Ending::MemoryLimit) => text(500, "the workload ran out of memory\n"),
+            Ok(Ending::Trap) | Err(_) => text(500, "the workload failed\n"),
+            Ok(Ending::Finished) => text(500, "the workload sent no response\n"),
+        },
+    }
+}
+
+type CallResult = Result<wasmtime::Result<()>, tokio::time::error::Elapsed>;
+
+fn ending(result: &CallResult, store: &Store<InvocationState>) -> Ending {
+    match result {
+        Ok(Ok(())) => Ending::Finished,
+        Err(_elapsed) => Ending::Deadline,
+        Ok(Err(_)) if store.data().deadline_hit() => Ending::Deadline,
+        Ok(Err(_)) if store.data().memory_limit_hit() => Ending::MemoryLimit,
+        Ok(Err(_)) => Ending::Trap,
+    }
+}
+
+fn log_ending(ending: Ending, template: &crate::workload::InvocationTemplate, result: &CallResult, store: &Store<InvocationState>) {
+    let workload = template.workload();
+    let component = template.component();
+    let error = match result {
+        Ok(Err(e)) => format!("{e:?}"),
+        _ => String::new(),
+    };
+    match ending {
+        Ending::Finished => {}
+        Ending::Deadline => tracing::warn!(
+            workload,
+            component,
+            timeout_ms = template.timeout().as_millis() as u64,
+            "invocation cut at its deadline"
+        ),
+        Ending::MemoryLimit => tracing::warn!(
+            workload,
+            component,
+            memory_used = store.data().memory_used(),
+            error,
+            "guest stopped at its memory limit"
+        ),
+        Ending::Trap => tracing::warn!(workload, component, error, "guest trapped"),
+    }
+}
+
+fn too_large(limit: u64) -> http::Response<ResponseBody> {
+    text(413, &format!("request body is larger than this workload's limit of {limit} bytes\n"))
+}
+
+/// A plain-text response from the host itself.
+pub fn text(status: u16, body: &str) -> http::Response<ResponseBody> {
+    let mut response = http::Response::new(full(body.to_string()));
+    *response.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    response
+        .headers_mut()
+        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));
+    response
+}

@@ -1,0 +1,27 @@
+//! keel: a host for WebAssembly components in which every capability is
+//! itself a component.
+//!
+//! The native core is thin: the Wasmtime [`engine`], a disk [`cache`] of
+//! compiled components, [`workload`]s with their per-invocation Stores and
+//! limits, the [`http`] ingress and outgoing allowlist, and the [`manifest`]
+//! that describes what to run. [`Host`] ties them together and is the library
+//! API; [`cli`] is the `keel` command.
+//!
+//! A request's path: [`http::ingress`] → [`http::router`] (Host header) →
+//! [`http::handler`] → a fresh instance of the workload's component in a new
+//! Store ([`workload::invocation`]), bounded in time, memory and concurrency.
+
+pub mod cache;
+pub mod cli;
+pub mod engine;
+pub mod host;
+pub mod http;
+pub mod logging;
+pub mod manifest;
+pub mod workload;
+
+pub use cache::CacheStats;
+pub use engine::EngineOptions;
+pub use host::{Host, HostBuilder};
+pub use manifest::{Manifest, WorkloadId, WorkloadSpec};
+pub use workload::{WorkloadState, WorkloadStatus};

@@ -1,0 +1,286 @@
+//! Reading a manifest file: TOML parsing, validation, path resolution, and
+//! errors that point at `file:line:column`.
+
+use super::{
+    ComponentSpec, HttpSpec, Limits, Manifest, SocketsSpec, VolumeSpec, WorkloadId, WorkloadSpec,
+    raw, validate_name,
+};
+use std::collections::BTreeSet;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+/// A place in a manifest file, printed `file:line:column` (1-based).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// The manifest file.
+    pub file: PathBuf,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, in characters.
+    pub column: usize,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file.display(), self.line, self.column)
+    }
+}
+
+/// A manifest that cannot be used, with where and why.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// The file could not be read at all.
+    #[error("{}: cannot read the manifest: {source}", file.display())]
+    Read {
+        /// The manifest file.
+        file: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file was read but something in it is wrong.
+    #[error("{location}: {message}")]
+    Invalid {
+        /// Where the problem is.
+        location: Location,
+        /// What was expected.
+        message: String,
+    },
+}
+
+impl ManifestError {
+    /// Where the problem is, when it is inside the file.
+    pub fn location(&self) -> Option<&Location> {
+        match self {
+            ManifestError::Read { .. } => None,
+            ManifestError::Invalid { location, .. } => Some(location),
+        }
+    }
+}
+
+/// Maps byte offsets in the manifest text to [`Location`]s.
+struct Source<'a> {
+    file: &'a Path,
+    text: &'a str,
+}
+
+impl Source<'_> {
+    fn locate(&self, offset: usize) -> Location {
+        let offset = offset.min(self.text.len());
+        let before = &self.text[..self.text.floor_char_boundary(offset)];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let column = before[line_start..].chars().count() + 1;
+        Location { file: self.file.to_path_buf(), line, column }
+    }
+
+    fn error(&self, span: Range<usize>, message: impl Into<String>) -> ManifestError {
+        ManifestError::Invalid { location: self.locate(span.start), message: message.into() }
+    }
+}
+
+impl Manifest {
+    /// Reads and validates the manifest at `path`. Relative paths inside it
+    /// are resolved against the manifest's folder.
+    pub fn load(path: impl AsRef<Path>) -> Result<Manifest, ManifestError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ManifestError::Read { file: path.to_path_buf(), source })?;
+        Manifest::parse(path, &text)
+    }
+
+    /// Validates manifest `text` as if it had been read from `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<Manifest, ManifestError> {
+        let source = Source { file: path, text };
+        let raw: raw::Manifest = toml::from_str(text).map_err(|e| {
+            let message = e.message().trim_end().to_string();
+            source.error(e.span().unwrap_or(0..0), message)
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let mut seen = BTreeSet::new();
+        let mut hosts = BTreeSet::new();
+        let mut workloads = Vec::new();
+        for workload in raw.workload {
+            let spec = workload_spec(&source, &base, workload)?;
+            if !seen.insert(spec.id.clone()) {
+                return Err(ManifestError::Invalid {
+                    location: spec_location(&spec, path),
+                    message: format!("workload `{}` is declared twice", spec.id),
+                });
+            }
+            if let Some(host) = &spec.http.host
+                && !hosts.insert(host.clone())
+            {
+                return Err(ManifestError::Invalid {
+                    location: spec.http.host_origin.clone().unwrap_or_else(|| spec_location(&spec, path)),
+                    message: format!("HTTP host `{host}` is routed to two workloads"),
+                });
+            }
+            workloads.push(spec);
+        }
+        if workloads.is_empty() {
+            return Err(source.error(0..0, "the manifest declares no `[[workload]]`"));
+        }
+        Ok(Manifest { source: Some(path.to_path_buf()), workloads })
+    }
+}
+
+fn spec_location(spec: &WorkloadSpec, file: &Path) -> Location {
+    spec.components
+        .first()
+        .and_then(|c| c.origin.clone())
+        .unwrap_or(Location { file: file.to_path_buf(), line: 1, column: 1 })
+}
+
+fn checked_name(source: &Source<'_>, name: &toml::Spanned<String>) -> Result<String, ManifestError> {
+    validate_name(name.get_ref()).map_err(|m| source.error(name.span(), m))?;
+    Ok(name.get_ref().clone())
+}
+
+fn workload_spec(source: &Source<'_>, base: &Path, raw: raw::Workload) -> Result<WorkloadSpec, ManifestError> {
+    let namespace = match &raw.namespace {
+        Some(ns) => checked_name(source, ns)?,
+        None => "default".to_string(),
+    };
+    let id = WorkloadId::new(namespace, checked_name(source, &raw.name)?);
+    if raw.component.is_empty() {
+        return Err(source.error(
+            raw.name.span(),
+            format!("workload `{id}` has no `[[workload.component]]`: add one with a `path`"),
+        ));
+    }
+    let mut components = Vec::new();
+    let mut names = BTreeSet::new();
+    for component in &raw.component {
+        let spec = component_spec(source, base, component)?;
+        if !names.insert(spec.name.clone()) {
+            let span = component.name.as_ref().map_or(component.path.span(), |n| n.span());
+            return Err(source.error(span, format!("component `{}` is declared twice in `{id}`", spec.name)));
+        }
+        components.push(spec);
+    }
+    let http = http_spec(source, raw.http)?;
+    let sockets = sockets_spec(source, raw.sockets)?;
+    let mut volumes = Vec::new();
+    for volume in raw.volume {
+        let span = volume.span();
+        let volume = volume.into_inner();
+        let host = base.join(&volume.host);
+        if !host.is_dir() {
+            return Err(source.error(span, format!("volume folder {} does not exist", host.display())));
+        }
+        if !volume.guest.starts_with('/') {
+            return Err(source.error(span, format!("volume guest path `{}` must be absolute", volume.guest)));
+        }
+        volumes.push(VolumeSpec { host, guest: volume.guest, read_only: volume.read_only });
+    }
+    let defaults = Limits::default();
+    let max_instances = match raw.limits.max_instances {
+        Some(n) if *n.get_ref() == 0 => {
+            return Err(source.error(n.span(), "`max_instances` must be at least 1"));
+        }
+        Some(n) => n.into_inner(),
+        None => defaults.max_instances,
+    };
+    let limits = Limits {
+        memory: raw.limits.memory.unwrap_or(defaults.memory),
+        timeout: raw.limits.timeout.unwrap_or(defaults.timeout),
+        max_instances,
+        max_request_body: raw.limits.max_request_body.unwrap_or(defaults.max_request_body),
+    };
+    Ok(WorkloadSpec { id, components, env: raw.env, http, sockets, volumes, limits })
+}
+
+fn component_spec(source: &Source<'_>, base: &Path, raw: &raw::Component) -> Result<ComponentSpec, ManifestError> {
+    let path = base.join(raw.path.get_ref());
+    let span = raw.path.span();
+    let name = match &raw.name {
+        Some(name) => checked_name(source, name)?,
+        None => default_component_name(&path)
+            .ok_or_else(|| source.error(span.clone(), "cannot derive a component name from this path: add `name`"))?,
+    };
+    let metadata = std::fs::metadata(&path)
+        .map_err(|e| source.error(span.clone(), format!("component file {}: {e}", path.display())))?;
+    if !metadata.is_file() {
+        return Err(source.error(span, format!("component path {} is not a file", path.display())));
+    }
+    Ok(ComponentSpec { name, path, origin: Some(source.locate(span.start)) })
+}
+
+/// `my_api.wasm` → `my-api`; `None` when nothing valid remains.
+fn default_component_name(path: &Path) -> Option<String> {
+    let stem = path.file_stem()?.to_str()?.to_ascii_lowercase().replace('_', "-");
+    validate_name(&stem).is_ok().then_some(stem)
+}
+
+fn http_spec(source: &Source<'_>, raw: raw::Http) -> Result<HttpSpec, ManifestError> {
+    let mut spec = HttpSpec::default();
+    if let Some(host) = raw.host {
+        let name = host.get_ref().trim().to_ascii_lowercase();
+        if name.is_empty() || name.contains(['/', ':', ' ']) {
+            return Err(source.error(host.span(), "`host` must be a bare host name like \"api.example.com\" (no scheme or port)"));
+        }
+        spec.host_origin = Some(source.locate(host.span().start));
+        spec.host = Some(name);
+    }
+    for pattern in raw.outgoing {
+        crate::http::outgoing::AuthorityPattern::parse(pattern.get_ref())
+            .map_err(|m| source.error(pattern.span(), m))?;
+        spec.outgoing.push(pattern.into_inner());
+    }
+    Ok(spec)
+}
+
+fn sockets_spec(source: &Source<'_>, raw: raw::Sockets) -> Result<SocketsSpec, ManifestError> {
+    let mut spec = SocketsSpec { allow: Vec::new(), name_lookup: raw.name_lookup };
+    for pattern in raw.allow {
+        crate::workload::network::SocketPattern::parse(pattern.get_ref())
+            .map_err(|m| source.error(pattern.span(), m))?;
+        spec.allow.push(pattern.into_inner());
+    }
+    Ok(spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Manifest, ManifestError> {
+        Manifest::parse(Path::new("app.toml"), text)
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_with_its_line_and_column() {
+        let err = parse("[[workload]]\nname = \"a\"\ncolour = \"red\"\n").unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("app.toml:3:1: "), "{text}");
+        assert!(text.contains("unknown field `colour`"), "{text}");
+    }
+
+    #[test]
+    fn malformed_toml_points_at_the_problem() {
+        let err = parse("[[workload]]\nname = \"a\n").unwrap_err();
+        let location = err.location().expect("location");
+        assert_eq!(location.line, 2, "{err}");
+    }
+
+    #[test]
+    fn bad_sizes_and_names_are_explained() {
+        let err = parse("[[workload]]\nname = \"a\"\n[workload.limits]\nmemory = \"lots\"\n").unwrap_err();
+        assert!(err.to_string().starts_with("app.toml:4:10: "), "{err}");
+        assert!(err.to_string().contains("size"), "{err}");
+        let err = parse("[[workload]]\nname = \"Bad Name\"\n").unwrap_err();
+        assert!(err.to_string().starts_with("app.toml:2:8: "), "{err}");
+    }
+
+    #[test]
+    fn a_missing_component_file_is_reported_at_its_path() {
+        let err = parse("[[workload]]\nname = \"a\"\n[[workload.component]]\npath = \"nowhere.wasm\"\n").unwrap_err();
+        assert!(err.to_string().starts_with("app.toml:4:8: component file nowhere.wasm"), "{err}");
+    }
+
+    #[test]
+    fn an_empty_manifest_is_refused() {
+        assert!(parse("").unwrap_err().to_string().contains("no `[[workload]]`"));
+    }
+}

@@ -1,0 +1,287 @@
+//! The composition manifest: what `keel run app.toml` starts.
+//!
+//! A manifest is TOML. Every table rejects keys it does not know, and every
+//! error names the file, line and column (see [`ManifestError`]). The full
+//! reference, with defaults, is in the README; in short:
+//!
+//! ```toml
+//! [[workload]]
+//! namespace = "shop"          # optional, "default" when left out
+//! name = "api"
+//! env = { GREETING = "hi" }
+//!
+//! [workload.http]
+//! host = "api.shop.local"     # route requests with this Host header here
+//! outgoing = ["api.example.com", "*.internal:8443"]   # outgoing HTTP allowlist
+//!
+//! [workload.sockets]
+//! allow = ["127.0.0.1:6379"]  # TCP/UDP addresses the guest may use
+//!
+//! [workload.limits]
+//! memory = "64MiB"            # per instance
+//! timeout = "5s"              # per invocation
+//! max_instances = 64          # in flight at once
+//! max_request_body = "10MiB"
+//!
+//! [[workload.volume]]
+//! host = "./data"             # relative to the manifest's folder
+//! guest = "/data"
+//! read_only = true
+//!
+//! [[workload.component]]
+//! name = "api"
+//! path = "api.wasm"           # relative to the manifest's folder
+//! ```
+
+mod load;
+mod units;
+
+pub use load::{Location, ManifestError};
+pub use units::{ByteSize, parse_duration};
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A whole manifest: the workloads one host runs.
+#[derive(Debug, Clone, Default)]
+pub struct Manifest {
+    /// The file it was read from, if any.
+    pub source: Option<PathBuf>,
+    /// The workloads, in manifest order.
+    pub workloads: Vec<WorkloadSpec>,
+}
+
+/// `namespace/name`: what identifies a workload on a host.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WorkloadId {
+    /// The tenant or team the workload belongs to.
+    pub namespace: String,
+    /// The workload's name within its namespace.
+    pub name: String,
+}
+
+impl WorkloadId {
+    /// Builds an id from its two parts.
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> WorkloadId {
+        WorkloadId { namespace: namespace.into(), name: name.into() }
+    }
+}
+
+impl fmt::Display for WorkloadId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// One workload: its components and everything they are allowed to do.
+#[derive(Debug, Clone)]
+pub struct WorkloadSpec {
+    /// Namespace and name.
+    pub id: WorkloadId,
+    /// The components, in manifest order. At most one may export
+    /// `wasi:http/incoming-handler`; it receives the workload's HTTP traffic.
+    pub components: Vec<ComponentSpec>,
+    /// Environment variables every component of the workload sees.
+    pub env: BTreeMap<String, String>,
+    /// HTTP routing and the outgoing allowlist.
+    pub http: HttpSpec,
+    /// Socket allowlist.
+    pub sockets: SocketsSpec,
+    /// Host folders the guest sees.
+    pub volumes: Vec<VolumeSpec>,
+    /// Resource bounds.
+    pub limits: Limits,
+}
+
+impl WorkloadSpec {
+    /// A workload of one component with default settings: the shortest way
+    /// to start something from the library API.
+    pub fn single(id: WorkloadId, component: impl Into<PathBuf>) -> WorkloadSpec {
+        let name = id.name.clone();
+        WorkloadSpec {
+            id,
+            components: vec![ComponentSpec { name, path: component.into(), origin: None }],
+            env: BTreeMap::new(),
+            http: HttpSpec::default(),
+            sockets: SocketsSpec::default(),
+            volumes: Vec::new(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// One component of a workload.
+#[derive(Debug, Clone)]
+pub struct ComponentSpec {
+    /// Its name within the workload (defaults to the file stem).
+    pub name: String,
+    /// The `.wasm` file, already resolved against the manifest's folder.
+    pub path: PathBuf,
+    /// Where the manifest declared it, for error messages.
+    pub origin: Option<Location>,
+}
+
+/// HTTP settings of a workload.
+#[derive(Debug, Clone, Default)]
+pub struct HttpSpec {
+    /// The Host header (without port) routed to this workload. Without one,
+    /// the workload receives every request only while it is the host's only
+    /// HTTP workload without a host name (the development default).
+    pub host: Option<String>,
+    /// Where the manifest declared `host`, for error messages.
+    pub host_origin: Option<Location>,
+    /// Outgoing HTTP allowlist: `host`, `host:port`, or `*.domain[:port]`.
+    /// Empty means outgoing HTTP is denied.
+    pub outgoing: Vec<String>,
+}
+
+/// Socket settings of a workload: denied unless listed.
+#[derive(Debug, Clone, Default)]
+pub struct SocketsSpec {
+    /// `ip:port` or `ip:*` patterns the guest may connect or bind to, over
+    /// TCP and UDP. Empty means sockets are denied.
+    pub allow: Vec<String>,
+    /// Whether the guest may resolve host names.
+    pub name_lookup: bool,
+}
+
+/// A host folder mounted into the guest.
+#[derive(Debug, Clone)]
+pub struct VolumeSpec {
+    /// The folder on the host, resolved against the manifest's folder.
+    pub host: PathBuf,
+    /// Where the guest sees it (e.g. `/data`).
+    pub guest: String,
+    /// Whether the guest may only read.
+    pub read_only: bool,
+}
+
+/// The bounds on a workload's guests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Linear memory one instance may grow to.
+    pub memory: ByteSize,
+    /// Wall-clock time one invocation may take, CPU included.
+    pub timeout: Duration,
+    /// Instances in flight at once; further requests wait for a free slot
+    /// until their own deadline, then get 503.
+    pub max_instances: u32,
+    /// Largest request body accepted; larger ones get 413.
+    pub max_request_body: ByteSize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            memory: ByteSize::mib(128),
+            timeout: Duration::from_secs(30),
+            max_instances: 100,
+            max_request_body: ByteSize::mib(10),
+        }
+    }
+}
+
+/// The raw TOML shape, kept private: [`WorkloadSpec`] is what the rest of the
+/// host sees, with paths resolved and defaults applied.
+pub(crate) mod raw {
+    use super::units::{ByteSize, duration};
+    use serde::Deserialize;
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+    use toml::Spanned;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Manifest {
+        #[serde(default)]
+        pub workload: Vec<Workload>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Workload {
+        pub namespace: Option<Spanned<String>>,
+        pub name: Spanned<String>,
+        #[serde(default)]
+        pub env: BTreeMap<String, String>,
+        #[serde(default)]
+        pub http: Http,
+        #[serde(default)]
+        pub sockets: Sockets,
+        #[serde(default)]
+        pub limits: Limits,
+        #[serde(default)]
+        pub volume: Vec<Spanned<Volume>>,
+        #[serde(default)]
+        pub component: Vec<Component>,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Http {
+        pub host: Option<Spanned<String>>,
+        #[serde(default)]
+        pub outgoing: Vec<Spanned<String>>,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Sockets {
+        #[serde(default)]
+        pub allow: Vec<Spanned<String>>,
+        #[serde(default)]
+        pub name_lookup: bool,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Limits {
+        pub memory: Option<ByteSize>,
+        #[serde(default, with = "opt_duration")]
+        pub timeout: Option<Duration>,
+        pub max_instances: Option<Spanned<u32>>,
+        pub max_request_body: Option<ByteSize>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Volume {
+        pub host: String,
+        pub guest: String,
+        #[serde(default)]
+        pub read_only: bool,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Component {
+        pub name: Option<Spanned<String>>,
+        pub path: Spanned<String>,
+    }
+
+    mod opt_duration {
+        use serde::Deserializer;
+        use std::time::Duration;
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+            super::duration::deserialize(d).map(Some)
+        }
+    }
+}
+
+/// Checks that `text` can be a namespace, workload or component name:
+/// lower-case letters, digits, `-` and `_`, starting with a letter.
+pub fn validate_name(text: &str) -> Result<(), String> {
+    let mut chars = text.chars();
+    let valid = chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if valid && text.len() <= 63 {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{text}` is not a valid name: use up to 63 lower-case letters, digits, `-` or `_`, starting with a letter"
+        ))
+    }
+}

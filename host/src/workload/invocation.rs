@@ -1,0 +1,160 @@
+//! One invocation's world: the Store data a guest instance runs with (WASI
+//! context, HTTP context, resource table, limits) and how a fresh Store is
+//! made for each request or message.
+
+use super::limits::GuestLimiter;
+use super::network::SocketAllowlist;
+use super::stdio::{GuestLog, Stream};
+use crate::engine::KeelEngine;
+use crate::http::outgoing::{AuthorityPattern, OutgoingHooks};
+use crate::manifest::{ComponentSpec, WorkloadSpec};
+use anyhow::{Context, Result};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wasmtime::component::ResourceTable;
+use wasmtime::{Store, UpdateDeadline};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+/// The data of one invocation's [`Store`].
+pub struct InvocationState {
+    table: ResourceTable,
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    hooks: OutgoingHooks,
+    limiter: GuestLimiter,
+    deadline_hit: bool,
+}
+
+impl InvocationState {
+    /// Whether the invocation ran past its deadline.
+    pub fn deadline_hit(&self) -> bool {
+        self.deadline_hit
+    }
+
+    /// Bytes of linear memory the guest holds.
+    pub fn memory_used(&self) -> usize {
+        self.limiter.memory_used()
+    }
+
+    /// Whether the guest asked for more memory than its limit.
+    pub fn memory_limit_hit(&self) -> bool {
+        self.limiter.hit_memory_limit()
+    }
+}
+
+impl WasiView for InvocationState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for InvocationState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
+    }
+}
+
+/// The error an invocation ends with when its deadline passes.
+#[derive(Debug, thiserror::Error)]
+#[error("the invocation ran past its {0:?} deadline")]
+pub struct DeadlineExceeded(pub Duration);
+
+/// Everything needed to make a Store for one component of a workload, worked
+/// out once when the workload starts.
+#[derive(Debug, Clone)]
+pub struct InvocationTemplate {
+    workload: String,
+    component: String,
+    env: Vec<(String, String)>,
+    volumes: Vec<crate::manifest::VolumeSpec>,
+    sockets: Arc<SocketAllowlist>,
+    name_lookup: bool,
+    outgoing: Arc<Vec<AuthorityPattern>>,
+    memory: usize,
+    timeout: Duration,
+}
+
+impl InvocationTemplate {
+    /// The template for `component` of `workload`.
+    pub fn new(workload: &WorkloadSpec, component: &ComponentSpec) -> Result<InvocationTemplate> {
+        let outgoing = workload
+            .http
+            .outgoing
+            .iter()
+            .map(|p| AuthorityPattern::parse(p).map_err(anyhow::Error::msg))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(InvocationTemplate {
+            workload: workload.id.to_string(),
+            component: component.name.clone(),
+            env: workload.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            volumes: workload.volumes.clone(),
+            sockets: Arc::new(SocketAllowlist::parse(&workload.sockets.allow).map_err(anyhow::Error::msg)?),
+            name_lookup: workload.sockets.name_lookup,
+            outgoing: Arc::new(outgoing),
+            memory: workload.limits.memory.as_usize(),
+            timeout: workload.limits.timeout,
+        })
+    }
+
+    /// The per-invocation time limit.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// A fresh Store: WASI from the manifest, memory limit, and an epoch
+    /// deadline that yields to the runtime every tick (so a spinning guest
+    /// never holds a worker thread) and ends the invocation once
+    /// `timeout` has passed.
+    pub fn new_store(&self, engine: &KeelEngine) -> Result<Store<InvocationState>> {
+        let mut wasi = WasiCtx::builder();
+        wasi.envs(&self.env)
+            .stdout(GuestLog::new(&self.workload, &self.component, Stream::Stdout))
+            .stderr(GuestLog::new(&self.workload, &self.component, Stream::Stderr))
+            .allow_ip_name_lookup(self.name_lookup);
+        for volume in &self.volumes {
+            let perms = if volume.read_only { FsPerms::ReadOnly } else { FsPerms::ReadWrite };
+            wasi.preopened_dir(&volume.host, &volume.guest, perms)
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("opening volume {}", volume.host.display()))?;
+        }
+        if !self.sockets.is_empty() {
+            let allow = self.sockets.clone();
+            wasi.allow_tcp(true).allow_udp(true).socket_addr_check(move |addr, _use| {
+                let ok = allow.allows(&addr);
+                Box::pin(async move { ok })
+            });
+        }
+        let state = InvocationState {
+            table: ResourceTable::new(),
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            hooks: OutgoingHooks::new(&self.workload, self.outgoing.clone()),
+            limiter: GuestLimiter::new(self.memory),
+            deadline_hit: false,
+        };
+        let mut store = Store::new(engine.engine(), state);
+        store.limiter(|state| &mut state.limiter);
+        let deadline = Instant::now() + self.timeout;
+        let timeout = self.timeout;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |mut cx| {
+            if Instant::now() >= deadline {
+                cx.data_mut().deadline_hit = true;
+                return Err(wasmtime::Error::new(DeadlineExceeded(timeout)));
+            }
+            Ok(UpdateDeadline::Yield(1))
+        });
+        Ok(store)
+    }
+
+    /// `namespace/name` of the workload, for log lines.
+    pub fn workload(&self) -> &str {
+        &self.workload
+    }
+
+    /// The component's name, for log lines.
+    pub fn component(&self) -> &str {
+        &self.component
+    }
+}

@@ -1,0 +1,63 @@
+//! Per-invocation bounds on guest memory and tables.
+
+use wasmtime::ResourceLimiter;
+
+/// Caps the linear memory of one invocation's Store (summed over every memory
+/// of every instance in it, so a composed workload cannot dodge the limit by
+/// spreading across components) and remembers when the cap was hit, so the
+/// host can say "memory limit" instead of a bare trap.
+#[derive(Debug)]
+pub struct GuestLimiter {
+    memory_limit: usize,
+    memory_used: usize,
+    last_grant: usize,
+    table_elements_limit: usize,
+    hit_memory_limit: bool,
+}
+
+impl GuestLimiter {
+    /// A limiter allowing `memory_limit` bytes of linear memory in total.
+    pub fn new(memory_limit: usize) -> GuestLimiter {
+        GuestLimiter {
+            memory_limit,
+            memory_used: 0,
+            last_grant: 0,
+            table_elements_limit: 1_000_000,
+            hit_memory_limit: false,
+        }
+    }
+
+    /// Whether a growth was refused because of the memory limit.
+    pub fn hit_memory_limit(&self) -> bool {
+        self.hit_memory_limit
+    }
+
+    /// Bytes of linear memory currently granted.
+    pub fn memory_used(&self) -> usize {
+        self.memory_used
+    }
+}
+
+impl ResourceLimiter for GuestLimiter {
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let delta = desired.saturating_sub(current);
+        let total = self.memory_used.saturating_add(delta);
+        if total > self.memory_limit || maximum.is_some_and(|max| desired > max) {
+            self.hit_memory_limit |= total > self.memory_limit;
+            return Ok(false);
+        }
+        self.memory_used = total;
+        self.last_grant = delta;
+        Ok(true)
+    }
+
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.memory_used = self.memory_used.saturating_sub(self.last_grant);
+        self.last_grant = 0;
+        Ok(())
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= self.table_elements_limit && maximum.is_none_or(|max| desired <= max))
+    }
+}

@@ -1,0 +1,237 @@
+//! Workloads: loading and linking their components, their lifecycle, and
+//! admitting invocations within their bounds.
+//!
+//! A workload is compiled and linked once, at start, into an
+//! [`InstancePre`](wasmtime::component::InstancePre) per component; every
+//! invocation then gets a fresh Store (see [`invocation`]) and a fresh
+//! instance from the pool.
+
+pub mod invocation;
+pub mod limits;
+pub mod network;
+pub mod state;
+pub mod stdio;
+
+pub use invocation::{DeadlineExceeded, InvocationState, InvocationTemplate};
+pub use state::{WorkloadState, WorkloadStatus};
+
+use crate::cache::ComponentCache;
+use crate::engine::KeelEngine;
+use crate::manifest::{ComponentSpec, WorkloadId, WorkloadSpec};
+use anyhow::{Context, Result, bail};
+use std::sync::{Arc, Mutex, OnceLock};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use wasmtime::component::{Component, Linker};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+
+/// The interface a component exports to receive HTTP requests.
+pub const HTTP_HANDLER: &str = "wasi:http/incoming-handler";
+
+/// A workload on a host.
+pub struct Workload {
+    spec: WorkloadSpec,
+    state: Mutex<WorkloadState>,
+    slots: Arc<Semaphore>,
+    linked: OnceLock<Linked>,
+}
+
+/// What starting produced: the linked components.
+struct Linked {
+    http: Option<HttpComponent>,
+}
+
+/// The component of a workload that serves its HTTP traffic.
+pub struct HttpComponent {
+    /// Pre-linked, type-checked component; instantiated per request.
+    pub pre: ProxyPre<InvocationState>,
+    /// How each request's Store is made.
+    pub template: InvocationTemplate,
+}
+
+/// Why an invocation was not admitted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unavailable {
+    /// The workload is starting, stopping, stopped or failed.
+    #[error("workload is {0}")]
+    NotRunning(WorkloadState),
+    /// Every instance slot stayed busy for the whole wait.
+    #[error("workload is at its limit of {0} instances in flight")]
+    Busy(u32),
+}
+
+impl Workload {
+    /// A workload in state `Starting`; [`Workload::start`] brings it up.
+    pub fn new(spec: WorkloadSpec) -> Workload {
+        let slots = Arc::new(Semaphore::new(spec.limits.max_instances as usize));
+        Workload { spec, state: Mutex::new(WorkloadState::Starting), slots, linked: OnceLock::new() }
+    }
+
+    /// Its id.
+    pub fn id(&self) -> &WorkloadId {
+        &self.spec.id
+    }
+
+    /// What it was started from.
+    pub fn spec(&self) -> &WorkloadSpec {
+        &self.spec
+    }
+
+    /// Its current state.
+    pub fn state(&self) -> WorkloadState {
+        self.state.lock().map(|s| s.clone()).unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    fn set_state(&self, state: WorkloadState) {
+        let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        *guard = state;
+    }
+
+    /// A snapshot for `status` and `list`.
+    pub fn status(&self) -> WorkloadStatus {
+        let free = self.slots.available_permits() as u32;
+        WorkloadStatus {
+            id: self.spec.id.clone(),
+            state: self.state(),
+            http_host: self.spec.http.host.clone(),
+            in_flight: self.spec.limits.max_instances.saturating_sub(free),
+        }
+    }
+
+    /// The component serving HTTP, once started.
+    pub fn http(&self) -> Option<&HttpComponent> {
+        self.linked.get().and_then(|l| l.http.as_ref())
+    }
+
+    /// Whether this workload takes HTTP traffic without a host name: the
+    /// development default route.
+    pub fn is_default_route(&self) -> bool {
+        self.spec.http.host.is_none()
+    }
+
+    /// Loads, compiles (or takes from the cache) and links every component,
+    /// then moves to `Running`; on failure the state becomes `Error` with the
+    /// message, and the error is returned.
+    pub async fn start(self: &Arc<Self>, engine: Arc<KeelEngine>, cache: Arc<ComponentCache>) -> Result<()> {
+        let this = self.clone();
+        let result = tokio::task::spawn_blocking(move || this.link(&engine, &cache))
+            .await
+            .context("the task loading the workload failed")
+            .and_then(|r| r);
+        match result {
+            Ok(linked) => {
+                // `start` runs once per Workload, so the cell is empty here.
+                let _ = self.linked.set(linked);
+                let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                if *state != WorkloadState::Starting {
+                    bail!("workload `{}` was stopped while it was starting", self.spec.id);
+                }
+                *state = WorkloadState::Running;
+                Ok(())
+            }
+            Err(e) => {
+                let message = format!("{e:#}");
+                self.set_state(WorkloadState::Error(message));
+                Err(e.context(format!("starting workload `{}`", self.spec.id)))
+            }
+        }
+    }
+
+    fn link(&self, engine: &KeelEngine, cache: &ComponentCache) -> Result<Linked> {
+        let mut http = None;
+        let linker = workload_linker(engine)?;
+        for spec in &self.spec.components {
+            let component = load_component(engine, cache, spec)?;
+            let exports_http = component
+                .component_type()
+                .exports(engine.engine())
+                .any(|(name, _)| is_interface(name, HTTP_HANDLER));
+            let pre = linker.instantiate_pre(&component).map_err(|e| located(spec, e.into()))?;
+            if !exports_http {
+                continue;
+            }
+            if http.is_some() {
+                bail!(located_msg(spec, "a second component exports wasi:http/incoming-handler; a workload takes HTTP through one component"));
+            }
+            let pre = ProxyPre::new(pre).map_err(|e| located(spec, e.into()))?;
+            http = Some(HttpComponent { pre, template: InvocationTemplate::new(&self.spec, spec)? });
+        }
+        if http.is_none() && self.spec.http.host.is_some() {
+            let at = self.spec.http.host_origin.as_ref().map(|l| format!("{l}: ")).unwrap_or_default();
+            bail!(
+                "{at}workload `{}` declares HTTP host `{}` but none of its components exports {HTTP_HANDLER}",
+                self.spec.id,
+                self.spec.http.host.as_deref().unwrap_or_default()
+            );
+        }
+        Ok(Linked { http })
+    }
+
+    /// Waits (at most the invocation timeout) for an instance slot. The
+    /// returned permit is the invocation's right to run: hold it until the
+    /// guest has finished, so that [`Workload::stop`] can drain.
+    pub async fn admit(&self) -> Result<OwnedSemaphorePermit, Unavailable> {
+        let state = self.state();
+        if state != WorkloadState::Running {
+            return Err(Unavailable::NotRunning(state));
+        }
+        let wait = self.spec.limits.timeout;
+        let permit = match tokio::time::timeout(wait, self.slots.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(_closed)) => return Err(Unavailable::NotRunning(self.state())),
+            Err(_elapsed) => return Err(Unavailable::Busy(self.spec.limits.max_instances)),
+        };
+        match self.state() {
+            WorkloadState::Running => Ok(permit),
+            other => Err(Unavailable::NotRunning(other)),
+        }
+    }
+
+    /// Stops admitting invocations, waits for the in-flight ones to finish,
+    /// then reports `Stopped`.
+    pub async fn stop(&self) {
+        if !matches!(self.state(), WorkloadState::Running | WorkloadState::Starting) {
+            return;
+        }
+        self.set_state(WorkloadState::Stopping);
+        let all = self.spec.limits.max_instances;
+        // Acquiring every slot means every in-flight invocation has ended.
+        if let Ok(permits) = self.slots.acquire_many(all).await {
+            permits.forget();
+        }
+        self.slots.close();
+        self.set_state(WorkloadState::Stopped);
+    }
+}
+
+/// Whether export/import `name` is `interface` at any version.
+pub fn is_interface(name: &str, interface: &str) -> bool {
+    name.strip_prefix(interface).is_some_and(|rest| rest.is_empty() || rest.starts_with('@'))
+}
+
+/// The linker every workload component gets: WASI P2 and `wasi:http`.
+fn workload_linker(engine: &KeelEngine) -> Result<Linker<InvocationState>> {
+    let mut linker = Linker::new(engine.engine());
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from).context("linking WASI")?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(anyhow::Error::from).context("linking wasi:http")?;
+    Ok(linker)
+}
+
+fn load_component(engine: &KeelEngine, cache: &ComponentCache, spec: &ComponentSpec) -> Result<Component> {
+    let bytes = std::fs::read(&spec.path)
+        .with_context(|| located_msg(spec, &format!("reading component file {}", spec.path.display())))?;
+    keel_compose::WasmKind::expect_component(&bytes)
+        .map_err(|e| anyhow::anyhow!(located_msg(spec, &format!("{}: {e}", spec.path.display()))))?;
+    cache.load(engine.engine(), &spec.name, &bytes).map_err(|e| located(spec, e))
+}
+
+fn located_msg(spec: &ComponentSpec, message: &str) -> String {
+    match &spec.origin {
+        Some(at) => format!("{at}: component `{}`: {message}", spec.name),
+        None => format!("component `{}`: {message}", spec.name),
+    }
+}
+
+fn located(spec: &ComponentSpec, error: anyhow::Error) -> anyhow::Error {
+    let prefix = located_msg(spec, "");
+    error.context(prefix.trim_end_matches([' ', ':']).to_string())
+}

@@ -1,0 +1,53 @@
+//! Where a workload is in its life, as `status` and `list` report it.
+
+use crate::manifest::WorkloadId;
+use std::fmt;
+
+/// The life of a workload: `Starting` → `Running` → `Stopping` → `Stopped`,
+/// or `Error` when starting failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkloadState {
+    /// Components are being loaded and linked; requests get 503.
+    Starting,
+    /// Serving.
+    Running,
+    /// No new invocations; in-flight ones are finishing. Requests get 503.
+    Stopping,
+    /// Every invocation has finished. Requests get 503.
+    Stopped,
+    /// Starting failed; the message says why.
+    Error(String),
+}
+
+impl WorkloadState {
+    /// Whether the workload still holds its id (a new start with the same id
+    /// is refused): starting, running or stopping.
+    pub fn is_active(&self) -> bool {
+        matches!(self, WorkloadState::Starting | WorkloadState::Running | WorkloadState::Stopping)
+    }
+}
+
+impl fmt::Display for WorkloadState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WorkloadState::Starting => f.write_str("starting"),
+            WorkloadState::Running => f.write_str("running"),
+            WorkloadState::Stopping => f.write_str("stopping"),
+            WorkloadState::Stopped => f.write_str("stopped"),
+            WorkloadState::Error(message) => write!(f, "error: {message}"),
+        }
+    }
+}
+
+/// A snapshot of one workload for `status` and `list`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkloadStatus {
+    /// Namespace and name.
+    pub id: WorkloadId,
+    /// Its state when the snapshot was taken.
+    pub state: WorkloadState,
+    /// The Host header routed to it, if any.
+    pub http_host: Option<String>,
+    /// Invocations in flight.
+    pub in_flight: u32,
+}

@@ -1,0 +1,209 @@
+//! Support for keel's end-to-end tests: locating the guest components and the
+//! `keel` binary the Makefile built, starting hosts (in-process or as a
+//! `keel run` child), and speaking real HTTP to them over loopback.
+
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub use keel;
+
+/// The repository's root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// A guest component built by `make guests` (`target/guests/<name>.wasm`).
+pub fn guest(name: &str) -> PathBuf {
+    let path = repo_root().join("target/guests").join(format!("{name}.wasm"));
+    assert!(path.is_file(), "{} is missing: run `make guests` (or `make test`) first", path.display());
+    path
+}
+
+/// The `keel` binary of the same build as this test (`make test` builds it).
+pub fn keel_bin() -> PathBuf {
+    // The test executable lives in <target>/<profile>/deps/.
+    let exe = std::env::current_exe().expect("current test executable");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("test executable in <target>/<profile>/deps");
+    let bin = profile_dir.join("keel");
+    assert!(bin.is_file(), "{} is missing: run `cargo build -p keel` (or `make test`) first", bin.display());
+    bin
+}
+
+/// Engine options for tests: a small pool, so that many hosts can run at
+/// once in one test process.
+pub fn test_engine() -> keel::EngineOptions {
+    keel::EngineOptions { pool_instances: 40, ..keel::EngineOptions::default() }
+}
+
+/// A host in this process serving HTTP on a free loopback port.
+pub async fn start_host(cache: Option<&Path>) -> Result<keel::Host> {
+    let mut builder = keel::Host::builder().http_listen("127.0.0.1:0".parse()?).engine_options(test_engine());
+    if let Some(dir) = cache {
+        builder = builder.cache_dir(dir);
+    }
+    builder.start().await
+}
+
+/// An HTTP answer, body read whole.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// Status code.
+    pub status: u16,
+    /// Body as text (lossy).
+    pub body: String,
+    /// Response headers.
+    pub headers: http::HeaderMap,
+}
+
+/// Sends one HTTP/1.1 request over a fresh connection to `addr`, with `host`
+/// as the Host header.
+pub async fn request(addr: SocketAddr, method: &str, host: &str, path: &str, body: impl Into<Bytes>) -> Result<Answer> {
+    let stream = tokio::net::TcpStream::connect(addr).await.with_context(|| format!("connecting to {addr}"))?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    let request = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header(http::header::HOST, host)
+        .body(Full::new(body.into()))?;
+    let response = sender.send_request(request).await?;
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await?.to_bytes();
+    Ok(Answer { status, body: String::from_utf8_lossy(&bytes).into_owned(), headers })
+}
+
+/// `GET path` with Host `host`.
+pub async fn get(addr: SocketAddr, host: &str, path: &str) -> Result<Answer> {
+    request(addr, "GET", host, path, Bytes::new()).await
+}
+
+/// Writes `text` to `dir/name` and returns its path.
+pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("writing a test file");
+    path
+}
+
+/// A `keel run` child process whose stderr (the log) is collected.
+pub struct KeelProcess {
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl KeelProcess {
+    /// Starts `keel run <manifest> --listen 127.0.0.1:0` with its own cache
+    /// folder, plus `extra` arguments.
+    pub fn spawn(manifest: &Path, cache_dir: &Path, extra: &[&str]) -> Result<KeelProcess> {
+        let mut child = Command::new(keel_bin())
+            .arg("run")
+            .arg(manifest)
+            .args(["--listen", "127.0.0.1:0", "--cache-dir"])
+            .arg(cache_dir)
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting keel")?;
+        let stderr = child.stderr.take().context("keel's stderr")?;
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().expect("log lock").push(line);
+            }
+        });
+        Ok(KeelProcess { child, log })
+    }
+
+    /// Every log line so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().expect("log lock").clone()
+    }
+
+    /// Waits until a log line contains `needle`; returns that line.
+    pub fn wait_for_log(&mut self, needle: &str, timeout: Duration) -> Result<String> {
+        let until = Instant::now() + timeout;
+        loop {
+            if let Some(line) = self.log().into_iter().find(|l| l.contains(needle)) {
+                return Ok(line);
+            }
+            if let Some(status) = self.child.try_wait()? {
+                bail!("keel exited with {status} before logging {needle:?}; log:\n{}", self.log().join("\n"));
+            }
+            if Instant::now() > until {
+                bail!("keel did not log {needle:?} within {timeout:?}; log:\n{}", self.log().join("\n"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for "listening on http://ADDR" and returns ADDR.
+    pub fn http_addr(&mut self) -> Result<SocketAddr> {
+        let line = self.wait_for_log("listening on http://", Duration::from_secs(60))?;
+        let addr = line.rsplit("http://").next().context("address in the log line")?;
+        addr.trim().parse().with_context(|| format!("parsing the address in {line:?}"))
+    }
+
+    /// The process id, for sending signals.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` (e.g. `"TERM"`) to the process.
+    pub fn signal(&self, signal: &str) -> Result<()> {
+        let status = Command::new("kill").arg(format!("-{signal}")).arg(self.pid().to_string()).status()?;
+        anyhow::ensure!(status.success(), "kill -{signal} failed");
+        Ok(())
+    }
+
+    /// Waits for the process to exit (at most `timeout`) and returns its exit code.
+    pub fn wait(&mut self, timeout: Duration) -> Result<Option<i32>> {
+        let until = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status.code());
+            }
+            if Instant::now() > until {
+                bail!("keel did not exit within {timeout:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for KeelProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `keel <args>` to completion and returns (exit code, stderr).
+pub fn run_keel(args: &[&str]) -> Result<(Option<i32>, String)> {
+    let output = Command::new(keel_bin()).args(args).stdin(Stdio::null()).output().context("running keel")?;
+    Ok((output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned()))
+}
+
+/// Writes `raw` bytes to a fresh connection and returns everything the
+/// server sends back until it closes (for requests a client library would
+/// not make, such as chunked bodies without a length).
+pub async fn raw_request(addr: SocketAddr, raw: &[u8]) -> Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream.write_all(raw).await?;
+    let mut answer = Vec::new();
+    // A server may close while we still write; what it answered is what counts.
+    let _ = tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer)).await;
+    Ok(String::from_utf8_lossy(&answer).into_owned())
+}
