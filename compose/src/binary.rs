@@ -103,14 +103,29 @@ mod tests {
 
     #[test]
     fn tells_components_from_modules_and_garbage() {
-        assert_eq!(WasmKind::detect(b"\0asm\x0d\0\x01\0rest"), Ok(WasmKind::Component));
-        assert_eq!(WasmKind::detect(b"\0asm\x01\0\0\0"), Ok(WasmKind::CoreModule));
+        assert_eq!(
+            WasmKind::detect(b"\0asm\x0d\0\x01\0rest"),
+            Ok(WasmKind::Component)
+        );
+        assert_eq!(
+            WasmKind::detect(b"\0asm\x01\0\0\0"),
+            Ok(WasmKind::CoreModule)
+        );
         assert_eq!(WasmKind::detect(b"\0asm"), Err(WasmKindError::TooShort(4)));
-        assert_eq!(WasmKind::detect(b"[workload]\n"), Err(WasmKindError::NotWasm));
+        assert_eq!(
+            WasmKind::detect(b"[workload]\n"),
+            Err(WasmKindError::NotWasm)
+        );
         assert_eq!(
             WasmKind::detect(b"\0asm\x02\0\0\0"),
-            Err(WasmKindError::UnknownVersion { version: 2, layer: 0 })
+            Err(WasmKindError::UnknownVersion {
+                version: 2,
+                layer: 0
+            })
         );
-        assert_eq!(WasmKind::expect_component(b"\0asm\x01\0\0\0"), Err(NotAComponent::CoreModule));
+        assert_eq!(
+            WasmKind::expect_component(b"\0asm\x01\0\0\0"),
+            Err(NotAComponent::CoreModule)
+        );
     }
 }

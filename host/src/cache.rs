@@ -36,7 +36,10 @@ pub struct ComponentCache {
 impl ComponentCache {
     /// A cache in `dir` (created when missing), or none: always compile.
     pub fn new(dir: Option<PathBuf>) -> ComponentCache {
-        ComponentCache { dir, ..ComponentCache::default() }
+        ComponentCache {
+            dir,
+            ..ComponentCache::default()
+        }
     }
 
     /// The folder artifacts live in, if caching is on.
@@ -81,16 +84,26 @@ impl ComponentCache {
         }
         let component = self.compile(engine, name, wasm)?;
         if let Err(e) = store(dir, &path, &component) {
-            tracing::warn!(component = name, error = format!("{e:#}"), "could not write the compiled component to the cache");
+            tracing::warn!(
+                component = name,
+                error = format!("{e:#}"),
+                "could not write the compiled component to the cache"
+            );
         }
         Ok(component)
     }
 
     fn compile(&self, engine: &Engine, name: &str, wasm: &[u8]) -> Result<Component> {
         let started = std::time::Instant::now();
-        let component = Component::new(engine, wasm).map_err(anyhow::Error::from).with_context(|| format!("compiling component `{name}`"))?;
+        let component = Component::new(engine, wasm)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("compiling component `{name}`"))?;
         self.compiled.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(component = name, elapsed_ms = started.elapsed().as_millis() as u64, "compiled component");
+        tracing::info!(
+            component = name,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "compiled component"
+        );
         Ok(component)
     }
 }
@@ -109,11 +122,16 @@ fn artifact_name(engine: &Engine, wasm: &[u8]) -> String {
 }
 
 fn store(dir: &Path, path: &Path, component: &Component) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating cache folder {}", dir.display()))?;
-    let bytes = component.serialize().map_err(anyhow::Error::from).context("serialising the compiled component")?;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating cache folder {}", dir.display()))?;
+    let bytes = component
+        .serialize()
+        .map_err(anyhow::Error::from)
+        .context("serialising the compiled component")?;
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} into place", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} into place", tmp.display()))?;
     Ok(())
 }
 
@@ -122,5 +140,7 @@ pub fn default_dir() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
         return Some(PathBuf::from(dir).join("keel"));
     }
-    std::env::var_os("HOME").filter(|d| !d.is_empty()).map(|home| PathBuf::from(home).join(".cache").join("keel"))
+    std::env::var_os("HOME")
+        .filter(|d| !d.is_empty())
+        .map(|home| PathBuf::from(home).join(".cache").join("keel"))
 }

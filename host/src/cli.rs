@@ -53,7 +53,11 @@ pub fn main() -> ExitCode {
         eprintln!("error: {e:#}");
         return ExitCode::FAILURE;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("keel").build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("keel")
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: starting the async runtime: {e}");
@@ -78,7 +82,9 @@ pub fn main() -> ExitCode {
 /// signal, then drain and stop.
 pub async fn run(args: RunArgs) -> Result<()> {
     let manifest = Manifest::load(&args.manifest)?;
-    let mut builder = Host::builder().http_listen(args.listen).engine_options(EngineOptions::default());
+    let mut builder = Host::builder()
+        .http_listen(args.listen)
+        .engine_options(EngineOptions::default());
     if !args.no_cache {
         if let Some(dir) = args.cache_dir.clone().or_else(crate::cache::default_dir) {
             builder = builder.cache_dir(dir);
@@ -99,7 +105,9 @@ pub async fn run(args: RunArgs) -> Result<()> {
         };
         match route {
             Some(name) => tracing::info!(workload = %id, "route: Host {name} -> {id}"),
-            None => tracing::info!(workload = %id, "route: any host -> {id} (the only workload without a host name)"),
+            None => {
+                tracing::info!(workload = %id, "route: any host -> {id} (the only workload without a host name)")
+            }
         }
     }
     shutdown_signal().await?;

@@ -56,14 +56,29 @@ impl KeelEngine {
                         error = format!("{e:#}"),
                         "the pooling allocator could not reserve its memory; falling back to on-demand allocation"
                     );
-                    (Engine::new(&config(&options, false)).map_err(anyhow::Error::from).context("building the Wasmtime engine")?, false)
+                    (
+                        Engine::new(&config(&options, false))
+                            .map_err(anyhow::Error::from)
+                            .context("building the Wasmtime engine")?,
+                        false,
+                    )
                 }
             }
         } else {
-            (Engine::new(&config(&options, false)).map_err(anyhow::Error::from).context("building the Wasmtime engine")?, false)
+            (
+                Engine::new(&config(&options, false))
+                    .map_err(anyhow::Error::from)
+                    .context("building the Wasmtime engine")?,
+                false,
+            )
         };
         let ticker = spawn_ticker(engine.clone(), options.epoch_tick)?;
-        Ok(KeelEngine { engine, options, pooled, ticker: Some(ticker) })
+        Ok(KeelEngine {
+            engine,
+            options,
+            pooled,
+            ticker: Some(ticker),
+        })
     }
 
     /// The Wasmtime engine.
@@ -84,7 +99,9 @@ impl KeelEngine {
     /// The number of epoch ticks that covers `timeout`, at least one.
     pub fn ticks_for(&self, timeout: Duration) -> u64 {
         let tick = self.options.epoch_tick.as_nanos().max(1);
-        u64::try_from(timeout.as_nanos().div_ceil(tick)).unwrap_or(u64::MAX).max(1)
+        u64::try_from(timeout.as_nanos().div_ceil(tick))
+            .unwrap_or(u64::MAX)
+            .max(1)
     }
 }
 

@@ -117,7 +117,9 @@ impl Host {
             workloads.insert(id.clone(), workload.clone());
         }
         self.router.insert(workload.clone());
-        workload.start(self.engine.clone(), self.cache.clone()).await?;
+        workload
+            .start(self.engine.clone(), self.cache.clone())
+            .await?;
         tracing::info!(workload = %id, http_host = workload.spec().http.host.as_deref().unwrap_or("(default)"), "workload running");
         Ok(id)
     }
@@ -165,4 +167,3 @@ impl Host {
         self.ingress.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
-

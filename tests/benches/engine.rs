@@ -19,9 +19,20 @@ struct Figures {
 }
 
 async fn measure(concurrency_support: bool) -> anyhow::Result<Figures> {
-    let options = EngineOptions { concurrency_support, ..EngineOptions::default() };
-    let host = Host::builder().http_listen("127.0.0.1:0".parse()?).engine_options(options).start().await?;
-    host.start_workload(WorkloadSpec::single(WorkloadId::new("bench", "hello"), guest("hello"))).await?;
+    let options = EngineOptions {
+        concurrency_support,
+        ..EngineOptions::default()
+    };
+    let host = Host::builder()
+        .http_listen("127.0.0.1:0".parse()?)
+        .engine_options(options)
+        .start()
+        .await?;
+    host.start_workload(WorkloadSpec::single(
+        WorkloadId::new("bench", "hello"),
+        guest("hello"),
+    ))
+    .await?;
     let addr = host.http_addr().expect("ingress");
     for _ in 0..200 {
         get(addr, "x", "/").await?;
@@ -49,11 +60,16 @@ async fn measure(concurrency_support: bool) -> anyhow::Result<Figures> {
     }
     let parallel_rps = (PARALLEL_TASKS * PARALLEL_EACH) as f64 / started.elapsed().as_secs_f64();
     host.shutdown().await;
-    Ok(Figures { request_us, parallel_rps })
+    Ok(Figures {
+        request_us,
+        parallel_rps,
+    })
 }
 
 fn main() -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         // Alternate the two settings so that drift on a shared machine
         // affects both alike; report the best of three rounds each.

@@ -16,13 +16,22 @@ pub use keel;
 
 /// The repository's root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
 }
 
 /// A guest component built by `make guests` (`target/guests/<name>.wasm`).
 pub fn guest(name: &str) -> PathBuf {
-    let path = repo_root().join("target/guests").join(format!("{name}.wasm"));
-    assert!(path.is_file(), "{} is missing: run `make guests` (or `make test`) first", path.display());
+    let path = repo_root()
+        .join("target/guests")
+        .join(format!("{name}.wasm"));
+    assert!(
+        path.is_file(),
+        "{} is missing: run `make guests` (or `make test`) first",
+        path.display()
+    );
     path
 }
 
@@ -30,21 +39,33 @@ pub fn guest(name: &str) -> PathBuf {
 pub fn keel_bin() -> PathBuf {
     // The test executable lives in <target>/<profile>/deps/.
     let exe = std::env::current_exe().expect("current test executable");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("test executable in <target>/<profile>/deps");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executable in <target>/<profile>/deps");
     let bin = profile_dir.join("keel");
-    assert!(bin.is_file(), "{} is missing: run `cargo build -p keel` (or `make test`) first", bin.display());
+    assert!(
+        bin.is_file(),
+        "{} is missing: run `cargo build -p keel` (or `make test`) first",
+        bin.display()
+    );
     bin
 }
 
 /// Engine options for tests: a small pool, so that many hosts can run at
 /// once in one test process.
 pub fn test_engine() -> keel::EngineOptions {
-    keel::EngineOptions { pool_instances: 40, ..keel::EngineOptions::default() }
+    keel::EngineOptions {
+        pool_instances: 40,
+        ..keel::EngineOptions::default()
+    }
 }
 
 /// A host in this process serving HTTP on a free loopback port.
 pub async fn start_host(cache: Option<&Path>) -> Result<keel::Host> {
-    let mut builder = keel::Host::builder().http_listen("127.0.0.1:0".parse()?).engine_options(test_engine());
+    let mut builder = keel::Host::builder()
+        .http_listen("127.0.0.1:0".parse()?)
+        .engine_options(test_engine());
     if let Some(dir) = cache {
         builder = builder.cache_dir(dir);
     }
@@ -64,8 +85,16 @@ pub struct Answer {
 
 /// Sends one HTTP/1.1 request over a fresh connection to `addr`, with `host`
 /// as the Host header.
-pub async fn request(addr: SocketAddr, method: &str, host: &str, path: &str, body: impl Into<Bytes>) -> Result<Answer> {
-    let stream = tokio::net::TcpStream::connect(addr).await.with_context(|| format!("connecting to {addr}"))?;
+pub async fn request(
+    addr: SocketAddr,
+    method: &str,
+    host: &str,
+    path: &str,
+    body: impl Into<Bytes>,
+) -> Result<Answer> {
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .with_context(|| format!("connecting to {addr}"))?;
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
     tokio::spawn(connection);
@@ -78,7 +107,11 @@ pub async fn request(addr: SocketAddr, method: &str, host: &str, path: &str, bod
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let bytes = response.into_body().collect().await?.to_bytes();
-    Ok(Answer { status, body: String::from_utf8_lossy(&bytes).into_owned(), headers })
+    Ok(Answer {
+        status,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+        headers,
+    })
 }
 
 /// `GET path` with Host `host`.
@@ -139,10 +172,16 @@ impl KeelProcess {
                 return Ok(line);
             }
             if let Some(status) = self.child.try_wait()? {
-                bail!("keel exited with {status} before logging {needle:?}; log:\n{}", self.log().join("\n"));
+                bail!(
+                    "keel exited with {status} before logging {needle:?}; log:\n{}",
+                    self.log().join("\n")
+                );
             }
             if Instant::now() > until {
-                bail!("keel did not log {needle:?} within {timeout:?}; log:\n{}", self.log().join("\n"));
+                bail!(
+                    "keel did not log {needle:?} within {timeout:?}; log:\n{}",
+                    self.log().join("\n")
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -151,8 +190,16 @@ impl KeelProcess {
     /// Waits for "listening on http://ADDR" and returns ADDR.
     pub fn http_addr(&mut self) -> Result<SocketAddr> {
         let line = self.wait_for_log("listening on http://", Duration::from_secs(60))?;
-        let addr = line.rsplit("http://").next().context("address in the log line")?;
-        addr.trim().parse().with_context(|| format!("parsing the address in {line:?}"))
+        let after = line
+            .rsplit("http://")
+            .next()
+            .context("address in the log line")?;
+        let addr: String = after
+            .chars()
+            .take_while(|c| c.is_ascii_hexdigit() || matches!(c, '.' | ':' | '[' | ']'))
+            .collect();
+        addr.parse()
+            .with_context(|| format!("parsing the address in {line:?}"))
     }
 
     /// The process id, for sending signals.
@@ -162,7 +209,10 @@ impl KeelProcess {
 
     /// Sends `signal` (e.g. `"TERM"`) to the process.
     pub fn signal(&self, signal: &str) -> Result<()> {
-        let status = Command::new("kill").arg(format!("-{signal}")).arg(self.pid().to_string()).status()?;
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid().to_string())
+            .status()?;
         anyhow::ensure!(status.success(), "kill -{signal} failed");
         Ok(())
     }
@@ -191,8 +241,15 @@ impl Drop for KeelProcess {
 
 /// Runs `keel <args>` to completion and returns (exit code, stderr).
 pub fn run_keel(args: &[&str]) -> Result<(Option<i32>, String)> {
-    let output = Command::new(keel_bin()).args(args).stdin(Stdio::null()).output().context("running keel")?;
-    Ok((output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned()))
+    let output = Command::new(keel_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .context("running keel")?;
+    Ok((
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    ))
 }
 
 /// Writes `raw` bytes to a fresh connection and returns everything the

@@ -11,7 +11,13 @@ async fn the_second_start_skips_compilation() -> anyhow::Result<()> {
 
     let first = start_host(Some(cache.path())).await?;
     first.start_workload(spec()).await?;
-    assert_eq!(first.cache_stats(), CacheStats { compiled: 1, loaded: 0 });
+    assert_eq!(
+        first.cache_stats(),
+        CacheStats {
+            compiled: 1,
+            loaded: 0
+        }
+    );
     first.shutdown().await;
     let artifacts = std::fs::read_dir(cache.path())?.count();
     assert_eq!(artifacts, 1, "one artifact written");
@@ -19,7 +25,13 @@ async fn the_second_start_skips_compilation() -> anyhow::Result<()> {
     // A new host (new engine) with the same cache folder: no compilation.
     let second = start_host(Some(cache.path())).await?;
     second.start_workload(spec()).await?;
-    assert_eq!(second.cache_stats(), CacheStats { compiled: 0, loaded: 1 });
+    assert_eq!(
+        second.cache_stats(),
+        CacheStats {
+            compiled: 0,
+            loaded: 1
+        }
+    );
     let answer = get(second.http_addr().expect("ingress"), "x", "/").await?;
     assert_eq!(answer.status, 200, "the cached artifact runs");
     second.shutdown().await;
@@ -38,8 +50,19 @@ async fn a_corrupt_artifact_is_recompiled() -> anyhow::Result<()> {
     }
     let second = start_host(Some(cache.path())).await?;
     second.start_workload(spec()).await?;
-    assert_eq!(second.cache_stats(), CacheStats { compiled: 1, loaded: 0 });
-    assert_eq!(get(second.http_addr().expect("ingress"), "x", "/").await?.status, 200);
+    assert_eq!(
+        second.cache_stats(),
+        CacheStats {
+            compiled: 1,
+            loaded: 0
+        }
+    );
+    assert_eq!(
+        get(second.http_addr().expect("ingress"), "x", "/")
+            .await?
+            .status,
+        200
+    );
     second.shutdown().await;
     Ok(())
 }

@@ -16,7 +16,11 @@ fn fixture(name: &str, host: Option<&str>) -> WorkloadSpec {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hello_example_answers_on_any_host() -> anyhow::Result<()> {
     let host = start_host(None).await?;
-    host.start_workload(WorkloadSpec::single(WorkloadId::new("examples", "hello"), guest("hello"))).await?;
+    host.start_workload(WorkloadSpec::single(
+        WorkloadId::new("examples", "hello"),
+        guest("hello"),
+    ))
+    .await?;
     let addr = host.http_addr().expect("ingress");
     let answer = get(addr, "whatever.test", "/greet").await?;
     assert_eq!(answer.status, 200);
@@ -28,11 +32,16 @@ async fn hello_example_answers_on_any_host() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn requests_are_routed_by_host_header_and_unknown_hosts_get_404() -> anyhow::Result<()> {
     let host = start_host(None).await?;
-    host.start_workload(fixture("alpha", Some("alpha.test"))).await?;
-    host.start_workload(fixture("beta", Some("beta.test"))).await?;
+    host.start_workload(fixture("alpha", Some("alpha.test")))
+        .await?;
+    host.start_workload(fixture("beta", Some("beta.test")))
+        .await?;
     let addr = host.http_addr().expect("ingress");
     assert_eq!(get(addr, "alpha.test", "/").await?.body, "hello from alpha");
-    assert_eq!(get(addr, "BETA.test:8080", "/").await?.body, "hello from beta");
+    assert_eq!(
+        get(addr, "BETA.test:8080", "/").await?.body,
+        "hello from beta"
+    );
     let unknown = get(addr, "gamma.test", "/").await?;
     assert_eq!(unknown.status, 404);
     assert!(unknown.body.contains("gamma.test"), "{}", unknown.body);
@@ -79,12 +88,14 @@ async fn a_trap_is_a_500_and_the_next_request_succeeds() -> anyhow::Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_spinning_guest_is_cut_at_its_deadline_while_another_workload_answers() -> anyhow::Result<()> {
+async fn a_spinning_guest_is_cut_at_its_deadline_while_another_workload_answers()
+-> anyhow::Result<()> {
     let host = start_host(None).await?;
     let mut spinner = fixture("spinner", Some("spin.test"));
     spinner.limits.timeout = Duration::from_millis(1500);
     host.start_workload(spinner).await?;
-    host.start_workload(fixture("steady", Some("steady.test"))).await?;
+    host.start_workload(fixture("steady", Some("steady.test")))
+        .await?;
     let addr = host.http_addr().expect("ingress");
 
     let started = Instant::now();
@@ -95,7 +106,10 @@ async fn a_spinning_guest_is_cut_at_its_deadline_while_another_workload_answers(
         let answer = get(addr, "steady.test", "/").await?;
         assert_eq!(answer.body, "hello from steady");
     }
-    assert!(!spin.is_finished(), "the spinning guest returned before its deadline");
+    assert!(
+        !spin.is_finished(),
+        "the spinning guest returned before its deadline"
+    );
     let cut = spin.await??;
     assert_eq!(cut.status, 504, "{}", cut.body);
     assert!(started.elapsed() >= Duration::from_millis(1500));
@@ -125,17 +139,18 @@ async fn instances_in_flight_are_bounded() -> anyhow::Result<()> {
     let host = start_host(None).await?;
     let mut spec = fixture("narrow", None);
     spec.limits.max_instances = 1;
-    spec.limits.timeout = Duration::from_millis(800);
+    spec.limits.timeout = Duration::from_millis(1200);
+    spec.limits.queue_timeout = Duration::from_millis(500);
     host.start_workload(spec).await?;
     let addr = host.http_addr().expect("ingress");
-    let slow = tokio::spawn(async move { get(addr, "x", "/sleep?ms=600").await });
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    let slow = tokio::spawn(async move { get(addr, "x", "/sleep?ms=300").await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(host.list()[0].in_flight, 1);
-    // The second request waits for the slot; the slot frees within its wait.
+    // The second request queues for the slot, which frees within its wait.
     let waited = get(addr, "x", "/").await?;
     assert_eq!(waited.status, 200);
     assert_eq!(slow.await??.status, 200);
-    // A request that cannot get a slot within its deadline gets 503.
+    // A request that cannot get a slot within `queue_timeout` gets 503.
     let hog = tokio::spawn(async move { get(addr, "x", "/loop").await });
     tokio::time::sleep(Duration::from_millis(100)).await;
     let refused = get(addr, "x", "/").await?;

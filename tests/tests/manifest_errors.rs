@@ -18,7 +18,10 @@ fn run_broken(dir: &Path, manifest: &str) -> String {
         cache.to_str().expect("utf-8 path"),
     ])
     .expect("keel runs");
-    assert!(matches!(code, Some(c) if c != 0), "exit code {code:?}; stderr:\n{stderr}");
+    assert!(
+        matches!(code, Some(c) if c != 0),
+        "exit code {code:?}; stderr:\n{stderr}"
+    );
     stderr
 }
 
@@ -36,15 +39,27 @@ fn malformed_toml() {
 #[test]
 fn unknown_key() {
     let dir = tempfile::tempdir().unwrap();
-    let stderr = run_broken(dir.path(), "[[workload]]\nname = \"app\"\n[workload.limits]\nmemroy = \"1MiB\"\n");
-    assert!(stderr.contains("app.toml:4:1: unknown field `memroy`"), "{stderr}");
-    assert!(stderr.contains("memory"), "the error should list the expected keys: {stderr}");
+    let stderr = run_broken(
+        dir.path(),
+        "[[workload]]\nname = \"app\"\n[workload.limits]\nmemroy = \"1MiB\"\n",
+    );
+    assert!(
+        stderr.contains("app.toml:4:1: unknown field `memroy`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("memory"),
+        "the error should list the expected keys: {stderr}"
+    );
 }
 
 #[test]
 fn missing_component_file() {
     let dir = tempfile::tempdir().unwrap();
-    let stderr = run_broken(dir.path(), "[[workload]]\nname = \"app\"\n[[workload.component]]\npath = \"gone.wasm\"\n");
+    let stderr = run_broken(
+        dir.path(),
+        "[[workload]]\nname = \"app\"\n[[workload.component]]\npath = \"gone.wasm\"\n",
+    );
     assert!(stderr.contains("app.toml:4:8: component file"), "{stderr}");
     assert!(stderr.contains("gone.wasm"), "{stderr}");
 }
@@ -54,7 +69,10 @@ fn a_file_that_is_not_wasm() {
     let dir = tempfile::tempdir().unwrap();
     let junk = write_file(dir.path(), "junk.wasm", "hello, I am text");
     let stderr = run_broken(dir.path(), &component_manifest(&junk, ""));
-    assert!(stderr.contains("app.toml:5:8: component `junk`"), "{stderr}");
+    assert!(
+        stderr.contains("app.toml:5:8: component `junk`"),
+        "{stderr}"
+    );
     assert!(stderr.contains("not a WebAssembly file"), "{stderr}");
 }
 
@@ -64,8 +82,14 @@ fn a_core_module_instead_of_a_component() {
     let module = dir.path().join("module.wasm");
     std::fs::write(&module, b"\0asm\x01\0\0\0").unwrap();
     let stderr = run_broken(dir.path(), &component_manifest(&module, ""));
-    assert!(stderr.contains("app.toml:5:8: component `module`"), "{stderr}");
-    assert!(stderr.contains("core WebAssembly module, not a component"), "{stderr}");
+    assert!(
+        stderr.contains("app.toml:5:8: component `module`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("core WebAssembly module, not a component"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -75,7 +99,10 @@ fn a_host_name_on_a_component_without_an_http_handler() {
         dir.path(),
         &component_manifest(&guest("no-http"), "[workload.http]\nhost = \"app.test\""),
     );
-    assert!(stderr.contains("app.toml:4:8: workload `default/app` declares HTTP host `app.test`"), "{stderr}");
+    assert!(
+        stderr.contains("app.toml:4:8: workload `default/app` declares HTTP host `app.test`"),
+        "{stderr}"
+    );
     assert!(stderr.contains("wasi:http/incoming-handler"), "{stderr}");
 }
 
@@ -83,5 +110,8 @@ fn a_host_name_on_a_component_without_an_http_handler() {
 fn a_missing_manifest() {
     let (code, stderr) = run_keel(&["run", "/nonexistent/app.toml"]).unwrap();
     assert_eq!(code, Some(1));
-    assert!(stderr.contains("/nonexistent/app.toml: cannot read the manifest"), "{stderr}");
+    assert!(
+        stderr.contains("/nonexistent/app.toml: cannot read the manifest"),
+        "{stderr}"
+    );
 }

@@ -2,8 +2,8 @@
 //! volumes (read-only or not), outgoing HTTP, sockets; and where its output
 //! goes (the host log, labelled with the workload).
 
-use keel_tests::keel::{WorkloadId, WorkloadSpec};
 use keel_tests::keel::manifest::VolumeSpec;
+use keel_tests::keel::{WorkloadId, WorkloadSpec};
 use keel_tests::{KeelProcess, get, guest, start_host, write_file};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -47,12 +47,23 @@ async fn files_only_through_volumes_with_their_permissions() -> anyhow::Result<(
     write_file(ro.path(), "motd.txt", "read me");
     let host = start_host(None).await?;
     let mut spec = fixture("files");
-    spec.volumes.push(VolumeSpec { host: ro.path().into(), guest: "/ro".into(), read_only: true });
-    spec.volumes.push(VolumeSpec { host: rw.path().into(), guest: "/rw".into(), read_only: false });
+    spec.volumes.push(VolumeSpec {
+        host: ro.path().into(),
+        guest: "/ro".into(),
+        read_only: true,
+    });
+    spec.volumes.push(VolumeSpec {
+        host: rw.path().into(),
+        guest: "/rw".into(),
+        read_only: false,
+    });
     host.start_workload(spec).await?;
     let addr = host.http_addr().expect("ingress");
 
-    assert_eq!(get(addr, "x", "/read?path=/ro/motd.txt").await?.body, "read me");
+    assert_eq!(
+        get(addr, "x", "/read?path=/ro/motd.txt").await?.body,
+        "read me"
+    );
     let denied = keel_tests::request(addr, "POST", "x", "/write?path=/ro/new.txt", "nope").await?;
     assert_eq!(denied.status, 403, "{}", denied.body);
     assert!(!ro.path().join("new.txt").exists());
@@ -60,14 +71,19 @@ async fn files_only_through_volumes_with_their_permissions() -> anyhow::Result<(
     assert_eq!(written.status, 200, "{}", written.body);
     assert_eq!(std::fs::read_to_string(rw.path().join("new.txt"))?, "yes");
     // Nothing outside the volumes.
-    assert_eq!(get(addr, "x", "/read?path=/etc/hostname").await?.status, 403);
+    assert_eq!(
+        get(addr, "x", "/read?path=/etc/hostname").await?.status,
+        403
+    );
     host.shutdown().await;
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn outgoing_http_is_denied_unless_allowed() -> anyhow::Result<()> {
-    let upstream = canned_server("HTTP/1.1 200 OK\r\ncontent-length: 8\r\nconnection: close\r\n\r\nupstream").await?;
+    let upstream =
+        canned_server("HTTP/1.1 200 OK\r\ncontent-length: 8\r\nconnection: close\r\n\r\nupstream")
+            .await?;
     let url = format!("/fetch?url=http://{upstream}/");
     let host = start_host(None).await?;
     host.start_workload({
@@ -88,7 +104,10 @@ async fn outgoing_http_is_denied_unless_allowed() -> anyhow::Result<()> {
     assert_eq!(denied.status, 502);
     assert!(denied.body.contains("HttpRequestDenied"), "{}", denied.body);
     let allowed = get(addr, "open.test", &url).await?;
-    assert_eq!((allowed.status, allowed.body.as_str()), (200, "200 upstream"));
+    assert_eq!(
+        (allowed.status, allowed.body.as_str()),
+        (200, "200 upstream")
+    );
     host.shutdown().await;
     Ok(())
 }
@@ -135,7 +154,11 @@ fn guest_output_lands_in_the_host_log_with_the_workload_name() -> anyhow::Result
             guest("http_behaviours")
         ),
     );
-    let mut keel = KeelProcess::spawn(&manifest, &dir.path().join("cache"), &["--log-format", "json"])?;
+    let mut keel = KeelProcess::spawn(
+        &manifest,
+        &dir.path().join("cache"),
+        &["--log-format", "json"],
+    )?;
     let addr = keel.http_addr()?;
     keel.wait_for_log("workload running", Duration::from_secs(60))?;
     let runtime = tokio::runtime::Runtime::new()?;

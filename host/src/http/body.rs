@@ -16,7 +16,9 @@ pub type ResponseBody = UnsyncBoxBody<Bytes, HttpError>;
 
 /// A response body holding `bytes`.
 pub fn full(bytes: impl Into<Bytes>) -> ResponseBody {
-    http_body_util::Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
+    http_body_util::Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 /// A request body that fails once more than `limit` bytes have arrived, and
@@ -32,7 +34,12 @@ pub struct LimitedBody<B> {
 impl<B> LimitedBody<B> {
     /// Wraps `inner`; `tripped` becomes true when the limit is exceeded.
     pub fn new(inner: B, limit: u64, tripped: Arc<AtomicBool>) -> LimitedBody<B> {
-        LimitedBody { inner, remaining: limit, limit, tripped }
+        LimitedBody {
+            inner,
+            remaining: limit,
+            limit,
+            tripped,
+        }
     }
 }
 
@@ -44,7 +51,10 @@ where
     type Data = Bytes;
     type Error = HttpError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
@@ -52,7 +62,9 @@ where
                     let len = data.len() as u64;
                     if len > this.remaining {
                         this.tripped.store(true, Ordering::Release);
-                        return Poll::Ready(Some(Err(HttpError::HttpRequestBodySize(Some(this.limit)))));
+                        return Poll::Ready(Some(Err(HttpError::HttpRequestBodySize(Some(
+                            this.limit,
+                        )))));
                     }
                     this.remaining -= len;
                 }

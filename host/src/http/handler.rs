@@ -24,7 +24,11 @@ enum Ending {
 }
 
 /// Serves one request.
-pub async fn handle(router: &Router, engine: &Arc<KeelEngine>, request: http::Request<Incoming>) -> http::Response<ResponseBody> {
+pub async fn handle(
+    router: &Router,
+    engine: &Arc<KeelEngine>,
+    request: http::Request<Incoming>,
+) -> http::Response<ResponseBody> {
     let host = request_host(&request);
     let Some(workload) = router.route(host.as_deref()) else {
         let shown = host.as_deref().unwrap_or("(none)");
@@ -34,7 +38,10 @@ pub async fn handle(router: &Router, engine: &Arc<KeelEngine>, request: http::Re
         Ok(permit) => permit,
         Err(Unavailable::Busy(_)) => {
             let mut response = text(503, "workload is busy\n");
-            response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+            response.headers_mut().insert(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from_static("1"),
+            );
             return response;
         }
         Err(e @ Unavailable::NotRunning(_)) => return text(503, &format!("{e}\n")),
@@ -69,7 +76,11 @@ async fn invoke(
     let mut store = match template.new_store(engine) {
         Ok(store) => store,
         Err(e) => {
-            tracing::error!(workload = template.workload(), error = format!("{e:#}"), "could not prepare an instance");
+            tracing::error!(
+                workload = template.workload(),
+                error = format!("{e:#}"),
+                "could not prepare an instance"
+            );
             return text(500, "internal error\n");
         }
     };
@@ -77,14 +88,21 @@ async fn invoke(
     let request = request.map(|body| LimitedBody::new(body, limit, tripped.clone()));
     let (tx, rx) = tokio::sync::oneshot::channel();
     let resources = (|| {
-        let request = store.data_mut().http().new_incoming_request(Scheme::Http, request)?;
+        let request = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, request)?;
         let out = store.data_mut().http().new_response_outparam(tx)?;
         wasmtime::Result::<_>::Ok((request, out))
     })();
     let (guest_request, out) = match resources {
         Ok(pair) => pair,
         Err(e) => {
-            tracing::warn!(workload = template.workload(), error = format!("{e:#}"), "refused a malformed request");
+            tracing::warn!(
+                workload = template.workload(),
+                error = format!("{e:#}"),
+                "refused a malformed request"
+            );
             return text(400, "bad request\n");
         }
     };
@@ -93,7 +111,10 @@ async fn invoke(
         let _permit = permit;
         let call = async {
             let proxy = pre.instantiate_async(&mut store).await?;
-            proxy.wasi_http_incoming_handler().call_handle(&mut store, guest_request, out).await
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, guest_request, out)
+                .await
         };
         let result = tokio::time::timeout_at(deadline, call).await;
         let ending = ending(&result, &store);
@@ -134,7 +155,12 @@ fn ending(result: &CallResult, store: &Store<InvocationState>) -> Ending {
     }
 }
 
-fn log_ending(ending: Ending, template: &crate::workload::InvocationTemplate, result: &CallResult, store: &Store<InvocationState>) {
+fn log_ending(
+    ending: Ending,
+    template: &crate::workload::InvocationTemplate,
+    result: &CallResult,
+    store: &Store<InvocationState>,
+) {
     let workload = template.workload();
     let component = template.component();
     let error = match result {
@@ -161,15 +187,20 @@ fn log_ending(ending: Ending, template: &crate::workload::InvocationTemplate, re
 }
 
 fn too_large(limit: u64) -> http::Response<ResponseBody> {
-    text(413, &format!("request body is larger than this workload's limit of {limit} bytes\n"))
+    text(
+        413,
+        &format!("request body is larger than this workload's limit of {limit} bytes\n"),
+    )
 }
 
 /// A plain-text response from the host itself.
 pub fn text(status: u16, body: &str) -> http::Response<ResponseBody> {
     let mut response = http::Response::new(full(body.to_string()));
-    *response.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-    response
-        .headers_mut()
-        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));
+    *response.status_mut() =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     response
 }

@@ -26,9 +26,17 @@ pub struct Ingress {
 
 impl Ingress {
     /// Binds `addr` and starts serving.
-    pub async fn bind(addr: SocketAddr, router: Arc<Router>, engine: Arc<KeelEngine>) -> Result<Ingress> {
-        let listener = TcpListener::bind(addr).await.with_context(|| format!("listening for HTTP on {addr}"))?;
-        let addr = listener.local_addr().context("reading the listening address")?;
+    pub async fn bind(
+        addr: SocketAddr,
+        router: Arc<Router>,
+        engine: Arc<KeelEngine>,
+    ) -> Result<Ingress> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listening for HTTP on {addr}"))?;
+        let addr = listener
+            .local_addr()
+            .context("reading the listening address")?;
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(accept_loop(listener, router, engine, stopped));
         Ok(Ingress { addr, stop, task })
@@ -47,7 +55,12 @@ impl Ingress {
     }
 }
 
-async fn accept_loop(listener: TcpListener, router: Arc<Router>, engine: Arc<KeelEngine>, mut stopped: watch::Receiver<bool>) {
+async fn accept_loop(
+    listener: TcpListener,
+    router: Arc<Router>,
+    engine: Arc<KeelEngine>,
+    mut stopped: watch::Receiver<bool>,
+) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -80,7 +93,9 @@ async fn serve_connection(
     let service = hyper::service::service_fn(move |request| {
         let router = router.clone();
         let engine = engine.clone();
-        async move { Ok::<_, std::convert::Infallible>(handler::handle(&router, &engine, request).await) }
+        async move {
+            Ok::<_, std::convert::Infallible>(handler::handle(&router, &engine, request).await)
+        }
     });
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())

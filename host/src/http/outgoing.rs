@@ -29,9 +29,13 @@ impl AuthorityPattern {
             return Err(bad("give a host (and port), not a URL"));
         }
         let (host, port) = match text.rsplit_once(':') {
-            Some((host, port)) if host.ends_with(']') || !host.contains(':') => {
-                (host, Some(port.parse::<u16>().map_err(|_| bad("the port is not a number"))?))
-            }
+            Some((host, port)) if host.ends_with(']') || !host.contains(':') => (
+                host,
+                Some(
+                    port.parse::<u16>()
+                        .map_err(|_| bad("the port is not a number"))?,
+                ),
+            ),
             _ => (text, None),
         };
         let host = host.trim_start_matches('[').trim_end_matches(']');
@@ -42,14 +46,19 @@ impl AuthorityPattern {
         if host.is_empty() || host.contains('*') {
             return Err(bad("`*` may only start the pattern, as in `*.example.com`"));
         }
-        Ok(AuthorityPattern { host: host.to_ascii_lowercase(), wildcard, port })
+        Ok(AuthorityPattern {
+            host: host.to_ascii_lowercase(),
+            wildcard,
+            port,
+        })
     }
 
     /// Whether a request to `host` on `port` matches.
     pub fn allows(&self, host: &str, port: Option<u16>) -> bool {
         let host = host.to_ascii_lowercase();
         let host_ok = if self.wildcard {
-            host.strip_suffix(&self.host).is_some_and(|prefix| prefix.ends_with('.'))
+            host.strip_suffix(&self.host)
+                .is_some_and(|prefix| prefix.ends_with('.'))
         } else {
             host == self.host
         };
@@ -68,7 +77,10 @@ pub struct OutgoingHooks {
 impl OutgoingHooks {
     /// Hooks enforcing `allow` for `workload` (used in log lines).
     pub fn new(workload: &str, allow: Arc<Vec<AuthorityPattern>>) -> OutgoingHooks {
-        OutgoingHooks { allow, workload: workload.into() }
+        OutgoingHooks {
+            allow,
+            workload: workload.into(),
+        }
     }
 
     fn allows(&self, uri: &http::Uri) -> bool {

@@ -2,7 +2,7 @@
 //! default when the host runs a single HTTP workload without a host name.
 
 use crate::manifest::WorkloadId;
-use crate::workload::{Workload, WorkloadState};
+use crate::workload::Workload;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
@@ -33,7 +33,10 @@ impl Router {
 
     /// Removes the workload with `id`, if routed.
     pub fn remove(&self, id: &WorkloadId) {
-        self.table.write().unwrap_or_else(|p| p.into_inner()).remove(id);
+        self.table
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
     }
 
     /// The workload for a request whose Host header (port stripped,
@@ -44,11 +47,12 @@ impl Router {
             return Some(workload.clone());
         }
         // The development default: exactly one workload without a host name
-        // that serves (or, while starting, may serve) HTTP.
+        // that serves HTTP, or may (it is starting, or failed to start, and
+        // then answers 503 rather than vanishing into a 404).
         let mut candidates = table
             .hostless
             .iter()
-            .filter(|w| w.http().is_some() || w.state() == WorkloadState::Starting);
+            .filter(|w| w.serves_http() != Some(false));
         match (candidates.next(), candidates.next()) {
             (Some(only), None) => Some(only.clone()),
             _ => None,
@@ -73,7 +77,9 @@ pub fn request_host<B>(request: &http::Request<B>) -> Option<String> {
         .map(str::to_string)
         .or_else(|| request.uri().authority().map(|a| a.as_str().to_string()))?;
     let host = match raw.rsplit_once(':') {
-        Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) && !host.ends_with(':') => host,
+        Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) && !host.ends_with(':') => {
+            host
+        }
         _ => raw.as_str(),
     };
     Some(host.trim_end_matches('.').to_ascii_lowercase())
@@ -85,9 +91,15 @@ mod tests {
 
     #[test]
     fn host_is_taken_from_the_header_without_port() {
-        let req = http::Request::builder().header("host", "API.Example.com.:8080").body(()).unwrap();
+        let req = http::Request::builder()
+            .header("host", "API.Example.com.:8080")
+            .body(())
+            .unwrap();
         assert_eq!(request_host(&req).as_deref(), Some("api.example.com"));
-        let req = http::Request::builder().uri("http://other.test/x").body(()).unwrap();
+        let req = http::Request::builder()
+            .uri("http://other.test/x")
+            .body(())
+            .unwrap();
         assert_eq!(request_host(&req).as_deref(), Some("other.test"));
         let req = http::Request::builder().body(()).unwrap();
         assert_eq!(request_host(&req), None);

@@ -71,11 +71,18 @@ impl Source<'_> {
         let line = before.matches('\n').count() + 1;
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);
         let column = before[line_start..].chars().count() + 1;
-        Location { file: self.file.to_path_buf(), line, column }
+        Location {
+            file: self.file.to_path_buf(),
+            line,
+            column,
+        }
     }
 
     fn error(&self, span: Range<usize>, message: impl Into<String>) -> ManifestError {
-        ManifestError::Invalid { location: self.locate(span.start), message: message.into() }
+        ManifestError::Invalid {
+            location: self.locate(span.start),
+            message: message.into(),
+        }
     }
 }
 
@@ -84,8 +91,10 @@ impl Manifest {
     /// are resolved against the manifest's folder.
     pub fn load(path: impl AsRef<Path>) -> Result<Manifest, ManifestError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ManifestError::Read { file: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+            file: path.to_path_buf(),
+            source,
+        })?;
         Manifest::parse(path, &text)
     }
 
@@ -112,7 +121,11 @@ impl Manifest {
                 && !hosts.insert(host.clone())
             {
                 return Err(ManifestError::Invalid {
-                    location: spec.http.host_origin.clone().unwrap_or_else(|| spec_location(&spec, path)),
+                    location: spec
+                        .http
+                        .host_origin
+                        .clone()
+                        .unwrap_or_else(|| spec_location(&spec, path)),
                     message: format!("HTTP host `{host}` is routed to two workloads"),
                 });
             }
@@ -121,7 +134,10 @@ impl Manifest {
         if workloads.is_empty() {
             return Err(source.error(0..0, "the manifest declares no `[[workload]]`"));
         }
-        Ok(Manifest { source: Some(path.to_path_buf()), workloads })
+        Ok(Manifest {
+            source: Some(path.to_path_buf()),
+            workloads,
+        })
     }
 }
 
@@ -129,15 +145,26 @@ fn spec_location(spec: &WorkloadSpec, file: &Path) -> Location {
     spec.components
         .first()
         .and_then(|c| c.origin.clone())
-        .unwrap_or(Location { file: file.to_path_buf(), line: 1, column: 1 })
+        .unwrap_or(Location {
+            file: file.to_path_buf(),
+            line: 1,
+            column: 1,
+        })
 }
 
-fn checked_name(source: &Source<'_>, name: &toml::Spanned<String>) -> Result<String, ManifestError> {
+fn checked_name(
+    source: &Source<'_>,
+    name: &toml::Spanned<String>,
+) -> Result<String, ManifestError> {
     validate_name(name.get_ref()).map_err(|m| source.error(name.span(), m))?;
     Ok(name.get_ref().clone())
 }
 
-fn workload_spec(source: &Source<'_>, base: &Path, raw: raw::Workload) -> Result<WorkloadSpec, ManifestError> {
+fn workload_spec(
+    source: &Source<'_>,
+    base: &Path,
+    raw: raw::Workload,
+) -> Result<WorkloadSpec, ManifestError> {
     let namespace = match &raw.namespace {
         Some(ns) => checked_name(source, ns)?,
         None => "default".to_string(),
@@ -154,8 +181,14 @@ fn workload_spec(source: &Source<'_>, base: &Path, raw: raw::Workload) -> Result
     for component in &raw.component {
         let spec = component_spec(source, base, component)?;
         if !names.insert(spec.name.clone()) {
-            let span = component.name.as_ref().map_or(component.path.span(), |n| n.span());
-            return Err(source.error(span, format!("component `{}` is declared twice in `{id}`", spec.name)));
+            let span = component
+                .name
+                .as_ref()
+                .map_or(component.path.span(), |n| n.span());
+            return Err(source.error(
+                span,
+                format!("component `{}` is declared twice in `{id}`", spec.name),
+            ));
         }
         components.push(spec);
     }
@@ -167,12 +200,22 @@ fn workload_spec(source: &Source<'_>, base: &Path, raw: raw::Workload) -> Result
         let volume = volume.into_inner();
         let host = base.join(&volume.host);
         if !host.is_dir() {
-            return Err(source.error(span, format!("volume folder {} does not exist", host.display())));
+            return Err(source.error(
+                span,
+                format!("volume folder {} does not exist", host.display()),
+            ));
         }
         if !volume.guest.starts_with('/') {
-            return Err(source.error(span, format!("volume guest path `{}` must be absolute", volume.guest)));
+            return Err(source.error(
+                span,
+                format!("volume guest path `{}` must be absolute", volume.guest),
+            ));
         }
-        volumes.push(VolumeSpec { host, guest: volume.guest, read_only: volume.read_only });
+        volumes.push(VolumeSpec {
+            host,
+            guest: volume.guest,
+            read_only: volume.read_only,
+        });
     }
     let defaults = Limits::default();
     let max_instances = match raw.limits.max_instances {
@@ -186,30 +229,65 @@ fn workload_spec(source: &Source<'_>, base: &Path, raw: raw::Workload) -> Result
         memory: raw.limits.memory.unwrap_or(defaults.memory),
         timeout: raw.limits.timeout.unwrap_or(defaults.timeout),
         max_instances,
-        max_request_body: raw.limits.max_request_body.unwrap_or(defaults.max_request_body),
+        queue_timeout: raw.limits.queue_timeout.unwrap_or(defaults.queue_timeout),
+        max_request_body: raw
+            .limits
+            .max_request_body
+            .unwrap_or(defaults.max_request_body),
     };
-    Ok(WorkloadSpec { id, components, env: raw.env, http, sockets, volumes, limits })
+    Ok(WorkloadSpec {
+        id,
+        components,
+        env: raw.env,
+        http,
+        sockets,
+        volumes,
+        limits,
+    })
 }
 
-fn component_spec(source: &Source<'_>, base: &Path, raw: &raw::Component) -> Result<ComponentSpec, ManifestError> {
+fn component_spec(
+    source: &Source<'_>,
+    base: &Path,
+    raw: &raw::Component,
+) -> Result<ComponentSpec, ManifestError> {
     let path = base.join(raw.path.get_ref());
     let span = raw.path.span();
     let name = match &raw.name {
         Some(name) => checked_name(source, name)?,
-        None => default_component_name(&path)
-            .ok_or_else(|| source.error(span.clone(), "cannot derive a component name from this path: add `name`"))?,
+        None => default_component_name(&path).ok_or_else(|| {
+            source.error(
+                span.clone(),
+                "cannot derive a component name from this path: add `name`",
+            )
+        })?,
     };
-    let metadata = std::fs::metadata(&path)
-        .map_err(|e| source.error(span.clone(), format!("component file {}: {e}", path.display())))?;
+    let metadata = std::fs::metadata(&path).map_err(|e| {
+        source.error(
+            span.clone(),
+            format!("component file {}: {e}", path.display()),
+        )
+    })?;
     if !metadata.is_file() {
-        return Err(source.error(span, format!("component path {} is not a file", path.display())));
+        return Err(source.error(
+            span,
+            format!("component path {} is not a file", path.display()),
+        ));
     }
-    Ok(ComponentSpec { name, path, origin: Some(source.locate(span.start)) })
+    Ok(ComponentSpec {
+        name,
+        path,
+        origin: Some(source.locate(span.start)),
+    })
 }
 
 /// `my_api.wasm` → `my-api`; `None` when nothing valid remains.
 fn default_component_name(path: &Path) -> Option<String> {
-    let stem = path.file_stem()?.to_str()?.to_ascii_lowercase().replace('_', "-");
+    let stem = path
+        .file_stem()?
+        .to_str()?
+        .to_ascii_lowercase()
+        .replace('_', "-");
     validate_name(&stem).is_ok().then_some(stem)
 }
 
@@ -218,7 +296,10 @@ fn http_spec(source: &Source<'_>, raw: raw::Http) -> Result<HttpSpec, ManifestEr
     if let Some(host) = raw.host {
         let name = host.get_ref().trim().to_ascii_lowercase();
         if name.is_empty() || name.contains(['/', ':', ' ']) {
-            return Err(source.error(host.span(), "`host` must be a bare host name like \"api.example.com\" (no scheme or port)"));
+            return Err(source.error(
+                host.span(),
+                "`host` must be a bare host name like \"api.example.com\" (no scheme or port)",
+            ));
         }
         spec.host_origin = Some(source.locate(host.span().start));
         spec.host = Some(name);
@@ -232,7 +313,10 @@ fn http_spec(source: &Source<'_>, raw: raw::Http) -> Result<HttpSpec, ManifestEr
 }
 
 fn sockets_spec(source: &Source<'_>, raw: raw::Sockets) -> Result<SocketsSpec, ManifestError> {
-    let mut spec = SocketsSpec { allow: Vec::new(), name_lookup: raw.name_lookup };
+    let mut spec = SocketsSpec {
+        allow: Vec::new(),
+        name_lookup: raw.name_lookup,
+    };
     for pattern in raw.allow {
         crate::workload::network::SocketPattern::parse(pattern.get_ref())
             .map_err(|m| source.error(pattern.span(), m))?;
@@ -266,7 +350,8 @@ mod tests {
 
     #[test]
     fn bad_sizes_and_names_are_explained() {
-        let err = parse("[[workload]]\nname = \"a\"\n[workload.limits]\nmemory = \"lots\"\n").unwrap_err();
+        let err = parse("[[workload]]\nname = \"a\"\n[workload.limits]\nmemory = \"lots\"\n")
+            .unwrap_err();
         assert!(err.to_string().starts_with("app.toml:4:10: "), "{err}");
         assert!(err.to_string().contains("size"), "{err}");
         let err = parse("[[workload]]\nname = \"Bad Name\"\n").unwrap_err();
@@ -275,12 +360,23 @@ mod tests {
 
     #[test]
     fn a_missing_component_file_is_reported_at_its_path() {
-        let err = parse("[[workload]]\nname = \"a\"\n[[workload.component]]\npath = \"nowhere.wasm\"\n").unwrap_err();
-        assert!(err.to_string().starts_with("app.toml:4:8: component file nowhere.wasm"), "{err}");
+        let err =
+            parse("[[workload]]\nname = \"a\"\n[[workload.component]]\npath = \"nowhere.wasm\"\n")
+                .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("app.toml:4:8: component file nowhere.wasm"),
+            "{err}"
+        );
     }
 
     #[test]
     fn an_empty_manifest_is_refused() {
-        assert!(parse("").unwrap_err().to_string().contains("no `[[workload]]`"));
+        assert!(
+            parse("")
+                .unwrap_err()
+                .to_string()
+                .contains("no `[[workload]]`")
+        );
     }
 }

@@ -21,6 +21,7 @@
 //! memory = "64MiB"            # per instance
 //! timeout = "5s"              # per invocation
 //! max_instances = 64          # in flight at once
+//! queue_timeout = "1s"        # wait for a free instance, then 503
 //! max_request_body = "10MiB"
 //!
 //! [[workload.volume]]
@@ -65,7 +66,10 @@ pub struct WorkloadId {
 impl WorkloadId {
     /// Builds an id from its two parts.
     pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> WorkloadId {
-        WorkloadId { namespace: namespace.into(), name: name.into() }
+        WorkloadId {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
     }
 }
 
@@ -102,7 +106,11 @@ impl WorkloadSpec {
         let name = id.name.clone();
         WorkloadSpec {
             id,
-            components: vec![ComponentSpec { name, path: component.into(), origin: None }],
+            components: vec![ComponentSpec {
+                name,
+                path: component.into(),
+                origin: None,
+            }],
             env: BTreeMap::new(),
             http: HttpSpec::default(),
             sockets: SocketsSpec::default(),
@@ -165,9 +173,10 @@ pub struct Limits {
     pub memory: ByteSize,
     /// Wall-clock time one invocation may take, CPU included.
     pub timeout: Duration,
-    /// Instances in flight at once; further requests wait for a free slot
-    /// until their own deadline, then get 503.
+    /// Instances in flight at once; further requests wait for a free slot.
     pub max_instances: u32,
+    /// How long a request waits for a free instance slot before it gets 503.
+    pub queue_timeout: Duration,
     /// Largest request body accepted; larger ones get 413.
     pub max_request_body: ByteSize,
 }
@@ -178,6 +187,7 @@ impl Default for Limits {
             memory: ByteSize::mib(128),
             timeout: Duration::from_secs(30),
             max_instances: 100,
+            queue_timeout: Duration::from_secs(1),
             max_request_body: ByteSize::mib(10),
         }
     }
@@ -242,6 +252,8 @@ pub(crate) mod raw {
         #[serde(default, with = "opt_duration")]
         pub timeout: Option<Duration>,
         pub max_instances: Option<Spanned<u32>>,
+        #[serde(default, with = "opt_duration")]
+        pub queue_timeout: Option<Duration>,
         pub max_request_body: Option<ByteSize>,
     }
 

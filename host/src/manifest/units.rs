@@ -30,11 +30,13 @@ impl ByteSize {
     /// ```
     pub fn parse(text: &str) -> Result<ByteSize, String> {
         let text = text.trim();
-        let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
         let (number, unit) = text.split_at(split);
-        let number: u64 = number
-            .parse()
-            .map_err(|_| format!("`{text}` is not a size: expected a number and a unit, like \"64MiB\""))?;
+        let number: u64 = number.parse().map_err(|_| {
+            format!("`{text}` is not a size: expected a number and a unit, like \"64MiB\"")
+        })?;
         let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
             "" | "b" => 1,
             "kb" => 1000,
@@ -79,9 +81,9 @@ impl<'de> Deserialize<'de> for ByteSize {
             Bytes(u64),
             Text(String),
         }
-        match Raw::deserialize(deserializer)
-            .map_err(|_| de::Error::custom("expected a size such as \"64MiB\" or a number of bytes"))?
-        {
+        match Raw::deserialize(deserializer).map_err(|_| {
+            de::Error::custom("expected a size such as \"64MiB\" or a number of bytes")
+        })? {
             Raw::Bytes(n) => Ok(ByteSize(n)),
             Raw::Text(text) => ByteSize::parse(&text).map_err(de::Error::custom),
         }
@@ -97,18 +99,24 @@ impl<'de> Deserialize<'de> for ByteSize {
 /// ```
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration: expected a number and a unit, like \"5s\""))?;
+    let number: u64 = number.parse().map_err(|_| {
+        format!("`{text}` is not a duration: expected a number and a unit, like \"5s\"")
+    })?;
     let millis = match unit.trim() {
         "ms" => Some(number),
         "s" => number.checked_mul(1000),
         "m" | "min" => number.checked_mul(60_000),
         "h" => number.checked_mul(3_600_000),
         "" => return Err(format!("`{text}` needs a unit: ms, s, m or h")),
-        other => return Err(format!("unknown duration unit `{other}`: expected ms, s, m or h")),
+        other => {
+            return Err(format!(
+                "unknown duration unit `{other}`: expected ms, s, m or h"
+            ));
+        }
     };
     millis
         .map(Duration::from_millis)

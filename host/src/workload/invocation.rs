@@ -45,13 +45,20 @@ impl InvocationState {
 
 impl WasiView for InvocationState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
 impl WasiHttpView for InvocationState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
     }
 }
 
@@ -87,9 +94,15 @@ impl InvocationTemplate {
         Ok(InvocationTemplate {
             workload: workload.id.to_string(),
             component: component.name.clone(),
-            env: workload.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            env: workload
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             volumes: workload.volumes.clone(),
-            sockets: Arc::new(SocketAllowlist::parse(&workload.sockets.allow).map_err(anyhow::Error::msg)?),
+            sockets: Arc::new(
+                SocketAllowlist::parse(&workload.sockets.allow).map_err(anyhow::Error::msg)?,
+            ),
             name_lookup: workload.sockets.name_lookup,
             outgoing: Arc::new(outgoing),
             memory: workload.limits.memory.as_usize(),
@@ -109,21 +122,35 @@ impl InvocationTemplate {
     pub fn new_store(&self, engine: &KeelEngine) -> Result<Store<InvocationState>> {
         let mut wasi = WasiCtx::builder();
         wasi.envs(&self.env)
-            .stdout(GuestLog::new(&self.workload, &self.component, Stream::Stdout))
-            .stderr(GuestLog::new(&self.workload, &self.component, Stream::Stderr))
+            .stdout(GuestLog::new(
+                &self.workload,
+                &self.component,
+                Stream::Stdout,
+            ))
+            .stderr(GuestLog::new(
+                &self.workload,
+                &self.component,
+                Stream::Stderr,
+            ))
             .allow_ip_name_lookup(self.name_lookup);
         for volume in &self.volumes {
-            let perms = if volume.read_only { FsPerms::ReadOnly } else { FsPerms::ReadWrite };
+            let perms = if volume.read_only {
+                FsPerms::ReadOnly
+            } else {
+                FsPerms::ReadWrite
+            };
             wasi.preopened_dir(&volume.host, &volume.guest, perms)
                 .map_err(anyhow::Error::from)
                 .with_context(|| format!("opening volume {}", volume.host.display()))?;
         }
         if !self.sockets.is_empty() {
             let allow = self.sockets.clone();
-            wasi.allow_tcp(true).allow_udp(true).socket_addr_check(move |addr, _use| {
-                let ok = allow.allows(&addr);
-                Box::pin(async move { ok })
-            });
+            wasi.allow_tcp(true)
+                .allow_udp(true)
+                .socket_addr_check(move |addr, _use| {
+                    let ok = allow.allows(&addr);
+                    Box::pin(async move { ok })
+                });
         }
         let state = InvocationState {
             table: ResourceTable::new(),

@@ -63,7 +63,12 @@ impl Workload {
     /// A workload in state `Starting`; [`Workload::start`] brings it up.
     pub fn new(spec: WorkloadSpec) -> Workload {
         let slots = Arc::new(Semaphore::new(spec.limits.max_instances as usize));
-        Workload { spec, state: Mutex::new(WorkloadState::Starting), slots, linked: OnceLock::new() }
+        Workload {
+            spec,
+            state: Mutex::new(WorkloadState::Starting),
+            slots,
+            linked: OnceLock::new(),
+        }
     }
 
     /// Its id.
@@ -78,7 +83,10 @@ impl Workload {
 
     /// Its current state.
     pub fn state(&self) -> WorkloadState {
-        self.state.lock().map(|s| s.clone()).unwrap_or_else(|p| p.into_inner().clone())
+        self.state
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
     }
 
     fn set_state(&self, state: WorkloadState) {
@@ -102,16 +110,20 @@ impl Workload {
         self.linked.get().and_then(|l| l.http.as_ref())
     }
 
-    /// Whether this workload takes HTTP traffic without a host name: the
-    /// development default route.
-    pub fn is_default_route(&self) -> bool {
-        self.spec.http.host.is_none()
+    /// Whether it serves HTTP: `None` until it has been linked (starting,
+    /// or failed before that), then whether a component exports the handler.
+    pub fn serves_http(&self) -> Option<bool> {
+        self.linked.get().map(|l| l.http.is_some())
     }
 
     /// Loads, compiles (or takes from the cache) and links every component,
     /// then moves to `Running`; on failure the state becomes `Error` with the
     /// message, and the error is returned.
-    pub async fn start(self: &Arc<Self>, engine: Arc<KeelEngine>, cache: Arc<ComponentCache>) -> Result<()> {
+    pub async fn start(
+        self: &Arc<Self>,
+        engine: Arc<KeelEngine>,
+        cache: Arc<ComponentCache>,
+    ) -> Result<()> {
         let this = self.clone();
         let result = tokio::task::spawn_blocking(move || this.link(&engine, &cache))
             .await
@@ -123,7 +135,10 @@ impl Workload {
                 let _ = self.linked.set(linked);
                 let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
                 if *state != WorkloadState::Starting {
-                    bail!("workload `{}` was stopped while it was starting", self.spec.id);
+                    bail!(
+                        "workload `{}` was stopped while it was starting",
+                        self.spec.id
+                    );
                 }
                 *state = WorkloadState::Running;
                 Ok(())
@@ -145,18 +160,32 @@ impl Workload {
                 .component_type()
                 .exports(engine.engine())
                 .any(|(name, _)| is_interface(name, HTTP_HANDLER));
-            let pre = linker.instantiate_pre(&component).map_err(|e| located(spec, e.into()))?;
+            let pre = linker
+                .instantiate_pre(&component)
+                .map_err(|e| located(spec, e.into()))?;
             if !exports_http {
                 continue;
             }
             if http.is_some() {
-                bail!(located_msg(spec, "a second component exports wasi:http/incoming-handler; a workload takes HTTP through one component"));
+                bail!(located_msg(
+                    spec,
+                    "a second component exports wasi:http/incoming-handler; a workload takes HTTP through one component"
+                ));
             }
             let pre = ProxyPre::new(pre).map_err(|e| located(spec, e.into()))?;
-            http = Some(HttpComponent { pre, template: InvocationTemplate::new(&self.spec, spec)? });
+            http = Some(HttpComponent {
+                pre,
+                template: InvocationTemplate::new(&self.spec, spec)?,
+            });
         }
         if http.is_none() && self.spec.http.host.is_some() {
-            let at = self.spec.http.host_origin.as_ref().map(|l| format!("{l}: ")).unwrap_or_default();
+            let at = self
+                .spec
+                .http
+                .host_origin
+                .as_ref()
+                .map(|l| format!("{l}: "))
+                .unwrap_or_default();
             bail!(
                 "{at}workload `{}` declares HTTP host `{}` but none of its components exports {HTTP_HANDLER}",
                 self.spec.id,
@@ -166,7 +195,7 @@ impl Workload {
         Ok(Linked { http })
     }
 
-    /// Waits (at most the invocation timeout) for an instance slot. The
+    /// Waits (at most the workload's `queue_timeout`) for an instance slot. The
     /// returned permit is the invocation's right to run: hold it until the
     /// guest has finished, so that [`Workload::stop`] can drain.
     pub async fn admit(&self) -> Result<OwnedSemaphorePermit, Unavailable> {
@@ -174,7 +203,7 @@ impl Workload {
         if state != WorkloadState::Running {
             return Err(Unavailable::NotRunning(state));
         }
-        let wait = self.spec.limits.timeout;
+        let wait = self.spec.limits.queue_timeout;
         let permit = match tokio::time::timeout(wait, self.slots.clone().acquire_owned()).await {
             Ok(Ok(permit)) => permit,
             Ok(Err(_closed)) => return Err(Unavailable::NotRunning(self.state())),
@@ -189,7 +218,10 @@ impl Workload {
     /// Stops admitting invocations, waits for the in-flight ones to finish,
     /// then reports `Stopped`.
     pub async fn stop(&self) {
-        if !matches!(self.state(), WorkloadState::Running | WorkloadState::Starting) {
+        if !matches!(
+            self.state(),
+            WorkloadState::Running | WorkloadState::Starting
+        ) {
             return;
         }
         self.set_state(WorkloadState::Stopping);
@@ -205,23 +237,39 @@ impl Workload {
 
 /// Whether export/import `name` is `interface` at any version.
 pub fn is_interface(name: &str, interface: &str) -> bool {
-    name.strip_prefix(interface).is_some_and(|rest| rest.is_empty() || rest.starts_with('@'))
+    name.strip_prefix(interface)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('@'))
 }
 
 /// The linker every workload component gets: WASI P2 and `wasi:http`.
 fn workload_linker(engine: &KeelEngine) -> Result<Linker<InvocationState>> {
     let mut linker = Linker::new(engine.engine());
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from).context("linking WASI")?;
-    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(anyhow::Error::from).context("linking wasi:http")?;
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+        .map_err(anyhow::Error::from)
+        .context("linking WASI")?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+        .map_err(anyhow::Error::from)
+        .context("linking wasi:http")?;
     Ok(linker)
 }
 
-fn load_component(engine: &KeelEngine, cache: &ComponentCache, spec: &ComponentSpec) -> Result<Component> {
-    let bytes = std::fs::read(&spec.path)
-        .with_context(|| located_msg(spec, &format!("reading component file {}", spec.path.display())))?;
-    keel_compose::WasmKind::expect_component(&bytes)
-        .map_err(|e| anyhow::anyhow!(located_msg(spec, &format!("{}: {e}", spec.path.display()))))?;
-    cache.load(engine.engine(), &spec.name, &bytes).map_err(|e| located(spec, e))
+fn load_component(
+    engine: &KeelEngine,
+    cache: &ComponentCache,
+    spec: &ComponentSpec,
+) -> Result<Component> {
+    let bytes = std::fs::read(&spec.path).with_context(|| {
+        located_msg(
+            spec,
+            &format!("reading component file {}", spec.path.display()),
+        )
+    })?;
+    keel_compose::WasmKind::expect_component(&bytes).map_err(|e| {
+        anyhow::anyhow!(located_msg(spec, &format!("{}: {e}", spec.path.display())))
+    })?;
+    cache
+        .load(engine.engine(), &spec.name, &bytes)
+        .map_err(|e| located(spec, e))
 }
 
 fn located_msg(spec: &ComponentSpec, message: &str) -> String {

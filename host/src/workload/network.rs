@@ -19,11 +19,23 @@ impl SocketPattern {
     /// assert!(!p.allows(&"10.0.0.1:6379".parse().unwrap()));
     /// ```
     pub fn parse(text: &str) -> Result<SocketPattern, String> {
-        let bad = || format!("`{text}` is not a socket pattern: expected `ip:port`, `ip:*`, `[v6]:port` or `*:port`");
+        let bad = || {
+            format!(
+                "`{text}` is not a socket pattern: expected `ip:port`, `ip:*`, `[v6]:port` or `*:port`"
+            )
+        };
         let (ip, port) = text.rsplit_once(':').ok_or_else(bad)?;
         let ip = ip.trim_start_matches('[').trim_end_matches(']');
-        let ip = if ip == "*" { None } else { Some(ip.parse().map_err(|_| bad())?) };
-        let port = if port == "*" { None } else { Some(port.parse().map_err(|_| bad())?) };
+        let ip = if ip == "*" {
+            None
+        } else {
+            Some(ip.parse().map_err(|_| bad())?)
+        };
+        let port = if port == "*" {
+            None
+        } else {
+            Some(port.parse().map_err(|_| bad())?)
+        };
         Ok(SocketPattern { ip, port })
     }
 
@@ -42,7 +54,10 @@ pub struct SocketAllowlist {
 impl SocketAllowlist {
     /// Parses every pattern (the manifest loader has already checked them).
     pub fn parse(patterns: &[String]) -> Result<SocketAllowlist, String> {
-        let patterns = patterns.iter().map(|p| SocketPattern::parse(p)).collect::<Result<_, _>>()?;
+        let patterns = patterns
+            .iter()
+            .map(|p| SocketPattern::parse(p))
+            .collect::<Result<_, _>>()?;
         Ok(SocketAllowlist { patterns })
     }
 

@@ -23,7 +23,10 @@ impl WorkloadState {
     /// Whether the workload still holds its id (a new start with the same id
     /// is refused): starting, running or stopping.
     pub fn is_active(&self) -> bool {
-        matches!(self, WorkloadState::Starting | WorkloadState::Running | WorkloadState::Stopping)
+        matches!(
+            self,
+            WorkloadState::Starting | WorkloadState::Running | WorkloadState::Stopping
+        )
     }
 }
 

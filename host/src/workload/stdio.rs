@@ -38,7 +38,10 @@ impl GuestLog {
     /// A sink for `stream` of `component` in `workload`.
     pub fn new(workload: &str, component: &str, stream: Stream) -> GuestLog {
         GuestLog {
-            labels: Arc::new(Labels { workload: workload.to_string(), component: component.to_string() }),
+            labels: Arc::new(Labels {
+                workload: workload.to_string(),
+                component: component.to_string(),
+            }),
             stream,
         }
     }
@@ -46,10 +49,17 @@ impl GuestLog {
     fn emit(&self, line: &[u8]) {
         let line = String::from_utf8_lossy(line);
         let line = line.trim_end_matches(['\r', '\n']);
-        let Labels { workload, component } = &*self.labels;
+        let Labels {
+            workload,
+            component,
+        } = &*self.labels;
         match self.stream {
-            Stream::Stdout => tracing::info!(target: "keel::guest", workload, component, stream = "stdout", "{line}"),
-            Stream::Stderr => tracing::warn!(target: "keel::guest", workload, component, stream = "stderr", "{line}"),
+            Stream::Stdout => {
+                tracing::info!(target: "keel::guest", workload, component, stream = "stdout", "{line}")
+            }
+            Stream::Stderr => {
+                tracing::warn!(target: "keel::guest", workload, component, stream = "stderr", "{line}")
+            }
         }
     }
 }
@@ -62,7 +72,10 @@ impl IsTerminal for GuestLog {
 
 impl StdoutStream for GuestLog {
     fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
-        Box::new(LineWriter { sink: self.clone(), pending: Vec::new() })
+        Box::new(LineWriter {
+            sink: self.clone(),
+            pending: Vec::new(),
+        })
     }
 }
 
@@ -94,7 +107,11 @@ impl LineWriter {
 }
 
 impl AsyncWrite for LineWriter {
-    fn poll_write(mut self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         self.pending.extend_from_slice(buf);
         self.take_lines();
         Poll::Ready(Ok(buf.len()))
