@@ -85,10 +85,10 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let mut builder = Host::builder()
         .http_listen(args.listen)
         .engine_options(EngineOptions::default());
-    if !args.no_cache {
-        if let Some(dir) = args.cache_dir.clone().or_else(crate::cache::default_dir) {
-            builder = builder.cache_dir(dir);
-        }
+    if !args.no_cache
+        && let Some(dir) = args.cache_dir.clone().or_else(crate::cache::default_dir)
+    {
+        builder = builder.cache_dir(dir);
     }
     let host = builder.start().await?;
     if let Some(addr) = host.http_addr() {
