@@ -44,6 +44,9 @@ guests: wasm-target
 	done
 	@mkdir -p $(GUESTS)
 	@cp $(WASM_OUT)/*.wasm $(GUESTS)/
+	@# The tally plugin once more, built against acme:tally@0.3.0, for the semver tests.
+	@$(CARGO) build --release --target wasm32-wasip2 --manifest-path tests/fixtures/Cargo.toml -p tally-plugin --features v0-3
+	@cp $(WASM_OUT)/tally_plugin.wasm $(GUESTS)/tally_plugin_v0_3.wasm
 
 build: guests
 	$(CARGO) build --release -p keel --bin keel

@@ -1,11 +1,20 @@
 //! Component tooling for keel that needs no Wasmtime: telling what a Wasm file
-//! is, reading a component's imports and exports, matching them to plugins and
-//! composing plugins into workloads.
+//! is ([`binary`]), reading a component's imports and exports ([`inspect`]),
+//! matching them to plugins ([`registry`]) and composing plugins into
+//! workloads ([`compose`]).
 //!
-//! Everything here works on bytes, so it can run before an engine exists (in
-//! `keel inspect`, in manifest validation) and stays independent of the
-//! engine's version.
+//! Everything here works on bytes, so it runs before an engine exists (in
+//! `keel inspect`, `keel compose`, manifest validation) and stays independent
+//! of the engine's version: wac-graph's wasm-tools and Wasmtime's never meet.
 
 pub mod binary;
+pub mod compose;
+pub mod inspect;
+pub mod names;
+pub mod registry;
 
-pub use binary::{WasmKind, WasmKindError};
+pub use binary::{NotAComponent, WasmKind, WasmKindError};
+pub use compose::{PluginBytes, compose};
+pub use inspect::{ComponentInfo, Item};
+pub use names::InterfaceName;
+pub use registry::{Binding, Registry, Resolution, ResolveError, Unbound};

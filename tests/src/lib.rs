@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use keel;
+pub use keel_compose;
 
 /// The repository's root.
 pub fn repo_root() -> PathBuf {
