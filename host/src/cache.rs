@@ -23,6 +23,8 @@ pub struct CacheStats {
     pub compiled: u64,
     /// Components loaded from a precompiled artifact.
     pub loaded: u64,
+    /// Workloads composed with their plugins (a cache miss of a composed one).
+    pub composed: u64,
 }
 
 /// Loads components, compiling only what the disk cache lacks.
@@ -31,6 +33,7 @@ pub struct ComponentCache {
     dir: Option<PathBuf>,
     compiled: AtomicU64,
     loaded: AtomicU64,
+    composed: AtomicU64,
 }
 
 impl ComponentCache {
@@ -47,11 +50,12 @@ impl ComponentCache {
         self.dir.as_deref()
     }
 
-    /// Counters of compilations and cache loads.
+    /// Counters of compilations, compositions and cache loads.
     pub fn stats(&self) -> CacheStats {
         CacheStats {
             compiled: self.compiled.load(Ordering::Relaxed),
             loaded: self.loaded.load(Ordering::Relaxed),
+            composed: self.composed.load(Ordering::Relaxed),
         }
     }
 
@@ -59,13 +63,40 @@ impl ComponentCache {
     /// artifact exists, otherwise by compiling (and storing the artifact).
     /// `name` only labels log lines. Blocking: call it off the async runtime.
     pub fn load(&self, engine: &Engine, name: &str, wasm: &[u8]) -> Result<Component> {
+        let key = Sha256::digest(wasm).into();
+        self.load_or_build(engine, name, key, || Ok(wasm.to_vec()))
+    }
+
+    /// Like [`ComponentCache::load`] for a component that first has to be
+    /// composed: `key` must cover every input of `compose`, which runs only
+    /// when no artifact exists for `key`.
+    pub fn load_composed(
+        &self,
+        engine: &Engine,
+        name: &str,
+        key: [u8; 32],
+        compose: impl FnOnce() -> Result<Vec<u8>>,
+    ) -> Result<Component> {
+        self.load_or_build(engine, name, key, || {
+            self.composed.fetch_add(1, Ordering::Relaxed);
+            compose()
+        })
+    }
+
+    fn load_or_build(
+        &self,
+        engine: &Engine,
+        name: &str,
+        key: [u8; 32],
+        wasm: impl FnOnce() -> Result<Vec<u8>>,
+    ) -> Result<Component> {
         let Some(dir) = &self.dir else {
-            return self.compile(engine, name, wasm);
+            return self.compile(engine, name, &wasm()?);
         };
-        let path = dir.join(artifact_name(engine, wasm));
+        let path = dir.join(artifact_name(engine, &key));
         if path.is_file() {
             // SAFETY: the artifact was written by `store` below from
-            // `Engine::precompile_component` for an engine with the same
+            // `Component::serialize` for an engine with the same
             // compatibility hash, and is never modified in place (new
             // artifacts are renamed over it atomically).
             match unsafe { Component::deserialize_file(engine, &path) } {
@@ -82,7 +113,7 @@ impl ComponentCache {
                 ),
             }
         }
-        let component = self.compile(engine, name, wasm)?;
+        let component = self.compile(engine, name, &wasm()?)?;
         if let Err(e) = store(dir, &path, &component) {
             tracing::warn!(
                 component = name,
@@ -108,13 +139,12 @@ impl ComponentCache {
     }
 }
 
-/// `<sha256 of wasm>-<compatibility hash>.cwasm`
-fn artifact_name(engine: &Engine, wasm: &[u8]) -> String {
-    let digest = Sha256::digest(wasm);
+/// `<key>-<compatibility hash>.cwasm`
+fn artifact_name(engine: &Engine, key: &[u8; 32]) -> String {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut hasher);
     let mut name = String::with_capacity(64 + 18 + 6);
-    for byte in digest {
+    for byte in key {
         name.push_str(&format!("{byte:02x}"));
     }
     name.push_str(&format!("-{:016x}.cwasm", hasher.finish()));
@@ -122,13 +152,16 @@ fn artifact_name(engine: &Engine, wasm: &[u8]) -> String {
 }
 
 fn store(dir: &Path, path: &Path, component: &Component) -> Result<()> {
+    static SEQUENCE: AtomicU64 = AtomicU64::new(0);
     std::fs::create_dir_all(dir)
         .with_context(|| format!("creating cache folder {}", dir.display()))?;
     let bytes = component
         .serialize()
         .map_err(anyhow::Error::from)
         .context("serialising the compiled component")?;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    // Unique per process and call, so concurrent writers never share a file.
+    let unique = SEQUENCE.fetch_add(1, Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp{}-{unique}", std::process::id()));
     std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path)
         .with_context(|| format!("renaming {} into place", tmp.display()))?;

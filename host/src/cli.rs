@@ -94,6 +94,12 @@ pub async fn run(args: RunArgs) -> Result<()> {
     if let Some(addr) = host.http_addr() {
         tracing::info!("listening on http://{addr}");
     }
+    for plugin in manifest.plugins {
+        if let Err(e) = host.add_plugin(plugin).await {
+            host.shutdown().await;
+            return Err(e);
+        }
+    }
     for spec in manifest.workloads {
         let route = spec.http.host.clone();
         let id = match host.start_workload(spec).await {

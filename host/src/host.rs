@@ -17,7 +17,8 @@
 use crate::cache::{CacheStats, ComponentCache};
 use crate::engine::{EngineOptions, KeelEngine};
 use crate::http::{Ingress, Router};
-use crate::manifest::{WorkloadId, WorkloadSpec};
+use crate::manifest::{PluginSpec, WorkloadId, WorkloadSpec};
+use crate::plugins::PluginSet;
 use crate::workload::{Workload, WorkloadStatus};
 use anyhow::{Result, bail};
 use std::collections::BTreeMap;
@@ -65,6 +66,7 @@ impl HostBuilder {
             engine,
             cache: Arc::new(ComponentCache::new(self.cache_dir)),
             router,
+            plugins: Arc::new(Mutex::new(PluginSet::default())),
             workloads: Mutex::new(BTreeMap::new()),
             ingress: Mutex::new(ingress),
         })
@@ -76,6 +78,7 @@ pub struct Host {
     engine: Arc<KeelEngine>,
     cache: Arc<ComponentCache>,
     router: Arc<Router>,
+    plugins: Arc<Mutex<PluginSet>>,
     workloads: Mutex<BTreeMap<WorkloadId, Arc<Workload>>>,
     ingress: Mutex<Option<Ingress>>,
 }
@@ -101,6 +104,18 @@ impl Host {
         self.cache.stats()
     }
 
+    /// Offers a plugin to the workloads started after this call.
+    pub async fn add_plugin(&self, spec: PluginSpec) -> Result<()> {
+        let plugins = self.plugins.clone();
+        let name = spec.name.clone();
+        tokio::task::spawn_blocking(move || {
+            plugins.lock().unwrap_or_else(|p| p.into_inner()).add(spec)
+        })
+        .await??;
+        tracing::info!(plugin = name, "plugin registered");
+        Ok(())
+    }
+
     /// Starts a workload and waits until it runs. An id that is starting,
     /// running or stopping is refused; a stopped or failed one is replaced.
     /// On failure the workload stays listed in state `Error`.
@@ -118,7 +133,11 @@ impl Host {
         }
         self.router.insert(workload.clone());
         workload
-            .start(self.engine.clone(), self.cache.clone())
+            .start(
+                self.engine.clone(),
+                self.cache.clone(),
+                self.plugins.clone(),
+            )
             .await?;
         tracing::info!(workload = %id, http_host = workload.spec().http.host.as_deref().unwrap_or("(default)"), "workload running");
         Ok(id)

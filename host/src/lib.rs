@@ -18,6 +18,7 @@ pub mod host;
 pub mod http;
 pub mod logging;
 pub mod manifest;
+pub mod plugins;
 pub mod workload;
 
 pub use cache::CacheStats;

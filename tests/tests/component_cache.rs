@@ -15,7 +15,8 @@ async fn the_second_start_skips_compilation() -> anyhow::Result<()> {
         first.cache_stats(),
         CacheStats {
             compiled: 1,
-            loaded: 0
+            loaded: 0,
+            composed: 0
         }
     );
     first.shutdown().await;
@@ -29,7 +30,8 @@ async fn the_second_start_skips_compilation() -> anyhow::Result<()> {
         second.cache_stats(),
         CacheStats {
             compiled: 0,
-            loaded: 1
+            loaded: 1,
+            composed: 0
         }
     );
     let answer = get(second.http_addr().expect("ingress"), "x", "/").await?;
@@ -54,7 +56,8 @@ async fn a_corrupt_artifact_is_recompiled() -> anyhow::Result<()> {
         second.cache_stats(),
         CacheStats {
             compiled: 1,
-            loaded: 0
+            loaded: 0,
+            composed: 0
         }
     );
     assert_eq!(

@@ -2,8 +2,8 @@
 //! errors that point at `file:line:column`.
 
 use super::{
-    ComponentSpec, HttpSpec, Limits, Manifest, SocketsSpec, VolumeSpec, WorkloadId, WorkloadSpec,
-    raw, validate_name,
+    ComponentSpec, HttpSpec, Limits, Manifest, PluginSpec, SocketsSpec, VolumeSpec, WorkloadId,
+    WorkloadSpec, raw, validate_name,
 };
 use std::collections::BTreeSet;
 use std::fmt;
@@ -106,10 +106,32 @@ impl Manifest {
             source.error(e.span().unwrap_or(0..0), message)
         })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let mut plugins: Vec<PluginSpec> = Vec::new();
+        for plugin in raw.plugin {
+            let spec = plugin_spec(&source, &base, &plugin)?;
+            if plugins.iter().any(|p| p.name == spec.name) {
+                return Err(source.error(
+                    plugin.name.span(),
+                    format!("plugin `{}` is declared twice", spec.name),
+                ));
+            }
+            plugins.push(spec);
+        }
         let mut seen = BTreeSet::new();
         let mut hosts = BTreeSet::new();
         let mut workloads = Vec::new();
         for workload in raw.workload {
+            for (interface, plugin) in &workload.plugins {
+                if !plugins.iter().any(|p| &p.name == plugin.get_ref()) {
+                    return Err(source.error(
+                        plugin.span(),
+                        format!(
+                            "`{interface}` is given to plugin `{}`, which no `[[plugin]]` declares",
+                            plugin.get_ref()
+                        ),
+                    ));
+                }
+            }
             let spec = workload_spec(&source, &base, workload)?;
             if !seen.insert(spec.id.clone()) {
                 return Err(ManifestError::Invalid {
@@ -136,6 +158,7 @@ impl Manifest {
         }
         Ok(Manifest {
             source: Some(path.to_path_buf()),
+            plugins,
             workloads,
         })
     }
@@ -235,6 +258,11 @@ fn workload_spec(
             .max_request_body
             .unwrap_or(defaults.max_request_body),
     };
+    let plugins = raw
+        .plugins
+        .into_iter()
+        .map(|(interface, plugin)| (interface, plugin.into_inner()))
+        .collect();
     Ok(WorkloadSpec {
         id,
         components,
@@ -243,6 +271,29 @@ fn workload_spec(
         sockets,
         volumes,
         limits,
+        plugins,
+    })
+}
+
+fn plugin_spec(
+    source: &Source<'_>,
+    base: &Path,
+    raw: &raw::Plugin,
+) -> Result<PluginSpec, ManifestError> {
+    let name = checked_name(source, &raw.name)?;
+    let path = base.join(raw.path.get_ref());
+    if !path.is_file() {
+        return Err(source.error(
+            raw.path.span(),
+            format!("plugin file {} does not exist", path.display()),
+        ));
+    }
+    Ok(PluginSpec {
+        name,
+        path,
+        mode: raw.mode,
+        config: raw.config.clone(),
+        origin: Some(source.locate(raw.path.span().start)),
     })
 }
 

@@ -32,6 +32,14 @@
 //! [[workload.component]]
 //! name = "api"
 //! path = "api.wasm"           # relative to the manifest's folder
+//!
+//! [workload.plugins]          # which plugin serves an interface, when several could
+//! "acme:tally/counters" = "tally"
+//!
+//! [[plugin]]                  # a capability, as a component
+//! name = "tally"
+//! path = "tally_plugin.wasm"
+//! mode = "composed"           # or "shared"
 //! ```
 
 mod load;
@@ -45,13 +53,43 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// A whole manifest: the workloads one host runs.
+/// A whole manifest: the plugins and workloads one host runs.
 #[derive(Debug, Clone, Default)]
 pub struct Manifest {
     /// The file it was read from, if any.
     pub source: Option<PathBuf>,
+    /// The plugins workloads may be linked to, in manifest order.
+    pub plugins: Vec<PluginSpec>,
     /// The workloads, in manifest order.
     pub workloads: Vec<WorkloadSpec>,
+}
+
+/// How a plugin is linked to the workloads it serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LinkMode {
+    /// Plugged into the workload before instantiation: one component, a
+    /// fresh plugin instance per workload instance. For stateless plugins.
+    #[default]
+    Composed,
+    /// Instantiated once in its own long-lived Store; the workload's imports
+    /// forward to it. For plugins that keep state across requests.
+    Shared,
+}
+
+/// A plugin: a component exporting interfaces that workloads import.
+#[derive(Debug, Clone)]
+pub struct PluginSpec {
+    /// The name workloads and logs refer to it by.
+    pub name: String,
+    /// The `.wasm` file.
+    pub path: PathBuf,
+    /// How it is linked.
+    pub mode: LinkMode,
+    /// Values the plugin reads as its configuration.
+    pub config: BTreeMap<String, String>,
+    /// Where the manifest declared it, for error messages.
+    pub origin: Option<Location>,
 }
 
 /// `namespace/name`: what identifies a workload on a host.
@@ -97,6 +135,9 @@ pub struct WorkloadSpec {
     pub volumes: Vec<VolumeSpec>,
     /// Resource bounds.
     pub limits: Limits,
+    /// Interface (`ns:pkg/iface`, or a full versioned name) → the plugin
+    /// that must serve it. Needed only where several plugins could.
+    pub plugins: BTreeMap<String, String>,
 }
 
 impl WorkloadSpec {
@@ -116,6 +157,7 @@ impl WorkloadSpec {
             sockets: SocketsSpec::default(),
             volumes: Vec::new(),
             limits: Limits::default(),
+            plugins: BTreeMap::new(),
         }
     }
 }
@@ -206,7 +248,20 @@ pub(crate) mod raw {
     #[serde(deny_unknown_fields)]
     pub struct Manifest {
         #[serde(default)]
+        pub plugin: Vec<Plugin>,
+        #[serde(default)]
         pub workload: Vec<Workload>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Plugin {
+        pub name: Spanned<String>,
+        pub path: Spanned<String>,
+        #[serde(default)]
+        pub mode: super::LinkMode,
+        #[serde(default)]
+        pub config: BTreeMap<String, String>,
     }
 
     #[derive(Debug, Deserialize)]
@@ -226,6 +281,8 @@ pub(crate) mod raw {
         pub volume: Vec<Spanned<Volume>>,
         #[serde(default)]
         pub component: Vec<Component>,
+        #[serde(default)]
+        pub plugins: BTreeMap<String, Spanned<String>>,
     }
 
     #[derive(Debug, Default, Deserialize)]

@@ -8,6 +8,9 @@ use super::stdio::{GuestLog, Stream};
 use crate::engine::KeelEngine;
 use crate::http::outgoing::{AuthorityPattern, OutgoingHooks};
 use crate::manifest::{ComponentSpec, WorkloadSpec};
+use crate::plugins::identity::{
+    WorkloadIdentity, bindings::keel::core::identity as identity_api, identity_of,
+};
 use anyhow::{Context, Result};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,6 +27,7 @@ pub struct InvocationState {
     hooks: OutgoingHooks,
     limiter: GuestLimiter,
     deadline_hit: bool,
+    identity: WorkloadIdentity,
 }
 
 impl InvocationState {
@@ -40,6 +44,13 @@ impl InvocationState {
     /// Whether the guest asked for more memory than its limit.
     pub fn memory_limit_hit(&self) -> bool {
         self.limiter.hit_memory_limit()
+    }
+}
+
+/// Composed plugins run inside the workload's Store: their caller is it.
+impl identity_api::Host for InvocationState {
+    fn caller(&mut self) -> WorkloadIdentity {
+        self.identity.clone()
     }
 }
 
@@ -80,6 +91,7 @@ pub struct InvocationTemplate {
     outgoing: Arc<Vec<AuthorityPattern>>,
     memory: usize,
     timeout: Duration,
+    identity: WorkloadIdentity,
 }
 
 impl InvocationTemplate {
@@ -107,6 +119,7 @@ impl InvocationTemplate {
             outgoing: Arc::new(outgoing),
             memory: workload.limits.memory.as_usize(),
             timeout: workload.limits.timeout,
+            identity: identity_of(&workload.id, &component.name),
         })
     }
 
@@ -159,6 +172,7 @@ impl InvocationTemplate {
             hooks: OutgoingHooks::new(&self.workload, self.outgoing.clone()),
             limiter: GuestLimiter::new(self.memory),
             deadline_hit: false,
+            identity: self.identity.clone(),
         };
         let mut store = Store::new(engine.engine(), state);
         store.limiter(|state| &mut state.limiter);

@@ -18,6 +18,7 @@ pub use state::{WorkloadState, WorkloadStatus};
 use crate::cache::ComponentCache;
 use crate::engine::KeelEngine;
 use crate::manifest::{ComponentSpec, WorkloadId, WorkloadSpec};
+use crate::plugins::{LinkPlan, PluginSet, composed, deny};
 use anyhow::{Context, Result, bail};
 use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -123,9 +124,10 @@ impl Workload {
         self: &Arc<Self>,
         engine: Arc<KeelEngine>,
         cache: Arc<ComponentCache>,
+        plugins: Arc<Mutex<PluginSet>>,
     ) -> Result<()> {
         let this = self.clone();
-        let result = tokio::task::spawn_blocking(move || this.link(&engine, &cache))
+        let result = tokio::task::spawn_blocking(move || this.link(&engine, &cache, &plugins))
             .await
             .context("the task loading the workload failed")
             .and_then(|r| r);
@@ -151,11 +153,34 @@ impl Workload {
         }
     }
 
-    fn link(&self, engine: &KeelEngine, cache: &ComponentCache) -> Result<Linked> {
+    fn link(
+        &self,
+        engine: &KeelEngine,
+        cache: &ComponentCache,
+        plugins: &Mutex<PluginSet>,
+    ) -> Result<Linked> {
         let mut http = None;
-        let linker = workload_linker(engine)?;
         for spec in &self.spec.components {
-            let component = load_component(engine, cache, spec)?;
+            let (component, plan) = {
+                let mut plugins = plugins.lock().unwrap_or_else(|p| p.into_inner());
+                load_component(engine, cache, &mut plugins, spec, &self.spec)?
+            };
+            log_plan(&self.spec.id, &spec.name, &plan);
+            let mut linker = workload_linker(engine)?;
+            for denied in &plan.denied {
+                let why = match denied.near_misses.as_slice() {
+                    [] => "no plugin exports it and the host does not serve it".to_string(),
+                    misses => format!("no plugin fits ({})", misses.join("; ")),
+                };
+                deny::link_denied(
+                    &mut linker,
+                    engine.engine(),
+                    &component,
+                    &denied.import,
+                    &why,
+                )
+                .map_err(|e| located(spec, e))?;
+            }
             let exports_http = component
                 .component_type()
                 .exports(engine.engine())
@@ -169,7 +194,8 @@ impl Workload {
             if http.is_some() {
                 bail!(located_msg(
                     spec,
-                    "a second component exports wasi:http/incoming-handler; a workload takes HTTP through one component"
+                    "a second component exports wasi:http/incoming-handler; \
+                     a workload takes HTTP through one component"
                 ));
             }
             let pre = ProxyPre::new(pre).map_err(|e| located(spec, e.into()))?;
@@ -250,14 +276,26 @@ fn workload_linker(engine: &KeelEngine) -> Result<Linker<InvocationState>> {
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
         .map_err(anyhow::Error::from)
         .context("linking wasi:http")?;
+    // Composed plugins import keel:core; the workload's own imports of it
+    // were refused when its plan was made.
+    crate::plugins::identity::bindings::keel::core::identity::add_to_linker::<
+        InvocationState,
+        wasmtime::component::HasSelf<InvocationState>,
+    >(&mut linker, |state| state)
+    .map_err(anyhow::Error::from)
+    .context("linking keel:core/identity")?;
     Ok(linker)
 }
 
+/// Reads a component, plans how its imports are served, and returns it
+/// compiled (composed with its plugins first, when any are composed).
 fn load_component(
     engine: &KeelEngine,
     cache: &ComponentCache,
+    plugins: &mut PluginSet,
     spec: &ComponentSpec,
-) -> Result<Component> {
+    workload: &WorkloadSpec,
+) -> Result<(Component, LinkPlan)> {
     let bytes = std::fs::read(&spec.path).with_context(|| {
         located_msg(
             spec,
@@ -267,9 +305,62 @@ fn load_component(
     keel_compose::WasmKind::expect_component(&bytes).map_err(|e| {
         anyhow::anyhow!(located_msg(spec, &format!("{}: {e}", spec.path.display())))
     })?;
-    cache
-        .load(engine.engine(), &spec.name, &bytes)
-        .map_err(|e| located(spec, e))
+    let plan = plugins
+        .plan(&bytes, &workload.plugins)
+        .map_err(|e| located(spec, e))?;
+    if !plan.shared.is_empty() {
+        let names: Vec<&str> = plan.shared.iter().map(|b| b.plugin.as_str()).collect();
+        bail!(located_msg(
+            spec,
+            &format!(
+                "shared mode is not available yet (plugins {names:?}); use mode = \"composed\""
+            )
+        ));
+    }
+    let component = if plan.composed.is_empty() {
+        cache.load(engine.engine(), &spec.name, &bytes)
+    } else {
+        composed::composed_component(
+            engine.engine(),
+            cache,
+            &spec.name,
+            &bytes,
+            plugins,
+            &plan.composed,
+        )
+    };
+    Ok((component.map_err(|e| located(spec, e))?, plan))
+}
+
+/// One log line per import saying what serves it.
+fn log_plan(workload: &WorkloadId, component: &str, plan: &LinkPlan) {
+    let workload = workload.to_string();
+    for binding in &plan.composed {
+        tracing::info!(
+            workload,
+            component,
+            import = binding.import,
+            plugin = binding.plugin,
+            mode = "composed",
+            "import served by plugin"
+        );
+    }
+    for binding in &plan.shared {
+        tracing::info!(
+            workload,
+            component,
+            import = binding.import,
+            plugin = binding.plugin,
+            mode = "shared",
+            "import served by plugin"
+        );
+    }
+    for import in &plan.host {
+        tracing::debug!(workload, component, import, "import served by the host");
+    }
+    for denied in &plan.denied {
+        tracing::warn!(workload, component, import = denied.import, near_misses = ?denied.near_misses, "import denied: nothing serves it");
+    }
 }
 
 fn located_msg(spec: &ComponentSpec, message: &str) -> String {

@@ -1,0 +1,22 @@
+//! `keel:core/identity`: plugins learn which workload they are serving.
+
+use crate::manifest::WorkloadId;
+
+/// Host bindings of the `keel:core` plugin world.
+pub mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit/keel-core",
+        world: "keel:core/plugin",
+    });
+}
+
+pub use bindings::keel::core::identity::WorkloadIdentity;
+
+/// Builds the identity of `component` in workload `id`.
+pub fn identity_of(id: &WorkloadId, component: &str) -> WorkloadIdentity {
+    WorkloadIdentity {
+        namespace: id.namespace.clone(),
+        name: id.name.clone(),
+        component: component.to_string(),
+    }
+}

@@ -1,0 +1,164 @@
+//! Plugins: capabilities implemented as components, and how a workload's
+//! imports are linked to them.
+//!
+//! For every component of a workload, [`PluginSet::plan`] decides how each
+//! import is served: by a plugin composed in ([`composed`]), by the host
+//! (WASI, `wasi:http`), or by a deny implementation ([`deny`]) that answers
+//! `access-denied` or traps with a message naming the interface. Plugins
+//! learn who calls them through `keel:core` ([`identity`]); workloads may
+//! not import `keel:core` themselves.
+
+pub mod composed;
+pub mod deny;
+pub mod identity;
+
+use crate::manifest::{LinkMode, PluginSpec};
+use anyhow::{Context, Result, bail};
+use keel_compose::{Binding, ComponentInfo, InterfaceName, Registry, Unbound};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// A plugin whose component has been read.
+#[derive(Debug, Clone)]
+pub struct LoadedPlugin {
+    /// What the manifest said.
+    pub spec: PluginSpec,
+    /// The component's bytes.
+    pub bytes: Arc<Vec<u8>>,
+    /// SHA-256 of the bytes.
+    pub digest: [u8; 32],
+    /// Its imports and exports.
+    pub info: ComponentInfo,
+}
+
+/// The plugins a host offers its workloads, and the registry matching
+/// imports to their exports.
+#[derive(Default)]
+pub struct PluginSet {
+    plugins: Vec<LoadedPlugin>,
+    registry: Registry,
+}
+
+/// How one component's imports are served.
+#[derive(Debug, Clone, Default)]
+pub struct LinkPlan {
+    /// Imports served by plugins composed into the component.
+    pub composed: Vec<Binding>,
+    /// Imports served by shared plugin instances.
+    pub shared: Vec<Binding>,
+    /// Imports the host serves (WASI, `wasi:http`, and `keel:core` for plugins).
+    pub host: Vec<String>,
+    /// Imports nothing serves: linked to a deny implementation.
+    pub denied: Vec<Unbound>,
+}
+
+impl PluginSet {
+    /// Reads the plugin's component and registers its exports.
+    pub fn add(&mut self, spec: PluginSpec) -> Result<()> {
+        if self.plugins.iter().any(|p| p.spec.name == spec.name) {
+            bail!("plugin `{}` is declared twice", spec.name);
+        }
+        let at = spec
+            .origin
+            .as_ref()
+            .map(|l| format!("{l}: "))
+            .unwrap_or_default();
+        let bytes = std::fs::read(&spec.path).with_context(|| {
+            format!(
+                "{at}plugin `{}`: reading {}",
+                spec.name,
+                spec.path.display()
+            )
+        })?;
+        keel_compose::WasmKind::expect_component(&bytes).map_err(|e| {
+            anyhow::anyhow!("{at}plugin `{}`: {}: {e}", spec.name, spec.path.display())
+        })?;
+        let info =
+            ComponentInfo::read(&bytes).with_context(|| format!("{at}plugin `{}`", spec.name))?;
+        self.registry
+            .add(&spec.name, &bytes)
+            .with_context(|| format!("{at}plugin `{}`", spec.name))?;
+        let digest = Sha256::digest(&bytes).into();
+        self.plugins.push(LoadedPlugin {
+            spec,
+            bytes: Arc::new(bytes),
+            digest,
+            info,
+        });
+        Ok(())
+    }
+
+    /// The plugin named `name`.
+    pub fn get(&self, name: &str) -> Option<&LoadedPlugin> {
+        self.plugins.iter().find(|p| p.spec.name == name)
+    }
+
+    /// Every plugin, in the order added.
+    pub fn iter(&self) -> impl Iterator<Item = &LoadedPlugin> {
+        self.plugins.iter()
+    }
+
+    /// Decides how each import of `component` is served. `picks` maps
+    /// interfaces to the plugin that must serve them.
+    pub fn plan(&mut self, component: &[u8], picks: &BTreeMap<String, String>) -> Result<LinkPlan> {
+        let info = ComponentInfo::read(component)?;
+        if let Some(core) = info.imports.iter().find(|i| is_keel_core(&i.name)) {
+            bail!(
+                "it imports `{}`: keel:core interfaces are for plugins only; \
+                 a workload reaches keel's capabilities through the standard interfaces plugins export",
+                core.name
+            );
+        }
+        let resolution = self.registry.resolve(component, picks)?;
+        let mut plan = LinkPlan::default();
+        for binding in resolution.bindings {
+            let mode = self
+                .get(&binding.plugin)
+                .map(|p| p.spec.mode)
+                .unwrap_or_default();
+            match mode {
+                LinkMode::Composed => plan.composed.push(binding),
+                LinkMode::Shared => plan.shared.push(binding),
+            }
+        }
+        for unbound in resolution.unbound {
+            if host_serves(&unbound.import) {
+                plan.host.push(unbound.import);
+            } else {
+                plan.denied.push(unbound);
+            }
+        }
+        // Imports that are not interfaces (plain functions) nothing serves.
+        for import in info.imports.iter().filter(|i| i.interface.is_none()) {
+            plan.denied.push(Unbound {
+                import: import.name.clone(),
+                near_misses: Vec::new(),
+            });
+        }
+        Ok(plan)
+    }
+}
+
+/// Whether `import` names a `keel:core` interface.
+pub fn is_keel_core(import: &str) -> bool {
+    InterfaceName::parse(import).is_some_and(|n| n.namespace == "keel" && n.package == "core")
+}
+
+/// The WASI P2 interfaces the native core serves itself (through
+/// `wasmtime-wasi` and `wasmtime-wasi-http`).
+pub fn host_serves(import: &str) -> bool {
+    let Some(name) = InterfaceName::parse(import) else {
+        return false;
+    };
+    let p2 = name
+        .version
+        .as_ref()
+        .is_some_and(|v| v.major == 0 && v.minor == 2);
+    let served = match (name.namespace.as_str(), name.package.as_str()) {
+        ("wasi", "cli" | "clocks" | "filesystem" | "io" | "random" | "sockets") => true,
+        ("wasi", "http") => matches!(name.interface.as_str(), "types" | "outgoing-handler"),
+        _ => false,
+    };
+    p2 && served
+}
