@@ -2,6 +2,7 @@
 //! text for people or JSON lines for machines.
 
 use anyhow::{Result, anyhow};
+use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 /// How log records are printed.
@@ -16,11 +17,15 @@ pub enum LogFormat {
 
 /// Installs the global subscriber, writing to stderr. The filter comes from
 /// `RUST_LOG` (e.g. `keel=debug,keel::guest=warn`) and defaults to `info`.
+/// Text is coloured only when stderr is a terminal and `NO_COLOR` is unset.
 pub fn init(format: LogFormat) -> Result<()> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colour only for people at a terminal: never in pipes and log files.
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     let result = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder

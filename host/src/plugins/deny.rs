@@ -4,7 +4,6 @@
 //! otherwise the call traps with a message naming the interface.
 
 use anyhow::{Result, bail};
-use std::sync::atomic::{AtomicU32, Ordering};
 use wasmtime::Engine;
 use wasmtime::component::types::{ComponentFunc, ComponentItem};
 use wasmtime::component::{Component, Linker, ResourceType, Val};
@@ -12,52 +11,117 @@ use wasmtime::component::{Component, Linker, ResourceType, Val};
 /// The case name keel answers with where an error type offers it.
 pub const ACCESS_DENIED: &str = "access-denied";
 
-/// Distinct ids for the placeholder resource types of denied interfaces.
-static NEXT_DENIED_RESOURCE: AtomicU32 = AtomicU32::new(0x6b65_0000);
+/// An import to deny and why (the reason ends up in trap messages).
+#[derive(Debug, Clone)]
+pub struct Denial {
+    /// The import's name.
+    pub import: String,
+    /// Why nothing serves it.
+    pub why: String,
+}
 
-/// Links a deny implementation for import `name` of `component`. `why` ends
-/// up in the trap message.
+/// The placeholder type of every resource of a denied interface: no
+/// denied function ever creates one, so one type serves them all (and a
+/// resource two denied interfaces share, as `wasi:keyvalue/atomics` shares
+/// `store.bucket`, stays one type).
+struct DeniedResource;
+
+/// Links deny implementations for `denials`, imports of `component`. Call it
+/// after everything that does serve imports is in `linker`. A denied
+/// interface's resource that aliases one of a host-served `wasi:io`
+/// interface (a `use wasi:io/streams.{input-stream}`) is linked as the
+/// host's type, so the alias still type-checks.
 pub fn link_denied<T: 'static>(
     linker: &mut Linker<T>,
     engine: &Engine,
     component: &Component,
-    name: &str,
-    why: &str,
+    denials: &[Denial],
 ) -> Result<()> {
-    let component_type = component.component_type();
-    let Some(import) = component_type.get_import(engine, name) else {
-        bail!("the component has no import `{name}`");
-    };
-    match import.ty {
-        ComponentItem::ComponentInstance(instance) => {
-            let mut scope = linker.instance(name)?;
-            let members: Vec<(String, ComponentItem)> = instance
-                .exports(engine)
-                .map(|(member, e)| (member.to_string(), e.ty))
-                .collect();
-            // Resources first: functions mentioning them are checked against them.
-            for (member, item) in &members {
-                if let ComponentItem::Resource(_) = item {
-                    let id = NEXT_DENIED_RESOURCE.fetch_add(1, Ordering::Relaxed);
-                    scope.resource(member, ResourceType::host_dynamic(id), |_, _| Ok(()))?;
+    let declared = component.component_type();
+    let host_resources = host_resource_aliases(engine, &declared, denials);
+    for denial in denials {
+        let name = denial.import.as_str();
+        let Some(import) = declared.get_import(engine, name) else {
+            bail!("the component has no import `{name}`");
+        };
+        match import.ty {
+            ComponentItem::ComponentInstance(instance) => {
+                let mut scope = linker.instance(name)?;
+                let members: Vec<(String, ComponentItem)> = instance
+                    .exports(engine)
+                    .map(|(member, item)| (member.to_string(), item.ty))
+                    .collect();
+                // Resources first: functions mentioning them are checked against them.
+                for (member, item) in &members {
+                    if let ComponentItem::Resource(resource) = item {
+                        let ty = host_resources
+                            .iter()
+                            .find(|(declared, _)| declared == resource)
+                            .map_or_else(ResourceType::host::<DeniedResource>, |(_, host)| *host);
+                        scope.resource(member, ty, |_, _| Ok(()))?;
+                    }
+                }
+                for (member, item) in members {
+                    if let ComponentItem::ComponentFunc(func) = item {
+                        let refusal =
+                            Refusal::for_func(&func, format!("{name}#{member}"), &denial.why);
+                        scope.func_new(&member, move |_, _, _, results| refusal.answer(results))?;
+                    }
                 }
             }
-            for (member, item) in members {
-                if let ComponentItem::ComponentFunc(func) = item {
-                    let refusal = Refusal::for_func(&func, format!("{name}#{member}"), why);
-                    scope.func_new(&member, move |_, _, _, results| refusal.answer(results))?;
-                }
+            ComponentItem::ComponentFunc(func) => {
+                let refusal = Refusal::for_func(&func, name.to_string(), &denial.why);
+                linker
+                    .root()
+                    .func_new(name, move |_, _, _, results| refusal.answer(results))?;
             }
+            other => bail!("import `{name}` is a {other:?}, which keel cannot deny"),
         }
-        ComponentItem::ComponentFunc(func) => {
-            let refusal = Refusal::for_func(&func, name.to_string(), why);
-            linker
-                .root()
-                .func_new(name, move |_, _, _, results| refusal.answer(results))?;
-        }
-        other => bail!("import `{name}` is a {other:?}, which keel cannot deny"),
     }
     Ok(())
+}
+
+/// The `wasi:io` resources the host serves, by the type `component`
+/// declares for them: a denied interface that `use`s one must be linked with
+/// the host's type.
+fn host_resource_aliases(
+    engine: &Engine,
+    declared: &wasmtime::component::types::Component,
+    denials: &[Denial],
+) -> Vec<(ResourceType, ResourceType)> {
+    let host_type = |interface: &str, resource: &str| match (interface, resource) {
+        ("wasi:io/streams", "input-stream") => {
+            Some(ResourceType::host::<wasmtime_wasi::p2::DynInputStream>())
+        }
+        ("wasi:io/streams", "output-stream") => {
+            Some(ResourceType::host::<wasmtime_wasi::p2::DynOutputStream>())
+        }
+        ("wasi:io/poll", "pollable") => {
+            Some(ResourceType::host::<wasmtime_wasi::p2::DynPollable>())
+        }
+        ("wasi:io/error", "error") => Some(ResourceType::host::<wasmtime_wasi::p2::IoError>()),
+        _ => None,
+    };
+    let mut aliases = Vec::new();
+    for (name, import) in declared.imports(engine) {
+        if denials.iter().any(|d| d.import == name) {
+            continue;
+        }
+        let Some(interface) = keel_compose::InterfaceName::parse(name) else {
+            continue;
+        };
+        let ComponentItem::ComponentInstance(instance) = import.ty else {
+            continue;
+        };
+        for (member, item) in instance.exports(engine) {
+            if let (ComponentItem::Resource(resource), Some(host)) =
+                (item.ty, host_type(&interface.unversioned(), member))
+            {
+                aliases.push((resource, host));
+            }
+        }
+    }
+    aliases
 }
 
 /// What a denied function does when called.

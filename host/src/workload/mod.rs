@@ -167,20 +167,19 @@ impl Workload {
             };
             log_plan(&self.spec.id, &spec.name, &plan);
             let mut linker = workload_linker(engine)?;
-            for denied in &plan.denied {
-                let why = match denied.near_misses.as_slice() {
-                    [] => "no plugin exports it and the host does not serve it".to_string(),
-                    misses => format!("no plugin fits ({})", misses.join("; ")),
-                };
-                deny::link_denied(
-                    &mut linker,
-                    engine.engine(),
-                    &component,
-                    &denied.import,
-                    &why,
-                )
+            let denials: Vec<deny::Denial> = plan
+                .denied
+                .iter()
+                .map(|denied| deny::Denial {
+                    import: denied.import.clone(),
+                    why: match denied.near_misses.as_slice() {
+                        [] => "no plugin exports it and the host does not serve it".to_string(),
+                        misses => format!("no plugin fits ({})", misses.join("; ")),
+                    },
+                })
+                .collect();
+            deny::link_denied(&mut linker, engine.engine(), &component, &denials)
                 .map_err(|e| located(spec, e))?;
-            }
             let exports_http = component
                 .component_type()
                 .exports(engine.engine())
