@@ -28,6 +28,34 @@ pub struct Cli {
 pub enum Command {
     /// Run the workloads of a manifest until SIGINT or SIGTERM.
     Run(RunArgs),
+    /// Show a component's imports and exports, and what would serve each import.
+    Inspect(InspectArgs),
+    /// Write a workload composed with its composed-mode plugins as one component.
+    Compose(ComposeArgs),
+}
+
+/// Arguments of `keel inspect`.
+#[derive(Debug, clap::Args)]
+pub struct InspectArgs {
+    /// The component (`.wasm`).
+    pub component: PathBuf,
+    /// Match imports against this manifest's plugins (and its picks, when
+    /// one of its workloads uses this component).
+    #[arg(long)]
+    pub manifest: Option<PathBuf>,
+}
+
+/// Arguments of `keel compose`.
+#[derive(Debug, clap::Args)]
+pub struct ComposeArgs {
+    /// The manifest.
+    pub manifest: PathBuf,
+    /// Where to write the composed component.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Which workload (`namespace/name` or `name`); needed when the manifest has several.
+    #[arg(long)]
+    pub workload: Option<String>,
 }
 
 /// Arguments of `keel run`.
@@ -64,11 +92,11 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async {
-        match cli.command {
-            Command::Run(args) => run(args).await,
-        }
-    });
+    let result = match cli.command {
+        Command::Run(args) => runtime.block_on(run(args)),
+        Command::Inspect(args) => inspect(args),
+        Command::Compose(args) => compose(args),
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -120,6 +148,37 @@ pub async fn run(args: RunArgs) -> Result<()> {
     tracing::info!("shutting down: finishing in-flight requests");
     host.shutdown().await;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// `keel inspect`: print imports, exports and how each import is served.
+pub fn inspect(args: InspectArgs) -> Result<()> {
+    let manifest = args.manifest.as_deref().map(Manifest::load).transpose()?;
+    print!(
+        "{}",
+        crate::plugins::report::inspect(&args.component, manifest.as_ref())?
+    );
+    Ok(())
+}
+
+/// `keel compose`: write one workload composed with its plugins.
+pub fn compose(args: ComposeArgs) -> Result<()> {
+    let manifest = Manifest::load(&args.manifest)?;
+    let workload = match &args.workload {
+        Some(wanted) => manifest
+            .workloads
+            .iter()
+            .find(|w| &w.id.to_string() == wanted || &w.id.name == wanted)
+            .with_context(|| format!("the manifest has no workload `{wanted}`"))?,
+        None => match manifest.workloads.as_slice() {
+            [only] => only,
+            _ => anyhow::bail!("the manifest has several workloads: choose one with --workload"),
+        },
+    };
+    let bytes = crate::plugins::report::compose_workload(&manifest, workload)?;
+    std::fs::write(&args.output, &bytes)
+        .with_context(|| format!("writing {}", args.output.display()))?;
+    eprintln!("wrote {} ({} bytes)", args.output.display(), bytes.len());
     Ok(())
 }
 

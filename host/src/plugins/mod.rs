@@ -11,6 +11,7 @@
 pub mod composed;
 pub mod deny;
 pub mod identity;
+pub mod report;
 
 use crate::manifest::{LinkMode, PluginSpec};
 use anyhow::{Context, Result, bail};

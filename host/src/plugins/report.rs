@@ -1,0 +1,172 @@
+//! What `keel inspect` and `keel compose` report: a component's imports and
+//! exports, and how each import would be served under a manifest's plugins.
+
+use super::{LinkPlan, PluginSet};
+use crate::manifest::{LinkMode, Manifest, WorkloadSpec};
+use anyhow::{Context, Result, bail};
+use keel_compose::{ComponentInfo, PluginBytes};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// A plugin set holding every plugin a manifest declares.
+pub fn plugins_of(manifest: Option<&Manifest>) -> Result<PluginSet> {
+    let mut plugins = PluginSet::default();
+    for spec in manifest.map(|m| m.plugins.as_slice()).unwrap_or_default() {
+        plugins.add(spec.clone())?;
+    }
+    Ok(plugins)
+}
+
+/// The text `keel inspect` prints for `component`.
+pub fn inspect(component: &Path, manifest: Option<&Manifest>) -> Result<String> {
+    let bytes =
+        std::fs::read(component).with_context(|| format!("reading {}", component.display()))?;
+    keel_compose::WasmKind::expect_component(&bytes)
+        .with_context(|| component.display().to_string())?;
+    let info = ComponentInfo::read(&bytes)?;
+    let mut plugins = plugins_of(manifest)?;
+    let picks = manifest
+        .and_then(|m| {
+            m.workloads
+                .iter()
+                .find(|w| w.components.iter().any(|c| same_file(&c.path, component)))
+        })
+        .map(|w| w.plugins.clone())
+        .unwrap_or_default();
+    let plan = plugins.plan(&bytes, &picks);
+    let mut out = String::new();
+    let _ = writeln!(out, "component {}", component.display());
+    let _ = writeln!(out, "\nexports:");
+    for export in &info.exports {
+        let _ = writeln!(
+            out,
+            "  {} ({}{})",
+            export.name,
+            export.kind,
+            members(export)
+        );
+    }
+    let _ = writeln!(out, "\nimports:");
+    match &plan {
+        Ok(plan) => {
+            let served = served_by(plan);
+            for import in &info.imports {
+                let how = served
+                    .get(import.name.as_str())
+                    .cloned()
+                    .unwrap_or_else(|| "denied".to_string());
+                let _ = writeln!(
+                    out,
+                    "  {} ({}{}) -> {how}",
+                    import.name,
+                    import.kind,
+                    members(import)
+                );
+            }
+        }
+        Err(e) => {
+            for import in &info.imports {
+                let _ = writeln!(
+                    out,
+                    "  {} ({}{})",
+                    import.name,
+                    import.kind,
+                    members(import)
+                );
+            }
+            let _ = writeln!(out, "\nthis component cannot run: {e:#}");
+        }
+    }
+    Ok(out)
+}
+
+fn members(item: &keel_compose::Item) -> String {
+    match (item.functions.len(), item.resources.len()) {
+        (0, 0) => String::new(),
+        (f, 0) => format!(", {f} functions"),
+        (f, r) => format!(", {f} functions, {r} resources"),
+    }
+}
+
+/// Import name → "plugin `x` (composed)", "host", "denied: why".
+fn served_by(plan: &LinkPlan) -> BTreeMap<&str, String> {
+    let mut served = BTreeMap::new();
+    for binding in &plan.composed {
+        served.insert(
+            binding.import.as_str(),
+            format!(
+                "plugin `{}` (composed, its export `{}`)",
+                binding.plugin, binding.export
+            ),
+        );
+    }
+    for binding in &plan.shared {
+        served.insert(
+            binding.import.as_str(),
+            format!(
+                "plugin `{}` (shared, its export `{}`)",
+                binding.plugin, binding.export
+            ),
+        );
+    }
+    for import in &plan.host {
+        served.insert(import.as_str(), "host".to_string());
+    }
+    for denied in &plan.denied {
+        let why = if denied.near_misses.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", denied.near_misses.join("; "))
+        };
+        served.insert(denied.import.as_str(), format!("denied{why}"));
+    }
+    served
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// Composes the component of `workload` with its composed plugins, for
+/// `keel compose`. Shared plugins cannot live in a file and are an error.
+pub fn compose_workload(manifest: &Manifest, workload: &WorkloadSpec) -> Result<Vec<u8>> {
+    let [component] = workload.components.as_slice() else {
+        bail!(
+            "workload `{}` has {} components; `keel compose` writes one component",
+            workload.id,
+            workload.components.len()
+        );
+    };
+    let bytes = std::fs::read(&component.path)
+        .with_context(|| format!("reading {}", component.path.display()))?;
+    keel_compose::WasmKind::expect_component(&bytes)
+        .with_context(|| component.path.display().to_string())?;
+    let mut plugins = plugins_of(Some(manifest))?;
+    let plan = plugins
+        .plan(&bytes, &workload.plugins)
+        .with_context(|| format!("component `{}`", component.name))?;
+    if let Some(shared) = plan.shared.first() {
+        bail!(
+            "`{}` is served by plugin `{}` in shared mode, which lives in the host and cannot be written into a file; \
+             declare it with mode = \"composed\" to compose it",
+            shared.import,
+            shared.plugin
+        );
+    }
+    let sources: Vec<PluginBytes<'_>> = plugins
+        .iter()
+        .filter(|p| {
+            p.spec.mode == LinkMode::Composed
+                && plan.composed.iter().any(|b| b.plugin == p.spec.name)
+        })
+        .map(|p| PluginBytes {
+            name: &p.spec.name,
+            bytes: &p.bytes,
+        })
+        .collect();
+    keel_compose::compose(&bytes, &sources, &plan.composed)
+}

@@ -1,0 +1,111 @@
+//! `keel inspect` and `keel compose` on real components.
+
+use keel_tests::keel_compose::ComponentInfo;
+use keel_tests::{guest, run_keel, write_file};
+use std::process::Command;
+
+fn stdout_of(args: &[&str]) -> (Option<i32>, String, String) {
+    let output = Command::new(keel_tests::keel_bin())
+        .args(args)
+        .output()
+        .expect("keel runs");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn tally_manifest(dir: &std::path::Path, mode: &str) -> std::path::PathBuf {
+    write_file(
+        dir,
+        "app.toml",
+        &format!(
+            "[[plugin]]\nname = \"tally\"\npath = {:?}\nmode = {mode:?}\n\n[[workload]]\nname = \"user\"\n[[workload.component]]\npath = {:?}\n",
+            guest("tally_plugin"),
+            guest("tally_user")
+        ),
+    )
+}
+
+#[test]
+fn inspect_shows_exports_imports_and_what_serves_each() {
+    let user = guest("tally_user");
+    let (code, out, err) = stdout_of(&["inspect", user.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("wasi:http/incoming-handler@0.2.12 (instance"),
+        "{out}"
+    );
+    assert!(
+        out.contains("acme:tally/counters@0.2.0 (instance, 7 functions, 1 resources) -> denied"),
+        "{out}"
+    );
+    assert!(
+        out.contains("wasi:io/streams@0.2.12 (instance, 5 functions, 4 resources) -> host"),
+        "{out}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = tally_manifest(dir.path(), "composed");
+    let (code, out, err) = stdout_of(&[
+        "inspect",
+        user.to_str().unwrap(),
+        "--manifest",
+        manifest.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("acme:tally/counters@0.2.0 (instance, 7 functions, 1 resources) -> plugin `tally` (composed, its export `acme:tally/counters@0.2.3`)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn compose_writes_one_component_without_the_plugin_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = tally_manifest(dir.path(), "composed");
+    let output = dir.path().join("out.wasm");
+    let (code, stderr) = run_keel(&[
+        "compose",
+        manifest.to_str().unwrap(),
+        "-o",
+        output.to_str().unwrap(),
+    ])
+    .unwrap();
+    assert_eq!(code, Some(0), "{stderr}");
+    let info = ComponentInfo::read(&std::fs::read(&output).unwrap()).unwrap();
+    assert!(
+        !info
+            .imports
+            .iter()
+            .any(|i| i.name.starts_with("acme:tally/")),
+        "{:?}",
+        info.imports
+    );
+    assert!(
+        info.exports
+            .iter()
+            .any(|e| e.name.starts_with("wasi:http/incoming-handler@"))
+    );
+}
+
+#[test]
+fn compose_refuses_shared_plugins_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = tally_manifest(dir.path(), "shared");
+    let output = dir.path().join("out.wasm");
+    let (code, stderr) = run_keel(&[
+        "compose",
+        manifest.to_str().unwrap(),
+        "-o",
+        output.to_str().unwrap(),
+    ])
+    .unwrap();
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("shared mode, which lives in the host"),
+        "{stderr}"
+    );
+    assert!(!output.exists());
+}
