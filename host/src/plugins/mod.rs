@@ -12,11 +12,15 @@ pub mod composed;
 pub mod deny;
 pub mod identity;
 pub mod report;
+pub mod shared;
 
+use crate::cache::ComponentCache;
+use crate::engine::KeelEngine;
 use crate::manifest::{LinkMode, PluginSpec};
 use anyhow::{Context, Result, bail};
 use keel_compose::{Binding, ComponentInfo, InterfaceName, Registry, Unbound};
 use sha2::{Digest, Sha256};
+use shared::SharedPlugin;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -39,6 +43,7 @@ pub struct LoadedPlugin {
 pub struct PluginSet {
     plugins: Vec<LoadedPlugin>,
     registry: Registry,
+    shared: BTreeMap<String, Arc<SharedPlugin>>,
 }
 
 /// How one component's imports are served.
@@ -98,6 +103,26 @@ impl PluginSet {
     /// Every plugin, in the order added.
     pub fn iter(&self) -> impl Iterator<Item = &LoadedPlugin> {
         self.plugins.iter()
+    }
+
+    /// The one shared instance of plugin `name` (created, and its component
+    /// compiled or loaded from the cache, on first use).
+    pub fn shared_instance(
+        &mut self,
+        engine: &KeelEngine,
+        cache: &ComponentCache,
+        name: &str,
+    ) -> Result<Arc<SharedPlugin>> {
+        if let Some(plugin) = self.shared.get(name) {
+            return Ok(plugin.clone());
+        }
+        let loaded = self
+            .get(name)
+            .with_context(|| format!("no plugin `{name}`"))?;
+        let component = cache.load(engine.engine(), name, &loaded.bytes)?;
+        let plugin = Arc::new(SharedPlugin::new(engine, name, &component)?);
+        self.shared.insert(name.to_string(), plugin.clone());
+        Ok(plugin)
     }
 
     /// Decides how each import of `component` is served. `picks` maps

@@ -11,6 +11,7 @@ use crate::manifest::{ComponentSpec, WorkloadSpec};
 use crate::plugins::identity::{
     WorkloadIdentity, bindings::keel::core::identity as identity_api, identity_of,
 };
+use crate::plugins::shared::proxy::ProxyTable;
 use anyhow::{Context, Result};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,12 +29,19 @@ pub struct InvocationState {
     limiter: GuestLimiter,
     deadline_hit: bool,
     identity: WorkloadIdentity,
+    /// Shared-plugin resources this instance holds.
+    pub(crate) proxies: ProxyTable,
 }
 
 impl InvocationState {
     /// Whether the invocation ran past its deadline.
     pub fn deadline_hit(&self) -> bool {
         self.deadline_hit
+    }
+
+    /// The workload and component this invocation runs for.
+    pub fn identity(&self) -> &WorkloadIdentity {
+        &self.identity
     }
 
     /// Bytes of linear memory the guest holds.
@@ -173,6 +181,7 @@ impl InvocationTemplate {
             limiter: GuestLimiter::new(self.memory),
             deadline_hit: false,
             identity: self.identity.clone(),
+            proxies: ProxyTable::default(),
         };
         let mut store = Store::new(engine.engine(), state);
         store.limiter(|state| &mut state.limiter);

@@ -18,6 +18,7 @@ pub use state::{WorkloadState, WorkloadStatus};
 use crate::cache::ComponentCache;
 use crate::engine::KeelEngine;
 use crate::manifest::{ComponentSpec, WorkloadId, WorkloadSpec};
+use crate::plugins::shared::{SharedPlugin, forward};
 use crate::plugins::{LinkPlan, PluginSet, composed, deny};
 use anyhow::{Context, Result, bail};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -161,12 +162,23 @@ impl Workload {
     ) -> Result<Linked> {
         let mut http = None;
         for spec in &self.spec.components {
-            let (component, plan) = {
+            let (component, plan, shared) = {
                 let mut plugins = plugins.lock().unwrap_or_else(|p| p.into_inner());
                 load_component(engine, cache, &mut plugins, spec, &self.spec)?
             };
             log_plan(&self.spec.id, &spec.name, &plan);
             let mut linker = workload_linker(engine)?;
+            for (binding, plugin) in plan.shared.iter().zip(shared) {
+                forward::link_shared(
+                    &mut linker,
+                    engine.engine(),
+                    &component,
+                    &binding.import,
+                    &binding.export,
+                    plugin,
+                )
+                .map_err(|e| located(spec, e))?;
+            }
             let denials: Vec<deny::Denial> = plan
                 .denied
                 .iter()
@@ -294,7 +306,7 @@ fn load_component(
     plugins: &mut PluginSet,
     spec: &ComponentSpec,
     workload: &WorkloadSpec,
-) -> Result<(Component, LinkPlan)> {
+) -> Result<(Component, LinkPlan, Vec<Arc<SharedPlugin>>)> {
     let bytes = std::fs::read(&spec.path).with_context(|| {
         located_msg(
             spec,
@@ -307,15 +319,12 @@ fn load_component(
     let plan = plugins
         .plan(&bytes, &workload.plugins)
         .map_err(|e| located(spec, e))?;
-    if !plan.shared.is_empty() {
-        let names: Vec<&str> = plan.shared.iter().map(|b| b.plugin.as_str()).collect();
-        bail!(located_msg(
-            spec,
-            &format!(
-                "shared mode is not available yet (plugins {names:?}); use mode = \"composed\""
-            )
-        ));
-    }
+    let shared = plan
+        .shared
+        .iter()
+        .map(|b| plugins.shared_instance(engine, cache, &b.plugin))
+        .collect::<Result<Vec<_>>>()
+        .map_err(|e| located(spec, e))?;
     let component = if plan.composed.is_empty() {
         cache.load(engine.engine(), &spec.name, &bytes)
     } else {
@@ -328,7 +337,7 @@ fn load_component(
             &plan.composed,
         )
     };
-    Ok((component.map_err(|e| located(spec, e))?, plan))
+    Ok((component.map_err(|e| located(spec, e))?, plan, shared))
 }
 
 /// One log line per import saying what serves it.

@@ -1,0 +1,283 @@
+//! The generic forwarder: host shims in a workload's linker that carry each
+//! call of a shared plugin's interface across to the plugin's Store, with
+//! [`Val`]s, so that any interface a platform team invents works in shared
+//! mode without generated code.
+//!
+//! Parameters: a proxy resource becomes the plugin handle it stands for — an
+//! owned one moves out of the workload's [`ProxyTable`](super::proxy::ProxyTable),
+//! a borrowed one is lent for the call. Results: a plugin handle becomes a
+//! new proxy. The walk over results follows the function's declared types,
+//! so resources nested in records, lists, options, results and variants are
+//! carried too.
+
+use super::SharedPlugin;
+use super::proxy::Proxy;
+use crate::workload::InvocationState;
+use anyhow::{Result, bail};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use wasmtime::component::types::{ComponentItem, Type};
+use wasmtime::component::{Component, Linker, ResourceDynamic, ResourceType, Val};
+use wasmtime::{Engine, StoreContextMut};
+
+/// Payloads of proxy resource types: one per resource of each forwarded
+/// interface, unique within the process.
+static NEXT_PROXY_TYPE: AtomicU32 = AtomicU32::new(0x6b66_0000);
+
+/// Declared resource type (in the workload's component type) → its proxy type id.
+type ProxyTypes = Arc<Vec<(ResourceType, u32)>>;
+
+/// Links import `import` of `component` to `export` of `plugin`.
+pub fn link_shared(
+    linker: &mut Linker<InvocationState>,
+    engine: &Engine,
+    component: &Component,
+    import: &str,
+    export: &str,
+    plugin: Arc<SharedPlugin>,
+) -> Result<()> {
+    let component_type = component.component_type();
+    let Some(item) = component_type.get_import(engine, import) else {
+        bail!("the component has no import `{import}`");
+    };
+    let ComponentItem::ComponentInstance(instance) = item.ty else {
+        bail!("import `{import}` is not an interface");
+    };
+    let members: Vec<(String, ComponentItem)> = instance
+        .exports(engine)
+        .map(|(name, e)| (name.to_string(), e.ty))
+        .collect();
+    let mut scope = linker.instance(import)?;
+    let mut proxy_types = Vec::new();
+    for (name, item) in &members {
+        let ComponentItem::Resource(declared) = item else {
+            continue;
+        };
+        let id = NEXT_PROXY_TYPE.fetch_add(1, Ordering::Relaxed);
+        proxy_types.push((*declared, id));
+        scope.resource_async(name, ResourceType::host_dynamic(id), |mut cx, slot| {
+            Box::new(async move {
+                let Some(proxy) = cx.data_mut().proxies.take(slot) else {
+                    return Ok(());
+                };
+                // A failing plugin is not the workload's fault: log, go on.
+                if let Err(e) = proxy.plugin.release(proxy.generation, proxy.handle).await {
+                    tracing::warn!(
+                        plugin = proxy.plugin.name(),
+                        error = format!("{e:#}"),
+                        "releasing a handle failed"
+                    );
+                }
+                Ok(())
+            })
+        })?;
+    }
+    let proxy_types: ProxyTypes = Arc::new(proxy_types);
+    let export: Arc<str> = export.into();
+    for (name, item) in members {
+        let ComponentItem::ComponentFunc(func) = item else {
+            continue;
+        };
+        let result_types: Arc<Vec<Type>> = Arc::new(func.results().collect());
+        let function: Arc<str> = name.as_str().into();
+        let plugin = plugin.clone();
+        let export = export.clone();
+        let proxy_types = proxy_types.clone();
+        scope.func_new_async(&name, move |mut cx, _ty, params, results| {
+            let plugin = plugin.clone();
+            let export = export.clone();
+            let function = function.clone();
+            let result_types = result_types.clone();
+            let proxy_types = proxy_types.clone();
+            Box::new(async move {
+                let mut generation = None;
+                let mut lent = Vec::new();
+                for param in params {
+                    lent.push(to_plugin(&mut cx, param, &plugin, &mut generation)?);
+                }
+                let caller = cx.data().identity().clone();
+                let (values, generation) = plugin
+                    .call(caller, &export, &function, &lent, results.len(), generation)
+                    .await
+                    .map_err(wasmtime::Error::from_anyhow)?;
+                for ((slot, value), ty) in results.iter_mut().zip(values).zip(result_types.iter()) {
+                    *slot = to_workload(&mut cx, value, ty, &plugin, generation, &proxy_types)?;
+                }
+                Ok(())
+            })
+        })?;
+    }
+    Ok(())
+}
+
+/// A workload value in the plugin's terms.
+fn to_plugin(
+    cx: &mut StoreContextMut<'_, InvocationState>,
+    value: &Val,
+    plugin: &Arc<SharedPlugin>,
+    generation: &mut Option<u64>,
+) -> wasmtime::Result<Val> {
+    let mut map = |v: &Val| to_plugin(cx, v, plugin, generation);
+    Ok(match value {
+        Val::Resource(any) => {
+            let proxy_ref = any.try_into_resource_dynamic(&mut *cx)?;
+            let slot = proxy_ref.rep();
+            let proxies = &mut cx.data_mut().proxies;
+            let proxy = if proxy_ref.owned() {
+                proxies.take(slot)
+            } else {
+                proxies.get(slot).cloned()
+            };
+            let proxy: Proxy =
+                proxy.ok_or_else(|| wasmtime::format_err!("unknown handle {slot}"))?;
+            if !Arc::ptr_eq(&proxy.plugin, plugin) {
+                wasmtime::bail!(
+                    "a handle of plugin `{}` was passed to plugin `{}`",
+                    proxy.plugin.name(),
+                    plugin.name()
+                );
+            }
+            match generation {
+                Some(g) if *g != proxy.generation => {
+                    wasmtime::bail!("handles from two lives of plugin `{}`", plugin.name())
+                }
+                _ => *generation = Some(proxy.generation),
+            }
+            Val::Resource(proxy.handle)
+        }
+        Val::List(items) => Val::List(
+            items
+                .iter()
+                .map(&mut map)
+                .collect::<wasmtime::Result<_>>()?,
+        ),
+        Val::FixedLengthList(items) => Val::FixedLengthList(
+            items
+                .iter()
+                .map(&mut map)
+                .collect::<wasmtime::Result<_>>()?,
+        ),
+        Val::Tuple(items) => Val::Tuple(
+            items
+                .iter()
+                .map(&mut map)
+                .collect::<wasmtime::Result<_>>()?,
+        ),
+        Val::Record(fields) => Val::Record(
+            fields
+                .iter()
+                .map(|(n, v)| Ok((n.clone(), map(v)?)))
+                .collect::<wasmtime::Result<_>>()?,
+        ),
+        Val::Variant(case, payload) => {
+            Val::Variant(case.clone(), boxed(payload.as_deref(), &mut map)?)
+        }
+        Val::Option(inner) => Val::Option(boxed(inner.as_deref(), &mut map)?),
+        Val::Result(Ok(inner)) => Val::Result(Ok(boxed(inner.as_deref(), &mut map)?)),
+        Val::Result(Err(inner)) => Val::Result(Err(boxed(inner.as_deref(), &mut map)?)),
+        Val::Map(pairs) => Val::Map(
+            pairs
+                .iter()
+                .map(|(k, v)| Ok((map(k)?, map(v)?)))
+                .collect::<wasmtime::Result<_>>()?,
+        ),
+        Val::Future(_) | Val::Stream(_) | Val::ErrorContext(_) => {
+            wasmtime::bail!("component-model async values cannot cross to a shared plugin")
+        }
+        plain => plain.clone(),
+    })
+}
+
+fn boxed(
+    inner: Option<&Val>,
+    map: &mut impl FnMut(&Val) -> wasmtime::Result<Val>,
+) -> wasmtime::Result<Option<Box<Val>>> {
+    inner.map(|v| map(v).map(Box::new)).transpose()
+}
+
+/// A plugin value in the workload's terms, following its declared type `ty`.
+fn to_workload(
+    cx: &mut StoreContextMut<'_, InvocationState>,
+    value: Val,
+    ty: &Type,
+    plugin: &Arc<SharedPlugin>,
+    generation: u64,
+    proxy_types: &ProxyTypes,
+) -> wasmtime::Result<Val> {
+    let mut map = |v: Val, t: &Type| to_workload(cx, v, t, plugin, generation, proxy_types);
+    Ok(match (value, ty) {
+        (Val::Resource(handle), Type::Own(declared)) => {
+            let Some((_, id)) = proxy_types.iter().find(|(d, _)| d == declared) else {
+                wasmtime::bail!(
+                    "plugin `{}` returned a resource of a type its interface does not declare",
+                    plugin.name()
+                );
+            };
+            let slot = cx.data_mut().proxies.insert(Proxy {
+                plugin: plugin.clone(),
+                generation,
+                handle,
+            });
+            Val::Resource(ResourceDynamic::new_own(slot, *id).try_into_resource_any(&mut *cx)?)
+        }
+        (Val::List(items), Type::List(list)) => {
+            let element = list.ty();
+            Val::List(
+                items
+                    .into_iter()
+                    .map(|v| map(v, &element))
+                    .collect::<wasmtime::Result<_>>()?,
+            )
+        }
+        (Val::Tuple(items), Type::Tuple(tuple)) => {
+            let types: Vec<Type> = tuple.types().collect();
+            Val::Tuple(
+                items
+                    .into_iter()
+                    .zip(types.iter())
+                    .map(|(v, t)| map(v, t))
+                    .collect::<wasmtime::Result<_>>()?,
+            )
+        }
+        (Val::Record(fields), Type::Record(record)) => {
+            let types: Vec<Type> = record.fields().map(|f| f.ty).collect();
+            Val::Record(
+                fields
+                    .into_iter()
+                    .zip(types.iter())
+                    .map(|((n, v), t)| Ok((n, map(v, t)?)))
+                    .collect::<wasmtime::Result<_>>()?,
+            )
+        }
+        (Val::Variant(case, payload), Type::Variant(variant)) => {
+            let case_ty = variant.cases().find(|c| c.name == case).and_then(|c| c.ty);
+            Val::Variant(case, map_payload(payload, case_ty.as_ref(), &mut map)?)
+        }
+        (Val::Option(inner), Type::Option(option)) => {
+            Val::Option(map_payload(inner, Some(&option.ty()), &mut map)?)
+        }
+        (Val::Result(Ok(inner)), Type::Result(result)) => {
+            Val::Result(Ok(map_payload(inner, result.ok().as_ref(), &mut map)?))
+        }
+        (Val::Result(Err(inner)), Type::Result(result)) => {
+            Val::Result(Err(map_payload(inner, result.err().as_ref(), &mut map)?))
+        }
+        (Val::Resource(_), _) => wasmtime::bail!(
+            "plugin `{}` returned a resource where none was declared",
+            plugin.name()
+        ),
+        (plain, _) => plain,
+    })
+}
+
+fn map_payload(
+    payload: Option<Box<Val>>,
+    ty: Option<&Type>,
+    map: &mut impl FnMut(Val, &Type) -> wasmtime::Result<Val>,
+) -> wasmtime::Result<Option<Box<Val>>> {
+    match (payload, ty) {
+        (Some(v), Some(t)) => Ok(Some(Box::new(map(*v, t)?))),
+        (Some(v), None) => Ok(Some(v)),
+        (None, _) => Ok(None),
+    }
+}

@@ -1,0 +1,299 @@
+//! Shared mode: a plugin instantiated once in its own long-lived Store,
+//! called by the workloads it serves through host shims ([`forward`]).
+//!
+//! One async mutex serialises calls into the plugin's Store. The running
+//! instance is taken out of the mutex for the duration of a call and put back
+//! only when the call returns normally: a trap, or a call abandoned half-way
+//! (its workload hit its deadline), leaves the slot empty, and the next call
+//! starts a fresh instance in a fresh Store — the supervisor's restart. The
+//! plugin's state is lost then, and the log says so. Handles from the old
+//! instance are recognised by their generation and refused.
+
+pub mod forward;
+pub mod proxy;
+
+use crate::engine::KeelEngine;
+use crate::plugins::identity::{WorkloadIdentity, bindings::keel::core::identity as identity_api};
+use crate::workload::limits::GuestLimiter;
+use crate::workload::stdio::{GuestLog, Stream};
+use anyhow::{Context, Result, anyhow};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use wasmtime::component::{
+    Component, Func, Instance, InstancePre, Linker, ResourceAny, ResourceTable, Val,
+};
+use wasmtime::{Store, UpdateDeadline};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// Linear memory a shared plugin instance may hold.
+const PLUGIN_MEMORY: usize = 256 << 20;
+
+/// The Store data of a shared plugin instance.
+pub struct PluginState {
+    table: ResourceTable,
+    wasi: WasiCtx,
+    limiter: GuestLimiter,
+    caller: WorkloadIdentity,
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// A shared plugin learns its caller from the forwarder, call by call.
+impl identity_api::Host for PluginState {
+    fn caller(&mut self) -> WorkloadIdentity {
+        self.caller.clone()
+    }
+}
+
+/// A live plugin instance.
+struct Running {
+    store: Store<PluginState>,
+    instance: Instance,
+    generation: u64,
+    funcs: HashMap<(String, String), Func>,
+}
+
+/// A plugin shared by the workloads of a host.
+pub struct SharedPlugin {
+    name: String,
+    pre: InstancePre<PluginState>,
+    running: tokio::sync::Mutex<Option<Running>>,
+    generations: AtomicU64,
+    restarts: AtomicU64,
+    /// Handles whose workload instance ended, to drop at the next chance.
+    released: Mutex<Vec<(u64, ResourceAny)>>,
+}
+
+impl SharedPlugin {
+    /// Links `component` (WASI and `keel:core`; nothing of any workload's)
+    /// and prepares it; the first call instantiates it.
+    pub fn new(engine: &KeelEngine, name: &str, component: &Component) -> Result<SharedPlugin> {
+        let mut linker = Linker::new(engine.engine());
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(anyhow::Error::from)
+            .context("linking WASI")?;
+        identity_api::add_to_linker::<PluginState, wasmtime::component::HasSelf<PluginState>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(anyhow::Error::from)
+        .context("linking keel:core/identity")?;
+        let pre = linker
+            .instantiate_pre(component)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("linking shared plugin `{name}`"))?;
+        Ok(SharedPlugin {
+            name: name.to_string(),
+            pre,
+            running: tokio::sync::Mutex::new(None),
+            generations: AtomicU64::new(0),
+            restarts: AtomicU64::new(0),
+            released: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The plugin's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// How many times the plugin was restarted after a trap or an abandoned call.
+    pub fn restarts(&self) -> u64 {
+        self.restarts.load(Ordering::Relaxed)
+    }
+
+    /// The generation of the current instance (0 before the first call).
+    pub fn generation(&self) -> u64 {
+        self.generations.load(Ordering::Relaxed)
+    }
+
+    async fn start(&self) -> Result<Running> {
+        let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
+        let wasi = WasiCtx::builder()
+            .stdout(GuestLog::new(
+                &format!("plugin:{}", self.name),
+                &self.name,
+                Stream::Stdout,
+            ))
+            .stderr(GuestLog::new(
+                &format!("plugin:{}", self.name),
+                &self.name,
+                Stream::Stderr,
+            ))
+            .build();
+        let state = PluginState {
+            table: ResourceTable::new(),
+            wasi,
+            limiter: GuestLimiter::new(PLUGIN_MEMORY),
+            caller: WorkloadIdentity {
+                namespace: String::new(),
+                name: String::new(),
+                component: String::new(),
+            },
+        };
+        let mut store = Store::new(self.pre.engine(), state);
+        store.limiter(|s| &mut s.limiter);
+        // Never preempted for good: a plugin call is bounded by its caller's
+        // deadline (the caller abandons the call, and the plugin restarts).
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
+        let instance = self
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("instantiating shared plugin `{}`", self.name))?;
+        Ok(Running {
+            store,
+            instance,
+            generation,
+            funcs: HashMap::new(),
+        })
+    }
+
+    /// Calls `function` of exported `interface` for `caller`, with `params`
+    /// already in the plugin's terms; returns the results in the plugin's
+    /// terms (resources are plugin handles) and the generation they belong to.
+    pub async fn call(
+        &self,
+        caller: WorkloadIdentity,
+        interface: &str,
+        function: &str,
+        params: &[Val],
+        result_count: usize,
+        generation_of_params: Option<u64>,
+    ) -> Result<(Vec<Val>, u64)> {
+        let mut slot = self.running.lock().await;
+        let mut running = match slot.take() {
+            Some(running) => running,
+            None => self.start().await?,
+        };
+        if generation_of_params.is_some_and(|g| g != running.generation) {
+            *slot = Some(running);
+            return Err(anyhow!(
+                "plugin `{}` was restarted since this handle was made; the handle (and the plugin's state) is gone",
+                self.name
+            ));
+        }
+        self.drop_released(&mut running).await;
+        running.store.data_mut().caller = caller;
+        let func = running.func(interface, function)?;
+        let mut results = vec![Val::Bool(false); result_count];
+        match func
+            .call_async(&mut running.store, params, &mut results)
+            .await
+        {
+            Ok(()) => {
+                let generation = running.generation;
+                *slot = Some(running);
+                Ok((results, generation))
+            }
+            Err(e) => {
+                self.restarts.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(
+                    plugin = self.name,
+                    error = format!("{e:#}"),
+                    "shared plugin trapped; its state was lost and it restarts on the next call"
+                );
+                Err(anyhow::Error::from(e).context(format!("shared plugin `{}` failed", self.name)))
+            }
+        }
+    }
+
+    /// Drops `handle` in the plugin now (a workload dropped its proxy).
+    pub async fn release(&self, generation: u64, handle: ResourceAny) -> Result<()> {
+        let mut slot = self.running.lock().await;
+        let Some(mut running) = slot.take() else {
+            return Ok(());
+        };
+        let result = if running.generation == generation {
+            handle.resource_drop_async(&mut running.store).await
+        } else {
+            Ok(())
+        };
+        self.drop_released(&mut running).await;
+        match result {
+            Ok(()) => {
+                *slot = Some(running);
+                Ok(())
+            }
+            Err(e) => {
+                self.restarts.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(
+                    plugin = self.name,
+                    error = format!("{e:#}"),
+                    "shared plugin trapped dropping a handle; its state was lost"
+                );
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Queues `handle` to be dropped at the plugin's next call (used where
+    /// waiting for the plugin is impossible: a workload Store being dropped).
+    pub fn release_later(self: &std::sync::Arc<Self>, generation: u64, handle: ResourceAny) {
+        self.released
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((generation, handle));
+        // Drain soon even if no call comes.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let plugin = self.clone();
+            runtime.spawn(async move {
+                let mut slot = plugin.running.lock().await;
+                if let Some(mut running) = slot.take() {
+                    plugin.drop_released(&mut running).await;
+                    *slot = Some(running);
+                }
+            });
+        }
+    }
+
+    async fn drop_released(&self, running: &mut Running) {
+        let released =
+            std::mem::take(&mut *self.released.lock().unwrap_or_else(|p| p.into_inner()));
+        for (generation, handle) in released {
+            if generation != running.generation {
+                continue;
+            }
+            if let Err(e) = handle.resource_drop_async(&mut running.store).await {
+                tracing::warn!(
+                    plugin = self.name,
+                    error = format!("{e:#}"),
+                    "dropping a released handle failed"
+                );
+            }
+        }
+    }
+}
+
+impl Running {
+    fn func(&mut self, interface: &str, function: &str) -> Result<Func> {
+        let key = (interface.to_string(), function.to_string());
+        if let Some(func) = self.funcs.get(&key) {
+            return Ok(*func);
+        }
+        let index = self
+            .instance
+            .get_export_index(&mut self.store, None, interface)
+            .and_then(|i| {
+                self.instance
+                    .get_export_index(&mut self.store, Some(&i), function)
+            })
+            .with_context(|| format!("the plugin exports no `{interface}#{function}`"))?;
+        let func = self
+            .instance
+            .get_func(&mut self.store, index)
+            .with_context(|| format!("`{interface}#{function}` is not a function"))?;
+        self.funcs.insert(key, func);
+        Ok(func)
+    }
+}

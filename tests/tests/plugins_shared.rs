@@ -1,0 +1,169 @@
+//! Shared mode end to end: one plugin instance serving many requests and
+//! workloads through the generic forwarder and proxy resources.
+
+use keel_tests::keel::manifest::{LinkMode, PluginSpec};
+use keel_tests::keel::{Host, WorkloadId, WorkloadSpec};
+use keel_tests::{get, guest, start_host};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+fn tally(mode: LinkMode) -> PluginSpec {
+    PluginSpec {
+        name: "tally".into(),
+        path: guest("tally_plugin"),
+        mode,
+        config: BTreeMap::new(),
+        origin: None,
+    }
+}
+
+fn user(name: &str, host: &str) -> WorkloadSpec {
+    let mut spec = WorkloadSpec::single(WorkloadId::new("tenants", name), guest("tally_user"));
+    spec.http.host = Some(host.into());
+    spec
+}
+
+async fn host_in(mode: LinkMode) -> anyhow::Result<(Host, SocketAddr)> {
+    let host = start_host(None).await?;
+    host.add_plugin(tally(mode)).await?;
+    host.start_workload(user("a", "a.test")).await?;
+    host.start_workload(user("b", "b.test")).await?;
+    let addr = host.http_addr().expect("ingress");
+    Ok((host, addr))
+}
+
+/// Requests whose answers do not depend on state kept between requests.
+async fn stateless_answers(addr: SocketAddr) -> anyhow::Result<Vec<(u16, String)>> {
+    let mut answers = Vec::new();
+    for path in [
+        "/sum?values=1,2,3",
+        "/sum?values=",
+        "/open-empty",
+        "/merge?target=x&source=y",
+        "/snapshot?name=fresh",
+        "/add?name=n&delta=-4",
+    ] {
+        let answer = get(addr, "a.test", path).await?;
+        answers.push((answer.status, answer.body));
+    }
+    Ok(answers)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shared_and_composed_modes_give_the_same_answers() -> anyhow::Result<()> {
+    let (composed, addr) = host_in(LinkMode::Composed).await?;
+    let expected = stateless_answers(addr).await?;
+    composed.shutdown().await;
+    let (shared, addr) = host_in(LinkMode::Shared).await?;
+    assert_eq!(stateless_answers(addr).await?, expected);
+    shared.shutdown().await;
+    assert_eq!(expected[0], (200, "6".to_string()));
+    assert_eq!(
+        expected[3],
+        (
+            200,
+            "name=x value=0 history=[0] owner=tenants/a".to_string()
+        )
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn state_survives_requests_in_shared_mode_and_is_fresh_in_composed_mode() -> anyhow::Result<()>
+{
+    let (shared, addr) = host_in(LinkMode::Shared).await?;
+    assert_eq!(
+        get(addr, "a.test", "/add?name=hits&delta=1").await?.body,
+        "1"
+    );
+    assert_eq!(
+        get(addr, "a.test", "/add?name=hits&delta=1").await?.body,
+        "2"
+    );
+    assert_eq!(
+        get(addr, "a.test", "/snapshot?name=hits").await?.body,
+        "name=hits value=2 history=[1, 1] owner=tenants/a"
+    );
+    // One instance, two tenants: keel:core/identity keeps them apart.
+    assert_eq!(
+        get(addr, "b.test", "/add?name=hits&delta=10").await?.body,
+        "10"
+    );
+    assert_eq!(
+        get(addr, "a.test", "/add?name=hits&delta=1").await?.body,
+        "3"
+    );
+    shared.shutdown().await;
+
+    let (composed, addr) = host_in(LinkMode::Composed).await?;
+    assert_eq!(
+        get(addr, "a.test", "/add?name=hits&delta=1").await?.body,
+        "1"
+    );
+    assert_eq!(
+        get(addr, "a.test", "/add?name=hits&delta=1").await?.body,
+        "1"
+    );
+    composed.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_trapping_shared_plugin_is_restarted_and_only_that_call_fails() -> anyhow::Result<()> {
+    let (host, addr) = host_in(LinkMode::Shared).await?;
+    assert_eq!(
+        get(addr, "a.test", "/add?name=kept&delta=5").await?.body,
+        "5"
+    );
+    let crashed = get(addr, "a.test", "/crash").await?;
+    assert_eq!(crashed.status, 500);
+    // Later calls work, on a fresh instance: the old state is gone.
+    assert_eq!(
+        get(addr, "a.test", "/add?name=kept&delta=1").await?.body,
+        "1"
+    );
+    assert_eq!(get(addr, "b.test", "/sum?values=2,2").await?.body, "4");
+    host.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn handles_are_released_by_drops_moves_ends_and_traps() -> anyhow::Result<()> {
+    let (host, addr) = host_in(LinkMode::Shared).await?;
+    for round in 0..200 {
+        // open/add/drop; a borrow and a move in one call; a handle still held
+        // when the workload traps.
+        assert_eq!(
+            get(addr, "a.test", &format!("/add?name=r{round}&delta=1"))
+                .await?
+                .status,
+            200
+        );
+        assert_eq!(
+            get(addr, "b.test", &format!("/merge?target=t&source=s{round}"))
+                .await?
+                .status,
+            200
+        );
+        assert_eq!(get(addr, "a.test", "/snapshot?name=x").await?.status, 200);
+        assert_eq!(
+            get(addr, "b.test", &format!("/open-and-trap?name=h{round}"))
+                .await?
+                .status,
+            500
+        );
+    }
+    // The workload-side proxies of finished instances are released lazily;
+    // the plugin's count must reach zero.
+    let mut live = String::new();
+    for _ in 0..50 {
+        live = get(addr, "a.test", "/live").await?.body;
+        if live == "0" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(live, "0", "the plugin still holds handles nobody can reach");
+    host.shutdown().await;
+    Ok(())
+}
