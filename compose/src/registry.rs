@@ -19,6 +19,7 @@ struct Registered {
     name: String,
     world: WorldId,
     info: ComponentInfo,
+    priority: u8,
 }
 
 /// Plugins and the types of their exports.
@@ -102,6 +103,13 @@ impl Registry {
 
     /// Adds a plugin under `name`, reading its exports.
     pub fn add(&mut self, name: &str, bytes: &[u8]) -> Result<()> {
+        self.add_with_priority(name, bytes, 1)
+    }
+
+    /// Adds a plugin that yields to others: where plugins of higher priority
+    /// fit an import, plugins of lower priority are not considered (keel's
+    /// built-ins have priority 0, plugins a manifest declares 1).
+    pub fn add_with_priority(&mut self, name: &str, bytes: &[u8], priority: u8) -> Result<()> {
         let info =
             ComponentInfo::read(bytes).with_context(|| format!("reading plugin `{name}`"))?;
         let package = Package::from_bytes(
@@ -115,6 +123,7 @@ impl Registry {
             name: name.to_string(),
             world: package.ty(),
             info,
+            priority,
         });
         Ok(())
     }
@@ -173,14 +182,17 @@ impl Registry {
                     continue;
                 }
                 match self.candidate(plugin, &name, import_kind) {
-                    Ok(Some(export)) => fits.push((plugin.name.clone(), export)),
+                    Ok(Some(export)) => fits.push((plugin.name.clone(), export, plugin.priority)),
                     Ok(None) => {}
                     Err(why) => near_misses.push(format!("plugin `{}` {why}", plugin.name)),
                 }
             }
+            if let Some(top) = fits.iter().map(|(_, _, p)| *p).max() {
+                fits.retain(|(_, _, p)| *p == top);
+            }
             match (fits.len(), pick) {
                 (1, _) => {
-                    let (plugin, export) = fits.remove(0);
+                    let (plugin, export, _) = fits.remove(0);
                     resolution.bindings.push(Binding {
                         import,
                         plugin,
@@ -206,7 +218,7 @@ impl Registry {
                     return Err(ResolveError::Ambiguous {
                         import,
                         interface: name.unversioned(),
-                        plugins: fits.into_iter().map(|(p, _)| p).collect(),
+                        plugins: fits.into_iter().map(|(p, _, _)| p).collect(),
                     }
                     .into());
                 }

@@ -72,6 +72,10 @@ pub struct RunArgs {
     /// Compile every component at every start.
     #[arg(long, conflicts_with = "cache_dir")]
     pub no_cache: bool,
+    /// Do not offer keel's built-in plugins: imports no declared plugin
+    /// serves are denied.
+    #[arg(long)]
+    pub no_builtin_plugins: bool,
 }
 
 /// Parses the arguments, runs, and maps the outcome to an exit code.
@@ -112,7 +116,8 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let manifest = Manifest::load(&args.manifest)?;
     let mut builder = Host::builder()
         .http_listen(args.listen)
-        .engine_options(EngineOptions::default());
+        .engine_options(EngineOptions::default())
+        .builtin_plugins(!args.no_builtin_plugins);
     if !args.no_cache
         && let Some(dir) = args.cache_dir.clone().or_else(crate::cache::default_dir)
     {

@@ -27,11 +27,23 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 /// Configures and starts a [`Host`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct HostBuilder {
     http_listen: Option<SocketAddr>,
     cache_dir: Option<PathBuf>,
     engine: EngineOptions,
+    builtin_plugins: bool,
+}
+
+impl Default for HostBuilder {
+    fn default() -> HostBuilder {
+        HostBuilder {
+            http_listen: None,
+            cache_dir: None,
+            engine: EngineOptions::default(),
+            builtin_plugins: true,
+        }
+    }
 }
 
 impl HostBuilder {
@@ -54,9 +66,22 @@ impl HostBuilder {
         self
     }
 
+    /// Whether keel's built-in plugins (in-memory key-value, …) serve
+    /// workloads whose imports no declared plugin serves. On by default;
+    /// off, such imports are denied.
+    pub fn builtin_plugins(mut self, on: bool) -> HostBuilder {
+        self.builtin_plugins = on;
+        self
+    }
+
     /// Builds the engine and binds the ingress.
     pub async fn start(self) -> Result<Host> {
         let engine = Arc::new(KeelEngine::new(self.engine)?);
+        let plugins = if self.builtin_plugins {
+            PluginSet::with_builtins()?
+        } else {
+            PluginSet::default()
+        };
         let router = Arc::new(Router::default());
         let ingress = match self.http_listen {
             Some(addr) => Some(Ingress::bind(addr, router.clone(), engine.clone()).await?),
@@ -66,7 +91,7 @@ impl HostBuilder {
             engine,
             cache: Arc::new(ComponentCache::new(self.cache_dir)),
             router,
-            plugins: Arc::new(Mutex::new(PluginSet::default())),
+            plugins: Arc::new(Mutex::new(plugins)),
             workloads: Mutex::new(BTreeMap::new()),
             ingress: Mutex::new(ingress),
         })

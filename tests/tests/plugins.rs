@@ -115,7 +115,13 @@ async fn a_second_start_neither_composes_nor_compiles() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unserved_keyvalue_import_answers_access_denied() -> anyhow::Result<()> {
-    let host = start_host(None).await?;
+    // Without the built-in plugins nothing serves wasi:keyvalue.
+    let host = Host::builder()
+        .http_listen("127.0.0.1:0".parse()?)
+        .engine_options(keel_tests::test_engine())
+        .builtin_plugins(false)
+        .start()
+        .await?;
     host.start_workload(WorkloadSpec::single(
         WorkloadId::new("plugins", "kv"),
         guest("keyvalue_user"),
@@ -188,7 +194,7 @@ async fn ambiguous_plugins_are_an_error_until_the_workload_picks_one() -> anyhow
 }
 
 #[test]
-fn keel_run_logs_what_serves_each_import_and_names_denied_interfaces() -> anyhow::Result<()> {
+fn keel_run_logs_what_serves_each_import_including_the_builtin_plugins() -> anyhow::Result<()> {
     use keel_tests::{KeelProcess, write_file};
     use std::time::Duration;
     let dir = tempfile::tempdir()?;
@@ -219,22 +225,25 @@ fn keel_run_logs_what_serves_each_import_and_names_denied_interfaces() -> anyhow
             && served.contains("composed"),
         "{served}"
     );
-    let denied = keel.wait_for_log("import denied", Duration::from_secs(5))?;
-    assert!(denied.contains("wasi:keyvalue/"), "{denied}");
+    let builtin = keel.wait_for_log("plugin=\"keyvalue-memory\"", Duration::from_secs(5))?;
+    assert!(
+        builtin.contains("wasi:keyvalue/store@0.2.0-draft") && builtin.contains("mode=\"shared\""),
+        "{builtin}"
+    );
 
     let runtime = tokio::runtime::Runtime::new()?;
-    assert_eq!(
-        runtime
-            .block_on(get(addr, "counting.test", "/sum?values=4,5"))?
-            .body,
-        "9"
-    );
-    assert_eq!(
-        runtime
-            .block_on(get(addr, "bare.test", "/get?bucket=b&key=k"))?
-            .body,
-        "Error::AccessDenied"
-    );
+    let sum = runtime.block_on(get(addr, "counting.test", "/sum?values=4,5"))?;
+    assert_eq!(sum.body, "9");
+    let set = runtime.block_on(request(
+        addr,
+        "PUT",
+        "bare.test",
+        "/set?bucket=b&key=k",
+        "built in",
+    ))?;
+    assert_eq!(set.body, "ok");
+    let got = runtime.block_on(get(addr, "bare.test", "/get?bucket=b&key=k"))?;
+    assert_eq!(got.body, "built in");
     Ok(())
 }
 
@@ -259,6 +268,8 @@ fn a_denied_call_traps_with_a_message_naming_the_interface() -> anyhow::Result<(
         runtime.block_on(get(addr, "x", "/sum?values=1"))?.status,
         500
     );
+    let denied = keel.wait_for_log("import denied", Duration::from_secs(5))?;
+    assert!(denied.contains("acme:tally/counters@0.2.0"), "{denied}");
     let trap = keel.wait_for_log("guest trapped", Duration::from_secs(5))?;
     assert!(
         trap.contains("keel denied `acme:tally/counters@0.2.0#sum-all`"),

@@ -8,6 +8,7 @@
 //! learn who calls them through `keel:core` ([`identity`]); workloads may
 //! not import `keel:core` themselves.
 
+pub mod builtin;
 pub mod composed;
 pub mod deny;
 pub mod identity;
@@ -35,6 +36,8 @@ pub struct LoadedPlugin {
     pub digest: [u8; 32],
     /// Its imports and exports.
     pub info: ComponentInfo,
+    /// Whether it is one of keel's built-ins (which yield to declared plugins).
+    pub builtin: bool,
 }
 
 /// The plugins a host offers its workloads, and the registry matching
@@ -60,16 +63,36 @@ pub struct LinkPlan {
 }
 
 impl PluginSet {
-    /// Reads the plugin's component and registers its exports.
+    /// A set holding keel's built-in plugins (see [`builtin`]).
+    pub fn with_builtins() -> Result<PluginSet> {
+        let mut set = PluginSet::default();
+        for name in builtin::names() {
+            let Some((mode, bytes)) = builtin::builtin(name) else {
+                continue;
+            };
+            let spec = PluginSpec {
+                name: name.to_string(),
+                path: format!("builtin:{name}").into(),
+                mode,
+                config: BTreeMap::new(),
+                origin: None,
+            };
+            set.register(spec, bytes.to_vec(), true)?;
+        }
+        Ok(set)
+    }
+
+    /// Reads the plugin's component and registers its exports. A plugin
+    /// named like a built-in replaces that built-in.
     pub fn add(&mut self, spec: PluginSpec) -> Result<()> {
-        if self.plugins.iter().any(|p| p.spec.name == spec.name) {
+        if self
+            .plugins
+            .iter()
+            .any(|p| p.spec.name == spec.name && !p.builtin)
+        {
             bail!("plugin `{}` is declared twice", spec.name);
         }
-        let at = spec
-            .origin
-            .as_ref()
-            .map(|l| format!("{l}: "))
-            .unwrap_or_default();
+        let at = located(&spec);
         let bytes = std::fs::read(&spec.path).with_context(|| {
             format!(
                 "{at}plugin `{}`: reading {}",
@@ -77,13 +100,33 @@ impl PluginSet {
                 spec.path.display()
             )
         })?;
+        self.register(spec, bytes, false)
+    }
+
+    /// Registers a plugin's bytes. Built-ins get a lower priority: where a
+    /// declared plugin fits an import, built-ins are not considered.
+    fn register(&mut self, spec: PluginSpec, bytes: Vec<u8>, builtin: bool) -> Result<()> {
+        let at = located(&spec);
         keel_compose::WasmKind::expect_component(&bytes).map_err(|e| {
             anyhow::anyhow!("{at}plugin `{}`: {}: {e}", spec.name, spec.path.display())
         })?;
         let info =
             ComponentInfo::read(&bytes).with_context(|| format!("{at}plugin `{}`", spec.name))?;
+        if self.plugins.iter().any(|p| p.spec.name == spec.name) {
+            // Replacing a built-in: rebuild the registry without it.
+            self.plugins.retain(|p| p.spec.name != spec.name);
+            self.shared.remove(&spec.name);
+            self.registry = Registry::new();
+            for plugin in &self.plugins {
+                self.registry.add_with_priority(
+                    &plugin.spec.name,
+                    &plugin.bytes,
+                    u8::from(!plugin.builtin),
+                )?;
+            }
+        }
         self.registry
-            .add(&spec.name, &bytes)
+            .add_with_priority(&spec.name, &bytes, u8::from(!builtin))
             .with_context(|| format!("{at}plugin `{}`", spec.name))?;
         let digest = Sha256::digest(&bytes).into();
         self.plugins.push(LoadedPlugin {
@@ -91,6 +134,7 @@ impl PluginSet {
             bytes: Arc::new(bytes),
             digest,
             info,
+            builtin,
         });
         Ok(())
     }
@@ -164,6 +208,14 @@ impl PluginSet {
         }
         Ok(plan)
     }
+}
+
+/// `file:line:col: ` of a plugin's declaration, or nothing.
+fn located(spec: &PluginSpec) -> String {
+    spec.origin
+        .as_ref()
+        .map(|l| format!("{l}: "))
+        .unwrap_or_default()
 }
 
 /// Whether `import` names a `keel:core` interface.

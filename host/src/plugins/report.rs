@@ -11,7 +11,7 @@ use std::path::Path;
 
 /// A plugin set holding every plugin a manifest declares.
 pub fn plugins_of(manifest: Option<&Manifest>) -> Result<PluginSet> {
-    let mut plugins = PluginSet::default();
+    let mut plugins = PluginSet::with_builtins()?;
     for spec in manifest.map(|m| m.plugins.as_slice()).unwrap_or_default() {
         plugins.add(spec.clone())?;
     }

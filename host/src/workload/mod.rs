@@ -168,6 +168,7 @@ impl Workload {
             };
             log_plan(&self.spec.id, &spec.name, &plan);
             let mut linker = workload_linker(engine)?;
+            let mut proxy_types = forward::ProxyTypes::default();
             for (binding, plugin) in plan.shared.iter().zip(shared) {
                 forward::link_shared(
                     &mut linker,
@@ -176,6 +177,7 @@ impl Workload {
                     &binding.import,
                     &binding.export,
                     plugin,
+                    &mut proxy_types,
                 )
                 .map_err(|e| located(spec, e))?;
             }

@@ -1,9 +1,12 @@
 //! Helpers shared by every guest component keel builds (plugins, examples,
-//! test fixtures), so that `wasi:http` plumbing is written once.
+//! test fixtures), so that `wasi:http` plumbing and the keyvalue counter
+//! encoding ([`counter`]) are written once.
 //!
 //! The helpers are deliberately small: they read a whole request body, write a
 //! whole response, and make one outgoing request. Guests that stream use the
 //! `wasip2` types directly.
+
+pub mod counter;
 
 use std::io::{Read, Write};
 

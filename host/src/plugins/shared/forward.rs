@@ -24,10 +24,26 @@ use wasmtime::{Engine, StoreContextMut};
 /// interface, unique within the process.
 static NEXT_PROXY_TYPE: AtomicU32 = AtomicU32::new(0x6b66_0000);
 
-/// Declared resource type (in the workload's component type) → its proxy type id.
-type ProxyTypes = Arc<Vec<(ResourceType, u32)>>;
+/// Declared resource type (in the workload's component type) → its proxy
+/// type id. One map serves every forwarded interface of a component, so a
+/// resource one interface `use`s from another (`wasi:keyvalue/atomics`
+/// taking `store.bucket`) is one proxy type in both.
+#[derive(Default)]
+pub struct ProxyTypes(Vec<(ResourceType, u32)>);
 
-/// Links import `import` of `component` to `export` of `plugin`.
+impl ProxyTypes {
+    fn id_for(&mut self, declared: ResourceType) -> u32 {
+        if let Some((_, id)) = self.0.iter().find(|(d, _)| *d == declared) {
+            return *id;
+        }
+        let id = NEXT_PROXY_TYPE.fetch_add(1, Ordering::Relaxed);
+        self.0.push((declared, id));
+        id
+    }
+}
+
+/// Links import `import` of `component` to `export` of `plugin`. Use one
+/// `proxy_types` for all the shared imports of a component.
 pub fn link_shared(
     linker: &mut Linker<InvocationState>,
     engine: &Engine,
@@ -35,6 +51,7 @@ pub fn link_shared(
     import: &str,
     export: &str,
     plugin: Arc<SharedPlugin>,
+    proxy_types: &mut ProxyTypes,
 ) -> Result<()> {
     let component_type = component.component_type();
     let Some(item) = component_type.get_import(engine, import) else {
@@ -48,13 +65,11 @@ pub fn link_shared(
         .map(|(name, e)| (name.to_string(), e.ty))
         .collect();
     let mut scope = linker.instance(import)?;
-    let mut proxy_types = Vec::new();
     for (name, item) in &members {
         let ComponentItem::Resource(declared) = item else {
             continue;
         };
-        let id = NEXT_PROXY_TYPE.fetch_add(1, Ordering::Relaxed);
-        proxy_types.push((*declared, id));
+        let id = proxy_types.id_for(*declared);
         scope.resource_async(name, ResourceType::host_dynamic(id), |mut cx, slot| {
             Box::new(async move {
                 let Some(proxy) = cx.data_mut().proxies.take(slot) else {
@@ -72,7 +87,9 @@ pub fn link_shared(
             })
         })?;
     }
-    let proxy_types: ProxyTypes = Arc::new(proxy_types);
+    // Results may carry any resource this interface names: its own, or one
+    // it uses from an interface imported (and so linked) before it.
+    let proxy_types: Arc<Vec<(ResourceType, u32)>> = Arc::new(proxy_types.0.clone());
     let export: Arc<str> = export.into();
     for (name, item) in members {
         let ComponentItem::ComponentFunc(func) = item else {
@@ -202,7 +219,7 @@ fn to_workload(
     ty: &Type,
     plugin: &Arc<SharedPlugin>,
     generation: u64,
-    proxy_types: &ProxyTypes,
+    proxy_types: &[(ResourceType, u32)],
 ) -> wasmtime::Result<Val> {
     let mut map = |v: Val, t: &Type| to_workload(cx, v, t, plugin, generation, proxy_types);
     Ok(match (value, ty) {

@@ -1,0 +1,42 @@
+//! Embeds the built-in plugins (built by `make guests` into
+//! `target/guests/`) into the `keel` binary, so a copied binary needs no
+//! files beside it. A plugin missing at build time is left out with a
+//! warning; the host then runs without it.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+/// (name, file, default mode)
+const BUILTINS: &[(&str, &str, &str)] = &[("keyvalue-memory", "keyvalue_memory.wasm", "Shared")];
+
+fn main() {
+    let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default());
+    let guests = std::env::var_os("KEEL_GUESTS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| manifest_dir.join("../target/guests"));
+    println!("cargo:rerun-if-env-changed=KEEL_GUESTS_DIR");
+    let mut code = String::from(
+        "/// Built-in plugins: (name, default mode, component bytes).\npub static EMBEDDED: &[(&str, LinkMode, &[u8])] = &[\n",
+    );
+    for (name, file, mode) in BUILTINS {
+        let path = guests.join(file);
+        println!("cargo:rerun-if-changed={}", path.display());
+        if path.is_file() {
+            let _ = writeln!(
+                code,
+                "    ({name:?}, LinkMode::{mode}, include_bytes!({:?})),",
+                path.display().to_string()
+            );
+        } else {
+            println!(
+                "cargo:warning=built-in plugin `{name}` is missing ({}): run `make guests` first",
+                path.display()
+            );
+        }
+    }
+    code.push_str("];\n");
+    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap_or_default()).join("builtins.rs");
+    if let Err(e) = std::fs::write(&out, code) {
+        panic!("writing {}: {e}", out.display());
+    }
+}
