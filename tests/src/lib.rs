@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 pub use keel;
 pub use keel_compose;
 
+pub mod keyvalue_suite;
+
 /// The repository's root.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

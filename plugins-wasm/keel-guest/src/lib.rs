@@ -25,14 +25,48 @@ pub fn path(req: &IncomingRequest) -> String {
     }
 }
 
-/// The value of query parameter `name`, undecoded (`/x?a=1&b=2`, `b` → `2`).
+/// The value of query parameter `name`, percent-decoded (`/x?a=1&b=%C3%A9`,
+/// `b` → `é`; `+` is a space). Invalid escapes are kept as written.
 pub fn query_param(req: &IncomingRequest, name: &str) -> Option<String> {
     let full = req.path_with_query()?;
     let (_, query) = full.split_once('?')?;
     query.split('&').find_map(|pair| {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        (key == name).then(|| value.to_string())
+        (percent_decode(key) == name).then(|| percent_decode(value))
     })
+}
+
+/// Decodes `%XX` escapes and `+` (as a space).
+///
+/// ```
+/// assert_eq!(keel_guest::percent_decode("a%20b+c%zz"), "a b c%zz");
+/// ```
+pub fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match (escaped, bytes[i]) {
+            (Some(byte), _) => {
+                out.push(byte);
+                i += 3;
+            }
+            (None, b'+') => {
+                out.push(b' ');
+                i += 1;
+            }
+            (None, other) => {
+                out.push(other);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The request method as an upper-case string (`GET`, `PUT`, …).
