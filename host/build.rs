@@ -7,7 +7,10 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 /// (name, file, default mode)
-const BUILTINS: &[(&str, &str, &str)] = &[("keyvalue-memory", "keyvalue_memory.wasm", "Shared")];
+const BUILTINS: &[(&str, &str, &str)] = &[
+    ("config", "config.wasm", "Composed"),
+    ("keyvalue-memory", "keyvalue_memory.wasm", "Shared"),
+];
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default());

@@ -7,6 +7,7 @@
 //! `keel inspect`, `keel compose`, manifest validation) and stays independent
 //! of the engine's version: wac-graph's wasm-tools and Wasmtime's never meet.
 
+pub mod bake;
 pub mod binary;
 pub mod compose;
 pub mod inspect;

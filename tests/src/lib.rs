@@ -16,6 +16,7 @@ pub use keel;
 pub use keel_compose;
 
 pub mod keyvalue_suite;
+pub mod stock;
 
 /// The repository's root.
 pub fn repo_root() -> PathBuf {

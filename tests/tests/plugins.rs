@@ -11,7 +11,7 @@ use std::path::Path;
 fn plugin(name: &str, file: &str, mode: LinkMode) -> PluginSpec {
     PluginSpec {
         name: name.into(),
-        path: guest(file),
+        path: Some(guest(file)),
         mode,
         config: BTreeMap::new(),
         origin: None,
@@ -63,7 +63,8 @@ async fn a_composed_custom_plugin_serves_every_kind_of_call() -> anyhow::Result<
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_second_start_neither_composes_nor_compiles() -> anyhow::Result<()> {
+async fn a_second_start_neither_composes_nor_compiles_unless_an_input_changed() -> anyhow::Result<()>
+{
     let cache = tempfile::tempdir()?;
     let tally = plugin("tally", "tally_plugin", LinkMode::Composed);
     let first = host_with(std::slice::from_ref(&tally), Some(cache.path())).await?;
@@ -96,20 +97,51 @@ async fn a_second_start_neither_composes_nor_compiles() -> anyhow::Result<()> {
     );
     second.shutdown().await;
 
-    // Different plugin config is a different input: composed again.
-    let mut configured = tally.clone();
-    configured.config.insert("colour".into(), "blue".into());
-    let third = host_with(&[configured], Some(cache.path())).await?;
-    third.start_workload(tally_user("user")).await?;
-    assert_eq!(
-        third.cache_stats(),
-        CacheStats {
-            compiled: 1,
-            loaded: 0,
-            composed: 1
-        }
-    );
-    third.shutdown().await;
+    // Configuration a plugin takes is baked in, so it is an input of the
+    // composition: a change composes again, the same values do not.
+    let with_greeting = |greeting: &str| {
+        let mut spec = WorkloadSpec::single(
+            WorkloadId::new("plugins", "configured"),
+            guest("config_user"),
+        );
+        spec.components[0]
+            .config
+            .insert("greeting".into(), greeting.into());
+        spec
+    };
+    for (greeting, expected) in [
+        (
+            "hello",
+            CacheStats {
+                compiled: 1,
+                loaded: 0,
+                composed: 1,
+            },
+        ),
+        (
+            "hello",
+            CacheStats {
+                compiled: 0,
+                loaded: 1,
+                composed: 0,
+            },
+        ),
+        (
+            "goodbye",
+            CacheStats {
+                compiled: 1,
+                loaded: 0,
+                composed: 1,
+            },
+        ),
+    ] {
+        let host = host_with(&[], Some(cache.path())).await?;
+        host.start_workload(with_greeting(greeting)).await?;
+        assert_eq!(host.cache_stats(), expected, "greeting {greeting}");
+        let answer = get(host.http_addr().expect("ingress"), "x", "/get?key=greeting").await?;
+        assert_eq!(answer.body, greeting);
+        host.shutdown().await;
+    }
     Ok(())
 }
 

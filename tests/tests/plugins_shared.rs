@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 fn tally(mode: LinkMode) -> PluginSpec {
     PluginSpec {
         name: "tally".into(),
-        path: guest("tally_plugin"),
+        path: Some(guest("tally_plugin")),
         mode,
         config: BTreeMap::new(),
         origin: None,

@@ -2,8 +2,8 @@
 //! errors that point at `file:line:column`.
 
 use super::{
-    ComponentSpec, HttpSpec, Limits, Manifest, PluginSpec, SocketsSpec, VolumeSpec, WorkloadId,
-    WorkloadSpec, raw, validate_name,
+    ComponentSpec, HttpSpec, Limits, LinkMode, Manifest, PluginSpec, SocketsSpec, VolumeSpec,
+    WorkloadId, WorkloadSpec, raw, validate_name,
 };
 use std::collections::BTreeSet;
 use std::fmt;
@@ -281,19 +281,37 @@ fn plugin_spec(
     raw: &raw::Plugin,
 ) -> Result<PluginSpec, ManifestError> {
     let name = checked_name(source, &raw.name)?;
-    let path = base.join(raw.path.get_ref());
-    if !path.is_file() {
-        return Err(source.error(
-            raw.path.span(),
-            format!("plugin file {} does not exist", path.display()),
-        ));
-    }
+    let (path, default_mode, at) = match &raw.path {
+        Some(path) => {
+            let file = base.join(path.get_ref());
+            if !file.is_file() {
+                return Err(source.error(
+                    path.span(),
+                    format!("plugin file {} does not exist", file.display()),
+                ));
+            }
+            (Some(file), LinkMode::Composed, path.span())
+        }
+        None => match crate::plugins::builtin::builtin(&name) {
+            Some((mode, _)) => (None, mode, raw.name.span()),
+            None => {
+                let known: Vec<&str> = crate::plugins::builtin::names().collect();
+                return Err(source.error(
+                    raw.name.span(),
+                    format!(
+                        "plugin `{name}` needs a `path`: no built-in plugin has that name (built-ins: {})",
+                        known.join(", ")
+                    ),
+                ));
+            }
+        },
+    };
     Ok(PluginSpec {
         name,
         path,
-        mode: raw.mode,
+        mode: raw.mode.unwrap_or(default_mode),
         config: raw.config.clone(),
-        origin: Some(source.locate(raw.path.span().start)),
+        origin: Some(source.locate(at.start)),
     })
 }
 
@@ -329,6 +347,8 @@ fn component_spec(
         name,
         path,
         origin: Some(source.locate(span.start)),
+        config: raw.config.clone(),
+        config_env: raw.config_env,
     })
 }
 

@@ -32,6 +32,8 @@
 //! [[workload.component]]
 //! name = "api"
 //! path = "api.wasm"           # relative to the manifest's folder
+//! config = { greeting = "hi" } # wasi:config values, over the config plugin's
+//! config_env = false          # add the environment as a last wasi:config layer
 //!
 //! [workload.plugins]          # which plugin serves an interface, when several could
 //! "acme:tally/counters" = "tally"
@@ -40,6 +42,10 @@
 //! name = "tally"
 //! path = "tally_plugin.wasm"
 //! mode = "composed"           # or "shared"
+//!
+//! [[plugin]]                  # no path: configures the built-in of this name
+//! name = "config"
+//! config = { greeting = "hello" }
 //! ```
 
 mod load;
@@ -82,8 +88,8 @@ pub enum LinkMode {
 pub struct PluginSpec {
     /// The name workloads and logs refer to it by.
     pub name: String,
-    /// The `.wasm` file.
-    pub path: PathBuf,
+    /// The `.wasm` file; `None` for the built-in plugin of this name.
+    pub path: Option<PathBuf>,
     /// How it is linked.
     pub mode: LinkMode,
     /// Values the plugin reads as its configuration.
@@ -151,6 +157,8 @@ impl WorkloadSpec {
                 name,
                 path: component.into(),
                 origin: None,
+                config: BTreeMap::new(),
+                config_env: false,
             }],
             env: BTreeMap::new(),
             http: HttpSpec::default(),
@@ -171,6 +179,10 @@ pub struct ComponentSpec {
     pub path: PathBuf,
     /// Where the manifest declared it, for error messages.
     pub origin: Option<Location>,
+    /// Its own `wasi:config` values, layered over the config plugin's.
+    pub config: BTreeMap<String, String>,
+    /// Whether its environment variables form a last `wasi:config` layer.
+    pub config_env: bool,
 }
 
 /// HTTP settings of a workload.
@@ -257,9 +269,8 @@ pub(crate) mod raw {
     #[serde(deny_unknown_fields)]
     pub struct Plugin {
         pub name: Spanned<String>,
-        pub path: Spanned<String>,
-        #[serde(default)]
-        pub mode: super::LinkMode,
+        pub path: Option<Spanned<String>>,
+        pub mode: Option<super::LinkMode>,
         #[serde(default)]
         pub config: BTreeMap<String, String>,
     }
@@ -328,6 +339,10 @@ pub(crate) mod raw {
     pub struct Component {
         pub name: Option<Spanned<String>>,
         pub path: Spanned<String>,
+        #[serde(default)]
+        pub config: BTreeMap<String, String>,
+        #[serde(default)]
+        pub config_env: bool,
     }
 
     mod opt_duration {

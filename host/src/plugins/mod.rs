@@ -72,7 +72,7 @@ impl PluginSet {
             };
             let spec = PluginSpec {
                 name: name.to_string(),
-                path: format!("builtin:{name}").into(),
+                path: None,
                 mode,
                 config: BTreeMap::new(),
                 origin: None,
@@ -83,7 +83,9 @@ impl PluginSet {
     }
 
     /// Reads the plugin's component and registers its exports. A plugin
-    /// named like a built-in replaces that built-in.
+    /// with a path named like a built-in replaces that built-in; one without
+    /// a path configures the built-in (and takes its place among the
+    /// declared plugins).
     pub fn add(&mut self, spec: PluginSpec) -> Result<()> {
         if self
             .plugins
@@ -93,13 +95,15 @@ impl PluginSet {
             bail!("plugin `{}` is declared twice", spec.name);
         }
         let at = located(&spec);
-        let bytes = std::fs::read(&spec.path).with_context(|| {
-            format!(
-                "{at}plugin `{}`: reading {}",
-                spec.name,
-                spec.path.display()
-            )
-        })?;
+        let bytes = match &spec.path {
+            Some(path) => std::fs::read(path).with_context(|| {
+                format!("{at}plugin `{}`: reading {}", spec.name, path.display())
+            })?,
+            None => builtin::builtin(&spec.name)
+                .with_context(|| format!("{at}no built-in plugin `{}`", spec.name))?
+                .1
+                .to_vec(),
+        };
         self.register(spec, bytes, false)
     }
 
@@ -107,9 +111,8 @@ impl PluginSet {
     /// declared plugin fits an import, built-ins are not considered.
     fn register(&mut self, spec: PluginSpec, bytes: Vec<u8>, builtin: bool) -> Result<()> {
         let at = located(&spec);
-        keel_compose::WasmKind::expect_component(&bytes).map_err(|e| {
-            anyhow::anyhow!("{at}plugin `{}`: {}: {e}", spec.name, spec.path.display())
-        })?;
+        keel_compose::WasmKind::expect_component(&bytes)
+            .map_err(|e| anyhow::anyhow!("{at}plugin `{}`: {e}", spec.name))?;
         let info =
             ComponentInfo::read(&bytes).with_context(|| format!("{at}plugin `{}`", spec.name))?;
         if self.plugins.iter().any(|p| p.spec.name == spec.name) {

@@ -2,9 +2,9 @@
 //! exports, and how each import would be served under a manifest's plugins.
 
 use super::{LinkPlan, PluginSet};
-use crate::manifest::{LinkMode, Manifest, WorkloadSpec};
+use crate::manifest::{Manifest, WorkloadSpec};
 use anyhow::{Context, Result, bail};
-use keel_compose::{ComponentInfo, PluginBytes};
+use keel_compose::ComponentInfo;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -157,16 +157,6 @@ pub fn compose_workload(manifest: &Manifest, workload: &WorkloadSpec) -> Result<
             shared.plugin
         );
     }
-    let sources: Vec<PluginBytes<'_>> = plugins
-        .iter()
-        .filter(|p| {
-            p.spec.mode == LinkMode::Composed
-                && plan.composed.iter().any(|b| b.plugin == p.spec.name)
-        })
-        .map(|p| PluginBytes {
-            name: &p.spec.name,
-            bytes: &p.bytes,
-        })
-        .collect();
-    keel_compose::compose(&bytes, &sources, &plan.composed)
+    let prepared = super::composed::prepared_plugins(&plugins, component, &plan.composed)?;
+    super::composed::compose(&bytes, &prepared, &plan.composed)
 }

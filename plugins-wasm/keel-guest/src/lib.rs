@@ -6,6 +6,7 @@
 //! whole response, and make one outgoing request. Guests that stream use the
 //! `wasip2` types directly.
 
+pub mod baked;
 pub mod counter;
 
 use std::io::{Read, Write};
