@@ -9,6 +9,7 @@ use std::path::PathBuf;
 /// (name, file, default mode)
 const BUILTINS: &[(&str, &str, &str)] = &[
     ("config", "config.wasm", "Composed"),
+    ("logging", "logging.wasm", "Composed"),
     ("keyvalue-memory", "keyvalue_memory.wasm", "Shared"),
 ];
 

@@ -53,12 +53,75 @@ impl GuestLog {
             workload,
             component,
         } = &*self.labels;
+        if let Some(record) = GuestRecord::parse(line) {
+            record.emit(workload, component);
+            return;
+        }
         match self.stream {
             Stream::Stdout => {
                 tracing::info!(target: "keel::guest", workload, component, stream = "stdout", "{line}")
             }
             Stream::Stderr => {
                 tracing::warn!(target: "keel::guest", workload, component, stream = "stderr", "{line}")
+            }
+        }
+    }
+}
+
+/// What opens a structured record line (written by keel's logging plugin,
+/// `keel_guest::log_record` in `plugins-wasm`): an ASCII record separator and
+/// `keel-log `, then a JSON object `{"level", "context", "message"}`.
+pub const RECORD_PREFIX: &str = "\u{1e}keel-log ";
+
+/// One `wasi:logging` record a guest wrote as a structured line.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct GuestRecord {
+    /// `trace`, `debug`, `info`, `warn`, `error` or `critical`.
+    pub level: String,
+    /// The record's context (`wasi:logging`'s free-form category).
+    pub context: String,
+    /// The message.
+    pub message: String,
+}
+
+impl GuestRecord {
+    /// The record in `line`, if it is a well-formed structured line.
+    ///
+    /// ```
+    /// use keel::workload::stdio::GuestRecord;
+    /// let line = "\u{1e}keel-log {\"level\":\"critical\",\"context\":\"db\",\"message\":\"down\"}";
+    /// assert_eq!(GuestRecord::parse(line).unwrap().level, "critical");
+    /// assert!(GuestRecord::parse("plain text").is_none());
+    /// ```
+    pub fn parse(line: &str) -> Option<GuestRecord> {
+        serde_json::from_str(line.strip_prefix(RECORD_PREFIX)?).ok()
+    }
+
+    /// Logs the record as the host's own, attributed to `workload` and
+    /// `component`, with the guest's level in the `severity` field.
+    /// `tracing` has no level above error, so `critical` is an error record
+    /// whose `severity` says `critical`.
+    fn emit(&self, workload: &str, component: &str) {
+        let GuestRecord {
+            level,
+            context,
+            message,
+        } = self;
+        match level.as_str() {
+            "trace" => {
+                tracing::trace!(target: "keel::guest", workload, component, severity = level.as_str(), context, "{message}")
+            }
+            "debug" => {
+                tracing::debug!(target: "keel::guest", workload, component, severity = level.as_str(), context, "{message}")
+            }
+            "info" => {
+                tracing::info!(target: "keel::guest", workload, component, severity = level.as_str(), context, "{message}")
+            }
+            "warn" => {
+                tracing::warn!(target: "keel::guest", workload, component, severity = level.as_str(), context, "{message}")
+            }
+            _ => {
+                tracing::error!(target: "keel::guest", workload, component, severity = level.as_str(), context, "{message}")
             }
         }
     }

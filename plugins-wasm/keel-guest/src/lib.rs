@@ -8,6 +8,7 @@
 
 pub mod baked;
 pub mod counter;
+pub mod log_record;
 
 use std::io::{Read, Write};
 

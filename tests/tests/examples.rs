@@ -1,0 +1,74 @@
+//! The examples under `examples/`, run from their own manifests with
+//! `keel run`, as README tells a newcomer to.
+
+use keel_tests::{KeelProcess, get, repo_root};
+use std::time::Duration;
+
+fn run_example(
+    name: &str,
+    extra: &[&str],
+) -> anyhow::Result<(KeelProcess, std::net::SocketAddr, tempfile::TempDir)> {
+    let cache = tempfile::tempdir()?;
+    let manifest = repo_root().join("examples").join(name).join("app.toml");
+    let mut keel = KeelProcess::spawn(&manifest, cache.path(), extra)?;
+    let addr = keel.http_addr()?;
+    keel.wait_for_log("workload running", Duration::from_secs(60))?;
+    Ok((keel, addr, cache))
+}
+
+#[test]
+fn hello() -> anyhow::Result<()> {
+    let (_keel, addr, _cache) = run_example("hello", &[])?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let answer = runtime.block_on(get(addr, "localhost:8080", "/"))?;
+    assert_eq!(
+        (answer.status, answer.body.as_str()),
+        (200, "Hello from keel! You asked for /\n")
+    );
+    Ok(())
+}
+
+#[test]
+fn config_greeting_reads_layered_config_and_logs_structured_records() -> anyhow::Result<()> {
+    let (mut keel, addr, _cache) = run_example("config-greeting", &["--log-format", "json"])?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    // The component's own `greeting` and `shout` win over the plugin's.
+    assert_eq!(
+        runtime.block_on(get(addr, "localhost", "/?name=Ada"))?.body,
+        "HEJ, ADA!\n"
+    );
+    assert_eq!(
+        runtime.block_on(get(addr, "localhost", "/alarm"))?.body,
+        "alarm raised\n"
+    );
+
+    let mut record = |needle: &str| -> anyhow::Result<serde_json::Value> {
+        let line = keel.wait_for_log(needle, Duration::from_secs(10))?;
+        Ok(serde_json::from_str(&line)?)
+    };
+    let info = record("greeted Ada")?;
+    assert_eq!(info["level"], "INFO");
+    assert_eq!(info["severity"], "info");
+    assert_eq!(info["context"], "request");
+    assert_eq!(info["workload"], "examples/config-greeting");
+    assert_eq!(info["component"], "greeter");
+    let error = record("someone pressed the alarm")?;
+    assert_eq!(
+        (error["level"].as_str(), error["severity"].as_str()),
+        (Some("ERROR"), Some("error"))
+    );
+    let critical = record("the building is on fire")?;
+    assert_eq!(
+        (critical["level"].as_str(), critical["severity"].as_str()),
+        (Some("ERROR"), Some("critical")),
+        "critical stays distinct from error"
+    );
+    assert_eq!(critical["context"], "alarm");
+    // The structured line itself does not leak into the log as raw stderr.
+    drop(record);
+    assert!(
+        !keel.log().iter().any(|l| l.contains("keel-log")),
+        "raw structured lines were logged"
+    );
+    Ok(())
+}
