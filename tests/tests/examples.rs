@@ -65,7 +65,6 @@ fn config_greeting_reads_layered_config_and_logs_structured_records() -> anyhow:
     );
     assert_eq!(critical["context"], "alarm");
     // The structured line itself does not leak into the log as raw stderr.
-    drop(record);
     assert!(
         !keel.log().iter().any(|l| l.contains("keel-log")),
         "raw structured lines were logged"
