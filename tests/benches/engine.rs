@@ -5,9 +5,10 @@
 //! Run with `make bench`. Prints one line per measurement and the ratio
 //! `on / off` (above 1 means turning concurrency support on is slower).
 
+use keel_tests::guest;
 use keel_tests::keel::{EngineOptions, Host, WorkloadId, WorkloadSpec};
-use keel_tests::{get, guest};
-use std::time::{Duration, Instant};
+use keel_tests::load::{parallel_rps, sequential_latency_us};
+use std::time::Duration;
 
 const SEQUENTIAL: usize = 2_000;
 const PARALLEL_TASKS: usize = 16;
@@ -34,31 +35,9 @@ async fn measure(concurrency_support: bool) -> anyhow::Result<Figures> {
     ))
     .await?;
     let addr = host.http_addr().expect("ingress");
-    for _ in 0..200 {
-        get(addr, "x", "/").await?;
-    }
-    let started = Instant::now();
-    for _ in 0..SEQUENTIAL {
-        let answer = get(addr, "x", "/").await?;
-        assert_eq!(answer.status, 200);
-    }
-    let request_us = started.elapsed().as_secs_f64() * 1e6 / SEQUENTIAL as f64;
-
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..PARALLEL_TASKS {
-        tasks.push(tokio::spawn(async move {
-            for _ in 0..PARALLEL_EACH {
-                let answer = get(addr, "x", "/").await?;
-                anyhow::ensure!(answer.status == 200, "status {}", answer.status);
-            }
-            anyhow::Ok(())
-        }));
-    }
-    for task in tasks {
-        task.await??;
-    }
-    let parallel_rps = (PARALLEL_TASKS * PARALLEL_EACH) as f64 / started.elapsed().as_secs_f64();
+    sequential_latency_us(addr, "x", "/", 200).await?;
+    let request_us = sequential_latency_us(addr, "x", "/", SEQUENTIAL).await?;
+    let parallel_rps = parallel_rps(addr, "x", "/", PARALLEL_TASKS, PARALLEL_EACH).await?;
     host.shutdown().await;
     Ok(Figures {
         request_us,

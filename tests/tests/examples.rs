@@ -71,3 +71,19 @@ fn config_greeting_reads_layered_config_and_logs_structured_records() -> anyhow:
     );
     Ok(())
 }
+
+#[test]
+fn http_keyvalue_counter_counts_per_path() -> anyhow::Result<()> {
+    let (_keel, addr, _cache) = run_example("http-keyvalue-counter", &[])?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let visit = |path: &str| {
+        runtime
+            .block_on(get(addr, "localhost", path))
+            .map(|a| a.body)
+    };
+    assert_eq!(visit("/apples")?, "/apples has been visited 1 times\n");
+    assert_eq!(visit("/apples")?, "/apples has been visited 2 times\n");
+    assert_eq!(visit("/pears")?, "/pears has been visited 1 times\n");
+    assert_eq!(visit("/apples")?, "/apples has been visited 3 times\n");
+    Ok(())
+}

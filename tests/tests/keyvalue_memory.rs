@@ -16,3 +16,47 @@ async fn memory() -> anyhow::Result<Target> {
 }
 
 keel_tests::keyvalue_suite!(memory);
+
+/// A bucket the manifest names as shared is one bucket for all workloads;
+/// every other bucket stays per workload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn buckets_named_shared_are_seen_by_every_workload() -> anyhow::Result<()> {
+    use keel_tests::keel::manifest::{LinkMode, PluginSpec};
+    use keel_tests::{get, request};
+    let host = start_host(None).await?;
+    host.add_plugin(PluginSpec {
+        name: "keyvalue-memory".into(),
+        path: None,
+        mode: LinkMode::Shared,
+        config: [("shared_buckets".to_string(), "orders, sessions".to_string())].into(),
+        origin: None,
+    })
+    .await?;
+    for name in ["a", "b"] {
+        let mut spec = WorkloadSpec::single(WorkloadId::new("kv", name), guest("keyvalue_user"));
+        spec.http.host = Some(format!("{name}.test"));
+        host.start_workload(spec).await?;
+    }
+    let addr = host.http_addr().expect("ingress");
+    request(addr, "PUT", "a.test", "/set?bucket=orders&key=o1", "from a").await?;
+    request(
+        addr,
+        "PUT",
+        "a.test",
+        "/set?bucket=private&key=p1",
+        "from a",
+    )
+    .await?;
+    assert_eq!(
+        get(addr, "b.test", "/get?bucket=orders&key=o1").await?.body,
+        "from a"
+    );
+    assert_eq!(
+        get(addr, "b.test", "/get?bucket=private&key=p1")
+            .await?
+            .status,
+        404
+    );
+    host.shutdown().await;
+    Ok(())
+}

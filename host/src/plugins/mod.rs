@@ -166,7 +166,20 @@ impl PluginSet {
         let loaded = self
             .get(name)
             .with_context(|| format!("no plugin `{name}`"))?;
-        let component = cache.load(engine.engine(), name, &loaded.bytes)?;
+        // A shared plugin's configuration is baked in like a composed one's.
+        let bytes = if keel_compose::bake::accepts_config(&loaded.bytes) {
+            let pairs: Vec<(String, String)> = loaded
+                .spec
+                .config
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            keel_compose::bake::bake(&loaded.bytes, &pairs)
+                .with_context(|| format!("baking configuration into plugin `{name}`"))?
+        } else {
+            loaded.bytes.to_vec()
+        };
+        let component = cache.load(engine.engine(), name, &bytes)?;
         let plugin = Arc::new(SharedPlugin::new(engine, name, &component)?);
         self.shared.insert(name.to_string(), plugin.clone());
         Ok(plugin)

@@ -28,7 +28,7 @@ pub struct InvocationState {
     hooks: OutgoingHooks,
     limiter: GuestLimiter,
     deadline_hit: bool,
-    identity: WorkloadIdentity,
+    identity: Arc<WorkloadIdentity>,
     /// Shared-plugin resources this instance holds.
     pub(crate) proxies: ProxyTable,
 }
@@ -40,7 +40,7 @@ impl InvocationState {
     }
 
     /// The workload and component this invocation runs for.
-    pub fn identity(&self) -> &WorkloadIdentity {
+    pub fn identity(&self) -> &Arc<WorkloadIdentity> {
         &self.identity
     }
 
@@ -58,7 +58,7 @@ impl InvocationState {
 /// Composed plugins run inside the workload's Store: their caller is it.
 impl identity_api::Host for InvocationState {
     fn caller(&mut self) -> WorkloadIdentity {
-        self.identity.clone()
+        (*self.identity).clone()
     }
 }
 
@@ -99,7 +99,7 @@ pub struct InvocationTemplate {
     outgoing: Arc<Vec<AuthorityPattern>>,
     memory: usize,
     timeout: Duration,
-    identity: WorkloadIdentity,
+    identity: Arc<WorkloadIdentity>,
 }
 
 impl InvocationTemplate {
@@ -127,7 +127,7 @@ impl InvocationTemplate {
             outgoing: Arc::new(outgoing),
             memory: workload.limits.memory.as_usize(),
             timeout: workload.limits.timeout,
-            identity: identity_of(&workload.id, &component.name),
+            identity: Arc::new(identity_of(&workload.id, &component.name)),
         })
     }
 

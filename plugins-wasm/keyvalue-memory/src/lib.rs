@@ -4,6 +4,9 @@
 //! are namespaced by the calling workload (learned from
 //! `keel:core/identity`), so workload A's `open("default")` is not B's.
 //!
+//! A bucket the manifest names in the plugin's `shared_buckets` config (a
+//! comma-separated list) is one bucket for every workload instead.
+//!
 //! `list-keys` returns keys in the order they were first written, 1,000 per
 //! page; its cursor is a position in that order, so keys written while a
 //! listing is under way appear on a later page and no key is listed twice.
@@ -94,7 +97,25 @@ impl Handle {
     }
 }
 
-fn caller() -> String {
+/// Configuration baked in by keel (the plugin's manifest `config`).
+static CONFIG: keel_guest::baked::Region<4096> = keel_guest::baked::Region::new();
+
+thread_local! {
+    /// Bucket names every workload shares, from `shared_buckets`.
+    static SHARED: Vec<String> = CONFIG
+        .pairs()
+        .into_iter()
+        .filter(|(key, _)| key == "shared_buckets")
+        .flat_map(|(_, names)| names.split(',').map(|n| n.trim().to_string()).collect::<Vec<_>>())
+        .filter(|name| !name.is_empty())
+        .collect();
+}
+
+/// Whose a bucket is: the calling workload's, or nobody's for a shared one.
+fn owner_of(bucket: &str) -> String {
+    if SHARED.with(|shared| shared.iter().any(|s| s == bucket)) {
+        return String::new();
+    }
     let caller = keel::core::identity::caller();
     format!("{}/{}", caller.namespace, caller.name)
 }
@@ -105,7 +126,7 @@ impl StoreGuest for Plugin {
     type Bucket = Handle;
 
     fn open(identifier: String) -> Result<Bucket, Error> {
-        Ok(Bucket::new(Handle { owner: caller(), name: identifier }))
+        Ok(Bucket::new(Handle { owner: owner_of(&identifier), name: identifier }))
     }
 }
 

@@ -96,14 +96,11 @@ pub fn link_shared(
             continue;
         };
         let result_types: Arc<Vec<Type>> = Arc::new(func.results().collect());
-        let function: Arc<str> = name.as_str().into();
+        let function = plugin.export_index(&export, &name)?;
         let plugin = plugin.clone();
-        let export = export.clone();
         let proxy_types = proxy_types.clone();
         scope.func_new_async(&name, move |mut cx, _ty, params, results| {
             let plugin = plugin.clone();
-            let export = export.clone();
-            let function = function.clone();
             let result_types = result_types.clone();
             let proxy_types = proxy_types.clone();
             Box::new(async move {
@@ -114,7 +111,7 @@ pub fn link_shared(
                 }
                 let caller = cx.data().identity().clone();
                 let (values, generation) = plugin
-                    .call(caller, &export, &function, &lent, results.len(), generation)
+                    .call(&caller, function, &lent, results.len(), generation)
                     .await
                     .map_err(wasmtime::Error::from_anyhow)?;
                 for ((slot, value), ty) in results.iter_mut().zip(values).zip(result_types.iter()) {

@@ -18,10 +18,11 @@ use crate::workload::limits::GuestLimiter;
 use crate::workload::stdio::{GuestLog, Stream};
 use anyhow::{Context, Result, anyhow};
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use wasmtime::component::{
-    Component, Func, Instance, InstancePre, Linker, ResourceAny, ResourceTable, Val,
+    Component, ComponentExportIndex, Func, Instance, InstancePre, Linker, ResourceAny,
+    ResourceTable, Val,
 };
 use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -34,7 +35,7 @@ pub struct PluginState {
     table: ResourceTable,
     wasi: WasiCtx,
     limiter: GuestLimiter,
-    caller: WorkloadIdentity,
+    caller: Arc<WorkloadIdentity>,
 }
 
 impl WasiView for PluginState {
@@ -49,7 +50,7 @@ impl WasiView for PluginState {
 /// A shared plugin learns its caller from the forwarder, call by call.
 impl identity_api::Host for PluginState {
     fn caller(&mut self) -> WorkloadIdentity {
-        self.caller.clone()
+        (*self.caller).clone()
     }
 }
 
@@ -58,7 +59,7 @@ struct Running {
     store: Store<PluginState>,
     instance: Instance,
     generation: u64,
-    funcs: HashMap<(String, String), Func>,
+    funcs: HashMap<ComponentExportIndex, Func>,
 }
 
 /// A plugin shared by the workloads of a host.
@@ -133,11 +134,11 @@ impl SharedPlugin {
             table: ResourceTable::new(),
             wasi,
             limiter: GuestLimiter::new(PLUGIN_MEMORY),
-            caller: WorkloadIdentity {
+            caller: Arc::new(WorkloadIdentity {
                 namespace: String::new(),
                 name: String::new(),
                 component: String::new(),
-            },
+            }),
         };
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|s| &mut s.limiter);
@@ -159,14 +160,25 @@ impl SharedPlugin {
         })
     }
 
-    /// Calls `function` of exported `interface` for `caller`, with `params`
-    /// already in the plugin's terms; returns the results in the plugin's
-    /// terms (resources are plugin handles) and the generation they belong to.
+    /// Where function `function` of exported interface `interface` is, as an
+    /// index that stays valid across restarts (it belongs to the component,
+    /// not to an instance). Forwarders look it up once, when they are linked.
+    pub fn export_index(&self, interface: &str, function: &str) -> Result<ComponentExportIndex> {
+        let component = self.pre.component();
+        component
+            .get_export_index(None, interface)
+            .and_then(|i| component.get_export_index(Some(&i), function))
+            .with_context(|| format!("plugin `{}` exports no `{interface}#{function}`", self.name))
+    }
+
+    /// Calls the function at `function` (see [`SharedPlugin::export_index`])
+    /// for `caller`, with `params` already in the plugin's terms; returns the
+    /// results in the plugin's terms (resources are plugin handles) and the
+    /// generation they belong to.
     pub async fn call(
         &self,
-        caller: WorkloadIdentity,
-        interface: &str,
-        function: &str,
+        caller: &Arc<WorkloadIdentity>,
+        function: ComponentExportIndex,
         params: &[Val],
         result_count: usize,
         generation_of_params: Option<u64>,
@@ -184,8 +196,10 @@ impl SharedPlugin {
             ));
         }
         self.drop_released(&mut running).await;
-        running.store.data_mut().caller = caller;
-        let func = running.func(interface, function)?;
+        if !Arc::ptr_eq(&running.store.data().caller, caller) {
+            running.store.data_mut().caller = caller.clone();
+        }
+        let func = running.func(function)?;
         let mut results = vec![Val::Bool(false); result_count];
         match func
             .call_async(&mut running.store, params, &mut results)
@@ -276,24 +290,15 @@ impl SharedPlugin {
 }
 
 impl Running {
-    fn func(&mut self, interface: &str, function: &str) -> Result<Func> {
-        let key = (interface.to_string(), function.to_string());
-        if let Some(func) = self.funcs.get(&key) {
+    fn func(&mut self, index: ComponentExportIndex) -> Result<Func> {
+        if let Some(func) = self.funcs.get(&index) {
             return Ok(*func);
         }
-        let index = self
-            .instance
-            .get_export_index(&mut self.store, None, interface)
-            .and_then(|i| {
-                self.instance
-                    .get_export_index(&mut self.store, Some(&i), function)
-            })
-            .with_context(|| format!("the plugin exports no `{interface}#{function}`"))?;
         let func = self
             .instance
             .get_func(&mut self.store, index)
-            .with_context(|| format!("`{interface}#{function}` is not a function"))?;
-        self.funcs.insert(key, func);
+            .context("the plugin's export is not a function")?;
+        self.funcs.insert(index, func);
         Ok(func)
     }
 }
