@@ -135,6 +135,7 @@ async fn keel_host(mode: LinkMode) -> anyhow::Result<Host> {
         path: Some(guest("tally_plugin")),
         mode,
         config: Default::default(),
+        grants: Default::default(),
         origin: None,
     })
     .await?;

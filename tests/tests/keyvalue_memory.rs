@@ -29,6 +29,7 @@ async fn buckets_named_shared_are_seen_by_every_workload() -> anyhow::Result<()>
         path: None,
         mode: LinkMode::Shared,
         config: [("shared_buckets".to_string(), "orders, sessions".to_string())].into(),
+        grants: Default::default(),
         origin: None,
     })
     .await?;

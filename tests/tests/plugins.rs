@@ -14,6 +14,7 @@ fn plugin(name: &str, file: &str, mode: LinkMode) -> PluginSpec {
         path: Some(guest(file)),
         mode,
         config: BTreeMap::new(),
+        grants: Default::default(),
         origin: None,
     }
 }

@@ -13,6 +13,7 @@ fn tally(mode: LinkMode) -> PluginSpec {
         path: Some(guest("tally_plugin")),
         mode,
         config: BTreeMap::new(),
+        grants: Default::default(),
         origin: None,
     }
 }

@@ -2,8 +2,8 @@
 //! errors that point at `file:line:column`.
 
 use super::{
-    ComponentSpec, HttpSpec, Limits, LinkMode, Manifest, PluginSpec, SocketsSpec, VolumeSpec,
-    WorkloadId, WorkloadSpec, raw, validate_name,
+    ComponentSpec, HttpSpec, Limits, LinkMode, Manifest, PluginGrants, PluginSpec, SocketsSpec,
+    VolumeSpec, WorkloadId, WorkloadSpec, raw, validate_name,
 };
 use std::collections::BTreeSet;
 use std::fmt;
@@ -306,11 +306,26 @@ fn plugin_spec(
             }
         },
     };
+    let mut grants = PluginGrants {
+        name_lookup: raw.grants.name_lookup,
+        ..PluginGrants::default()
+    };
+    for pattern in &raw.grants.outgoing_http {
+        crate::http::outgoing::AuthorityPattern::parse(pattern.get_ref())
+            .map_err(|m| source.error(pattern.span(), m))?;
+        grants.outgoing_http.push(pattern.get_ref().clone());
+    }
+    for pattern in &raw.grants.sockets {
+        crate::workload::network::SocketPattern::parse(pattern.get_ref())
+            .map_err(|m| source.error(pattern.span(), m))?;
+        grants.sockets.push(pattern.get_ref().clone());
+    }
     Ok(PluginSpec {
         name,
         path,
         mode: raw.mode.unwrap_or(default_mode),
         config: raw.config.clone(),
+        grants,
         origin: Some(source.locate(at.start)),
     })
 }
@@ -437,6 +452,26 @@ mod tests {
         assert!(
             err.to_string()
                 .starts_with("app.toml:4:8: component file nowhere.wasm"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn plugin_grants_are_checked_where_written() {
+        let err =
+            parse("[[plugin]]\nname = \"config\"\n[plugin.grants]\nsockets = [\"nowhere\"]\n")
+                .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("app.toml:4:12: `nowhere` is not a socket pattern"),
+            "{err}"
+        );
+        let err =
+            parse("[[plugin]]\nname = \"config\"\n[plugin.grants]\ndisk = true\n").unwrap_err();
+        assert!(err.to_string().contains("unknown field `disk`"), "{err}");
+        let err = parse("[[plugin]]\nname = \"mystery\"\n").unwrap_err();
+        assert!(
+            err.to_string().contains("plugin `mystery` needs a `path`"),
             "{err}"
         );
     }

@@ -43,6 +43,10 @@
 //! path = "tally_plugin.wasm"
 //! mode = "composed"           # or "shared"
 //!
+//! [plugin.grants]             # what the plugin itself may reach (shared mode)
+//! outgoing_http = ["api.example.com"]
+//! sockets = ["10.0.0.5:6379"]
+//!
 //! [[plugin]]                  # no path: configures the built-in of this name
 //! name = "config"
 //! config = { greeting = "hello" }
@@ -94,8 +98,22 @@ pub struct PluginSpec {
     pub mode: LinkMode,
     /// Values the plugin reads as its configuration.
     pub config: BTreeMap<String, String>,
+    /// What the plugin itself may reach (shared plugins only; a plugin never
+    /// inherits the grants of the workloads it serves).
+    pub grants: PluginGrants,
     /// Where the manifest declared it, for error messages.
     pub origin: Option<Location>,
+}
+
+/// The outside world a shared plugin may reach: nothing unless listed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PluginGrants {
+    /// Outgoing HTTP allowlist, as `http.outgoing` of a workload.
+    pub outgoing_http: Vec<String>,
+    /// Socket allowlist, as `sockets.allow` of a workload.
+    pub sockets: Vec<String>,
+    /// Whether it may resolve host names.
+    pub name_lookup: bool,
 }
 
 /// `namespace/name`: what identifies a workload on a host.
@@ -273,6 +291,19 @@ pub(crate) mod raw {
         pub mode: Option<super::LinkMode>,
         #[serde(default)]
         pub config: BTreeMap<String, String>,
+        #[serde(default)]
+        pub grants: Grants,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Grants {
+        #[serde(default)]
+        pub outgoing_http: Vec<Spanned<String>>,
+        #[serde(default)]
+        pub sockets: Vec<Spanned<String>>,
+        #[serde(default)]
+        pub name_lookup: bool,
     }
 
     #[derive(Debug, Deserialize)]

@@ -75,6 +75,7 @@ impl PluginSet {
                 path: None,
                 mode,
                 config: BTreeMap::new(),
+                grants: Default::default(),
                 origin: None,
             };
             set.register(spec, bytes.to_vec(), true)?;
@@ -180,7 +181,12 @@ impl PluginSet {
             loaded.bytes.to_vec()
         };
         let component = cache.load(engine.engine(), name, &bytes)?;
-        let plugin = Arc::new(SharedPlugin::new(engine, name, &component)?);
+        let plugin = Arc::new(SharedPlugin::new(
+            engine,
+            name,
+            &component,
+            &loaded.spec.grants,
+        )?);
         self.shared.insert(name.to_string(), plugin.clone());
         Ok(plugin)
     }
@@ -199,12 +205,27 @@ impl PluginSet {
         let resolution = self.registry.resolve(component, picks)?;
         let mut plan = LinkPlan::default();
         for binding in resolution.bindings {
-            let mode = self
-                .get(&binding.plugin)
-                .map(|p| p.spec.mode)
-                .unwrap_or_default();
-            match mode {
-                LinkMode::Composed => plan.composed.push(binding),
+            let Some(plugin) = self.get(&binding.plugin) else {
+                continue;
+            };
+            match plugin.spec.mode {
+                LinkMode::Composed => {
+                    if let Some(reach) = plugin
+                        .info
+                        .imports
+                        .iter()
+                        .find(|i| reaches_outside(&i.name))
+                    {
+                        bail!(
+                            "plugin `{}` imports `{}`: composed into the workload it would share the \
+                             workload's grants; declare it with mode = \"shared\" and give it its own \
+                             `grants`",
+                            plugin.spec.name,
+                            reach.name
+                        );
+                    }
+                    plan.composed.push(binding);
+                }
                 LinkMode::Shared => plan.shared.push(binding),
             }
         }
@@ -232,6 +253,16 @@ fn located(spec: &PluginSpec) -> String {
         .as_ref()
         .map(|l| format!("{l}: "))
         .unwrap_or_default()
+}
+
+/// Whether `import` lets a guest reach beyond itself in ways that are
+/// granted (network, files): what a composed plugin may not import.
+pub fn reaches_outside(import: &str) -> bool {
+    InterfaceName::parse(import).is_some_and(|n| {
+        n.namespace == "wasi"
+            && (matches!(n.package.as_str(), "sockets" | "filesystem")
+                || (n.package == "http" && n.interface == "outgoing-handler"))
+    })
 }
 
 /// Whether `import` names a `keel:core` interface.

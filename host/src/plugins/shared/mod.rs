@@ -13,8 +13,11 @@ pub mod forward;
 pub mod proxy;
 
 use crate::engine::KeelEngine;
+use crate::http::outgoing::{AuthorityPattern, OutgoingHooks};
+use crate::manifest::PluginGrants;
 use crate::plugins::identity::{WorkloadIdentity, bindings::keel::core::identity as identity_api};
 use crate::workload::limits::GuestLimiter;
+use crate::workload::network::SocketAllowlist;
 use crate::workload::stdio::{GuestLog, Stream};
 use anyhow::{Context, Result, anyhow};
 use std::collections::HashMap;
@@ -26,6 +29,7 @@ use wasmtime::component::{
 };
 use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// Linear memory a shared plugin instance may hold.
 const PLUGIN_MEMORY: usize = 256 << 20;
@@ -34,6 +38,8 @@ const PLUGIN_MEMORY: usize = 256 << 20;
 pub struct PluginState {
     table: ResourceTable,
     wasi: WasiCtx,
+    http: WasiHttpCtx,
+    hooks: OutgoingHooks,
     limiter: GuestLimiter,
     caller: Arc<WorkloadIdentity>,
 }
@@ -45,6 +51,23 @@ impl WasiView for PluginState {
             table: &mut self.table,
         }
     }
+}
+
+impl WasiHttpView for PluginState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+/// A plugin's grants, parsed once.
+struct Reach {
+    outgoing: Arc<Vec<AuthorityPattern>>,
+    sockets: Arc<SocketAllowlist>,
+    name_lookup: bool,
 }
 
 /// A shared plugin learns its caller from the forwarder, call by call.
@@ -66,6 +89,7 @@ struct Running {
 pub struct SharedPlugin {
     name: String,
     pre: InstancePre<PluginState>,
+    reach: Reach,
     running: tokio::sync::Mutex<Option<Running>>,
     generations: AtomicU64,
     restarts: AtomicU64,
@@ -74,13 +98,32 @@ pub struct SharedPlugin {
 }
 
 impl SharedPlugin {
-    /// Links `component` (WASI and `keel:core`; nothing of any workload's)
-    /// and prepares it; the first call instantiates it.
-    pub fn new(engine: &KeelEngine, name: &str, component: &Component) -> Result<SharedPlugin> {
+    /// Links `component` (WASI, `wasi:http` and `keel:core`, reaching only
+    /// what `grants` allow; nothing of any workload's) and prepares it; the
+    /// first call instantiates it.
+    pub fn new(
+        engine: &KeelEngine,
+        name: &str,
+        component: &Component,
+        grants: &PluginGrants,
+    ) -> Result<SharedPlugin> {
+        let outgoing = grants
+            .outgoing_http
+            .iter()
+            .map(|p| AuthorityPattern::parse(p).map_err(anyhow::Error::msg))
+            .collect::<Result<Vec<_>>>()?;
+        let reach = Reach {
+            outgoing: Arc::new(outgoing),
+            sockets: Arc::new(SocketAllowlist::parse(&grants.sockets).map_err(anyhow::Error::msg)?),
+            name_lookup: grants.name_lookup,
+        };
         let mut linker = Linker::new(engine.engine());
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(anyhow::Error::from)
             .context("linking WASI")?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .map_err(anyhow::Error::from)
+            .context("linking wasi:http")?;
         identity_api::add_to_linker::<PluginState, wasmtime::component::HasSelf<PluginState>>(
             &mut linker,
             |s| s,
@@ -94,6 +137,7 @@ impl SharedPlugin {
         Ok(SharedPlugin {
             name: name.to_string(),
             pre,
+            reach,
             running: tokio::sync::Mutex::new(None),
             generations: AtomicU64::new(0),
             restarts: AtomicU64::new(0),
@@ -118,21 +162,25 @@ impl SharedPlugin {
 
     async fn start(&self) -> Result<Running> {
         let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
-        let wasi = WasiCtx::builder()
-            .stdout(GuestLog::new(
-                &format!("plugin:{}", self.name),
-                &self.name,
-                Stream::Stdout,
-            ))
-            .stderr(GuestLog::new(
-                &format!("plugin:{}", self.name),
-                &self.name,
-                Stream::Stderr,
-            ))
-            .build();
+        let label = format!("plugin:{}", self.name);
+        let mut wasi = WasiCtx::builder();
+        wasi.stdout(GuestLog::new(&label, &self.name, Stream::Stdout))
+            .stderr(GuestLog::new(&label, &self.name, Stream::Stderr))
+            .allow_ip_name_lookup(self.reach.name_lookup);
+        if !self.reach.sockets.is_empty() {
+            let allow = self.reach.sockets.clone();
+            wasi.allow_tcp(true)
+                .allow_udp(true)
+                .socket_addr_check(move |addr, _use| {
+                    let ok = allow.allows(&addr);
+                    Box::pin(async move { ok })
+                });
+        }
         let state = PluginState {
             table: ResourceTable::new(),
-            wasi,
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            hooks: OutgoingHooks::new(&label, self.reach.outgoing.clone()),
             limiter: GuestLimiter::new(PLUGIN_MEMORY),
             caller: Arc::new(WorkloadIdentity {
                 namespace: String::new(),
