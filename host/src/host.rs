@@ -15,10 +15,12 @@
 //! ```
 
 use crate::cache::{CacheStats, ComponentCache};
+use crate::core_api::bus::Bus;
 use crate::engine::{EngineOptions, KeelEngine};
 use crate::http::{Ingress, Router};
 use crate::manifest::{PluginSpec, WorkloadId, WorkloadSpec};
 use crate::plugins::PluginSet;
+use crate::services::Services;
 use crate::workload::{Workload, WorkloadStatus};
 use anyhow::{Result, bail};
 use std::collections::BTreeMap;
@@ -87,11 +89,15 @@ impl HostBuilder {
             Some(addr) => Some(Ingress::bind(addr, router.clone(), engine.clone()).await?),
             None => None,
         };
-        Ok(Host {
+        let services = Arc::new(Services {
             engine,
-            cache: Arc::new(ComponentCache::new(self.cache_dir)),
+            cache: ComponentCache::new(self.cache_dir),
+            plugins: Mutex::new(plugins),
+            bus: Bus::new(),
+        });
+        Ok(Host {
+            services,
             router,
-            plugins: Arc::new(Mutex::new(plugins)),
             workloads: Mutex::new(BTreeMap::new()),
             ingress: Mutex::new(ingress),
         })
@@ -100,10 +106,8 @@ impl HostBuilder {
 
 /// A running host.
 pub struct Host {
-    engine: Arc<KeelEngine>,
-    cache: Arc<ComponentCache>,
+    services: Arc<Services>,
     router: Arc<Router>,
-    plugins: Arc<Mutex<PluginSet>>,
     workloads: Mutex<BTreeMap<WorkloadId, Arc<Workload>>>,
     ingress: Mutex<Option<Ingress>>,
 }
@@ -121,22 +125,24 @@ impl Host {
 
     /// The engine shared by all workloads.
     pub fn engine(&self) -> &KeelEngine {
-        &self.engine
+        &self.services.engine
+    }
+
+    /// The in-process message bus (what `keel:core/messaging` uses without NATS).
+    pub fn bus(&self) -> &Bus {
+        &self.services.bus
     }
 
     /// What the component cache has done so far.
     pub fn cache_stats(&self) -> CacheStats {
-        self.cache.stats()
+        self.services.cache.stats()
     }
 
     /// Offers a plugin to the workloads started after this call.
     pub async fn add_plugin(&self, spec: PluginSpec) -> Result<()> {
-        let plugins = self.plugins.clone();
+        let services = self.services.clone();
         let name = spec.name.clone();
-        tokio::task::spawn_blocking(move || {
-            plugins.lock().unwrap_or_else(|p| p.into_inner()).add(spec)
-        })
-        .await??;
+        tokio::task::spawn_blocking(move || services.plugins().add(spec)).await??;
         tracing::info!(plugin = name, "plugin registered");
         Ok(())
     }
@@ -157,13 +163,7 @@ impl Host {
             workloads.insert(id.clone(), workload.clone());
         }
         self.router.insert(workload.clone());
-        workload
-            .start(
-                self.engine.clone(),
-                self.cache.clone(),
-                self.plugins.clone(),
-            )
-            .await?;
+        workload.start(self.services.clone()).await?;
         tracing::info!(workload = %id, http_host = workload.spec().http.host.as_deref().unwrap_or("(default)"), "workload running");
         Ok(id)
     }

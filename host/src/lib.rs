@@ -13,12 +13,14 @@
 
 pub mod cache;
 pub mod cli;
+pub mod core_api;
 pub mod engine;
 pub mod host;
 pub mod http;
 pub mod logging;
 pub mod manifest;
 pub mod plugins;
+pub mod services;
 pub mod workload;
 
 pub use cache::CacheStats;

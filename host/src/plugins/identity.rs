@@ -1,4 +1,5 @@
-//! `keel:core/identity`: plugins learn which workload they are serving.
+//! `keel:core/identity`: plugins learn which workload they are serving. The
+//! host bindings of the whole `keel:core` plugin world live here too.
 
 use crate::manifest::WorkloadId;
 
@@ -7,6 +8,7 @@ pub mod bindings {
     wasmtime::component::bindgen!({
         path: "../wit/keel-core",
         world: "keel:core/plugin",
+        imports: { "keel:core/messaging.request": async },
     });
 }
 

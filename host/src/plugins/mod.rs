@@ -160,6 +160,7 @@ impl PluginSet {
         engine: &KeelEngine,
         cache: &ComponentCache,
         name: &str,
+        bus: &crate::core_api::bus::Bus,
     ) -> Result<Arc<SharedPlugin>> {
         if let Some(plugin) = self.shared.get(name) {
             return Ok(plugin.clone());
@@ -186,6 +187,7 @@ impl PluginSet {
             name,
             &component,
             &loaded.spec.grants,
+            bus,
         )?);
         self.shared.insert(name.to_string(), plugin.clone());
         Ok(plugin)

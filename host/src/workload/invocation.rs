@@ -5,9 +5,11 @@
 use super::limits::GuestLimiter;
 use super::network::SocketAllowlist;
 use super::stdio::{GuestLog, Stream};
+use crate::core_api::bus::Bus;
 use crate::engine::KeelEngine;
 use crate::http::outgoing::{AuthorityPattern, OutgoingHooks};
 use crate::manifest::{ComponentSpec, WorkloadSpec};
+use crate::plugins::identity::bindings::keel::core::messaging as messaging_api;
 use crate::plugins::identity::{
     WorkloadIdentity, bindings::keel::core::identity as identity_api, identity_of,
 };
@@ -29,6 +31,7 @@ pub struct InvocationState {
     limiter: GuestLimiter,
     deadline_hit: bool,
     identity: Arc<WorkloadIdentity>,
+    bus: Bus,
     /// Shared-plugin resources this instance holds.
     pub(crate) proxies: ProxyTable,
 }
@@ -59,6 +62,29 @@ impl InvocationState {
 impl identity_api::Host for InvocationState {
     fn caller(&mut self) -> WorkloadIdentity {
         (*self.identity).clone()
+    }
+}
+
+/// Composed plugins publish and request as the workload, in its namespace.
+impl messaging_api::Host for InvocationState {
+    fn publish(&mut self, message: messaging_api::Message) -> Result<(), messaging_api::Error> {
+        crate::core_api::messaging::publish(&self.bus, &self.identity.namespace, message)
+    }
+
+    async fn request(
+        &mut self,
+        subject: String,
+        body: Vec<u8>,
+        timeout_ms: u32,
+    ) -> Result<messaging_api::Message, messaging_api::Error> {
+        crate::core_api::messaging::request(
+            &self.bus,
+            &self.identity.namespace,
+            subject,
+            body,
+            timeout_ms,
+        )
+        .await
     }
 }
 
@@ -100,11 +126,16 @@ pub struct InvocationTemplate {
     memory: usize,
     timeout: Duration,
     identity: Arc<WorkloadIdentity>,
+    bus: Bus,
 }
 
 impl InvocationTemplate {
     /// The template for `component` of `workload`.
-    pub fn new(workload: &WorkloadSpec, component: &ComponentSpec) -> Result<InvocationTemplate> {
+    pub fn new(
+        workload: &WorkloadSpec,
+        component: &ComponentSpec,
+        bus: &Bus,
+    ) -> Result<InvocationTemplate> {
         let outgoing = workload
             .http
             .outgoing
@@ -128,6 +159,7 @@ impl InvocationTemplate {
             memory: workload.limits.memory.as_usize(),
             timeout: workload.limits.timeout,
             identity: Arc::new(identity_of(&workload.id, &component.name)),
+            bus: bus.clone(),
         })
     }
 
@@ -182,6 +214,7 @@ impl InvocationTemplate {
             deadline_hit: false,
             identity: self.identity.clone(),
             proxies: ProxyTable::default(),
+            bus: self.bus.clone(),
         };
         let mut store = Store::new(engine.engine(), state);
         store.limiter(|state| &mut state.limiter);

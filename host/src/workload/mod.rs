@@ -15,11 +15,11 @@ pub mod stdio;
 pub use invocation::{DeadlineExceeded, InvocationState, InvocationTemplate};
 pub use state::{WorkloadState, WorkloadStatus};
 
-use crate::cache::ComponentCache;
 use crate::engine::KeelEngine;
 use crate::manifest::{ComponentSpec, WorkloadId, WorkloadSpec};
 use crate::plugins::shared::{SharedPlugin, forward};
-use crate::plugins::{LinkPlan, PluginSet, composed, deny};
+use crate::plugins::{LinkPlan, composed, deny};
+use crate::services::Services;
 use anyhow::{Context, Result, bail};
 use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -121,14 +121,9 @@ impl Workload {
     /// Loads, compiles (or takes from the cache) and links every component,
     /// then moves to `Running`; on failure the state becomes `Error` with the
     /// message, and the error is returned.
-    pub async fn start(
-        self: &Arc<Self>,
-        engine: Arc<KeelEngine>,
-        cache: Arc<ComponentCache>,
-        plugins: Arc<Mutex<PluginSet>>,
-    ) -> Result<()> {
+    pub async fn start(self: &Arc<Self>, services: Arc<Services>) -> Result<()> {
         let this = self.clone();
-        let result = tokio::task::spawn_blocking(move || this.link(&engine, &cache, &plugins))
+        let result = tokio::task::spawn_blocking(move || this.link(&services))
             .await
             .context("the task loading the workload failed")
             .and_then(|r| r);
@@ -154,18 +149,11 @@ impl Workload {
         }
     }
 
-    fn link(
-        &self,
-        engine: &KeelEngine,
-        cache: &ComponentCache,
-        plugins: &Mutex<PluginSet>,
-    ) -> Result<Linked> {
+    fn link(&self, services: &Services) -> Result<Linked> {
+        let engine = &*services.engine;
         let mut http = None;
         for spec in &self.spec.components {
-            let (component, plan, shared) = {
-                let mut plugins = plugins.lock().unwrap_or_else(|p| p.into_inner());
-                load_component(engine, cache, &mut plugins, spec, &self.spec)?
-            };
+            let (component, plan, shared) = load_component(services, spec, &self.spec)?;
             log_plan(&self.spec.id, &spec.name, &plan);
             let mut linker = workload_linker(engine)?;
             let mut proxy_types = forward::ProxyTypes::default();
@@ -214,7 +202,7 @@ impl Workload {
             let pre = ProxyPre::new(pre).map_err(|e| located(spec, e.into()))?;
             http = Some(HttpComponent {
                 pre,
-                template: InvocationTemplate::new(&self.spec, spec)?,
+                template: InvocationTemplate::new(&self.spec, spec, &services.bus)?,
             });
         }
         if http.is_none() && self.spec.http.host.is_some() {
@@ -297,15 +285,19 @@ fn workload_linker(engine: &KeelEngine) -> Result<Linker<InvocationState>> {
     >(&mut linker, |state| state)
     .map_err(anyhow::Error::from)
     .context("linking keel:core/identity")?;
+    crate::plugins::identity::bindings::keel::core::messaging::add_to_linker::<
+        InvocationState,
+        wasmtime::component::HasSelf<InvocationState>,
+    >(&mut linker, |state| state)
+    .map_err(anyhow::Error::from)
+    .context("linking keel:core/messaging")?;
     Ok(linker)
 }
 
 /// Reads a component, plans how its imports are served, and returns it
 /// compiled (composed with its plugins first, when any are composed).
 fn load_component(
-    engine: &KeelEngine,
-    cache: &ComponentCache,
-    plugins: &mut PluginSet,
+    services: &Services,
     spec: &ComponentSpec,
     workload: &WorkloadSpec,
 ) -> Result<(Component, LinkPlan, Vec<Arc<SharedPlugin>>)> {
@@ -318,19 +310,21 @@ fn load_component(
     keel_compose::WasmKind::expect_component(&bytes).map_err(|e| {
         anyhow::anyhow!(located_msg(spec, &format!("{}: {e}", spec.path.display())))
     })?;
+    let (engine, cache) = (&*services.engine, &services.cache);
+    let mut plugins = services.plugins();
     let plan = plugins
         .plan(&bytes, &workload.plugins)
         .map_err(|e| located(spec, e))?;
     let shared = plan
         .shared
         .iter()
-        .map(|b| plugins.shared_instance(engine, cache, &b.plugin))
+        .map(|b| plugins.shared_instance(engine, cache, &b.plugin, &services.bus))
         .collect::<Result<Vec<_>>>()
         .map_err(|e| located(spec, e))?;
     let component = if plan.composed.is_empty() {
         cache.load(engine.engine(), &spec.name, &bytes)
     } else {
-        composed::prepared_plugins(plugins, spec, &plan.composed).and_then(|prepared| {
+        composed::prepared_plugins(&plugins, spec, &plan.composed).and_then(|prepared| {
             composed::composed_component(
                 engine.engine(),
                 cache,

@@ -12,9 +12,11 @@
 pub mod forward;
 pub mod proxy;
 
+use crate::core_api::bus::Bus;
 use crate::engine::KeelEngine;
 use crate::http::outgoing::{AuthorityPattern, OutgoingHooks};
 use crate::manifest::PluginGrants;
+use crate::plugins::identity::bindings::keel::core::messaging as messaging_api;
 use crate::plugins::identity::{WorkloadIdentity, bindings::keel::core::identity as identity_api};
 use crate::workload::limits::GuestLimiter;
 use crate::workload::network::SocketAllowlist;
@@ -42,6 +44,7 @@ pub struct PluginState {
     hooks: OutgoingHooks,
     limiter: GuestLimiter,
     caller: Arc<WorkloadIdentity>,
+    bus: Bus,
 }
 
 impl WasiView for PluginState {
@@ -70,6 +73,23 @@ struct Reach {
     name_lookup: bool,
 }
 
+/// A shared plugin publishes and requests in its current caller's namespace.
+impl messaging_api::Host for PluginState {
+    fn publish(&mut self, message: messaging_api::Message) -> Result<(), messaging_api::Error> {
+        crate::core_api::messaging::publish(&self.bus, &self.caller.namespace, message)
+    }
+
+    async fn request(
+        &mut self,
+        subject: String,
+        body: Vec<u8>,
+        timeout_ms: u32,
+    ) -> Result<messaging_api::Message, messaging_api::Error> {
+        let namespace = self.caller.namespace.clone();
+        crate::core_api::messaging::request(&self.bus, &namespace, subject, body, timeout_ms).await
+    }
+}
+
 /// A shared plugin learns its caller from the forwarder, call by call.
 impl identity_api::Host for PluginState {
     fn caller(&mut self) -> WorkloadIdentity {
@@ -90,6 +110,7 @@ pub struct SharedPlugin {
     name: String,
     pre: InstancePre<PluginState>,
     reach: Reach,
+    bus: Bus,
     running: tokio::sync::Mutex<Option<Running>>,
     generations: AtomicU64,
     restarts: AtomicU64,
@@ -106,6 +127,7 @@ impl SharedPlugin {
         name: &str,
         component: &Component,
         grants: &PluginGrants,
+        bus: &Bus,
     ) -> Result<SharedPlugin> {
         let outgoing = grants
             .outgoing_http
@@ -130,6 +152,12 @@ impl SharedPlugin {
         )
         .map_err(anyhow::Error::from)
         .context("linking keel:core/identity")?;
+        messaging_api::add_to_linker::<PluginState, wasmtime::component::HasSelf<PluginState>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(anyhow::Error::from)
+        .context("linking keel:core/messaging")?;
         let pre = linker
             .instantiate_pre(component)
             .map_err(anyhow::Error::from)
@@ -138,6 +166,7 @@ impl SharedPlugin {
             name: name.to_string(),
             pre,
             reach,
+            bus: bus.clone(),
             running: tokio::sync::Mutex::new(None),
             generations: AtomicU64::new(0),
             restarts: AtomicU64::new(0),
@@ -187,6 +216,7 @@ impl SharedPlugin {
                 name: String::new(),
                 component: String::new(),
             }),
+            bus: self.bus.clone(),
         };
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|s| &mut s.limiter);

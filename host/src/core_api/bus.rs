@@ -1,0 +1,312 @@
+//! The in-process message bus: what serves `keel:core/messaging` when no NATS
+//! server is configured. NATS semantics, in one process: subjects of
+//! dot-separated tokens, `*` matching one token and `>` the rest, queue
+//! groups (each message to one member of a group), and request/reply through
+//! a private inbox, with "no responders" when nobody listens and a timeout.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// A message on the bus.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Where it was published.
+    pub subject: String,
+    /// Its payload.
+    pub body: Vec<u8>,
+    /// Where a reply goes, for requests.
+    pub reply_to: Option<String>,
+}
+
+/// Why a bus operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BusError {
+    /// A request's subject has no subscriber.
+    #[error("no responders on `{0}`")]
+    NoResponders(String),
+    /// No reply came within the timeout.
+    #[error("no reply on `{0}` within {1:?}")]
+    Timeout(String, Duration),
+    /// The subject is not a valid subject (empty token, wildcard in a
+    /// publish, `>` not last).
+    #[error("invalid subject `{0}`")]
+    InvalidSubject(String),
+}
+
+/// Prefix of reply inboxes.
+pub const INBOX_PREFIX: &str = "_INBOX.";
+
+struct Subscriber {
+    id: u64,
+    pattern: Vec<String>,
+    queue: Option<String>,
+    sender: mpsc::UnboundedSender<Message>,
+}
+
+#[derive(Default)]
+struct Inner {
+    subscribers: RwLock<Vec<Subscriber>>,
+    next_id: AtomicU64,
+    /// Rotates queue-group deliveries among members.
+    rotation: AtomicU64,
+}
+
+/// The bus; cheap to clone (all clones are one bus).
+#[derive(Clone, Default)]
+pub struct Bus {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Bus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let subscribers = self.inner.subscribers.read().map(|s| s.len()).unwrap_or(0);
+        f.debug_struct("Bus")
+            .field("subscribers", &subscribers)
+            .finish()
+    }
+}
+
+/// A live subscription; dropping it unsubscribes.
+pub struct Subscription {
+    id: u64,
+    bus: Bus,
+    receiver: mpsc::UnboundedReceiver<Message>,
+}
+
+impl Subscription {
+    /// The next message, or `None` once the bus is gone.
+    pub async fn next(&mut self) -> Option<Message> {
+        self.receiver.recv().await
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.bus.unsubscribe(self.id);
+    }
+}
+
+fn tokens(subject: &str) -> Option<Vec<String>> {
+    let tokens: Vec<String> = subject.split('.').map(str::to_string).collect();
+    tokens.iter().all(|t| !t.is_empty()).then_some(tokens)
+}
+
+/// Whether `pattern` (with `*` and `>`) matches `subject`.
+fn matches(pattern: &[String], subject: &[String]) -> bool {
+    for (i, token) in pattern.iter().enumerate() {
+        match token.as_str() {
+            ">" => return subject.len() > i,
+            "*" if i < subject.len() => {}
+            literal if subject.get(i).is_some_and(|s| s == literal) => {}
+            _ => return false,
+        }
+    }
+    pattern.len() == subject.len()
+}
+
+impl Bus {
+    /// A new, empty bus.
+    pub fn new() -> Bus {
+        Bus::default()
+    }
+
+    /// Subscribes to `subject` (wildcards allowed), optionally as a member
+    /// of queue group `queue`. Live when this returns.
+    pub fn subscribe(&self, subject: &str, queue: Option<&str>) -> Result<Subscription, BusError> {
+        let pattern =
+            tokens(subject).ok_or_else(|| BusError::InvalidSubject(subject.to_string()))?;
+        if pattern
+            .iter()
+            .enumerate()
+            .any(|(i, t)| t == ">" && i + 1 != pattern.len())
+        {
+            return Err(BusError::InvalidSubject(subject.to_string()));
+        }
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let subscriber = Subscriber {
+            id,
+            pattern,
+            queue: queue.map(str::to_string),
+            sender,
+        };
+        self.inner
+            .subscribers
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(subscriber);
+        Ok(Subscription {
+            id,
+            bus: self.clone(),
+            receiver,
+        })
+    }
+
+    fn unsubscribe(&self, id: u64) {
+        self.inner
+            .subscribers
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|s| s.id != id);
+    }
+
+    /// Publishes `message`; returns how many subscribers received it.
+    pub fn publish(&self, message: Message) -> Result<usize, BusError> {
+        let subject = tokens(&message.subject)
+            .filter(|t| !t.iter().any(|t| t == "*" || t == ">"))
+            .ok_or_else(|| BusError::InvalidSubject(message.subject.clone()))?;
+        let subscribers = self
+            .inner
+            .subscribers
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        let mut delivered = 0;
+        let mut groups: Vec<(&str, Vec<&Subscriber>)> = Vec::new();
+        for subscriber in subscribers.iter().filter(|s| matches(&s.pattern, &subject)) {
+            match &subscriber.queue {
+                None => delivered += usize::from(subscriber.sender.send(message.clone()).is_ok()),
+                Some(queue) => match groups.iter_mut().find(|(q, _)| q == queue) {
+                    Some((_, members)) => members.push(subscriber),
+                    None => groups.push((queue, vec![subscriber])),
+                },
+            }
+        }
+        for (_, members) in groups {
+            let turn = self.inner.rotation.fetch_add(1, Ordering::Relaxed) as usize;
+            let chosen = members[turn % members.len()];
+            delivered += usize::from(chosen.sender.send(message.clone()).is_ok());
+        }
+        Ok(delivered)
+    }
+
+    /// Publishes `body` to `subject` with a private reply inbox and waits up
+    /// to `timeout` for the first reply.
+    pub async fn request(
+        &self,
+        subject: &str,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Message, BusError> {
+        let inbox = format!(
+            "{INBOX_PREFIX}{}",
+            self.inner.next_id.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut replies = self.subscribe(&inbox, None)?;
+        let message = Message {
+            subject: subject.to_string(),
+            body,
+            reply_to: Some(inbox),
+        };
+        if self.publish(message)? == 0 {
+            return Err(BusError::NoResponders(subject.to_string()));
+        }
+        match tokio::time::timeout(timeout, replies.next()).await {
+            Ok(Some(reply)) => Ok(reply),
+            _ => Err(BusError::Timeout(subject.to_string(), timeout)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(subject: &str, body: &str) -> Message {
+        Message {
+            subject: subject.into(),
+            body: body.into(),
+            reply_to: None,
+        }
+    }
+
+    #[test]
+    fn wildcards_match_one_token_or_the_rest() {
+        let t = |s: &str| tokens(s).unwrap();
+        assert!(matches(&t("orders.*"), &t("orders.new")));
+        assert!(!matches(&t("orders.*"), &t("orders.new.eu")));
+        assert!(matches(&t("orders.>"), &t("orders.new.eu")));
+        assert!(!matches(&t("orders.>"), &t("orders")));
+        assert!(matches(&t("*.new"), &t("orders.new")));
+        assert!(!matches(&t("orders.new"), &t("orders.old")));
+    }
+
+    #[tokio::test]
+    async fn every_plain_subscriber_gets_a_message_and_one_queue_member_does() {
+        let bus = Bus::new();
+        let mut plain = bus.subscribe("orders.*", None).unwrap();
+        let mut first = bus.subscribe("orders.new", Some("workers")).unwrap();
+        let mut second = bus.subscribe("orders.>", Some("workers")).unwrap();
+        for i in 0..10 {
+            assert_eq!(
+                bus.publish(message("orders.new", &i.to_string())).unwrap(),
+                2
+            );
+        }
+        let mut plain_count = 0;
+        while plain.receiver.try_recv().is_ok() {
+            plain_count += 1;
+        }
+        let (mut a, mut b) = (0, 0);
+        while first.receiver.try_recv().is_ok() {
+            a += 1;
+        }
+        while second.receiver.try_recv().is_ok() {
+            b += 1;
+        }
+        assert_eq!(plain_count, 10);
+        assert_eq!(a + b, 10, "each message goes to exactly one queue member");
+        assert!(
+            a > 0 && b > 0,
+            "the queue group spreads the load ({a} / {b})"
+        );
+    }
+
+    #[tokio::test]
+    async fn request_reply_no_responders_and_timeout() {
+        let bus = Bus::new();
+        let err = bus
+            .request("nobody", b"?".to_vec(), Duration::from_millis(50))
+            .await
+            .unwrap_err();
+        assert_eq!(err, BusError::NoResponders("nobody".into()));
+
+        let mut service = bus.subscribe("echo", None).unwrap();
+        let responder = bus.clone();
+        tokio::spawn(async move {
+            while let Some(request) = service.next().await {
+                let reply = Message {
+                    subject: request.reply_to.unwrap(),
+                    body: request.body,
+                    reply_to: None,
+                };
+                responder.publish(reply).unwrap();
+            }
+        });
+        let reply = bus
+            .request("echo", b"hi".to_vec(), Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(reply.body, b"hi");
+
+        let _silent = bus.subscribe("silent", None).unwrap();
+        let err = bus
+            .request("silent", vec![], Duration::from_millis(50))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, BusError::Timeout(..)));
+    }
+
+    #[test]
+    fn invalid_subjects_are_refused_and_drop_unsubscribes() {
+        let bus = Bus::new();
+        assert!(bus.subscribe("a..b", None).is_err());
+        assert!(bus.subscribe("a.>.b", None).is_err());
+        assert!(bus.publish(message("a.*", "x")).is_err());
+        let subscription = bus.subscribe("a", None).unwrap();
+        assert_eq!(bus.publish(message("a", "x")).unwrap(), 1);
+        drop(subscription);
+        assert_eq!(bus.publish(message("a", "x")).unwrap(), 0);
+    }
+}

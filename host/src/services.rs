@@ -1,0 +1,28 @@
+//! What every workload of a host shares: the engine, the compiled-component
+//! cache, the plugins, and the message bus plugins reach through `keel:core`.
+
+use crate::cache::ComponentCache;
+use crate::core_api::bus::Bus;
+use crate::engine::KeelEngine;
+use crate::plugins::PluginSet;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// A host's shared services; workloads hold an `Arc` of it while starting.
+pub struct Services {
+    /// The Wasmtime engine.
+    pub engine: Arc<KeelEngine>,
+    /// Compiled components on disk.
+    pub cache: ComponentCache,
+    /// The plugins workloads may be linked to.
+    pub plugins: Mutex<PluginSet>,
+    /// The in-process message bus.
+    pub bus: Bus,
+}
+
+impl Services {
+    /// The plugin set, locked (a poisoned lock is taken over: the set is
+    /// only ever appended to).
+    pub fn plugins(&self) -> MutexGuard<'_, PluginSet> {
+        self.plugins.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
