@@ -10,6 +10,7 @@ use std::path::PathBuf;
 const BUILTINS: &[(&str, &str, &str)] = &[
     ("config", "config.wasm", "Composed"),
     ("logging", "logging.wasm", "Composed"),
+    ("messaging", "messaging.wasm", "Composed"),
     ("keyvalue-memory", "keyvalue_memory.wasm", "Shared"),
 ];
 

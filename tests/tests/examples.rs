@@ -87,3 +87,29 @@ fn http_keyvalue_counter_counts_per_path() -> anyhow::Result<()> {
     assert_eq!(visit("/apples")?, "/apples has been visited 3 times\n");
     Ok(())
 }
+
+#[test]
+fn messaging_ping_pong_answers_over_request_reply() -> anyhow::Result<()> {
+    let (mut keel, addr, _cache) = run_example("messaging-ping-pong", &[])?;
+    keel.wait_for_log(
+        "workload running workload=examples/ponger",
+        Duration::from_secs(60),
+    )?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let ask = |path: &str| runtime.block_on(get(addr, "localhost", path));
+    assert_eq!(ask("/?msg=hello")?.body, "pong: hello\n");
+    // Nobody listens on `nowhere`: the request fails at once, cleanly.
+    let lonely = ask("/?subject=nowhere&msg=x")?;
+    assert_eq!(
+        (lonely.status, lonely.body.as_str()),
+        (502, "no responders\n")
+    );
+    // A handler error is logged with the subject it came from.
+    assert_eq!(ask("/publish?subject=ping&msg=fail")?.status, 200);
+    let failure = keel.wait_for_log("message handler failed", Duration::from_secs(10))?;
+    assert!(
+        failure.contains("subject=\"ping\"") && failure.contains("asked to fail"),
+        "{failure}"
+    );
+    Ok(())
+}

@@ -3,7 +3,7 @@
 
 use super::{
     ComponentSpec, HttpSpec, Limits, LinkMode, Manifest, PluginGrants, PluginSpec, SocketsSpec,
-    VolumeSpec, WorkloadId, WorkloadSpec, raw, validate_name,
+    SubscriptionSpec, VolumeSpec, WorkloadId, WorkloadSpec, raw, validate_name,
 };
 use std::collections::BTreeSet;
 use std::fmt;
@@ -263,6 +263,26 @@ fn workload_spec(
         .into_iter()
         .map(|(interface, plugin)| (interface, plugin.into_inner()))
         .collect();
+    let mut subscriptions = Vec::new();
+    for subscription in raw.subscription {
+        let subject = subscription.subject.get_ref();
+        let valid = !subject.is_empty()
+            && subject.split('.').all(|t| !t.is_empty())
+            && subject
+                .split('.')
+                .enumerate()
+                .all(|(i, t)| t != ">" || i + 1 == subject.split('.').count());
+        if !valid {
+            return Err(source.error(
+                subscription.subject.span(),
+                format!("`{subject}` is not a subject: dot-separated tokens, `*` for one token, `>` last for the rest"),
+            ));
+        }
+        subscriptions.push(SubscriptionSpec {
+            subject: subject.clone(),
+            queue: subscription.queue,
+        });
+    }
     Ok(WorkloadSpec {
         id,
         components,
@@ -272,6 +292,7 @@ fn workload_spec(
         volumes,
         limits,
         plugins,
+        subscriptions,
     })
 }
 

@@ -35,6 +35,10 @@
 //! config = { greeting = "hi" } # wasi:config values, over the config plugin's
 //! config_env = false          # add the environment as a last wasi:config layer
 //!
+//! [[workload.subscription]]   # messages to the wasmcloud:messaging/handler export
+//! subject = "orders.*"        # in the workload's namespace
+//! queue = "workers"           # optional queue group
+//!
 //! [workload.plugins]          # which plugin serves an interface, when several could
 //! "acme:tally/counters" = "tally"
 //!
@@ -162,6 +166,18 @@ pub struct WorkloadSpec {
     /// Interface (`ns:pkg/iface`, or a full versioned name) → the plugin
     /// that must serve it. Needed only where several plugins could.
     pub plugins: BTreeMap<String, String>,
+    /// Subjects whose messages go to the workload's
+    /// `wasmcloud:messaging/handler` export.
+    pub subscriptions: Vec<SubscriptionSpec>,
+}
+
+/// A messaging subscription of a workload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionSpec {
+    /// The subject, in the workload's namespace (`*` and `>` allowed).
+    pub subject: String,
+    /// A queue group: each message goes to one member of the group.
+    pub queue: Option<String>,
 }
 
 impl WorkloadSpec {
@@ -184,6 +200,7 @@ impl WorkloadSpec {
             volumes: Vec::new(),
             limits: Limits::default(),
             plugins: BTreeMap::new(),
+            subscriptions: Vec::new(),
         }
     }
 }
@@ -325,6 +342,15 @@ pub(crate) mod raw {
         pub component: Vec<Component>,
         #[serde(default)]
         pub plugins: BTreeMap<String, Spanned<String>>,
+        #[serde(default)]
+        pub subscription: Vec<Subscription>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Subscription {
+        pub subject: Spanned<String>,
+        pub queue: Option<String>,
     }
 
     #[derive(Debug, Default, Deserialize)]

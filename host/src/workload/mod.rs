@@ -8,6 +8,7 @@
 
 pub mod invocation;
 pub mod limits;
+pub mod messages;
 pub mod network;
 pub mod state;
 pub mod stdio;
@@ -35,11 +36,14 @@ pub struct Workload {
     state: Mutex<WorkloadState>,
     slots: Arc<Semaphore>,
     linked: OnceLock<Linked>,
+    /// The tasks delivering subscribed messages; aborted at stop.
+    deliveries: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 /// What starting produced: the linked components.
 struct Linked {
     http: Option<HttpComponent>,
+    handler: Option<messages::HandlerComponent>,
 }
 
 /// The component of a workload that serves its HTTP traffic.
@@ -70,6 +74,7 @@ impl Workload {
             state: Mutex::new(WorkloadState::Starting),
             slots,
             linked: OnceLock::new(),
+            deliveries: Mutex::new(Vec::new()),
         }
     }
 
@@ -107,6 +112,11 @@ impl Workload {
         }
     }
 
+    /// The component handling messages, once started.
+    pub fn handler(&self) -> Option<&messages::HandlerComponent> {
+        self.linked.get().and_then(|l| l.handler.as_ref())
+    }
+
     /// The component serving HTTP, once started.
     pub fn http(&self) -> Option<&HttpComponent> {
         self.linked.get().and_then(|l| l.http.as_ref())
@@ -123,35 +133,75 @@ impl Workload {
     /// message, and the error is returned.
     pub async fn start(self: &Arc<Self>, services: Arc<Services>) -> Result<()> {
         let this = self.clone();
-        let result = tokio::task::spawn_blocking(move || this.link(&services))
+        let linking = services.clone();
+        let result = tokio::task::spawn_blocking(move || this.link(&linking))
             .await
             .context("the task loading the workload failed")
-            .and_then(|r| r);
-        match result {
-            Ok(linked) => {
+            .and_then(|r| r)
+            .and_then(|linked| {
                 // `start` runs once per Workload, so the cell is empty here.
                 let _ = self.linked.set(linked);
-                let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-                if *state != WorkloadState::Starting {
-                    bail!(
-                        "workload `{}` was stopped while it was starting",
-                        self.spec.id
-                    );
-                }
-                *state = WorkloadState::Running;
-                Ok(())
-            }
+                self.subscribe(&services)
+            });
+        let subscriptions = match result {
+            Ok(subscriptions) => subscriptions,
             Err(e) => {
                 let message = format!("{e:#}");
                 self.set_state(WorkloadState::Error(message));
-                Err(e.context(format!("starting workload `{}`", self.spec.id)))
+                return Err(e.context(format!("starting workload `{}`", self.spec.id)));
             }
+        };
+        {
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            if *state != WorkloadState::Starting {
+                bail!(
+                    "workload `{}` was stopped while it was starting",
+                    self.spec.id
+                );
+            }
+            *state = WorkloadState::Running;
         }
+        // Subscriptions were live before the workload was reported running;
+        // messages that arrived meanwhile wait in them.
+        let mut deliveries = self.deliveries.lock().unwrap_or_else(|p| p.into_inner());
+        for subscription in subscriptions {
+            let task = messages::deliver(self.clone(), subscription, services.engine.clone());
+            deliveries.push(tokio::spawn(task));
+        }
+        Ok(())
+    }
+
+    /// Subscribes to every subject of the manifest (live when this returns).
+    fn subscribe(&self, services: &Services) -> Result<Vec<crate::core_api::bus::Subscription>> {
+        if self.spec.subscriptions.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.handler().is_none() {
+            bail!(
+                "workload `{}` subscribes to `{}` but none of its components exports {}",
+                self.spec.id,
+                self.spec.subscriptions[0].subject,
+                messages::MESSAGE_HANDLER
+            );
+        }
+        self.spec
+            .subscriptions
+            .iter()
+            .map(|s| {
+                let subject =
+                    crate::core_api::messaging::scoped(&self.spec.id.namespace, &s.subject);
+                services
+                    .bus
+                    .subscribe(&subject, s.queue.as_deref())
+                    .with_context(|| format!("subscribing to `{}`", s.subject))
+            })
+            .collect()
     }
 
     fn link(&self, services: &Services) -> Result<Linked> {
         let engine = &*services.engine;
         let mut http = None;
+        let mut handler = None;
         for spec in &self.spec.components {
             let (component, plan, shared) = load_component(services, spec, &self.spec)?;
             log_plan(&self.spec.id, &spec.name, &plan);
@@ -182,13 +232,26 @@ impl Workload {
                 .collect();
             deny::link_denied(&mut linker, engine.engine(), &component, &denials)
                 .map_err(|e| located(spec, e))?;
+            let pre = linker
+                .instantiate_pre(&component)
+                .map_err(|e| located(spec, e.into()))?;
+            let template = || InvocationTemplate::new(&self.spec, spec, &services.bus);
+            if let Some(found) =
+                messages::HandlerComponent::find(&component, engine.engine(), &pre, template)?
+            {
+                if handler.is_some() {
+                    bail!(located_msg(
+                        spec,
+                        "a second component exports wasmcloud:messaging/handler; \
+                         a workload takes messages through one component"
+                    ));
+                }
+                handler = Some(found);
+            }
             let exports_http = component
                 .component_type()
                 .exports(engine.engine())
                 .any(|(name, _)| is_interface(name, HTTP_HANDLER));
-            let pre = linker
-                .instantiate_pre(&component)
-                .map_err(|e| located(spec, e.into()))?;
             if !exports_http {
                 continue;
             }
@@ -202,7 +265,7 @@ impl Workload {
             let pre = ProxyPre::new(pre).map_err(|e| located(spec, e.into()))?;
             http = Some(HttpComponent {
                 pre,
-                template: InvocationTemplate::new(&self.spec, spec, &services.bus)?,
+                template: template()?,
             });
         }
         if http.is_none() && self.spec.http.host.is_some() {
@@ -219,7 +282,7 @@ impl Workload {
                 self.spec.http.host.as_deref().unwrap_or_default()
             );
         }
-        Ok(Linked { http })
+        Ok(Linked { http, handler })
     }
 
     /// Waits (at most the workload's `queue_timeout`) for an instance slot. The
@@ -252,6 +315,15 @@ impl Workload {
             return;
         }
         self.set_state(WorkloadState::Stopping);
+        // No new messages: dropping the delivery tasks drops their subscriptions.
+        for task in self
+            .deliveries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            task.abort();
+        }
         let all = self.spec.limits.max_instances;
         // Acquiring every slot means every in-flight invocation has ended.
         if let Ok(permits) = self.slots.acquire_many(all).await {

@@ -1,0 +1,133 @@
+//! Messaging handlers: the component of a workload that exports
+//! `wasmcloud:messaging/handler` receives the messages of the workload's
+//! subscriptions, each in a fresh instance, under the same limits (instance
+//! slots, deadline, memory) as an HTTP request.
+
+use super::invocation::{InvocationState, InvocationTemplate};
+use super::{Workload, is_interface};
+use crate::core_api::bus::{Message, Subscription};
+use crate::core_api::messaging::unscoped;
+use crate::engine::KeelEngine;
+use anyhow::{Context, Result};
+use std::sync::Arc;
+use wasmtime::component::{Component, ComponentExportIndex, ComponentType, InstancePre, Lower};
+
+/// The interface a component exports to receive messages.
+pub const MESSAGE_HANDLER: &str = "wasmcloud:messaging/handler";
+
+/// `wasmcloud:messaging/types.broker-message`, as the handler receives it.
+#[derive(ComponentType, Lower)]
+#[component(record)]
+struct BrokerMessage {
+    subject: String,
+    body: Vec<u8>,
+    #[component(name = "reply-to")]
+    reply_to: Option<String>,
+}
+
+/// A component that handles messages.
+pub struct HandlerComponent {
+    pre: InstancePre<InvocationState>,
+    template: InvocationTemplate,
+    function: ComponentExportIndex,
+}
+
+impl HandlerComponent {
+    /// The handler of `component`, if it exports `wasmcloud:messaging/handler`.
+    pub fn find(
+        component: &Component,
+        engine: &wasmtime::Engine,
+        pre: &InstancePre<InvocationState>,
+        template: impl FnOnce() -> Result<InvocationTemplate>,
+    ) -> Result<Option<HandlerComponent>> {
+        let Some(interface) = component
+            .component_type()
+            .exports(engine)
+            .map(|(name, _)| name.to_string())
+            .find(|name| is_interface(name, MESSAGE_HANDLER))
+        else {
+            return Ok(None);
+        };
+        let function = component
+            .get_export_index(None, &interface)
+            .and_then(|i| component.get_export_index(Some(&i), "handle-message"))
+            .with_context(|| format!("`{interface}` has no `handle-message`"))?;
+        Ok(Some(HandlerComponent {
+            pre: pre.clone(),
+            template: template()?,
+            function,
+        }))
+    }
+}
+
+/// Delivers the messages of `subscription` to the workload's handler until
+/// the subscription is dropped (when the workload stops). Each message runs
+/// in its own task, holding an instance slot.
+pub async fn deliver(
+    workload: Arc<Workload>,
+    mut subscription: Subscription,
+    engine: Arc<KeelEngine>,
+) {
+    while let Some(message) = subscription.next().await {
+        let permit = match workload.admit().await {
+            Ok(permit) => permit,
+            Err(e) => {
+                tracing::warn!(workload = %workload.id(), subject = message.subject, "message dropped: {e}");
+                continue;
+            }
+        };
+        let workload = workload.clone();
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            if let Some(handler) = workload.handler() {
+                handle(handler, &workload, &engine, message).await;
+            }
+        });
+    }
+}
+
+async fn handle(
+    handler: &HandlerComponent,
+    workload: &Workload,
+    engine: &KeelEngine,
+    message: Message,
+) {
+    let namespace = &workload.id().namespace;
+    let subject = unscoped(namespace, &message.subject);
+    let outcome = async {
+        let mut store = handler.template.new_store(engine)?;
+        let deadline = tokio::time::Instant::now() + handler.template.timeout();
+        let call = async {
+            let instance = handler.pre.instantiate_async(&mut store).await?;
+            let func = instance.get_typed_func::<(BrokerMessage,), (Result<(), String>,)>(
+                &mut store,
+                handler.function,
+            )?;
+            let argument = BrokerMessage {
+                subject: subject.clone(),
+                body: message.body,
+                reply_to: message.reply_to,
+            };
+            let (result,) = func.call_async(&mut store, (argument,)).await?;
+            wasmtime::Result::<Result<(), String>>::Ok(result)
+        };
+        match tokio::time::timeout_at(deadline, call).await {
+            Ok(result) => result.map_err(anyhow::Error::from),
+            Err(_) => Err(anyhow::anyhow!(
+                "the handler ran past its {:?} deadline",
+                handler.template.timeout()
+            )),
+        }
+    }
+    .await;
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => {
+            tracing::warn!(workload = %workload.id(), subject, error, "message handler failed")
+        }
+        Err(e) => {
+            tracing::warn!(workload = %workload.id(), subject, error = format!("{e:#}"), "message handler trapped")
+        }
+    }
+}
