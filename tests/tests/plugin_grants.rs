@@ -3,26 +3,8 @@
 
 use keel_tests::keel::manifest::{LinkMode, PluginGrants, PluginSpec};
 use keel_tests::keel::{Host, WorkloadId, WorkloadSpec};
-use keel_tests::{get, guest, start_host};
+use keel_tests::{get, guest, http_upstream, start_host};
 use std::net::SocketAddr;
-use tokio::io::AsyncWriteExt;
-
-/// A loopback HTTP server answering every request with 200 `upstream`.
-async fn upstream() -> anyhow::Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let _ = stream
-                .write_all(
-                    b"HTTP/1.1 200 OK\r\ncontent-length: 8\r\nconnection: close\r\n\r\nupstream",
-                )
-                .await;
-            let _ = stream.shutdown().await;
-        }
-    });
-    Ok(addr)
-}
 
 fn fetcher(mode: LinkMode, grants: PluginGrants) -> PluginSpec {
     PluginSpec {
@@ -50,7 +32,7 @@ async fn host_with(plugin: PluginSpec) -> anyhow::Result<Host> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_shared_plugin_does_not_inherit_the_workloads_grants() -> anyhow::Result<()> {
-    let upstream = upstream().await?;
+    let upstream = http_upstream("upstream").await?;
     let host = host_with(fetcher(LinkMode::Shared, PluginGrants::default())).await?;
     host.start_workload(user(upstream)).await?;
     let denied = get(
@@ -67,8 +49,8 @@ async fn a_shared_plugin_does_not_inherit_the_workloads_grants() -> anyhow::Resu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_shared_plugin_reaches_what_it_is_granted_and_nothing_else() -> anyhow::Result<()> {
-    let granted = upstream().await?;
-    let other = upstream().await?;
+    let granted = http_upstream("upstream").await?;
+    let other = http_upstream("upstream").await?;
     let grants = PluginGrants {
         outgoing_http: vec![granted.to_string()],
         ..PluginGrants::default()
@@ -95,7 +77,7 @@ async fn a_shared_plugin_reaches_what_it_is_granted_and_nothing_else() -> anyhow
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_composed_plugin_that_reaches_outside_is_refused_with_the_reason() -> anyhow::Result<()> {
-    let upstream = upstream().await?;
+    let upstream = http_upstream("upstream").await?;
     let host = host_with(fetcher(LinkMode::Composed, PluginGrants::default())).await?;
     let err = host.start_workload(user(upstream)).await.unwrap_err();
     let text = format!("{err:#}");

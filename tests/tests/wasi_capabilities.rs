@@ -12,8 +12,8 @@ fn fixture(name: &str) -> WorkloadSpec {
     WorkloadSpec::single(WorkloadId::new("caps", name), guest("http_behaviours"))
 }
 
-/// A loopback TCP server that answers every connection with `reply` and
-/// closes; returns its address.
+/// A loopback TCP server that sends `reply` on every connection and closes,
+/// reading nothing (for raw sockets; HTTP tests use `http_upstream`).
 async fn canned_server(reply: &'static str) -> anyhow::Result<std::net::SocketAddr> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -81,9 +81,7 @@ async fn files_only_through_volumes_with_their_permissions() -> anyhow::Result<(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn outgoing_http_is_denied_unless_allowed() -> anyhow::Result<()> {
-    let upstream =
-        canned_server("HTTP/1.1 200 OK\r\ncontent-length: 8\r\nconnection: close\r\n\r\nupstream")
-            .await?;
+    let upstream = keel_tests::http_upstream("upstream").await?;
     let url = format!("/fetch?url=http://{upstream}/");
     let host = start_host(None).await?;
     host.start_workload({

@@ -23,6 +23,10 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// The data of one invocation's [`Store`].
+///
+/// Shared plugins run on the same type: a plugin call is an invocation too,
+/// with the calling workload as its identity (set per call) and the plugin's
+/// own grants in its WASI and HTTP contexts.
 pub struct InvocationState {
     table: ResourceTable,
     wasi: WasiCtx,
@@ -37,6 +41,40 @@ pub struct InvocationState {
 }
 
 impl InvocationState {
+    /// State for a guest with WASI context `wasi`, outgoing HTTP `hooks`,
+    /// `memory_limit` bytes of linear memory, acting as `identity`.
+    pub fn new(
+        wasi: WasiCtx,
+        hooks: OutgoingHooks,
+        memory_limit: usize,
+        identity: Arc<WorkloadIdentity>,
+        bus: Bus,
+    ) -> Self {
+        InvocationState {
+            table: ResourceTable::new(),
+            wasi,
+            http: WasiHttpCtx::new(),
+            hooks,
+            limiter: GuestLimiter::new(memory_limit),
+            deadline_hit: false,
+            identity,
+            bus,
+            proxies: ProxyTable::default(),
+        }
+    }
+
+    /// Acts as `identity` from now on (a shared plugin's caller, per call).
+    pub fn set_identity(&mut self, identity: &Arc<WorkloadIdentity>) {
+        if !Arc::ptr_eq(&self.identity, identity) {
+            self.identity = identity.clone();
+        }
+    }
+
+    /// The memory limiter, for `Store::limiter`.
+    pub fn limiter(&mut self) -> &mut GuestLimiter {
+        &mut self.limiter
+    }
+
     /// Whether the invocation ran past its deadline.
     pub fn deadline_hit(&self) -> bool {
         self.deadline_hit
@@ -58,14 +96,15 @@ impl InvocationState {
     }
 }
 
-/// Composed plugins run inside the workload's Store: their caller is it.
+/// The caller: the workload itself for composed plugins (they run in its
+/// Store), the calling workload for a shared plugin (set per call).
 impl identity_api::Host for InvocationState {
     fn caller(&mut self) -> WorkloadIdentity {
         (*self.identity).clone()
     }
 }
 
-/// Composed plugins publish and request as the workload, in its namespace.
+/// Plugins publish and request as their caller, in its namespace.
 impl messaging_api::Host for InvocationState {
     fn publish(&mut self, message: messaging_api::Message) -> Result<(), messaging_api::Error> {
         crate::core_api::messaging::publish(&self.bus, &self.identity.namespace, message)
@@ -205,17 +244,13 @@ impl InvocationTemplate {
                     Box::pin(async move { ok })
                 });
         }
-        let state = InvocationState {
-            table: ResourceTable::new(),
-            wasi: wasi.build(),
-            http: WasiHttpCtx::new(),
-            hooks: OutgoingHooks::new(&self.workload, self.outgoing.clone()),
-            limiter: GuestLimiter::new(self.memory),
-            deadline_hit: false,
-            identity: self.identity.clone(),
-            proxies: ProxyTable::default(),
-            bus: self.bus.clone(),
-        };
+        let state = InvocationState::new(
+            wasi.build(),
+            OutgoingHooks::new(&self.workload, self.outgoing.clone()),
+            self.memory,
+            self.identity.clone(),
+            self.bus.clone(),
+        );
         let mut store = Store::new(engine.engine(), state);
         store.limiter(|state| &mut state.limiter);
         let deadline = Instant::now() + self.timeout;
@@ -240,4 +275,28 @@ impl InvocationTemplate {
     pub fn component(&self) -> &str {
         &self.component
     }
+}
+
+/// A linker with what every guest Store gets: WASI P2, `wasi:http`, and the
+/// `keel:core` plugin interfaces (a workload's own imports of `keel:core` are
+/// refused before linking, so only its composed plugins reach them).
+pub fn core_linker(
+    engine: &wasmtime::Engine,
+) -> Result<wasmtime::component::Linker<InvocationState>> {
+    use crate::plugins::identity::bindings::keel::core::{identity, messaging};
+    type Data = wasmtime::component::HasSelf<InvocationState>;
+    let mut linker = wasmtime::component::Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+        .map_err(anyhow::Error::from)
+        .context("linking WASI")?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+        .map_err(anyhow::Error::from)
+        .context("linking wasi:http")?;
+    identity::add_to_linker::<InvocationState, Data>(&mut linker, |s| s)
+        .map_err(anyhow::Error::from)
+        .context("linking keel:core/identity")?;
+    messaging::add_to_linker::<InvocationState, Data>(&mut linker, |s| s)
+        .map_err(anyhow::Error::from)
+        .context("linking keel:core/messaging")?;
+    Ok(linker)
 }

@@ -16,7 +16,6 @@ pub mod stdio;
 pub use invocation::{DeadlineExceeded, InvocationState, InvocationTemplate};
 pub use state::{WorkloadState, WorkloadStatus};
 
-use crate::engine::KeelEngine;
 use crate::manifest::{ComponentSpec, WorkloadId, WorkloadSpec};
 use crate::plugins::shared::{SharedPlugin, forward};
 use crate::plugins::{LinkPlan, composed, deny};
@@ -24,7 +23,7 @@ use crate::services::Services;
 use anyhow::{Context, Result, bail};
 use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::Component;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 /// The interface a component exports to receive HTTP requests.
@@ -205,7 +204,7 @@ impl Workload {
         for spec in &self.spec.components {
             let (component, plan, shared) = load_component(services, spec, &self.spec)?;
             log_plan(&self.spec.id, &spec.name, &plan);
-            let mut linker = workload_linker(engine)?;
+            let mut linker = invocation::core_linker(engine.engine())?;
             let mut proxy_types = forward::ProxyTypes::default();
             for (binding, plugin) in plan.shared.iter().zip(shared) {
                 forward::link_shared(
@@ -338,32 +337,6 @@ impl Workload {
 pub fn is_interface(name: &str, interface: &str) -> bool {
     name.strip_prefix(interface)
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('@'))
-}
-
-/// The linker every workload component gets: WASI P2 and `wasi:http`.
-fn workload_linker(engine: &KeelEngine) -> Result<Linker<InvocationState>> {
-    let mut linker = Linker::new(engine.engine());
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-        .map_err(anyhow::Error::from)
-        .context("linking WASI")?;
-    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
-        .map_err(anyhow::Error::from)
-        .context("linking wasi:http")?;
-    // Composed plugins import keel:core; the workload's own imports of it
-    // were refused when its plan was made.
-    crate::plugins::identity::bindings::keel::core::identity::add_to_linker::<
-        InvocationState,
-        wasmtime::component::HasSelf<InvocationState>,
-    >(&mut linker, |state| state)
-    .map_err(anyhow::Error::from)
-    .context("linking keel:core/identity")?;
-    crate::plugins::identity::bindings::keel::core::messaging::add_to_linker::<
-        InvocationState,
-        wasmtime::component::HasSelf<InvocationState>,
-    >(&mut linker, |state| state)
-    .map_err(anyhow::Error::from)
-    .context("linking keel:core/messaging")?;
-    Ok(linker)
 }
 
 /// Reads a component, plans how its imports are served, and returns it

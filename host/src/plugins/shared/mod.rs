@@ -16,9 +16,8 @@ use crate::core_api::bus::Bus;
 use crate::engine::KeelEngine;
 use crate::http::outgoing::{AuthorityPattern, OutgoingHooks};
 use crate::manifest::PluginGrants;
-use crate::plugins::identity::bindings::keel::core::messaging as messaging_api;
-use crate::plugins::identity::{WorkloadIdentity, bindings::keel::core::identity as identity_api};
-use crate::workload::limits::GuestLimiter;
+use crate::plugins::identity::WorkloadIdentity;
+use crate::workload::invocation::{InvocationState, core_linker};
 use crate::workload::network::SocketAllowlist;
 use crate::workload::stdio::{GuestLog, Stream};
 use anyhow::{Context, Result, anyhow};
@@ -26,45 +25,13 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use wasmtime::component::{
-    Component, ComponentExportIndex, Func, Instance, InstancePre, Linker, ResourceAny,
-    ResourceTable, Val,
+    Component, ComponentExportIndex, Func, Instance, InstancePre, ResourceAny, Val,
 };
 use wasmtime::{Store, UpdateDeadline};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+use wasmtime_wasi::WasiCtx;
 
 /// Linear memory a shared plugin instance may hold.
 const PLUGIN_MEMORY: usize = 256 << 20;
-
-/// The Store data of a shared plugin instance.
-pub struct PluginState {
-    table: ResourceTable,
-    wasi: WasiCtx,
-    http: WasiHttpCtx,
-    hooks: OutgoingHooks,
-    limiter: GuestLimiter,
-    caller: Arc<WorkloadIdentity>,
-    bus: Bus,
-}
-
-impl WasiView for PluginState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
-
-impl WasiHttpView for PluginState {
-    fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView {
-            ctx: &mut self.http,
-            table: &mut self.table,
-            hooks: &mut self.hooks,
-        }
-    }
-}
 
 /// A plugin's grants, parsed once.
 struct Reach {
@@ -73,33 +40,9 @@ struct Reach {
     name_lookup: bool,
 }
 
-/// A shared plugin publishes and requests in its current caller's namespace.
-impl messaging_api::Host for PluginState {
-    fn publish(&mut self, message: messaging_api::Message) -> Result<(), messaging_api::Error> {
-        crate::core_api::messaging::publish(&self.bus, &self.caller.namespace, message)
-    }
-
-    async fn request(
-        &mut self,
-        subject: String,
-        body: Vec<u8>,
-        timeout_ms: u32,
-    ) -> Result<messaging_api::Message, messaging_api::Error> {
-        let namespace = self.caller.namespace.clone();
-        crate::core_api::messaging::request(&self.bus, &namespace, subject, body, timeout_ms).await
-    }
-}
-
-/// A shared plugin learns its caller from the forwarder, call by call.
-impl identity_api::Host for PluginState {
-    fn caller(&mut self) -> WorkloadIdentity {
-        (*self.caller).clone()
-    }
-}
-
 /// A live plugin instance.
 struct Running {
-    store: Store<PluginState>,
+    store: Store<InvocationState>,
     instance: Instance,
     generation: u64,
     funcs: HashMap<ComponentExportIndex, Func>,
@@ -108,7 +51,7 @@ struct Running {
 /// A plugin shared by the workloads of a host.
 pub struct SharedPlugin {
     name: String,
-    pre: InstancePre<PluginState>,
+    pre: InstancePre<InvocationState>,
     reach: Reach,
     bus: Bus,
     running: tokio::sync::Mutex<Option<Running>>,
@@ -139,25 +82,7 @@ impl SharedPlugin {
             sockets: Arc::new(SocketAllowlist::parse(&grants.sockets).map_err(anyhow::Error::msg)?),
             name_lookup: grants.name_lookup,
         };
-        let mut linker = Linker::new(engine.engine());
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .map_err(anyhow::Error::from)
-            .context("linking WASI")?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
-            .map_err(anyhow::Error::from)
-            .context("linking wasi:http")?;
-        identity_api::add_to_linker::<PluginState, wasmtime::component::HasSelf<PluginState>>(
-            &mut linker,
-            |s| s,
-        )
-        .map_err(anyhow::Error::from)
-        .context("linking keel:core/identity")?;
-        messaging_api::add_to_linker::<PluginState, wasmtime::component::HasSelf<PluginState>>(
-            &mut linker,
-            |s| s,
-        )
-        .map_err(anyhow::Error::from)
-        .context("linking keel:core/messaging")?;
+        let linker = core_linker(engine.engine())?;
         let pre = linker
             .instantiate_pre(component)
             .map_err(anyhow::Error::from)
@@ -205,21 +130,16 @@ impl SharedPlugin {
                     Box::pin(async move { ok })
                 });
         }
-        let state = PluginState {
-            table: ResourceTable::new(),
-            wasi: wasi.build(),
-            http: WasiHttpCtx::new(),
-            hooks: OutgoingHooks::new(&label, self.reach.outgoing.clone()),
-            limiter: GuestLimiter::new(PLUGIN_MEMORY),
-            caller: Arc::new(WorkloadIdentity {
-                namespace: String::new(),
-                name: String::new(),
-                component: String::new(),
-            }),
-            bus: self.bus.clone(),
-        };
+        let nobody = Arc::new(WorkloadIdentity {
+            namespace: String::new(),
+            name: String::new(),
+            component: String::new(),
+        });
+        let hooks = OutgoingHooks::new(&label, self.reach.outgoing.clone());
+        let state =
+            InvocationState::new(wasi.build(), hooks, PLUGIN_MEMORY, nobody, self.bus.clone());
         let mut store = Store::new(self.pre.engine(), state);
-        store.limiter(|s| &mut s.limiter);
+        store.limiter(|s| s.limiter());
         // Never preempted for good: a plugin call is bounded by its caller's
         // deadline (the caller abandons the call, and the plugin restarts).
         store.set_epoch_deadline(1);
@@ -274,9 +194,7 @@ impl SharedPlugin {
             ));
         }
         self.drop_released(&mut running).await;
-        if !Arc::ptr_eq(&running.store.data().caller, caller) {
-            running.store.data_mut().caller = caller.clone();
-        }
+        running.store.data_mut().set_identity(caller);
         let func = running.func(function)?;
         let mut results = vec![Val::Bool(false); result_count];
         match func
