@@ -136,6 +136,7 @@ async fn keel_host(mode: LinkMode) -> anyhow::Result<Host> {
         mode,
         config: Default::default(),
         grants: Default::default(),
+        scope: Default::default(),
         origin: None,
     })
     .await?;

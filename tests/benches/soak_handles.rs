@@ -23,6 +23,7 @@ fn main() -> anyhow::Result<()> {
             mode: LinkMode::Shared,
             config: Default::default(),
             grants: Default::default(),
+            scope: Default::default(),
             origin: None,
         })
         .await?;

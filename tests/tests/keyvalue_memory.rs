@@ -30,6 +30,7 @@ async fn buckets_named_shared_are_seen_by_every_workload() -> anyhow::Result<()>
         mode: LinkMode::Shared,
         config: [("shared_buckets".to_string(), "orders, sessions".to_string())].into(),
         grants: Default::default(),
+        scope: Default::default(),
         origin: None,
     })
     .await?;
@@ -54,6 +55,44 @@ async fn buckets_named_shared_are_seen_by_every_workload() -> anyhow::Result<()>
     );
     assert_eq!(
         get(addr, "b.test", "/get?bucket=private&key=p1")
+            .await?
+            .status,
+        404
+    );
+    host.shutdown().await;
+    Ok(())
+}
+
+/// With `scope = "workload"` each workload has its own instance of the
+/// plugin: even a bucket named shared is not shared across workloads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_plugin_scoped_per_workload_keeps_one_instance_each() -> anyhow::Result<()> {
+    use keel_tests::keel::manifest::{LinkMode, PluginSpec, SharedScope};
+    use keel_tests::{get, request};
+    let host = start_host(None).await?;
+    host.add_plugin(PluginSpec {
+        name: "keyvalue-memory".into(),
+        path: None,
+        mode: LinkMode::Shared,
+        config: [("shared_buckets".to_string(), "orders".to_string())].into(),
+        grants: Default::default(),
+        scope: SharedScope::Workload,
+        origin: None,
+    })
+    .await?;
+    for name in ["a", "b"] {
+        let mut spec = WorkloadSpec::single(WorkloadId::new("kv", name), guest("keyvalue_user"));
+        spec.http.host = Some(format!("{name}.test"));
+        host.start_workload(spec).await?;
+    }
+    let addr = host.http_addr().expect("ingress");
+    request(addr, "PUT", "a.test", "/set?bucket=orders&key=o1", "from a").await?;
+    assert_eq!(
+        get(addr, "a.test", "/get?bucket=orders&key=o1").await?.body,
+        "from a"
+    );
+    assert_eq!(
+        get(addr, "b.test", "/get?bucket=orders&key=o1")
             .await?
             .status,
         404

@@ -13,6 +13,7 @@ fn fetcher(mode: LinkMode, grants: PluginGrants) -> PluginSpec {
         mode,
         config: Default::default(),
         grants,
+        scope: Default::default(),
         origin: None,
     }
 }

@@ -15,6 +15,7 @@ fn plugin(name: &str, file: &str, mode: LinkMode) -> PluginSpec {
         mode,
         config: BTreeMap::new(),
         grants: Default::default(),
+        scope: Default::default(),
         origin: None,
     }
 }

@@ -14,6 +14,7 @@ fn tally(mode: LinkMode) -> PluginSpec {
         mode,
         config: BTreeMap::new(),
         grants: Default::default(),
+        scope: Default::default(),
         origin: None,
     }
 }

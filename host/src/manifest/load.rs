@@ -347,6 +347,7 @@ fn plugin_spec(
         mode: raw.mode.unwrap_or(default_mode),
         config: raw.config.clone(),
         grants,
+        scope: raw.scope,
         origin: Some(source.locate(at.start)),
     })
 }

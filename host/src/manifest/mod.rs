@@ -46,6 +46,7 @@
 //! name = "tally"
 //! path = "tally_plugin.wasm"
 //! mode = "composed"           # or "shared"
+//! scope = "host"              # shared: one instance per host, or "workload"
 //!
 //! [plugin.grants]             # what the plugin itself may reach (shared mode)
 //! outgoing_http = ["api.example.com"]
@@ -105,8 +106,21 @@ pub struct PluginSpec {
     /// What the plugin itself may reach (shared plugins only; a plugin never
     /// inherits the grants of the workloads it serves).
     pub grants: PluginGrants,
+    /// For shared plugins: one instance per host, or one per workload.
+    pub scope: SharedScope,
     /// Where the manifest declared it, for error messages.
     pub origin: Option<Location>,
+}
+
+/// How many instances of a shared plugin there are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SharedScope {
+    /// One instance serves every workload of the host.
+    #[default]
+    Host,
+    /// Each workload gets its own instance.
+    Workload,
 }
 
 /// The outside world a shared plugin may reach: nothing unless listed.
@@ -310,6 +324,8 @@ pub(crate) mod raw {
         pub config: BTreeMap<String, String>,
         #[serde(default)]
         pub grants: Grants,
+        #[serde(default)]
+        pub scope: super::SharedScope,
     }
 
     #[derive(Debug, Default, Deserialize)]

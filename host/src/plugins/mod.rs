@@ -17,7 +17,7 @@ pub mod shared;
 
 use crate::cache::ComponentCache;
 use crate::engine::KeelEngine;
-use crate::manifest::{LinkMode, PluginSpec};
+use crate::manifest::{LinkMode, PluginSpec, SharedScope, WorkloadId};
 use anyhow::{Context, Result, bail};
 use keel_compose::{Binding, ComponentInfo, InterfaceName, Registry, Unbound};
 use sha2::{Digest, Sha256};
@@ -46,7 +46,9 @@ pub struct LoadedPlugin {
 pub struct PluginSet {
     plugins: Vec<LoadedPlugin>,
     registry: Registry,
-    shared: BTreeMap<String, Arc<SharedPlugin>>,
+    /// Live shared instances by plugin name, and workload for those scoped
+    /// per workload.
+    shared: BTreeMap<(String, Option<WorkloadId>), Arc<SharedPlugin>>,
 }
 
 /// How one component's imports are served.
@@ -76,6 +78,7 @@ impl PluginSet {
                 mode,
                 config: BTreeMap::new(),
                 grants: Default::default(),
+                scope: Default::default(),
                 origin: None,
             };
             set.register(spec, bytes.to_vec(), true)?;
@@ -119,7 +122,7 @@ impl PluginSet {
         if self.plugins.iter().any(|p| p.spec.name == spec.name) {
             // Replacing a built-in: rebuild the registry without it.
             self.plugins.retain(|p| p.spec.name != spec.name);
-            self.shared.remove(&spec.name);
+            self.shared.retain(|(name, _), _| *name != spec.name);
             self.registry = Registry::new();
             for plugin in &self.plugins {
                 self.registry.add_with_priority(
@@ -153,21 +156,27 @@ impl PluginSet {
         self.plugins.iter()
     }
 
-    /// The one shared instance of plugin `name` (created, and its component
-    /// compiled or loaded from the cache, on first use).
+    /// The shared instance of plugin `name` serving `workload`: the host's
+    /// one, or the workload's own for `scope = "workload"` (created, and its
+    /// component compiled or loaded from the cache, on first use).
     pub fn shared_instance(
         &mut self,
         engine: &KeelEngine,
         cache: &ComponentCache,
         name: &str,
+        workload: &WorkloadId,
         bus: &crate::core_api::bus::Bus,
     ) -> Result<Arc<SharedPlugin>> {
-        if let Some(plugin) = self.shared.get(name) {
-            return Ok(plugin.clone());
-        }
         let loaded = self
             .get(name)
             .with_context(|| format!("no plugin `{name}`"))?;
+        let key = match loaded.spec.scope {
+            SharedScope::Host => (name.to_string(), None),
+            SharedScope::Workload => (name.to_string(), Some(workload.clone())),
+        };
+        if let Some(plugin) = self.shared.get(&key) {
+            return Ok(plugin.clone());
+        }
         // A shared plugin's configuration is baked in like a composed one's.
         let bytes = if keel_compose::bake::accepts_config(&loaded.bytes) {
             let pairs: Vec<(String, String)> = loaded
@@ -189,7 +198,7 @@ impl PluginSet {
             &loaded.spec.grants,
             bus,
         )?);
-        self.shared.insert(name.to_string(), plugin.clone());
+        self.shared.insert(key, plugin.clone());
         Ok(plugin)
     }
 

@@ -363,7 +363,7 @@ fn load_component(
     let shared = plan
         .shared
         .iter()
-        .map(|b| plugins.shared_instance(engine, cache, &b.plugin, &services.bus))
+        .map(|b| plugins.shared_instance(engine, cache, &b.plugin, &workload.id, &services.bus))
         .collect::<Result<Vec<_>>>()
         .map_err(|e| located(spec, e))?;
     let component = if plan.composed.is_empty() {
