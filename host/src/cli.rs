@@ -76,6 +76,9 @@ pub struct RunArgs {
     /// serves are denied.
     #[arg(long)]
     pub no_builtin_plugins: bool,
+    /// Carry messaging over this NATS server (overrides the manifest's `[nats] url`).
+    #[arg(long, value_name = "nats://host:port")]
+    pub nats: Option<String>,
 }
 
 /// Parses the arguments, runs, and maps the outcome to an exit code.
@@ -118,6 +121,17 @@ pub async fn run(args: RunArgs) -> Result<()> {
         .http_listen(args.listen)
         .engine_options(EngineOptions::default())
         .builtin_plugins(!args.no_builtin_plugins);
+    let nats = match (&args.nats, &manifest.nats) {
+        (Some(url), Some(spec)) => Some(crate::manifest::NatsSpec {
+            url: url.clone(),
+            ..spec.clone()
+        }),
+        (Some(url), None) => Some(crate::manifest::NatsSpec::url(url.clone())),
+        (None, spec) => spec.clone(),
+    };
+    if let Some(nats) = nats {
+        builder = builder.nats(nats);
+    }
     if !args.no_cache
         && let Some(dir) = args.cache_dir.clone().or_else(crate::cache::default_dir)
     {

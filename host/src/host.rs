@@ -15,10 +15,11 @@
 //! ```
 
 use crate::cache::{CacheStats, ComponentCache};
+use crate::core_api::broker::Broker;
 use crate::core_api::bus::Bus;
 use crate::engine::{EngineOptions, KeelEngine};
 use crate::http::{Ingress, Router};
-use crate::manifest::{PluginSpec, WorkloadId, WorkloadSpec};
+use crate::manifest::{NatsSpec, PluginSpec, WorkloadId, WorkloadSpec};
 use crate::plugins::PluginSet;
 use crate::services::Services;
 use crate::workload::{Workload, WorkloadStatus};
@@ -35,6 +36,7 @@ pub struct HostBuilder {
     cache_dir: Option<PathBuf>,
     engine: EngineOptions,
     builtin_plugins: bool,
+    nats: Option<NatsSpec>,
 }
 
 impl Default for HostBuilder {
@@ -44,6 +46,7 @@ impl Default for HostBuilder {
             cache_dir: None,
             engine: EngineOptions::default(),
             builtin_plugins: true,
+            nats: None,
         }
     }
 }
@@ -76,7 +79,13 @@ impl HostBuilder {
         self
     }
 
-    /// Builds the engine and binds the ingress.
+    /// Carry messaging over this NATS server instead of the in-process bus.
+    pub fn nats(mut self, nats: NatsSpec) -> HostBuilder {
+        self.nats = Some(nats);
+        self
+    }
+
+    /// Builds the engine, connects to NATS if configured, and binds the ingress.
     pub async fn start(self) -> Result<Host> {
         let engine = Arc::new(KeelEngine::new(self.engine)?);
         let plugins = if self.builtin_plugins {
@@ -93,7 +102,10 @@ impl HostBuilder {
             engine,
             cache: ComponentCache::new(self.cache_dir),
             plugins: Mutex::new(plugins),
-            bus: Bus::new(),
+            broker: match &self.nats {
+                Some(nats) => Broker::Nats(connect(nats).await?),
+                None => Broker::Bus(Bus::new()),
+            },
         });
         Ok(Host {
             services,
@@ -128,9 +140,9 @@ impl Host {
         &self.services.engine
     }
 
-    /// The in-process message bus (what `keel:core/messaging` uses without NATS).
-    pub fn bus(&self) -> &Bus {
-        &self.services.bus
+    /// Where `keel:core/messaging` goes: the in-process bus, or NATS.
+    pub fn broker(&self) -> &Broker {
+        &self.services.broker
     }
 
     /// What the component cache has done so far.
@@ -210,4 +222,44 @@ impl Host {
     fn lock_ingress(&self) -> std::sync::MutexGuard<'_, Option<Ingress>> {
         self.ingress.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// Connects to NATS. The first connection must succeed, so that a wrong URL
+/// is reported at start; after that the client reconnects by itself, calls
+/// made during an outage fail at their timeout, and the log says what
+/// happened.
+async fn connect(nats: &NatsSpec) -> Result<async_nats::Client> {
+    use anyhow::Context as _;
+    let mut options = async_nats::ConnectOptions::new()
+        .max_reconnects(None)
+        .event_callback(|event| async move {
+            match event {
+                async_nats::Event::Connected => tracing::info!("NATS connected"),
+                async_nats::Event::Disconnected => {
+                    tracing::warn!("NATS disconnected; reconnecting")
+                }
+                other => tracing::warn!("NATS: {other}"),
+            }
+        });
+    if let Some(name) = &nats.name {
+        options = options.name(name);
+    }
+    if let Some(ca) = &nats.tls_ca {
+        options = options.add_root_certificates(ca.clone()).require_tls(true);
+    }
+    if let Some(credentials) = &nats.credentials {
+        options = options
+            .credentials_file(credentials)
+            .await
+            .with_context(|| format!("reading NATS credentials {}", credentials.display()))?;
+    }
+    let client = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        options.connect(nats.url.as_str()),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("connecting to NATS at {}: no answer within 10 s", nats.url))?
+    .with_context(|| format!("connecting to NATS at {}", nats.url))?;
+    tracing::info!(url = nats.url, "messaging goes through NATS");
+    Ok(client)
 }

@@ -1,8 +1,8 @@
 //! What every workload of a host shares: the engine, the compiled-component
-//! cache, the plugins, and the message bus plugins reach through `keel:core`.
+//! cache, the plugins, and the message broker plugins reach through `keel:core`.
 
 use crate::cache::ComponentCache;
-use crate::core_api::bus::Bus;
+use crate::core_api::broker::Broker;
 use crate::engine::KeelEngine;
 use crate::plugins::PluginSet;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -15,8 +15,8 @@ pub struct Services {
     pub cache: ComponentCache,
     /// The plugins workloads may be linked to.
     pub plugins: Mutex<PluginSet>,
-    /// The in-process message bus.
-    pub bus: Bus,
+    /// Where `keel:core/messaging` goes: the in-process bus, or NATS.
+    pub broker: Broker,
 }
 
 impl Services {

@@ -17,6 +17,7 @@ pub use keel_compose;
 
 pub mod keyvalue_suite;
 pub mod load;
+pub mod nats;
 pub mod stock;
 
 /// The repository's root.

@@ -47,7 +47,7 @@ async fn a_queue_group_gives_each_message_to_one_member() -> anyhow::Result<()> 
         let host: Host = start_host(None).await?;
         host.start_workload(ponger("q", "first", queue)).await?;
         host.start_workload(ponger("q", "second", queue)).await?;
-        let mut replies = host.bus().subscribe("_INBOX.>", None)?;
+        let mut replies = host.broker().subscribe("_INBOX.>", None).await?;
         host.start_workload(pinger("q", "q.test")).await?;
         let addr = host.http_addr().expect("ingress");
         for i in 0..6 {

@@ -1,7 +1,9 @@
-//! `keel:core/messaging` over the in-process [`Bus`]: subjects scoped by the
-//! calling workload's namespace, so tenants do not hear each other.
+//! `keel:core/messaging` over the host's [`Broker`] (in-process bus or
+//! NATS): subjects scoped by the calling workload's namespace, so tenants do
+//! not hear each other.
 
-use super::bus::{Bus, BusError, INBOX_PREFIX, Message as BusMessage};
+use super::broker::{Broker, BrokerError};
+use super::bus::{INBOX_PREFIX, Message as BusMessage};
 use crate::plugins::identity::bindings::keel::core::messaging::{Error, Message};
 use std::time::Duration;
 
@@ -23,34 +25,37 @@ pub fn unscoped(namespace: &str, subject: &str) -> String {
         .to_string()
 }
 
-fn error(e: BusError) -> Error {
+fn error(e: BrokerError) -> Error {
     match e {
-        BusError::NoResponders(_) => Error::NoResponders,
-        BusError::Timeout(..) => Error::Timeout,
-        BusError::InvalidSubject(s) => Error::InvalidSubject(s),
+        BrokerError::NoResponders(_) => Error::NoResponders,
+        BrokerError::Timeout(_) => Error::Timeout,
+        BrokerError::InvalidSubject(s) => Error::InvalidSubject(s),
+        other @ (BrokerError::TooLarge { .. } | BrokerError::Unavailable(_)) => {
+            Error::Other(other.to_string())
+        }
     }
 }
 
 /// `publish` for a caller in `namespace`.
-pub fn publish(bus: &Bus, namespace: &str, message: Message) -> Result<(), Error> {
+pub async fn publish(broker: &Broker, namespace: &str, message: Message) -> Result<(), Error> {
     let message = BusMessage {
         subject: scoped(namespace, &message.subject),
         body: message.body,
         reply_to: message.reply_to.map(|r| scoped(namespace, &r)),
     };
-    bus.publish(message).map(|_| ()).map_err(error)
+    broker.publish(message).await.map_err(error)
 }
 
 /// `request` for a caller in `namespace`.
 pub async fn request(
-    bus: &Bus,
+    broker: &Broker,
     namespace: &str,
     subject: String,
     body: Vec<u8>,
     timeout_ms: u32,
 ) -> Result<Message, Error> {
     let timeout = Duration::from_millis(u64::from(timeout_ms));
-    let reply = bus
+    let reply = broker
         .request(&scoped(namespace, &subject), body, timeout)
         .await
         .map_err(error)?;

@@ -2,5 +2,6 @@
 //! import: who is calling ([`crate::plugins::identity`]) and messaging over
 //! the in-process [`bus`] (or, later, NATS).
 
+pub mod broker;
 pub mod bus;
 pub mod messaging;

@@ -2,8 +2,8 @@
 //! errors that point at `file:line:column`.
 
 use super::{
-    ComponentSpec, HttpSpec, Limits, LinkMode, Manifest, PluginGrants, PluginSpec, SocketsSpec,
-    SubscriptionSpec, VolumeSpec, WorkloadId, WorkloadSpec, raw, validate_name,
+    ComponentSpec, HttpSpec, Limits, LinkMode, Manifest, NatsSpec, PluginGrants, PluginSpec,
+    SocketsSpec, SubscriptionSpec, VolumeSpec, WorkloadId, WorkloadSpec, raw, validate_name,
 };
 use std::collections::BTreeSet;
 use std::fmt;
@@ -106,6 +106,27 @@ impl Manifest {
             source.error(e.span().unwrap_or(0..0), message)
         })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let nats = match raw.nats {
+            Some(nats) => {
+                let url = nats.url.get_ref().trim().to_string();
+                if !url
+                    .split(',')
+                    .all(|u| u.starts_with("nats://") || u.starts_with("tls://"))
+                {
+                    return Err(source.error(
+                        nats.url.span(),
+                        "`url` must be nats://host:port or tls://host:port",
+                    ));
+                }
+                Some(NatsSpec {
+                    url,
+                    credentials: nats.credentials.map(|p| base.join(p)),
+                    tls_ca: nats.tls_ca.map(|p| base.join(p)),
+                    name: nats.name,
+                })
+            }
+            None => None,
+        };
         let mut plugins: Vec<PluginSpec> = Vec::new();
         for plugin in raw.plugin {
             let spec = plugin_spec(&source, &base, &plugin)?;
@@ -158,6 +179,7 @@ impl Manifest {
         }
         Ok(Manifest {
             source: Some(path.to_path_buf()),
+            nats,
             plugins,
             workloads,
         })
@@ -496,6 +518,26 @@ mod tests {
             err.to_string().contains("plugin `mystery` needs a `path`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_nats_table_is_read_and_checked() {
+        // Tests run in the crate's folder, where Cargo.toml stands in for a component.
+        let manifest = parse(
+            "[nats]\nurl = \"nats://10.0.0.1:4222\"\nname = \"edge-1\"\n[[workload]]\nname = \"a\"\n[[workload.component]]\npath = \"Cargo.toml\"\n",
+        )
+        .unwrap();
+        let nats = manifest.nats.expect("nats table");
+        assert_eq!(nats.url, "nats://10.0.0.1:4222");
+        assert_eq!(nats.name.as_deref(), Some("edge-1"));
+        let err = parse("[nats]\nurl = \"http://x\"\n").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("app.toml:2:7: `url` must be nats://"),
+            "{err}"
+        );
+        let err = parse("[nats]\nurl = \"nats://x:1\"\nuser = \"me\"\n").unwrap_err();
+        assert!(err.to_string().contains("unknown field `user`"), "{err}");
     }
 
     #[test]

@@ -5,6 +5,9 @@
 //! reference, with defaults, is in the README; in short:
 //!
 //! ```toml
+//! [nats]                      # optional: messaging over NATS, not in-process
+//! url = "nats://127.0.0.1:4222"
+//!
 //! [[workload]]
 //! namespace = "shop"          # optional, "default" when left out
 //! name = "api"
@@ -73,10 +76,37 @@ use std::time::Duration;
 pub struct Manifest {
     /// The file it was read from, if any.
     pub source: Option<PathBuf>,
+    /// The NATS server messaging goes through, if any (else the in-process bus).
+    pub nats: Option<NatsSpec>,
     /// The plugins workloads may be linked to, in manifest order.
     pub plugins: Vec<PluginSpec>,
     /// The workloads, in manifest order.
     pub workloads: Vec<WorkloadSpec>,
+}
+
+/// A NATS connection: production hosts share a NATS cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NatsSpec {
+    /// `nats://host:port` (several, comma-separated, for a cluster).
+    pub url: String,
+    /// A `.creds` file (JWT and NKey seed).
+    pub credentials: Option<PathBuf>,
+    /// A PEM file of CA certificates to trust for TLS.
+    pub tls_ca: Option<PathBuf>,
+    /// The name this connection shows the server.
+    pub name: Option<String>,
+}
+
+impl NatsSpec {
+    /// A connection to `url` with nothing else set.
+    pub fn url(url: impl Into<String>) -> NatsSpec {
+        NatsSpec {
+            url: url.into(),
+            credentials: None,
+            tls_ca: None,
+            name: None,
+        }
+    }
 }
 
 /// How a plugin is linked to the workloads it serves.
@@ -308,10 +338,20 @@ pub(crate) mod raw {
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]
     pub struct Manifest {
+        pub nats: Option<Nats>,
         #[serde(default)]
         pub plugin: Vec<Plugin>,
         #[serde(default)]
         pub workload: Vec<Workload>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Nats {
+        pub url: Spanned<String>,
+        pub credentials: Option<String>,
+        pub tls_ca: Option<String>,
+        pub name: Option<String>,
     }
 
     #[derive(Debug, Deserialize)]

@@ -8,7 +8,10 @@ pub mod bindings {
     wasmtime::component::bindgen!({
         path: "../wit/keel-core",
         world: "keel:core/plugin",
-        imports: { "keel:core/messaging.request": async },
+        imports: {
+            "keel:core/messaging.publish": async,
+            "keel:core/messaging.request": async,
+        },
     });
 }
 

@@ -165,7 +165,7 @@ impl PluginSet {
         cache: &ComponentCache,
         name: &str,
         workload: &WorkloadId,
-        bus: &crate::core_api::bus::Bus,
+        broker: &crate::core_api::broker::Broker,
     ) -> Result<Arc<SharedPlugin>> {
         let loaded = self
             .get(name)
@@ -196,7 +196,7 @@ impl PluginSet {
             name,
             &component,
             &loaded.spec.grants,
-            bus,
+            broker,
         )?);
         self.shared.insert(key, plugin.clone());
         Ok(plugin)

@@ -5,7 +5,7 @@
 use super::limits::GuestLimiter;
 use super::network::SocketAllowlist;
 use super::stdio::{GuestLog, Stream};
-use crate::core_api::bus::Bus;
+use crate::core_api::broker::Broker;
 use crate::engine::KeelEngine;
 use crate::http::outgoing::{AuthorityPattern, OutgoingHooks};
 use crate::manifest::{ComponentSpec, WorkloadSpec};
@@ -35,7 +35,7 @@ pub struct InvocationState {
     limiter: GuestLimiter,
     deadline_hit: bool,
     identity: Arc<WorkloadIdentity>,
-    bus: Bus,
+    broker: Broker,
     /// Shared-plugin resources this instance holds.
     pub(crate) proxies: ProxyTable,
 }
@@ -48,7 +48,7 @@ impl InvocationState {
         hooks: OutgoingHooks,
         memory_limit: usize,
         identity: Arc<WorkloadIdentity>,
-        bus: Bus,
+        broker: Broker,
     ) -> Self {
         InvocationState {
             table: ResourceTable::new(),
@@ -58,7 +58,7 @@ impl InvocationState {
             limiter: GuestLimiter::new(memory_limit),
             deadline_hit: false,
             identity,
-            bus,
+            broker,
             proxies: ProxyTable::default(),
         }
     }
@@ -106,8 +106,11 @@ impl identity_api::Host for InvocationState {
 
 /// Plugins publish and request as their caller, in its namespace.
 impl messaging_api::Host for InvocationState {
-    fn publish(&mut self, message: messaging_api::Message) -> Result<(), messaging_api::Error> {
-        crate::core_api::messaging::publish(&self.bus, &self.identity.namespace, message)
+    async fn publish(
+        &mut self,
+        message: messaging_api::Message,
+    ) -> Result<(), messaging_api::Error> {
+        crate::core_api::messaging::publish(&self.broker, &self.identity.namespace, message).await
     }
 
     async fn request(
@@ -117,7 +120,7 @@ impl messaging_api::Host for InvocationState {
         timeout_ms: u32,
     ) -> Result<messaging_api::Message, messaging_api::Error> {
         crate::core_api::messaging::request(
-            &self.bus,
+            &self.broker,
             &self.identity.namespace,
             subject,
             body,
@@ -165,7 +168,7 @@ pub struct InvocationTemplate {
     memory: usize,
     timeout: Duration,
     identity: Arc<WorkloadIdentity>,
-    bus: Bus,
+    broker: Broker,
 }
 
 impl InvocationTemplate {
@@ -173,7 +176,7 @@ impl InvocationTemplate {
     pub fn new(
         workload: &WorkloadSpec,
         component: &ComponentSpec,
-        bus: &Bus,
+        broker: &Broker,
     ) -> Result<InvocationTemplate> {
         let outgoing = workload
             .http
@@ -198,7 +201,7 @@ impl InvocationTemplate {
             memory: workload.limits.memory.as_usize(),
             timeout: workload.limits.timeout,
             identity: Arc::new(identity_of(&workload.id, &component.name)),
-            bus: bus.clone(),
+            broker: broker.clone(),
         })
     }
 
@@ -249,7 +252,7 @@ impl InvocationTemplate {
             OutgoingHooks::new(&self.workload, self.outgoing.clone()),
             self.memory,
             self.identity.clone(),
-            self.bus.clone(),
+            self.broker.clone(),
         );
         let mut store = Store::new(engine.engine(), state);
         store.limiter(|state| &mut state.limiter);

@@ -5,7 +5,8 @@
 
 use super::invocation::{InvocationState, InvocationTemplate};
 use super::{Workload, is_interface};
-use crate::core_api::bus::{Message, Subscription};
+use crate::core_api::broker::BrokerSubscription;
+use crate::core_api::bus::Message;
 use crate::core_api::messaging::unscoped;
 use crate::engine::KeelEngine;
 use anyhow::{Context, Result};
@@ -65,7 +66,7 @@ impl HandlerComponent {
 /// in its own task, holding an instance slot.
 pub async fn deliver(
     workload: Arc<Workload>,
-    mut subscription: Subscription,
+    mut subscription: BrokerSubscription,
     engine: Arc<KeelEngine>,
 ) {
     while let Some(message) = subscription.next().await {

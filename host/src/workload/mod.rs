@@ -16,6 +16,7 @@ pub mod stdio;
 pub use invocation::{DeadlineExceeded, InvocationState, InvocationTemplate};
 pub use state::{WorkloadState, WorkloadStatus};
 
+use crate::core_api::broker::BrokerSubscription;
 use crate::manifest::{ComponentSpec, WorkloadId, WorkloadSpec};
 use crate::plugins::shared::{SharedPlugin, forward};
 use crate::plugins::{LinkPlan, composed, deny};
@@ -133,15 +134,18 @@ impl Workload {
     pub async fn start(self: &Arc<Self>, services: Arc<Services>) -> Result<()> {
         let this = self.clone();
         let linking = services.clone();
-        let result = tokio::task::spawn_blocking(move || this.link(&linking))
+        let linked = tokio::task::spawn_blocking(move || this.link(&linking))
             .await
             .context("the task loading the workload failed")
-            .and_then(|r| r)
-            .and_then(|linked| {
+            .and_then(|r| r);
+        let result = match linked {
+            Ok(linked) => {
                 // `start` runs once per Workload, so the cell is empty here.
                 let _ = self.linked.set(linked);
-                self.subscribe(&services)
-            });
+                self.subscribe(&services).await
+            }
+            Err(e) => Err(e),
+        };
         let subscriptions = match result {
             Ok(subscriptions) => subscriptions,
             Err(e) => {
@@ -170,8 +174,9 @@ impl Workload {
         Ok(())
     }
 
-    /// Subscribes to every subject of the manifest (live when this returns).
-    fn subscribe(&self, services: &Services) -> Result<Vec<crate::core_api::bus::Subscription>> {
+    /// Subscribes to every subject of the manifest (live on the broker when
+    /// this returns).
+    async fn subscribe(&self, services: &Services) -> Result<Vec<BrokerSubscription>> {
         if self.spec.subscriptions.is_empty() {
             return Ok(Vec::new());
         }
@@ -183,18 +188,17 @@ impl Workload {
                 messages::MESSAGE_HANDLER
             );
         }
-        self.spec
-            .subscriptions
-            .iter()
-            .map(|s| {
-                let subject =
-                    crate::core_api::messaging::scoped(&self.spec.id.namespace, &s.subject);
-                services
-                    .bus
-                    .subscribe(&subject, s.queue.as_deref())
-                    .with_context(|| format!("subscribing to `{}`", s.subject))
-            })
-            .collect()
+        let mut subscriptions = Vec::new();
+        for s in &self.spec.subscriptions {
+            let subject = crate::core_api::messaging::scoped(&self.spec.id.namespace, &s.subject);
+            let subscription = services
+                .broker
+                .subscribe(&subject, s.queue.as_deref())
+                .await
+                .with_context(|| format!("subscribing to `{}`", s.subject))?;
+            subscriptions.push(subscription);
+        }
+        Ok(subscriptions)
     }
 
     fn link(&self, services: &Services) -> Result<Linked> {
@@ -234,7 +238,7 @@ impl Workload {
             let pre = linker
                 .instantiate_pre(&component)
                 .map_err(|e| located(spec, e.into()))?;
-            let template = || InvocationTemplate::new(&self.spec, spec, &services.bus);
+            let template = || InvocationTemplate::new(&self.spec, spec, &services.broker);
             if let Some(found) =
                 messages::HandlerComponent::find(&component, engine.engine(), &pre, template)?
             {
@@ -363,7 +367,7 @@ fn load_component(
     let shared = plan
         .shared
         .iter()
-        .map(|b| plugins.shared_instance(engine, cache, &b.plugin, &workload.id, &services.bus))
+        .map(|b| plugins.shared_instance(engine, cache, &b.plugin, &workload.id, &services.broker))
         .collect::<Result<Vec<_>>>()
         .map_err(|e| located(spec, e))?;
     let component = if plan.composed.is_empty() {

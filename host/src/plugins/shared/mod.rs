@@ -12,7 +12,7 @@
 pub mod forward;
 pub mod proxy;
 
-use crate::core_api::bus::Bus;
+use crate::core_api::broker::Broker;
 use crate::engine::KeelEngine;
 use crate::http::outgoing::{AuthorityPattern, OutgoingHooks};
 use crate::manifest::PluginGrants;
@@ -53,7 +53,7 @@ pub struct SharedPlugin {
     name: String,
     pre: InstancePre<InvocationState>,
     reach: Reach,
-    bus: Bus,
+    broker: Broker,
     running: tokio::sync::Mutex<Option<Running>>,
     generations: AtomicU64,
     restarts: AtomicU64,
@@ -70,7 +70,7 @@ impl SharedPlugin {
         name: &str,
         component: &Component,
         grants: &PluginGrants,
-        bus: &Bus,
+        broker: &Broker,
     ) -> Result<SharedPlugin> {
         let outgoing = grants
             .outgoing_http
@@ -91,7 +91,7 @@ impl SharedPlugin {
             name: name.to_string(),
             pre,
             reach,
-            bus: bus.clone(),
+            broker: broker.clone(),
             running: tokio::sync::Mutex::new(None),
             generations: AtomicU64::new(0),
             restarts: AtomicU64::new(0),
@@ -136,8 +136,13 @@ impl SharedPlugin {
             component: String::new(),
         });
         let hooks = OutgoingHooks::new(&label, self.reach.outgoing.clone());
-        let state =
-            InvocationState::new(wasi.build(), hooks, PLUGIN_MEMORY, nobody, self.bus.clone());
+        let state = InvocationState::new(
+            wasi.build(),
+            hooks,
+            PLUGIN_MEMORY,
+            nobody,
+            self.broker.clone(),
+        );
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|s| s.limiter());
         // Never preempted for good: a plugin call is bounded by its caller's

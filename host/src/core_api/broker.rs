@@ -1,0 +1,184 @@
+//! Where `keel:core/messaging` goes: the in-process [`Bus`] by default, or a
+//! NATS server when the host is configured with one. Same semantics either
+//! way (subjects, wildcards, queue groups, request/reply, "no responders"),
+//! so plugins and workloads run unchanged on both.
+
+use super::bus::{Bus, BusError, Message, Subscription};
+use futures::StreamExt;
+use std::time::Duration;
+
+/// The message broker of a host.
+#[derive(Clone, Debug)]
+pub enum Broker {
+    /// In process, for a host on its own.
+    Bus(Bus),
+    /// A NATS server, shared by many hosts.
+    Nats(async_nats::Client),
+}
+
+/// Why a broker operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BrokerError {
+    /// Nobody is subscribed to a request's subject.
+    #[error("no responders on `{0}`")]
+    NoResponders(String),
+    /// No reply came within the timeout.
+    #[error("no reply on `{0}` in time")]
+    Timeout(String),
+    /// The subject is malformed.
+    #[error("invalid subject `{0}`")]
+    InvalidSubject(String),
+    /// The message is larger than the server accepts.
+    #[error("the message is {size} bytes, more than the server's max_payload of {max}")]
+    TooLarge {
+        /// The message's size.
+        size: usize,
+        /// The server's limit.
+        max: usize,
+    },
+    /// The connection failed (the server is down, say).
+    #[error("messaging failed: {0}")]
+    Unavailable(String),
+}
+
+impl From<BusError> for BrokerError {
+    fn from(e: BusError) -> BrokerError {
+        match e {
+            BusError::NoResponders(s) => BrokerError::NoResponders(s),
+            BusError::Timeout(s, _) => BrokerError::Timeout(s),
+            BusError::InvalidSubject(s) => BrokerError::InvalidSubject(s),
+        }
+    }
+}
+
+/// A live subscription on either broker.
+pub enum BrokerSubscription {
+    /// On the in-process bus.
+    Bus(Subscription),
+    /// On NATS.
+    Nats(async_nats::Subscriber),
+}
+
+impl BrokerSubscription {
+    /// The next message, or `None` once the subscription ends.
+    pub async fn next(&mut self) -> Option<Message> {
+        match self {
+            BrokerSubscription::Bus(subscription) => subscription.next().await,
+            BrokerSubscription::Nats(subscriber) => subscriber.next().await.map(|m| Message {
+                subject: m.subject.to_string(),
+                body: m.payload.to_vec(),
+                reply_to: m.reply.map(|r| r.to_string()),
+            }),
+        }
+    }
+}
+
+impl Broker {
+    /// Publishes `message`.
+    pub async fn publish(&self, message: Message) -> Result<(), BrokerError> {
+        match self {
+            Broker::Bus(bus) => bus.publish(message).map(|_| ()).map_err(Into::into),
+            Broker::Nats(client) => {
+                check_size(client, message.body.len())?;
+                let body = message.body.into();
+                let result = match message.reply_to {
+                    Some(reply) => {
+                        client
+                            .publish_with_reply(message.subject.clone(), reply, body)
+                            .await
+                    }
+                    None => client.publish(message.subject.clone(), body).await,
+                };
+                result.map_err(|e| BrokerError::Unavailable(e.to_string()))
+            }
+        }
+    }
+
+    /// Sends `body` to `subject` and waits up to `timeout` for one reply.
+    pub async fn request(
+        &self,
+        subject: &str,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Message, BrokerError> {
+        match self {
+            Broker::Bus(bus) => bus
+                .request(subject, body, timeout)
+                .await
+                .map_err(Into::into),
+            Broker::Nats(client) => {
+                check_size(client, body.len())?;
+                let request = async_nats::Request::new()
+                    .payload(body.into())
+                    .timeout(Some(timeout));
+                // The client's own timeout covers the wait for a reply; this
+                // one also bounds a publish stuck on a lost connection.
+                let sent = tokio::time::timeout(
+                    timeout,
+                    client.send_request(subject.to_string(), request),
+                )
+                .await;
+                match sent {
+                    Err(_) => Err(BrokerError::Timeout(subject.to_string())),
+                    Ok(Ok(reply)) => Ok(Message {
+                        subject: reply.subject.to_string(),
+                        body: reply.payload.to_vec(),
+                        reply_to: reply.reply.map(|r| r.to_string()),
+                    }),
+                    Ok(Err(e)) => Err(match e.kind() {
+                        async_nats::RequestErrorKind::NoResponders => {
+                            BrokerError::NoResponders(subject.to_string())
+                        }
+                        async_nats::RequestErrorKind::TimedOut => {
+                            BrokerError::Timeout(subject.to_string())
+                        }
+                        async_nats::RequestErrorKind::InvalidSubject => {
+                            BrokerError::InvalidSubject(subject.to_string())
+                        }
+                        _ => BrokerError::Unavailable(e.to_string()),
+                    }),
+                }
+            }
+        }
+    }
+
+    /// Subscribes to `subject`, optionally in queue group `queue`; on NATS
+    /// the subscription is confirmed by the server before this returns.
+    pub async fn subscribe(
+        &self,
+        subject: &str,
+        queue: Option<&str>,
+    ) -> Result<BrokerSubscription, BrokerError> {
+        match self {
+            Broker::Bus(bus) => Ok(BrokerSubscription::Bus(bus.subscribe(subject, queue)?)),
+            Broker::Nats(client) => {
+                let subscribed = match queue {
+                    Some(queue) => {
+                        client
+                            .queue_subscribe(subject.to_string(), queue.to_string())
+                            .await
+                    }
+                    None => client.subscribe(subject.to_string()).await,
+                };
+                let subscriber = subscribed
+                    .map_err(|e| BrokerError::InvalidSubject(format!("{subject}: {e}")))?;
+                // A flush round-trips to the server: the SUB is live there now.
+                client
+                    .flush()
+                    .await
+                    .map_err(|e| BrokerError::Unavailable(e.to_string()))?;
+                Ok(BrokerSubscription::Nats(subscriber))
+            }
+        }
+    }
+}
+
+/// Refuses what the server would answer by closing the connection every
+/// plugin shares.
+fn check_size(client: &async_nats::Client, size: usize) -> Result<(), BrokerError> {
+    let max = client.server_info().max_payload;
+    if max > 0 && size > max {
+        return Err(BrokerError::TooLarge { size, max });
+    }
+    Ok(())
+}

@@ -1,0 +1,125 @@
+//! Messaging over a real `nats-server`: workloads on two keel hosts
+//! connected to the same server talk to each other, queue groups spread
+//! across hosts, and a request nobody answers fails cleanly.
+
+use keel_tests::keel::manifest::{NatsSpec, SubscriptionSpec};
+use keel_tests::keel::{Host, WorkloadId, WorkloadSpec};
+use keel_tests::nats::NatsServer;
+use keel_tests::{get, guest, test_engine};
+
+async fn host_on(nats: &NatsServer) -> anyhow::Result<Host> {
+    Host::builder()
+        .http_listen("127.0.0.1:0".parse()?)
+        .engine_options(test_engine())
+        .nats(NatsSpec::url(nats.url()))
+        .start()
+        .await
+}
+
+fn ponger(name: &str, queue: Option<&str>) -> WorkloadSpec {
+    let mut spec = WorkloadSpec::single(WorkloadId::new("shop", name), guest("ponger"));
+    spec.subscriptions.push(SubscriptionSpec {
+        subject: "ping".into(),
+        queue: queue.map(str::to_string),
+    });
+    spec
+}
+
+fn pinger() -> WorkloadSpec {
+    WorkloadSpec::single(WorkloadId::new("shop", "pinger"), guest("pinger"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn workloads_on_two_hosts_talk_through_one_server() -> anyhow::Result<()> {
+    let nats = NatsServer::start()?;
+    let answering = host_on(&nats).await?;
+    answering.start_workload(ponger("ponger", None)).await?;
+    let asking = host_on(&nats).await?;
+    asking.start_workload(pinger()).await?;
+    let addr = asking.http_addr().expect("ingress");
+    assert_eq!(get(addr, "x", "/?msg=across").await?.body, "pong: across\n");
+    let lonely = get(addr, "x", "/?subject=nowhere&msg=x").await?;
+    assert_eq!(
+        (lonely.status, lonely.body.as_str()),
+        (502, "no responders\n")
+    );
+    asking.shutdown().await;
+    answering.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_queue_group_spans_hosts_and_each_message_reaches_one_member() -> anyhow::Result<()> {
+    let nats = NatsServer::start()?;
+    let first = host_on(&nats).await?;
+    first
+        .start_workload(ponger("first", Some("pongers")))
+        .await?;
+    let second = host_on(&nats).await?;
+    second
+        .start_workload(ponger("second", Some("pongers")))
+        .await?;
+    let asking = host_on(&nats).await?;
+    let mut replies = asking.broker().subscribe("_INBOX.>", None).await?;
+    asking.start_workload(pinger()).await?;
+    let addr = asking.http_addr().expect("ingress");
+    for i in 0..8 {
+        assert_eq!(
+            get(addr, "x", &format!("/?msg={i}")).await?.body,
+            format!("pong: {i}\n")
+        );
+    }
+    let mut seen = 0;
+    while let Ok(Some(_)) =
+        tokio::time::timeout(std::time::Duration::from_millis(300), replies.next()).await
+    {
+        seen += 1;
+    }
+    assert_eq!(
+        seen, 8,
+        "one reply per request: one group member per message"
+    );
+    for host in [asking, second, first] {
+        host.shutdown().await;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_server_is_a_clear_error() -> anyhow::Result<()> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let started = Host::builder()
+        .nats(NatsSpec::url(format!("nats://127.0.0.1:{port}")))
+        .start()
+        .await;
+    let err = started.err().expect("no server there");
+    assert!(
+        format!("{err:#}").contains("connecting to NATS at nats://127.0.0.1:"),
+        "{err:#}"
+    );
+    Ok(())
+}
+
+#[test]
+fn the_ping_pong_example_runs_unchanged_over_nats() -> anyhow::Result<()> {
+    use keel_tests::{KeelProcess, repo_root};
+    use std::time::Duration;
+    let nats = NatsServer::start()?;
+    let cache = tempfile::tempdir()?;
+    let manifest = repo_root().join("examples/messaging-ping-pong/app.toml");
+    let mut keel = KeelProcess::spawn(&manifest, cache.path(), &["--nats", &nats.url()])?;
+    let addr = keel.http_addr()?;
+    keel.wait_for_log("messaging goes through NATS", Duration::from_secs(30))?;
+    keel.wait_for_log(
+        "workload running workload=examples/ponger",
+        Duration::from_secs(60),
+    )?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    assert_eq!(
+        runtime.block_on(get(addr, "localhost", "/?msg=nats"))?.body,
+        "pong: nats\n"
+    );
+    Ok(())
+}
