@@ -29,6 +29,19 @@ impl NatsServer {
         Ok(server)
     }
 
+    /// Stops the server (a crash, as far as clients can tell).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same port with the same store.
+    pub fn restart(&mut self) -> Result<()> {
+        self.stop();
+        self.child = spawn(self.port, self._store.path())?;
+        self.wait_ready()
+    }
+
     /// `nats://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)

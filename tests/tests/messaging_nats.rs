@@ -123,3 +123,50 @@ fn the_ping_pong_example_runs_unchanged_over_nats() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_outage_fails_requests_cleanly_and_the_host_reconnects_by_itself() -> anyhow::Result<()>
+{
+    use std::time::{Duration, Instant};
+    let mut nats = NatsServer::start()?;
+    let host = host_on(&nats).await?;
+    host.start_workload(ponger("ponger", None)).await?;
+    host.start_workload({
+        let mut spec = pinger();
+        spec.http.host = Some("ask.test".into());
+        spec
+    })
+    .await?;
+    let addr = host.http_addr().expect("ingress");
+    assert_eq!(
+        get(addr, "ask.test", "/?msg=before").await?.body,
+        "pong: before\n"
+    );
+
+    nats.stop();
+    let asked = Instant::now();
+    let during = get(addr, "ask.test", "/?msg=during").await?;
+    assert_eq!(during.status, 502, "{}", during.body);
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "the request hung past its 2 s timeout"
+    );
+
+    nats.restart()?;
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let answer = get(addr, "ask.test", "/?msg=after").await?;
+        if answer.status == 200 {
+            assert_eq!(answer.body, "pong: after\n");
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "no reconnect within 20 s: {}",
+            answer.body
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    host.shutdown().await;
+    Ok(())
+}
