@@ -5,7 +5,18 @@ use keel_tests::keyvalue_suite::Target;
 use keel_tests::{guest, start_host};
 
 async fn memory() -> anyhow::Result<Target> {
+    memory_with(None).await
+}
+
+/// Workloads `a.test` and `b.test` on one host, with the built-in plugin
+/// configured by `plugin` when given.
+async fn memory_with(
+    plugin: Option<keel_tests::keel::manifest::PluginSpec>,
+) -> anyhow::Result<Target> {
     let host = start_host(None).await?;
+    if let Some(plugin) = plugin {
+        host.add_plugin(plugin).await?;
+    }
     for name in ["a", "b"] {
         let mut spec = WorkloadSpec::single(WorkloadId::new("kv", name), guest("keyvalue_user"));
         spec.http.host = Some(format!("{name}.test"));
@@ -23,8 +34,7 @@ keel_tests::keyvalue_suite!(memory);
 async fn buckets_named_shared_are_seen_by_every_workload() -> anyhow::Result<()> {
     use keel_tests::keel::manifest::{LinkMode, PluginSpec};
     use keel_tests::{get, request};
-    let host = start_host(None).await?;
-    host.add_plugin(PluginSpec {
+    let Target { host, addr } = memory_with(Some(PluginSpec {
         name: "keyvalue-memory".into(),
         path: None,
         mode: LinkMode::Shared,
@@ -32,14 +42,8 @@ async fn buckets_named_shared_are_seen_by_every_workload() -> anyhow::Result<()>
         grants: Default::default(),
         scope: Default::default(),
         origin: None,
-    })
+    }))
     .await?;
-    for name in ["a", "b"] {
-        let mut spec = WorkloadSpec::single(WorkloadId::new("kv", name), guest("keyvalue_user"));
-        spec.http.host = Some(format!("{name}.test"));
-        host.start_workload(spec).await?;
-    }
-    let addr = host.http_addr().expect("ingress");
     request(addr, "PUT", "a.test", "/set?bucket=orders&key=o1", "from a").await?;
     request(
         addr,
@@ -69,8 +73,7 @@ async fn buckets_named_shared_are_seen_by_every_workload() -> anyhow::Result<()>
 async fn a_plugin_scoped_per_workload_keeps_one_instance_each() -> anyhow::Result<()> {
     use keel_tests::keel::manifest::{LinkMode, PluginSpec, SharedScope};
     use keel_tests::{get, request};
-    let host = start_host(None).await?;
-    host.add_plugin(PluginSpec {
+    let Target { host, addr } = memory_with(Some(PluginSpec {
         name: "keyvalue-memory".into(),
         path: None,
         mode: LinkMode::Shared,
@@ -78,14 +81,8 @@ async fn a_plugin_scoped_per_workload_keeps_one_instance_each() -> anyhow::Resul
         grants: Default::default(),
         scope: SharedScope::Workload,
         origin: None,
-    })
+    }))
     .await?;
-    for name in ["a", "b"] {
-        let mut spec = WorkloadSpec::single(WorkloadId::new("kv", name), guest("keyvalue_user"));
-        spec.http.host = Some(format!("{name}.test"));
-        host.start_workload(spec).await?;
-    }
-    let addr = host.http_addr().expect("ingress");
     request(addr, "PUT", "a.test", "/set?bucket=orders&key=o1", "from a").await?;
     assert_eq!(
         get(addr, "a.test", "/get?bucket=orders&key=o1").await?.body,
