@@ -61,18 +61,23 @@ fn inspect_shows_exports_imports_and_what_serves_each() {
     );
 }
 
+/// Runs `keel compose MANIFEST -o OUTPUT`: (exit code, stderr).
+fn compose_to(manifest: &std::path::Path, output: &std::path::Path) -> (Option<i32>, String) {
+    let args = [
+        "compose",
+        manifest.to_str().unwrap(),
+        "-o",
+        output.to_str().unwrap(),
+    ];
+    run_keel(&args).unwrap()
+}
+
 #[test]
 fn compose_writes_one_component_without_the_plugin_import() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = tally_manifest(dir.path(), "composed");
     let output = dir.path().join("out.wasm");
-    let (code, stderr) = run_keel(&[
-        "compose",
-        manifest.to_str().unwrap(),
-        "-o",
-        output.to_str().unwrap(),
-    ])
-    .unwrap();
+    let (code, stderr) = compose_to(&manifest, &output);
     assert_eq!(code, Some(0), "{stderr}");
     let info = ComponentInfo::read(&std::fs::read(&output).unwrap()).unwrap();
     assert!(
@@ -95,13 +100,7 @@ fn compose_refuses_shared_plugins_and_says_why() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = tally_manifest(dir.path(), "shared");
     let output = dir.path().join("out.wasm");
-    let (code, stderr) = run_keel(&[
-        "compose",
-        manifest.to_str().unwrap(),
-        "-o",
-        output.to_str().unwrap(),
-    ])
-    .unwrap();
+    let (code, stderr) = compose_to(&manifest, &output);
     assert_eq!(code, Some(1));
     assert!(
         stderr.contains("shared mode, which lives in the host"),
