@@ -64,6 +64,24 @@ pub struct LinkPlan {
     pub denied: Vec<Unbound>,
 }
 
+impl LinkPlan {
+    /// Every import a plugin serves, with the mode it is linked in.
+    pub fn plugin_bindings(&self) -> impl Iterator<Item = (&Binding, LinkMode)> {
+        let composed = self.composed.iter().map(|b| (b, LinkMode::Composed));
+        composed.chain(self.shared.iter().map(|b| (b, LinkMode::Shared)))
+    }
+}
+
+impl LinkMode {
+    /// `composed` or `shared`, as the manifest writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkMode::Composed => "composed",
+            LinkMode::Shared => "shared",
+        }
+    }
+}
+
 impl PluginSet {
     /// A set holding keel's built-in plugins (see [`builtin`]).
     pub fn with_builtins() -> Result<PluginSet> {

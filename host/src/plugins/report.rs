@@ -92,21 +92,14 @@ fn members(item: &keel_compose::Item) -> String {
 /// Import name → "plugin `x` (composed)", "host", "denied: why".
 fn served_by(plan: &LinkPlan) -> BTreeMap<&str, String> {
     let mut served = BTreeMap::new();
-    for binding in &plan.composed {
+    for (binding, mode) in plan.plugin_bindings() {
         served.insert(
             binding.import.as_str(),
             format!(
-                "plugin `{}` (composed, its export `{}`)",
-                binding.plugin, binding.export
-            ),
-        );
-    }
-    for binding in &plan.shared {
-        served.insert(
-            binding.import.as_str(),
-            format!(
-                "plugin `{}` (shared, its export `{}`)",
-                binding.plugin, binding.export
+                "plugin `{}` ({}, its export `{}`)",
+                binding.plugin,
+                mode.as_str(),
+                binding.export
             ),
         );
     }

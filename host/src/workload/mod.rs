@@ -390,23 +390,13 @@ fn load_component(
 /// One log line per import saying what serves it.
 fn log_plan(workload: &WorkloadId, component: &str, plan: &LinkPlan) {
     let workload = workload.to_string();
-    for binding in &plan.composed {
+    for (binding, mode) in plan.plugin_bindings() {
         tracing::info!(
             workload,
             component,
             import = binding.import,
             plugin = binding.plugin,
-            mode = "composed",
-            "import served by plugin"
-        );
-    }
-    for binding in &plan.shared {
-        tracing::info!(
-            workload,
-            component,
-            import = binding.import,
-            plugin = binding.plugin,
-            mode = "shared",
+            mode = mode.as_str(),
             "import served by plugin"
         );
     }
