@@ -60,6 +60,8 @@ test: setup guests
 	$(CARGO) fmt --all --check
 	$(CARGO) build -p keel --bin keel
 	$(CARGO) test --workspace --no-fail-fast
+	@# The guest-side libraries' own unit tests, run natively.
+	$(CARGO) test --manifest-path plugins-wasm/Cargo.toml -p keel-names -p keel-jetstream -p keyvalue-nats
 
 bench: guests
 	$(CARGO) bench -p keel-tests

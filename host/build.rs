@@ -6,12 +6,18 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-/// (name, file, default mode)
-const BUILTINS: &[(&str, &str, &str)] = &[
-    ("config", "config.wasm", "Composed"),
-    ("logging", "logging.wasm", "Composed"),
-    ("messaging", "messaging.wasm", "Composed"),
-    ("keyvalue-memory", "keyvalue_memory.wasm", "Shared"),
+/// (name, file, default mode, the hosts it is a default of)
+const BUILTINS: &[(&str, &str, &str, &str)] = &[
+    ("config", "config.wasm", "Composed", "Any"),
+    ("logging", "logging.wasm", "Composed", "Any"),
+    ("messaging", "messaging.wasm", "Composed", "Any"),
+    (
+        "keyvalue-memory",
+        "keyvalue_memory.wasm",
+        "Shared",
+        "Memory",
+    ),
+    ("keyvalue-nats", "keyvalue_nats.wasm", "Composed", "Nats"),
 ];
 
 fn main() {
@@ -21,15 +27,15 @@ fn main() {
         .unwrap_or_else(|| manifest_dir.join("../target/guests"));
     println!("cargo:rerun-if-env-changed=KEEL_GUESTS_DIR");
     let mut code = String::from(
-        "/// Built-in plugins: (name, default mode, component bytes).\npub static EMBEDDED: &[(&str, LinkMode, &[u8])] = &[\n",
+        "/// Built-in plugins: (name, default mode, default of, component bytes).\npub static EMBEDDED: &[(&str, LinkMode, DefaultOf, &[u8])] = &[\n",
     );
-    for (name, file, mode) in BUILTINS {
+    for (name, file, mode, default_of) in BUILTINS {
         let path = guests.join(file);
         println!("cargo:rerun-if-changed={}", path.display());
         if path.is_file() {
             let _ = writeln!(
                 code,
-                "    ({name:?}, LinkMode::{mode}, include_bytes!({:?})),",
+                "    ({name:?}, LinkMode::{mode}, DefaultOf::{default_of}, include_bytes!({:?})),",
                 path.display().to_string()
             );
         } else {

@@ -89,7 +89,7 @@ impl HostBuilder {
     pub async fn start(self) -> Result<Host> {
         let engine = Arc::new(KeelEngine::new(self.engine)?);
         let plugins = if self.builtin_plugins {
-            PluginSet::with_builtins()?
+            PluginSet::with_builtins(self.nats.is_some())?
         } else {
             PluginSet::default()
         };

@@ -17,6 +17,8 @@ pub struct Target {
     pub host: Host,
     /// Its HTTP address.
     pub addr: SocketAddr,
+    /// The NATS server behind it, if any (stopped when the target drops).
+    pub nats: Option<crate::nats::NatsServer>,
 }
 
 impl Target {

@@ -7,6 +7,17 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A keel host (HTTP on a free loopback port) whose broker is `server`, so
+/// the NATS-backed built-in plugins are its defaults.
+pub async fn host_on(server: &NatsServer) -> Result<keel::Host> {
+    keel::Host::builder()
+        .http_listen("127.0.0.1:0".parse()?)
+        .engine_options(crate::test_engine())
+        .nats(keel::manifest::NatsSpec::url(server.url()))
+        .start()
+        .await
+}
+
 /// A running `nats-server`.
 pub struct NatsServer {
     child: Child,

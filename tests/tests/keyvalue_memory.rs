@@ -23,7 +23,11 @@ async fn memory_with(
         host.start_workload(spec).await?;
     }
     let addr = host.http_addr().expect("ingress");
-    Ok(Target { host, addr })
+    Ok(Target {
+        host,
+        addr,
+        nats: None,
+    })
 }
 
 keel_tests::keyvalue_suite!(memory);
@@ -34,7 +38,7 @@ keel_tests::keyvalue_suite!(memory);
 async fn buckets_named_shared_are_seen_by_every_workload() -> anyhow::Result<()> {
     use keel_tests::keel::manifest::{LinkMode, PluginSpec};
     use keel_tests::{get, request};
-    let Target { host, addr } = memory_with(Some(PluginSpec {
+    let Target { host, addr, .. } = memory_with(Some(PluginSpec {
         name: "keyvalue-memory".into(),
         path: None,
         mode: LinkMode::Shared,
@@ -73,7 +77,7 @@ async fn buckets_named_shared_are_seen_by_every_workload() -> anyhow::Result<()>
 async fn a_plugin_scoped_per_workload_keeps_one_instance_each() -> anyhow::Result<()> {
     use keel_tests::keel::manifest::{LinkMode, PluginSpec, SharedScope};
     use keel_tests::{get, request};
-    let Target { host, addr } = memory_with(Some(PluginSpec {
+    let Target { host, addr, .. } = memory_with(Some(PluginSpec {
         name: "keyvalue-memory".into(),
         path: None,
         mode: LinkMode::Shared,

@@ -4,17 +4,8 @@
 
 use keel_tests::keel::manifest::{NatsSpec, SubscriptionSpec};
 use keel_tests::keel::{Host, WorkloadId, WorkloadSpec};
-use keel_tests::nats::NatsServer;
-use keel_tests::{get, guest, test_engine};
-
-async fn host_on(nats: &NatsServer) -> anyhow::Result<Host> {
-    Host::builder()
-        .http_listen("127.0.0.1:0".parse()?)
-        .engine_options(test_engine())
-        .nats(NatsSpec::url(nats.url()))
-        .start()
-        .await
-}
+use keel_tests::nats::{NatsServer, host_on};
+use keel_tests::{get, guest};
 
 fn ponger(name: &str, queue: Option<&str>) -> WorkloadSpec {
     let mut spec = WorkloadSpec::single(WorkloadId::new("shop", name), guest("ponger"));

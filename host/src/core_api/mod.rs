@@ -1,7 +1,10 @@
 //! The host side of `keel:core`, the interfaces plugins (never workloads)
-//! import: who is calling ([`crate::plugins::identity`]) and messaging over
-//! the in-process [`bus`] (or, later, NATS).
+//! import: who is calling ([`crate::plugins::identity`]), namespaced
+//! [`messaging`] over the in-process [`bus`] or NATS ([`broker`]), and raw
+//! [`nats`] for protocol plugins, limited by their [`subjects`] grants.
 
 pub mod broker;
 pub mod bus;
 pub mod messaging;
+pub mod nats;
+pub mod subjects;

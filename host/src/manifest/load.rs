@@ -363,6 +363,11 @@ fn plugin_spec(
             .map_err(|m| source.error(pattern.span(), m))?;
         grants.sockets.push(pattern.get_ref().clone());
     }
+    for pattern in &raw.grants.subjects {
+        crate::core_api::subjects::SubjectGrants::parse(&[pattern.get_ref()])
+            .map_err(|m| source.error(pattern.span(), m))?;
+        grants.subjects.push(pattern.get_ref().clone());
+    }
     Ok(PluginSpec {
         name,
         path,

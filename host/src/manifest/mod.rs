@@ -51,9 +51,10 @@
 //! mode = "composed"           # or "shared"
 //! scope = "host"              # shared: one instance per host, or "workload"
 //!
-//! [plugin.grants]             # what the plugin itself may reach (shared mode)
-//! outgoing_http = ["api.example.com"]
-//! sockets = ["10.0.0.5:6379"]
+//! [plugin.grants]             # what the plugin itself may reach
+//! outgoing_http = ["api.example.com"]   # shared mode only
+//! sockets = ["10.0.0.5:6379"]           # shared mode only
+//! subjects = ["$KV.KV_{namespace}-*.>"] # NATS subjects, through keel:core/nats
 //!
 //! [[plugin]]                  # no path: configures the built-in of this name
 //! name = "config"
@@ -162,6 +163,9 @@ pub struct PluginGrants {
     pub sockets: Vec<String>,
     /// Whether it may resolve host names.
     pub name_lookup: bool,
+    /// NATS subject patterns it may use through `keel:core/nats` (see
+    /// [`crate::core_api::subjects`]).
+    pub subjects: Vec<String>,
 }
 
 /// `namespace/name`: what identifies a workload on a host.
@@ -373,6 +377,8 @@ pub(crate) mod raw {
     pub struct Grants {
         #[serde(default)]
         pub outgoing_http: Vec<Spanned<String>>,
+        #[serde(default)]
+        pub subjects: Vec<Spanned<String>>,
         #[serde(default)]
         pub sockets: Vec<Spanned<String>>,
         #[serde(default)]

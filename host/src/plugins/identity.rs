@@ -11,6 +11,13 @@ pub mod bindings {
         imports: {
             "keel:core/messaging.publish": async,
             "keel:core/messaging.request": async,
+            "keel:core/nats.publish": async,
+            "keel:core/nats.request": async,
+            "keel:core/nats.subscribe": async,
+            "keel:core/nats.[method]subscription.next": async,
+        },
+        with: {
+            "keel:core/nats.subscription": crate::core_api::nats::NatsSubscription,
         },
     });
 }

@@ -16,6 +16,7 @@ pub mod report;
 pub mod shared;
 
 use crate::cache::ComponentCache;
+use crate::core_api::subjects::SubjectGrants;
 use crate::engine::KeelEngine;
 use crate::manifest::{LinkMode, PluginSpec, SharedScope, WorkloadId};
 use anyhow::{Context, Result, bail};
@@ -62,6 +63,9 @@ pub struct LinkPlan {
     pub host: Vec<String>,
     /// Imports nothing serves: linked to a deny implementation.
     pub denied: Vec<Unbound>,
+    /// The NATS subjects granted to the composed plugins: together, since
+    /// they share the component's one `keel:core/nats` import.
+    pub subjects: SubjectGrants,
 }
 
 impl LinkPlan {
@@ -83,10 +87,11 @@ impl LinkMode {
 }
 
 impl PluginSet {
-    /// A set holding keel's built-in plugins (see [`builtin`]).
-    pub fn with_builtins() -> Result<PluginSet> {
+    /// A set holding keel's built-in plugins (see [`builtin`]): the NATS-backed
+    /// set when the host has NATS, the in-memory set otherwise.
+    pub fn with_builtins(with_nats: bool) -> Result<PluginSet> {
         let mut set = PluginSet::default();
-        for name in builtin::names() {
+        for name in builtin::defaults(with_nats) {
             let Some((mode, bytes)) = builtin::builtin(name) else {
                 continue;
             };
@@ -95,7 +100,7 @@ impl PluginSet {
                 path: None,
                 mode,
                 config: BTreeMap::new(),
-                grants: Default::default(),
+                grants: builtin::default_grants(name),
                 scope: Default::default(),
                 origin: None,
             };
@@ -107,8 +112,8 @@ impl PluginSet {
     /// Reads the plugin's component and registers its exports. A plugin
     /// with a path named like a built-in replaces that built-in; one without
     /// a path configures the built-in (and takes its place among the
-    /// declared plugins).
-    pub fn add(&mut self, spec: PluginSpec) -> Result<()> {
+    /// declared plugins), with the built-in's grants added to its own.
+    pub fn add(&mut self, mut spec: PluginSpec) -> Result<()> {
         if self
             .plugins
             .iter()
@@ -121,10 +126,15 @@ impl PluginSet {
             Some(path) => std::fs::read(path).with_context(|| {
                 format!("{at}plugin `{}`: reading {}", spec.name, path.display())
             })?,
-            None => builtin::builtin(&spec.name)
-                .with_context(|| format!("{at}no built-in plugin `{}`", spec.name))?
-                .1
-                .to_vec(),
+            None => {
+                let bytes = builtin::builtin(&spec.name)
+                    .with_context(|| format!("{at}no built-in plugin `{}`", spec.name))?
+                    .1;
+                let mut subjects = builtin::default_grants(&spec.name).subjects;
+                subjects.append(&mut spec.grants.subjects);
+                spec.grants.subjects = subjects;
+                bytes.to_vec()
+            }
         };
         self.register(spec, bytes, false)
     }
@@ -253,6 +263,10 @@ impl PluginSet {
                             reach.name
                         );
                     }
+                    let granted = SubjectGrants::parse(&plugin.spec.grants.subjects)
+                        .map_err(anyhow::Error::msg)
+                        .with_context(|| format!("plugin `{}`", plugin.spec.name))?;
+                    plan.subjects = plan.subjects.union(&granted);
                     plan.composed.push(binding);
                 }
                 LinkMode::Shared => plan.shared.push(binding),

@@ -9,9 +9,11 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-/// A plugin set holding every plugin a manifest declares.
+/// A plugin set holding every plugin a manifest declares, over the built-ins
+/// of a host with NATS if the manifest configures it.
 pub fn plugins_of(manifest: Option<&Manifest>) -> Result<PluginSet> {
-    let mut plugins = PluginSet::with_builtins()?;
+    let with_nats = manifest.is_some_and(|m| m.nats.is_some());
+    let mut plugins = PluginSet::with_builtins(with_nats)?;
     for spec in manifest.map(|m| m.plugins.as_slice()).unwrap_or_default() {
         plugins.add(spec.clone())?;
     }

@@ -6,6 +6,7 @@ use super::limits::GuestLimiter;
 use super::network::SocketAllowlist;
 use super::stdio::{GuestLog, Stream};
 use crate::core_api::broker::Broker;
+use crate::core_api::subjects::SubjectGrants;
 use crate::engine::KeelEngine;
 use crate::http::outgoing::{AuthorityPattern, OutgoingHooks};
 use crate::manifest::{ComponentSpec, WorkloadSpec};
@@ -36,19 +37,22 @@ pub struct InvocationState {
     deadline_hit: bool,
     identity: Arc<WorkloadIdentity>,
     broker: Broker,
+    subjects: Arc<SubjectGrants>,
     /// Shared-plugin resources this instance holds.
     pub(crate) proxies: ProxyTable,
 }
 
 impl InvocationState {
     /// State for a guest with WASI context `wasi`, outgoing HTTP `hooks`,
-    /// `memory_limit` bytes of linear memory, acting as `identity`.
+    /// `memory_limit` bytes of linear memory, acting as `identity`, reaching
+    /// `broker` and, through `keel:core/nats`, the `subjects` granted.
     pub fn new(
         wasi: WasiCtx,
         hooks: OutgoingHooks,
         memory_limit: usize,
         identity: Arc<WorkloadIdentity>,
         broker: Broker,
+        subjects: Arc<SubjectGrants>,
     ) -> Self {
         InvocationState {
             table: ResourceTable::new(),
@@ -59,6 +63,7 @@ impl InvocationState {
             deadline_hit: false,
             identity,
             broker,
+            subjects,
             proxies: ProxyTable::default(),
         }
     }
@@ -83,6 +88,21 @@ impl InvocationState {
     /// The workload and component this invocation runs for.
     pub fn identity(&self) -> &Arc<WorkloadIdentity> {
         &self.identity
+    }
+
+    /// The host's message broker.
+    pub fn broker(&self) -> &Broker {
+        &self.broker
+    }
+
+    /// The NATS subjects granted to the plugins this Store runs.
+    pub fn subjects(&self) -> &SubjectGrants {
+        &self.subjects
+    }
+
+    /// The Store's resource table.
+    pub fn table_mut(&mut self) -> &mut ResourceTable {
+        &mut self.table
     }
 
     /// Bytes of linear memory the guest holds.
@@ -169,14 +189,17 @@ pub struct InvocationTemplate {
     timeout: Duration,
     identity: Arc<WorkloadIdentity>,
     broker: Broker,
+    subjects: Arc<SubjectGrants>,
 }
 
 impl InvocationTemplate {
-    /// The template for `component` of `workload`.
+    /// The template for `component` of `workload`, whose composed plugins
+    /// are granted `subjects`.
     pub fn new(
         workload: &WorkloadSpec,
         component: &ComponentSpec,
         broker: &Broker,
+        subjects: Arc<SubjectGrants>,
     ) -> Result<InvocationTemplate> {
         let outgoing = workload
             .http
@@ -202,6 +225,7 @@ impl InvocationTemplate {
             timeout: workload.limits.timeout,
             identity: Arc::new(identity_of(&workload.id, &component.name)),
             broker: broker.clone(),
+            subjects,
         })
     }
 
@@ -253,6 +277,7 @@ impl InvocationTemplate {
             self.memory,
             self.identity.clone(),
             self.broker.clone(),
+            self.subjects.clone(),
         );
         let mut store = Store::new(engine.engine(), state);
         store.limiter(|state| &mut state.limiter);
@@ -286,7 +311,7 @@ impl InvocationTemplate {
 pub fn core_linker(
     engine: &wasmtime::Engine,
 ) -> Result<wasmtime::component::Linker<InvocationState>> {
-    use crate::plugins::identity::bindings::keel::core::{identity, messaging};
+    use crate::plugins::identity::bindings::keel::core::{identity, messaging, nats};
     type Data = wasmtime::component::HasSelf<InvocationState>;
     let mut linker = wasmtime::component::Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)
@@ -301,5 +326,8 @@ pub fn core_linker(
     messaging::add_to_linker::<InvocationState, Data>(&mut linker, |s| s)
         .map_err(anyhow::Error::from)
         .context("linking keel:core/messaging")?;
+    nats::add_to_linker::<InvocationState, Data>(&mut linker, |s| s)
+        .map_err(anyhow::Error::from)
+        .context("linking keel:core/nats")?;
     Ok(linker)
 }

@@ -238,7 +238,9 @@ impl Workload {
             let pre = linker
                 .instantiate_pre(&component)
                 .map_err(|e| located(spec, e.into()))?;
-            let template = || InvocationTemplate::new(&self.spec, spec, &services.broker);
+            let subjects = Arc::new(plan.subjects.clone());
+            let template =
+                || InvocationTemplate::new(&self.spec, spec, &services.broker, subjects.clone());
             if let Some(found) =
                 messages::HandlerComponent::find(&component, engine.engine(), &pre, template)?
             {

@@ -24,7 +24,12 @@ pub struct Region<const N: usize> {
 impl<const N: usize> Region<N> {
     /// An empty region (no pairs until baked).
     pub const fn new() -> Region<N> {
-        Region { marker: MARKER, capacity: N as u32, len: 0, data: [0xa5; N] }
+        Region {
+            marker: MARKER,
+            capacity: N as u32,
+            len: 0,
+            data: [0xa5; N],
+        }
     }
 
     /// The baked pairs, in baking order. Reads are volatile: the compiler
@@ -53,13 +58,25 @@ fn decode(bytes: &[u8]) -> Vec<(String, String)> {
         Some(slice)
     };
     let read_u32 = |s: &[u8]| u32::from_le_bytes([s[0], s[1], s[2], s[3]]) as usize;
-    let Some(count) = next(&mut at, 4).map(read_u32) else { return Vec::new() };
+    let Some(count) = next(&mut at, 4).map(read_u32) else {
+        return Vec::new();
+    };
     let mut pairs = Vec::with_capacity(count.min(1024));
     for _ in 0..count {
-        let Some(key_len) = next(&mut at, 4).map(read_u32) else { break };
-        let Some(key) = next(&mut at, key_len).map(|k| String::from_utf8_lossy(k).into_owned()) else { break };
-        let Some(value_len) = next(&mut at, 4).map(read_u32) else { break };
-        let Some(value) = next(&mut at, value_len).map(|v| String::from_utf8_lossy(v).into_owned()) else { break };
+        let Some(key_len) = next(&mut at, 4).map(read_u32) else {
+            break;
+        };
+        let Some(key) = next(&mut at, key_len).map(|k| String::from_utf8_lossy(k).into_owned())
+        else {
+            break;
+        };
+        let Some(value_len) = next(&mut at, 4).map(read_u32) else {
+            break;
+        };
+        let Some(value) = next(&mut at, value_len).map(|v| String::from_utf8_lossy(v).into_owned())
+        else {
+            break;
+        };
         pairs.push((key, value));
     }
     pairs

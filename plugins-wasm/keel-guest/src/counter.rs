@@ -18,7 +18,10 @@ pub fn decode(value: &[u8]) -> Result<u64, NotACounter> {
     if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
         return Err(NotACounter);
     }
-    std::str::from_utf8(value).map_err(|_| NotACounter)?.parse().map_err(|_| NotACounter)
+    std::str::from_utf8(value)
+        .map_err(|_| NotACounter)?
+        .parse()
+        .map_err(|_| NotACounter)
 }
 
 /// Writes a counter.
@@ -32,8 +35,10 @@ pub fn increment(current: Option<&[u8]>, delta: u64) -> Result<u64, String> {
     let base = match current {
         None => 0,
         Some(value) => decode(value).map_err(|NotACounter| {
-            "the key holds a value that is not a counter (counters are decimal ASCII digits)".to_string()
+            "the key holds a value that is not a counter (counters are decimal ASCII digits)"
+                .to_string()
         })?,
     };
-    base.checked_add(delta).ok_or_else(|| format!("the counter would overflow: {base} + {delta}"))
+    base.checked_add(delta)
+        .ok_or_else(|| format!("the counter would overflow: {base} + {delta}"))
 }

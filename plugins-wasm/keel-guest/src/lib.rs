@@ -14,8 +14,8 @@ use std::io::{Read, Write};
 
 pub use wasip2;
 use wasip2::http::types::{
-    Fields, IncomingBody, IncomingRequest, Method, OutgoingBody, OutgoingRequest,
-    OutgoingResponse, ResponseOutparam, Scheme,
+    Fields, IncomingBody, IncomingRequest, Method, OutgoingBody, OutgoingRequest, OutgoingResponse,
+    ResponseOutparam, Scheme,
 };
 
 /// The path of a request without its query string (`/a/b?x=1` → `/a/b`).
@@ -90,21 +90,29 @@ pub fn method(req: &IncomingRequest) -> String {
 /// The first value of header `name` as a string, if present and UTF-8.
 pub fn header(req: &IncomingRequest, name: &str) -> Option<String> {
     let values = req.headers().get(name);
-    values.first().and_then(|v| String::from_utf8(v.clone()).ok())
+    values
+        .first()
+        .and_then(|v| String::from_utf8(v.clone()).ok())
 }
 
 /// Reads the whole request body. Fails when the host cuts the body off
 /// (for example at the workload's body size limit).
 pub fn read_body(req: &IncomingRequest) -> Result<Vec<u8>, String> {
-    let body = req.consume().map_err(|()| "request body already consumed".to_string())?;
+    let body = req
+        .consume()
+        .map_err(|()| "request body already consumed".to_string())?;
     read_incoming(body)
 }
 
 fn read_incoming(body: IncomingBody) -> Result<Vec<u8>, String> {
     let mut bytes = Vec::new();
     {
-        let mut stream = body.stream().map_err(|()| "body stream already taken".to_string())?;
-        stream.read_to_end(&mut bytes).map_err(|e| format!("reading body: {e}"))?;
+        let mut stream = body
+            .stream()
+            .map_err(|()| "body stream already taken".to_string())?;
+        stream
+            .read_to_end(&mut bytes)
+            .map_err(|e| format!("reading body: {e}"))?;
     }
     drop(IncomingBody::finish(body));
     Ok(bytes)
@@ -119,14 +127,21 @@ pub fn respond(out: ResponseOutparam, status: u16, headers: &[(&str, &str)], bod
     }
     let response = OutgoingResponse::new(fields);
     let _ = response.set_status_code(status);
-    let Ok(outgoing) = response.body() else { return };
+    let Ok(outgoing) = response.body() else {
+        return;
+    };
     ResponseOutparam::set(out, Ok(response));
     write_outgoing(outgoing, body);
 }
 
 /// Sends a `text/plain` response.
 pub fn respond_text(out: ResponseOutparam, status: u16, text: &str) {
-    respond(out, status, &[("content-type", "text/plain; charset=utf-8")], text.as_bytes());
+    respond(
+        out,
+        status,
+        &[("content-type", "text/plain; charset=utf-8")],
+        text.as_bytes(),
+    );
 }
 
 fn write_outgoing(outgoing: OutgoingBody, body: &[u8]) {
@@ -163,13 +178,19 @@ pub fn fetch(url: &str) -> Result<FetchedResponse, String> {
         None => (rest, "/"),
     };
     let request = OutgoingRequest::new(Fields::new());
-    request.set_scheme(Some(&scheme)).map_err(|()| "bad scheme".to_string())?;
-    request.set_authority(Some(authority)).map_err(|()| "bad authority".to_string())?;
-    request.set_path_with_query(Some(path)).map_err(|()| "bad path".to_string())?;
+    request
+        .set_scheme(Some(&scheme))
+        .map_err(|()| "bad scheme".to_string())?;
+    request
+        .set_authority(Some(authority))
+        .map_err(|()| "bad authority".to_string())?;
+    request
+        .set_path_with_query(Some(path))
+        .map_err(|()| "bad path".to_string())?;
     let body = request.body().map_err(|()| "request body".to_string())?;
     OutgoingBody::finish(body, None).map_err(|e| format!("{e:?}"))?;
-    let future = wasip2::http::outgoing_handler::handle(request, None)
-        .map_err(|e| format!("{e:?}"))?;
+    let future =
+        wasip2::http::outgoing_handler::handle(request, None).map_err(|e| format!("{e:?}"))?;
     future.subscribe().block();
     let response = match future.get() {
         Some(Ok(Ok(response))) => response,
@@ -178,6 +199,11 @@ pub fn fetch(url: &str) -> Result<FetchedResponse, String> {
         None => return Err("response not ready".into()),
     };
     let status = response.status();
-    let body = response.consume().map_err(|()| "response body".to_string())?;
-    Ok(FetchedResponse { status, body: read_incoming(body)? })
+    let body = response
+        .consume()
+        .map_err(|()| "response body".to_string())?;
+    Ok(FetchedResponse {
+        status,
+        body: read_incoming(body)?,
+    })
 }

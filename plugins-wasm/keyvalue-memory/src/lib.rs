@@ -26,7 +26,9 @@ wit_bindgen::generate!({
     generate_all,
 });
 
-use exports::wasi::keyvalue::store::{Bucket, BucketBorrow, Error, Guest as StoreGuest, GuestBucket, KeyResponse};
+use exports::wasi::keyvalue::store::{
+    Bucket, BucketBorrow, Error, Guest as StoreGuest, GuestBucket, KeyResponse,
+};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 
@@ -92,7 +94,9 @@ impl Handle {
     fn with<R>(&self, f: impl FnOnce(&mut Data) -> R) -> R {
         BUCKETS.with(|buckets| {
             let mut buckets = buckets.borrow_mut();
-            f(buckets.entry((self.owner.clone(), self.name.clone())).or_default())
+            f(buckets
+                .entry((self.owner.clone(), self.name.clone()))
+                .or_default())
         })
     }
 }
@@ -126,7 +130,10 @@ impl StoreGuest for Plugin {
     type Bucket = Handle;
 
     fn open(identifier: String) -> Result<Bucket, Error> {
-        Ok(Bucket::new(Handle { owner: owner_of(&identifier), name: identifier }))
+        Ok(Bucket::new(Handle {
+            owner: owner_of(&identifier),
+            name: identifier,
+        }))
     }
 }
 
@@ -158,7 +165,8 @@ impl exports::wasi::keyvalue::atomics::Guest for Plugin {
     fn increment(bucket: BucketBorrow<'_>, key: String, delta: u64) -> Result<u64, Error> {
         let handle: &Handle = bucket.get();
         handle.with(|data| {
-            let value = keel_guest::counter::increment(data.get(&key).map(Vec::as_slice), delta).map_err(Error::Other)?;
+            let value = keel_guest::counter::increment(data.get(&key).map(Vec::as_slice), delta)
+                .map_err(Error::Other)?;
             data.set(&key, keel_guest::counter::encode(value));
             Ok(value)
         })
@@ -168,9 +176,16 @@ impl exports::wasi::keyvalue::atomics::Guest for Plugin {
 type KeyValue = (String, Vec<u8>);
 
 impl exports::wasi::keyvalue::batch::Guest for Plugin {
-    fn get_many(bucket: BucketBorrow<'_>, keys: Vec<String>) -> Result<Vec<Option<KeyValue>>, Error> {
+    fn get_many(
+        bucket: BucketBorrow<'_>,
+        keys: Vec<String>,
+    ) -> Result<Vec<Option<KeyValue>>, Error> {
         let handle: &Handle = bucket.get();
-        Ok(handle.with(|data| keys.into_iter().map(|k| data.get(&k).cloned().map(|v| (k, v))).collect()))
+        Ok(handle.with(|data| {
+            keys.into_iter()
+                .map(|k| data.get(&k).cloned().map(|v| (k, v)))
+                .collect()
+        }))
     }
 
     fn set_many(bucket: BucketBorrow<'_>, key_values: Vec<KeyValue>) -> Result<(), Error> {

@@ -32,12 +32,20 @@ struct Plugin;
 impl Guest for Plugin {
     fn request(subject: String, body: Vec<u8>, timeout_ms: u32) -> Result<BrokerMessage, String> {
         let reply = core::request(&subject, &body, timeout_ms).map_err(describe)?;
-        Ok(BrokerMessage { subject: reply.subject, body: reply.body, reply_to: reply.reply_to })
+        Ok(BrokerMessage {
+            subject: reply.subject,
+            body: reply.body,
+            reply_to: reply.reply_to,
+        })
     }
 
     fn publish(message: BrokerMessage) -> Result<(), String> {
-        core::publish(&core::Message { subject: message.subject, body: message.body, reply_to: message.reply_to })
-            .map_err(describe)
+        core::publish(&core::Message {
+            subject: message.subject,
+            body: message.body,
+            reply_to: message.reply_to,
+        })
+        .map_err(describe)
     }
 }
 

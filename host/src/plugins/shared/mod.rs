@@ -13,6 +13,7 @@ pub mod forward;
 pub mod proxy;
 
 use crate::core_api::broker::Broker;
+use crate::core_api::subjects::SubjectGrants;
 use crate::engine::KeelEngine;
 use crate::http::outgoing::{AuthorityPattern, OutgoingHooks};
 use crate::manifest::PluginGrants;
@@ -38,6 +39,7 @@ struct Reach {
     outgoing: Arc<Vec<AuthorityPattern>>,
     sockets: Arc<SocketAllowlist>,
     name_lookup: bool,
+    subjects: Arc<SubjectGrants>,
 }
 
 /// A live plugin instance.
@@ -81,6 +83,7 @@ impl SharedPlugin {
             outgoing: Arc::new(outgoing),
             sockets: Arc::new(SocketAllowlist::parse(&grants.sockets).map_err(anyhow::Error::msg)?),
             name_lookup: grants.name_lookup,
+            subjects: Arc::new(SubjectGrants::parse(&grants.subjects).map_err(anyhow::Error::msg)?),
         };
         let linker = core_linker(engine.engine())?;
         let pre = linker
@@ -142,6 +145,7 @@ impl SharedPlugin {
             PLUGIN_MEMORY,
             nobody,
             self.broker.clone(),
+            self.reach.subjects.clone(),
         );
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|s| s.limiter());

@@ -1,0 +1,261 @@
+//! `keel:core/nats`: the host's NATS connection for plugins that speak a
+//! protocol over it (JetStream KV, the Object Store). Subjects are raw, not
+//! namespaced, and each call is checked against the plugin's
+//! [`SubjectGrants`]; status lines (`404`, `408`, …) and reply subjects reach
+//! the guest unchanged, since JetStream clients need both.
+
+use super::broker::Broker;
+use super::subjects::{SubjectGrants, new_inbox};
+use crate::plugins::identity::bindings::keel::core::nats::{Error, Header, Message};
+use crate::workload::InvocationState;
+use async_nats::HeaderMap;
+use futures::StreamExt;
+use std::str::FromStr;
+use std::time::Duration;
+use wasmtime::component::Resource;
+
+pub use crate::plugins::identity::bindings::keel::core::nats as api;
+
+/// A plugin's live subscription (the `subscription` resource); dropping it
+/// unsubscribes.
+pub struct NatsSubscription {
+    subscriber: async_nats::Subscriber,
+}
+
+/// What one call needs: the connection, the grants, and who is calling.
+struct Caller<'a> {
+    broker: &'a Broker,
+    grants: &'a SubjectGrants,
+    namespace: &'a str,
+}
+
+impl Caller<'_> {
+    fn client(&self) -> Result<&async_nats::Client, Error> {
+        match self.broker {
+            Broker::Nats(client) => Ok(client),
+            Broker::Bus(_) => Err(Error::NotConfigured),
+        }
+    }
+
+    fn check(&self, subject: &str) -> Result<(), Error> {
+        if self.grants.allows(self.namespace, subject) {
+            Ok(())
+        } else {
+            Err(Error::NotGranted(subject.to_string()))
+        }
+    }
+
+    /// Refuses what the server would answer by closing the connection every
+    /// plugin shares.
+    fn check_size(&self, headers: &[Header], body: &[u8]) -> Result<(), Error> {
+        let max = self.client()?.server_info().max_payload;
+        // `NATS/1.0\r\n`, `name: value\r\n` each, and the closing `\r\n`.
+        let header_bytes: usize = headers.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
+        let size = body.len()
+            + if headers.is_empty() {
+                0
+            } else {
+                header_bytes + 14
+            };
+        if max > 0 && size > max {
+            return Err(Error::TooLarge(format!(
+                "{size} bytes is more than the server's max_payload of {max}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A subject one may send to: tokens are not empty and nothing breaks the
+/// protocol line. Wildcard characters are allowed: JetStream API subjects
+/// carry filters (`CONSUMER.CREATE.<stream>.<name>.$KV.b.>`), and grants
+/// are checked with them as patterns.
+fn sendable(subject: &str) -> Result<(), Error> {
+    let valid = !subject.is_empty()
+        && subject.split('.').all(|t| !t.is_empty())
+        && !subject.contains(char::is_whitespace);
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!("`{subject}` is not a subject")))
+    }
+}
+
+fn header_map(headers: Vec<Header>) -> Result<HeaderMap, Error> {
+    let mut map = HeaderMap::new();
+    for (name, value) in headers {
+        let name = async_nats::HeaderName::from_str(&name)
+            .map_err(|_| Error::Invalid(format!("header name `{name}`")))?;
+        let value = async_nats::HeaderValue::from_str(&value)
+            .map_err(|_| Error::Invalid(format!("header value of `{name}`")))?;
+        map.append(name, value);
+    }
+    Ok(map)
+}
+
+fn message(m: async_nats::Message) -> Message {
+    let headers = m
+        .headers
+        .map(|h| {
+            h.iter()
+                .flat_map(|(name, values)| {
+                    values
+                        .iter()
+                        .map(move |v| (name.to_string(), v.to_string()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Message {
+        subject: m.subject.to_string(),
+        reply_to: m.reply.map(|r| r.to_string()),
+        headers,
+        body: m.payload.to_vec(),
+        status: m.status.map(|s| s.as_u16()),
+        description: m.description,
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> Error {
+    Error::Unavailable(e.to_string())
+}
+
+impl InvocationState {
+    fn caller(&self) -> Caller<'_> {
+        Caller {
+            broker: self.broker(),
+            grants: self.subjects(),
+            namespace: &self.identity().namespace,
+        }
+    }
+}
+
+impl api::Host for InvocationState {
+    async fn publish(
+        &mut self,
+        subject: String,
+        reply_to: Option<String>,
+        headers: Vec<Header>,
+        body: Vec<u8>,
+    ) -> Result<(), Error> {
+        let caller = self.caller();
+        sendable(&subject)?;
+        caller.check(&subject)?;
+        if let Some(reply) = &reply_to {
+            sendable(reply)?;
+            caller.check(reply)?;
+        }
+        caller.check_size(&headers, &body)?;
+        let headers = header_map(headers)?;
+        let client = caller.client()?;
+        let sent = match reply_to {
+            Some(reply) => {
+                client
+                    .publish_with_reply_and_headers(subject, reply, headers, body.into())
+                    .await
+            }
+            None => {
+                client
+                    .publish_with_headers(subject, headers, body.into())
+                    .await
+            }
+        };
+        sent.map_err(|e| match e.kind() {
+            async_nats::client::PublishErrorKind::MaxPayloadExceeded => {
+                Error::TooLarge(e.to_string())
+            }
+            async_nats::client::PublishErrorKind::InvalidSubject => Error::Invalid(e.to_string()),
+            async_nats::client::PublishErrorKind::Send => unavailable(e),
+        })
+    }
+
+    async fn request(
+        &mut self,
+        subject: String,
+        headers: Vec<Header>,
+        body: Vec<u8>,
+        timeout_ms: u32,
+    ) -> Result<Message, Error> {
+        let caller = self.caller();
+        sendable(&subject)?;
+        caller.check(&subject)?;
+        caller.check_size(&headers, &body)?;
+        let headers = header_map(headers)?;
+        let client = caller.client()?;
+        let timeout = Duration::from_millis(u64::from(timeout_ms));
+        let request = async_nats::Request::new()
+            .headers(headers)
+            .payload(body.into())
+            .timeout(Some(timeout));
+        // The client's timeout covers the wait for the reply; this one also
+        // bounds a publish stuck behind a lost connection.
+        match tokio::time::timeout(timeout, client.send_request(subject, request)).await {
+            Err(_) => Err(Error::Timeout),
+            Ok(Ok(reply)) => Ok(message(reply)),
+            Ok(Err(e)) => Err(match e.kind() {
+                async_nats::RequestErrorKind::NoResponders => Error::NoResponders,
+                async_nats::RequestErrorKind::TimedOut => Error::Timeout,
+                async_nats::RequestErrorKind::InvalidSubject => Error::Invalid(e.to_string()),
+                async_nats::RequestErrorKind::MaxPayloadExceeded => Error::TooLarge(e.to_string()),
+                async_nats::RequestErrorKind::Other => unavailable(e),
+            }),
+        }
+    }
+
+    fn new_inbox(&mut self) -> String {
+        new_inbox(&self.identity().namespace)
+    }
+
+    fn max_payload(&mut self) -> Result<u64, Error> {
+        let info = self.caller().client()?.server_info();
+        Ok(info.max_payload as u64)
+    }
+
+    async fn subscribe(
+        &mut self,
+        subject: String,
+        queue: Option<String>,
+    ) -> Result<Resource<NatsSubscription>, Error> {
+        let caller = self.caller();
+        caller.check(&subject)?;
+        let client = caller.client()?;
+        let subscribed = match queue {
+            Some(queue) => client.queue_subscribe(subject, queue).await,
+            None => client.subscribe(subject).await,
+        };
+        let subscriber = subscribed.map_err(|e| match e.kind() {
+            async_nats::client::SubscribeErrorKind::Other => unavailable(e),
+            _ => Error::Invalid(e.to_string()),
+        })?;
+        self.table_mut()
+            .push(NatsSubscription { subscriber })
+            .map_err(unavailable)
+    }
+}
+
+impl api::HostSubscription for InvocationState {
+    async fn next(
+        &mut self,
+        subscription: Resource<NatsSubscription>,
+        timeout_ms: u32,
+    ) -> Result<Option<Message>, Error> {
+        let subscription = self
+            .table_mut()
+            .get_mut(&subscription)
+            .map_err(unavailable)?;
+        let wait = Duration::from_millis(u64::from(timeout_ms));
+        match tokio::time::timeout(wait, subscription.subscriber.next()).await {
+            Err(_) => Ok(None),
+            Ok(Some(m)) => Ok(Some(message(m))),
+            Ok(None) => Err(Error::Unavailable(
+                "the subscription ended (the connection closed)".to_string(),
+            )),
+        }
+    }
+
+    fn drop(&mut self, subscription: Resource<NatsSubscription>) -> wasmtime::Result<()> {
+        // Dropping the subscriber sends the UNSUB.
+        self.table_mut().delete(subscription)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,198 @@
+//! The keyvalue suite against the built-in JetStream KV plugin
+//! (`keyvalue-nats`, composed, speaking JetStream over `keel:core/nats`) on
+//! a real `nats-server -js`; interop with the `async-nats` KV client; and
+//! the plugin's subject grants.
+
+use keel_tests::keel::manifest::{LinkMode, PluginSpec};
+use keel_tests::keel::{WorkloadId, WorkloadSpec};
+use keel_tests::keyvalue_suite::Target;
+use keel_tests::nats::{NatsServer, host_on};
+use keel_tests::{get, guest, request};
+
+/// Workloads `a.test` and `b.test` (namespace `kv`) on a host whose broker
+/// is a fresh server, with the built-in plugin configured by `plugin`.
+async fn nats_with(plugin: Option<PluginSpec>) -> anyhow::Result<Target> {
+    let server = NatsServer::start()?;
+    let host = host_on(&server).await?;
+    if let Some(plugin) = plugin {
+        host.add_plugin(plugin).await?;
+    }
+    for name in ["a", "b"] {
+        let mut spec = WorkloadSpec::single(WorkloadId::new("kv", name), guest("keyvalue_user"));
+        spec.http.host = Some(format!("{name}.test"));
+        host.start_workload(spec).await?;
+    }
+    let addr = host.http_addr().expect("ingress");
+    Ok(Target {
+        host,
+        addr,
+        nats: Some(server),
+    })
+}
+
+async fn nats() -> anyhow::Result<Target> {
+    nats_with(None).await
+}
+
+keel_tests::keyvalue_suite!(nats);
+
+fn keyvalue_nats(config: &[(&str, &str)], subjects: &[&str]) -> PluginSpec {
+    let mut spec = PluginSpec {
+        name: "keyvalue-nats".into(),
+        path: None,
+        mode: LinkMode::Composed,
+        config: config
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        grants: Default::default(),
+        scope: Default::default(),
+        origin: None,
+    };
+    spec.grants.subjects = subjects.iter().map(|s| s.to_string()).collect();
+    spec
+}
+
+async fn jetstream(target: &Target) -> anyhow::Result<async_nats::jetstream::Context> {
+    let server = target.nats.as_ref().expect("a NATS target");
+    let client = async_nats::connect(server.url()).await?;
+    Ok(async_nats::jetstream::new(client))
+}
+
+/// What keel writes, the async-nats KV client reads, under the documented
+/// bucket name; and the other way round, byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn buckets_interoperate_with_the_async_nats_client() -> anyhow::Result<()> {
+    let t = nats().await?;
+    let value: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let put = request(
+        t.addr,
+        "PUT",
+        "a.test",
+        "/set?bucket=shared&key=from.keel",
+        value.clone(),
+    )
+    .await?;
+    assert_eq!(put.status, 200, "{put:?}");
+    request(
+        t.addr,
+        "PUT",
+        "a.test",
+        "/set?bucket=shared&key=ключ",
+        "unicode",
+    )
+    .await?;
+    request(
+        t.addr,
+        "POST",
+        "a.test",
+        "/increment?bucket=shared&key=hits&delta=41",
+        "",
+    )
+    .await?;
+
+    let js = jetstream(&t).await?;
+    let kv = js.get_key_value("kv-a-shared").await?;
+    let read = kv.get("from.keel").await?.expect("the value keel wrote");
+    assert_eq!(read.as_ref(), value.as_slice());
+    assert_eq!(kv.get("hits").await?.expect("counter").as_ref(), b"41");
+    // Not a valid NATS key: `=` and its UTF-8 in unpadded URL-safe base64.
+    let encoded = "=0LrQu9GO0Yc";
+    assert_eq!(
+        kv.get(encoded).await?.expect("encoded key").as_ref(),
+        b"unicode"
+    );
+
+    let written = "\u{0}written by the client\u{7f}é";
+    kv.put("from.client", written.into()).await?;
+    kv.put("counted", "9".into()).await?;
+    let got = get(t.addr, "a.test", "/get?bucket=shared&key=from.client").await?;
+    assert_eq!((got.status, got.body.as_str()), (200, written));
+    let bumped = request(
+        t.addr,
+        "POST",
+        "a.test",
+        "/increment?bucket=shared&key=counted&delta=1",
+        "",
+    )
+    .await?;
+    assert_eq!(bumped.body, "10");
+    kv.delete("from.client").await?;
+    assert_eq!(
+        get(t.addr, "a.test", "/get?bucket=shared&key=from.client")
+            .await?
+            .status,
+        404
+    );
+    let listed = get(t.addr, "a.test", "/list-all?bucket=shared").await?.body;
+    for key in ["from.keel", "ключ", "hits", "counted"] {
+        assert!(
+            listed.lines().any(|l| l == key),
+            "{key} missing from {listed:?}"
+        );
+    }
+    assert!(!listed.lines().any(|l| l == "from.client"), "{listed:?}");
+    t.host.shutdown().await;
+    Ok(())
+}
+
+/// With `create = "false"` a missing bucket is `no-such-store`; one that
+/// exists opens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_creation_a_missing_bucket_is_no_such_store() -> anyhow::Result<()> {
+    let t = nats_with(Some(keyvalue_nats(&[("create", "false")], &[]))).await?;
+    let refused = get(t.addr, "a.test", "/get?bucket=absent&key=k").await?;
+    assert!(refused.body.contains("NoSuchStore"), "{refused:?}");
+    // Made by hand with the JetStream API, as an operator would.
+    let server = t.nats.as_ref().expect("NATS");
+    let client = async_nats::connect(server.url()).await?;
+    let config = serde_json::json!({
+        "name": "KV_kv-a-present", "subjects": ["$KV.kv-a-present.>"],
+        "max_msgs_per_subject": 1, "discard": "new", "storage": "memory",
+        "allow_rollup_hdrs": true, "deny_delete": true, "allow_direct": true,
+    });
+    let created = client
+        .request(
+            "$JS.API.STREAM.CREATE.KV_kv-a-present",
+            config.to_string().into(),
+        )
+        .await?;
+    assert!(
+        !String::from_utf8_lossy(&created.payload).contains("\"error\""),
+        "{created:?}"
+    );
+    let put = request(t.addr, "PUT", "a.test", "/set?bucket=present&key=k", "v").await?;
+    assert_eq!(put.status, 200, "{put:?}");
+    t.host.shutdown().await;
+    Ok(())
+}
+
+/// A bucket mapped to a raw name is reached only once the manifest grants
+/// its subjects: the plugin, granted its own namespace, is refused others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_raw_bucket_needs_its_subjects_granted() -> anyhow::Result<()> {
+    let mapped = [("bucket.orders", "ORDERS")];
+    let t = nats_with(Some(keyvalue_nats(&mapped, &[]))).await?;
+    let refused = request(t.addr, "PUT", "a.test", "/set?bucket=orders&key=o1", "x").await?;
+    assert!(refused.body.contains("AccessDenied"), "{refused:?}");
+    t.host.shutdown().await;
+
+    let grants = [
+        "$KV.ORDERS.>",
+        "$JS.API.STREAM.*.KV_ORDERS",
+        "$JS.API.DIRECT.GET.KV_ORDERS.>",
+    ];
+    let t = nats_with(Some(keyvalue_nats(&mapped, &grants))).await?;
+    let put = request(t.addr, "PUT", "a.test", "/set?bucket=orders&key=o1", "x").await?;
+    assert_eq!(put.status, 200, "{put:?}");
+    let js = jetstream(&t).await?;
+    let kv = js.get_key_value("ORDERS").await?;
+    assert_eq!(kv.get("o1").await?.expect("o1").as_ref(), b"x");
+    let other = request(t.addr, "PUT", "b.test", "/set?bucket=orders&key=o2", "y").await?;
+    assert_eq!(
+        other.status, 200,
+        "the mapping is the plugin's, for every workload: {other:?}"
+    );
+    t.host.shutdown().await;
+    Ok(())
+}
