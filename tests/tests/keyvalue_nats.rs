@@ -196,3 +196,100 @@ async fn a_raw_bucket_needs_its_subjects_granted() -> anyhow::Result<()> {
     t.host.shutdown().await;
     Ok(())
 }
+
+/// The server stops during a run of writes and comes back on the same port
+/// and store: writes during the outage fail cleanly (a 500, within the
+/// plugin's timeout), the host reconnects by itself, and every write that
+/// was acknowledged before the stop is still there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writes_acknowledged_before_an_outage_survive_it() -> anyhow::Result<()> {
+    use std::time::{Duration, Instant};
+    let mut t = nats().await?;
+    let mut acknowledged = Vec::new();
+    for i in 0..20 {
+        let key = format!("k{i}");
+        let put = request(
+            t.addr,
+            "PUT",
+            "a.test",
+            &format!("/set?bucket=durable&key={key}"),
+            key.clone(),
+        )
+        .await?;
+        assert_eq!(put.status, 200, "{put:?}");
+        acknowledged.push(key);
+    }
+
+    let server = t.nats.as_mut().expect("NATS");
+    server.stop();
+    let started = Instant::now();
+    let during = request(t.addr, "PUT", "a.test", "/set?bucket=durable&key=lost", "x").await?;
+    assert_eq!(during.status, 500, "{during:?}");
+    assert!(
+        during.body.contains("NATS"),
+        "the error says what failed: {}",
+        during.body
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "the write hung: {:?}",
+        started.elapsed()
+    );
+
+    server.restart()?;
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let put = request(
+            t.addr,
+            "PUT",
+            "a.test",
+            "/set?bucket=durable&key=after",
+            "back",
+        )
+        .await?;
+        if put.status == 200 {
+            break;
+        }
+        assert!(Instant::now() < until, "no reconnect within 30 s: {put:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for key in &acknowledged {
+        let got = get(t.addr, "a.test", &format!("/get?bucket=durable&key={key}")).await?;
+        assert_eq!(
+            (got.status, got.body.as_str()),
+            (200, key.as_str()),
+            "{key} after the outage"
+        );
+    }
+    t.host.shutdown().await;
+    Ok(())
+}
+
+/// `examples/http-keyvalue-counter` runs unchanged with `--nats`: its
+/// keyvalue is then served by `keyvalue-nats`, composed.
+#[test]
+fn the_counter_example_runs_unchanged_over_nats() -> anyhow::Result<()> {
+    use keel_tests::{KeelProcess, repo_root};
+    use std::time::Duration;
+    let server = NatsServer::start()?;
+    let cache = tempfile::tempdir()?;
+    let manifest = repo_root().join("examples/http-keyvalue-counter/app.toml");
+    let mut keel = KeelProcess::spawn(&manifest, cache.path(), &["--nats", &server.url()])?;
+    let addr = keel.http_addr()?;
+    let served = keel.wait_for_log("import served by plugin", Duration::from_secs(60))?;
+    assert!(
+        served.contains("plugin=\"keyvalue-nats\"") && served.contains("mode=\"composed\""),
+        "{served}"
+    );
+    keel.wait_for_log("workload running", Duration::from_secs(60))?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let visit = |path: &str| {
+        runtime
+            .block_on(get(addr, "localhost", path))
+            .map(|a| a.body)
+    };
+    assert_eq!(visit("/apples")?, "/apples has been visited 1 times\n");
+    assert_eq!(visit("/apples")?, "/apples has been visited 2 times\n");
+    assert_eq!(visit("/pears")?, "/pears has been visited 1 times\n");
+    Ok(())
+}

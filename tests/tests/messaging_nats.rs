@@ -112,6 +112,14 @@ fn the_ping_pong_example_runs_unchanged_over_nats() -> anyhow::Result<()> {
         runtime.block_on(get(addr, "localhost", "/?msg=nats"))?.body,
         "pong: nats\n"
     );
+    // A handler that fails: logged with the subject it came from.
+    let published = runtime.block_on(get(addr, "localhost", "/publish?subject=ping&msg=fail"))?;
+    assert_eq!(published.status, 200);
+    let failure = keel.wait_for_log("message handler failed", Duration::from_secs(10))?;
+    assert!(
+        failure.contains("subject=\"ping\"") && failure.contains("asked to fail"),
+        "{failure}"
+    );
     Ok(())
 }
 

@@ -54,11 +54,20 @@ use keel_jetstream::JsError;
 /// Configuration baked in by keel (the plugin's manifest `config`).
 static CONFIG: keel_guest::baked::Region<4096> = keel_guest::baked::Region::new();
 
-/// A JetStream error as a `wasi:keyvalue` error.
+/// A JetStream error as a `wasi:keyvalue` error; failures of the server or
+/// the connection are also logged (as a structured stderr line the host
+/// attributes to the workload), since the guest may swallow the error.
 fn kv_error(e: JsError) -> Error {
     match e {
         JsError::Nats(keel_jetstream::nats::Error::NotGranted(_)) => Error::AccessDenied,
-        other => Error::Other(other.to_string()),
+        other => {
+            let message = other.to_string();
+            eprintln!(
+                "{}",
+                keel_guest::log_record::line("error", "keyvalue-nats", &message)
+            );
+            Error::Other(message)
+        }
     }
 }
 
