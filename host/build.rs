@@ -18,6 +18,12 @@ const BUILTINS: &[(&str, &str, &str, &str)] = &[
         "Memory",
     ),
     ("keyvalue-nats", "keyvalue_nats.wasm", "Composed", "Nats"),
+    (
+        "blobstore-memory",
+        "blobstore_memory.wasm",
+        "Shared",
+        "Memory",
+    ),
 ];
 
 fn main() {

@@ -3,48 +3,17 @@
 //! case drives the `keyvalue-user` fixture over real HTTP, as two workloads
 //! (`a.test` and `b.test`) sharing one host.
 
-use crate::{Answer, get, request};
+use crate::{Answer, request};
 use anyhow::{Result, ensure};
 use bytes::Bytes;
-use keel::Host;
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 
-/// A host running workloads `a.test` and `b.test`, both `keyvalue-user`,
-/// with some keyvalue backend.
-pub struct Target {
-    /// The host (shut down by the generated test).
-    pub host: Host,
-    /// Its HTTP address.
-    pub addr: SocketAddr,
-    /// The NATS server behind it, if any (stopped when the target drops).
-    pub nats: Option<crate::nats::NatsServer>,
-}
+pub use crate::suite::Target;
 
 impl Target {
-    async fn call(
-        &self,
-        who: &str,
-        method: &str,
-        path: &str,
-        body: impl Into<Bytes>,
-    ) -> Result<Answer> {
-        request(self.addr, method, &format!("{who}.test"), path, body).await
-    }
-
-    async fn get(&self, who: &str, path: &str) -> Result<Answer> {
-        get(self.addr, &format!("{who}.test"), path).await
-    }
-
     async fn set(&self, who: &str, bucket: &str, key: &str, value: impl Into<Bytes>) -> Result<()> {
-        let answer = self
-            .call(
-                who,
-                "PUT",
-                &format!("/set?bucket={bucket}&key={}", encode(key)),
-                value,
-            )
-            .await?;
+        let path = format!("/set?bucket={bucket}&key={}", encode(key));
+        let answer = self.call(who, "PUT", &path, value).await?;
         ensure!(
             answer.status == 200,
             "set {key}: {} {}",

@@ -15,10 +15,12 @@ use std::time::{Duration, Instant};
 pub use keel;
 pub use keel_compose;
 
+pub mod blobstore_suite;
 pub mod keyvalue_suite;
 pub mod load;
 pub mod nats;
 pub mod stock;
+pub mod suite;
 
 /// The repository's root.
 pub fn repo_root() -> PathBuf {

@@ -1,10 +1,12 @@
 //! The host side of `keel:core`, the interfaces plugins (never workloads)
 //! import: who is calling ([`crate::plugins::identity`]), namespaced
 //! [`messaging`] over the in-process [`bus`] or NATS ([`broker`]), and raw
-//! [`nats`] for protocol plugins, limited by their [`subjects`] grants.
+//! [`nats`] for protocol plugins, limited by their [`subjects`] grants, and
+//! host [`pipe`]s for plugins that hand out `wasi:io` streams.
 
 pub mod broker;
 pub mod bus;
 pub mod messaging;
 pub mod nats;
+pub mod pipe;
 pub mod subjects;

@@ -15,9 +15,11 @@ pub mod bindings {
             "keel:core/nats.request": async,
             "keel:core/nats.subscribe": async,
             "keel:core/nats.[method]subscription.next": async,
+            "keel:core/pipe.new-pipe": trappable,
         },
         with: {
             "keel:core/nats.subscription": crate::core_api::nats::NatsSubscription,
+            "wasi:io": wasmtime_wasi::p2::bindings::io,
         },
     });
 }

@@ -311,7 +311,7 @@ impl InvocationTemplate {
 pub fn core_linker(
     engine: &wasmtime::Engine,
 ) -> Result<wasmtime::component::Linker<InvocationState>> {
-    use crate::plugins::identity::bindings::keel::core::{identity, messaging, nats};
+    use crate::plugins::identity::bindings::keel::core::{identity, messaging, nats, pipe};
     type Data = wasmtime::component::HasSelf<InvocationState>;
     let mut linker = wasmtime::component::Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)
@@ -329,5 +329,8 @@ pub fn core_linker(
     nats::add_to_linker::<InvocationState, Data>(&mut linker, |s| s)
         .map_err(anyhow::Error::from)
         .context("linking keel:core/nats")?;
+    pipe::add_to_linker::<InvocationState, Data>(&mut linker, |s| s)
+        .map_err(anyhow::Error::from)
+        .context("linking keel:core/pipe")?;
     Ok(linker)
 }

@@ -6,12 +6,14 @@
 //! Parameters: a proxy resource becomes the plugin handle it stands for — an
 //! owned one moves out of the workload's [`ProxyTable`](super::proxy::ProxyTable),
 //! a borrowed one is lent for the call. Results: a plugin handle becomes a
-//! new proxy. The walk over results follows the function's declared types,
+//! new proxy, and a host stream moves into the workload's table
+//! ([`streams`]). The walk over results follows the function's declared types,
 //! so resources nested in records, lists, options, results and variants are
 //! carried too.
 
 use super::SharedPlugin;
 use super::proxy::Proxy;
+use super::streams::{self, HostObject};
 use crate::workload::InvocationState;
 use anyhow::{Result, bail};
 use std::sync::Arc;
@@ -64,11 +66,19 @@ pub fn link_shared(
         .exports(engine)
         .map(|(name, e)| (name.to_string(), e.ty))
         .collect();
+    let host_streams = streams::declared_streams(engine, component);
     let mut scope = linker.instance(import)?;
     for (name, item) in &members {
         let ComponentItem::Resource(declared) = item else {
             continue;
         };
+        // A `wasi:io` stream the interface `use`s is the host's type, not
+        // the plugin's: named here as the host's, its handles move (see
+        // `streams`).
+        if let Some((_, host)) = host_streams.iter().find(|(d, _)| d == declared) {
+            scope.resource(name, *host, |_, _| Ok(()))?;
+            continue;
+        }
         let id = proxy_types.id_for(*declared);
         scope.resource_async(name, ResourceType::host_dynamic(id), |mut cx, slot| {
             Box::new(async move {
@@ -110,12 +120,24 @@ pub fn link_shared(
                     lent.push(to_plugin(&mut cx, param, &plugin, &mut generation)?);
                 }
                 let caller = cx.data().identity().clone();
-                let (values, generation) = plugin
+                let reply = plugin
                     .call(&caller, function, &lent, results.len(), generation)
                     .await
                     .map_err(wasmtime::Error::from_anyhow)?;
-                for ((slot, value), ty) in results.iter_mut().zip(values).zip(result_types.iter()) {
-                    *slot = to_workload(&mut cx, value, ty, &plugin, generation, &proxy_types)?;
+                let mut moved: Vec<Option<HostObject>> =
+                    reply.moved.into_iter().map(Some).collect();
+                let mut carry = Carry {
+                    plugin: &plugin,
+                    generation: reply.generation,
+                    proxy_types: &proxy_types,
+                    moved: &mut moved,
+                };
+                for ((slot, value), ty) in results
+                    .iter_mut()
+                    .zip(reply.values)
+                    .zip(result_types.iter())
+                {
+                    *slot = to_workload(&mut cx, value, ty, &mut carry)?;
                 }
                 Ok(())
             })
@@ -133,6 +155,10 @@ fn to_plugin(
 ) -> wasmtime::Result<Val> {
     let mut map = |v: &Val| to_plugin(cx, v, plugin, generation);
     Ok(match value {
+        Val::Resource(any) if streams::is_host_stream(any) => wasmtime::bail!(
+            "a wasi:io stream cannot be passed to shared plugin `{}`; compose the plugin instead",
+            plugin.name()
+        ),
         Val::Resource(any) => {
             let proxy_ref = any.try_into_resource_dynamic(&mut *cx)?;
             let slot = proxy_ref.rep();
@@ -209,19 +235,35 @@ fn boxed(
     inner.map(|v| map(v).map(Box::new)).transpose()
 }
 
+/// What turning one call's results into the workload's terms needs.
+struct Carry<'a> {
+    plugin: &'a Arc<SharedPlugin>,
+    generation: u64,
+    proxy_types: &'a [(ResourceType, u32)],
+    /// Host streams the call moved out of the plugin's Store.
+    moved: &'a mut [Option<HostObject>],
+}
+
 /// A plugin value in the workload's terms, following its declared type `ty`.
 fn to_workload(
     cx: &mut StoreContextMut<'_, InvocationState>,
     value: Val,
     ty: &Type,
-    plugin: &Arc<SharedPlugin>,
-    generation: u64,
-    proxy_types: &[(ResourceType, u32)],
+    carry: &mut Carry<'_>,
 ) -> wasmtime::Result<Val> {
-    let mut map = |v: Val, t: &Type| to_workload(cx, v, t, plugin, generation, proxy_types);
+    let plugin = carry.plugin;
+    let mut map = |v: Val, t: &Type| to_workload(cx, v, t, carry);
     Ok(match (value, ty) {
+        (Val::U32(index), Type::Own(_)) => {
+            let object = usize::try_from(index)
+                .ok()
+                .and_then(|i| carry.moved.get_mut(i))
+                .and_then(Option::take)
+                .ok_or_else(|| wasmtime::format_err!("a moved stream went missing"))?;
+            Val::Resource(object.put_in(cx)?)
+        }
         (Val::Resource(handle), Type::Own(declared)) => {
-            let Some((_, id)) = proxy_types.iter().find(|(d, _)| d == declared) else {
+            let Some((_, id)) = carry.proxy_types.iter().find(|(d, _)| d == declared) else {
                 wasmtime::bail!(
                     "plugin `{}` returned a resource of a type its interface does not declare",
                     plugin.name()
@@ -229,7 +271,7 @@ fn to_workload(
             };
             let slot = cx.data_mut().proxies.insert(Proxy {
                 plugin: plugin.clone(),
-                generation,
+                generation: carry.generation,
                 handle,
             });
             Val::Resource(ResourceDynamic::new_own(slot, *id).try_into_resource_any(&mut *cx)?)

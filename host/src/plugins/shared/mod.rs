@@ -11,6 +11,7 @@
 
 pub mod forward;
 pub mod proxy;
+pub mod streams;
 
 use crate::core_api::broker::Broker;
 use crate::core_api::subjects::SubjectGrants;
@@ -40,6 +41,17 @@ struct Reach {
     sockets: Arc<SocketAllowlist>,
     name_lookup: bool,
     subjects: Arc<SubjectGrants>,
+}
+
+/// What a plugin call returned.
+pub struct PluginReply {
+    /// The results, in the plugin's terms.
+    pub values: Vec<Val>,
+    /// The plugin instance they come from.
+    pub generation: u64,
+    /// Host streams moved out of the plugin's Store (their places in
+    /// `values` hold their indexes here).
+    pub moved: Vec<streams::HostObject>,
 }
 
 /// A live plugin instance.
@@ -180,8 +192,9 @@ impl SharedPlugin {
 
     /// Calls the function at `function` (see [`SharedPlugin::export_index`])
     /// for `caller`, with `params` already in the plugin's terms; returns the
-    /// results in the plugin's terms (resources are plugin handles) and the
-    /// generation they belong to.
+    /// results in the plugin's terms (resources are plugin handles, host
+    /// streams are moved out, see [`streams`]) and the generation they
+    /// belong to.
     pub async fn call(
         &self,
         caller: &Arc<WorkloadIdentity>,
@@ -189,7 +202,7 @@ impl SharedPlugin {
         params: &[Val],
         result_count: usize,
         generation_of_params: Option<u64>,
-    ) -> Result<(Vec<Val>, u64)> {
+    ) -> Result<PluginReply> {
         let mut slot = self.running.lock().await;
         let mut running = match slot.take() {
             Some(running) => running,
@@ -212,8 +225,13 @@ impl SharedPlugin {
         {
             Ok(()) => {
                 let generation = running.generation;
+                let moved = streams::take_out(&mut running.store, &mut results);
                 *slot = Some(running);
-                Ok((results, generation))
+                Ok(PluginReply {
+                    values: results,
+                    generation,
+                    moved: moved.map_err(anyhow::Error::from)?,
+                })
             }
             Err(e) => {
                 self.restarts.fetch_add(1, Ordering::Relaxed);

@@ -1,0 +1,108 @@
+//! `outgoing-value` and `incoming-value`: bytes crossing as `wasi:io`
+//! streams, through host pipes (`keel:core/pipe`).
+
+use crate::exports::wasi::blobstore::types::{
+    Error, GuestIncomingValue, GuestOutgoingValue, IncomingValue, IncomingValueAsyncBody,
+    IncomingValueSyncBody, OutgoingValue,
+};
+use crate::store::{self, Place};
+use keel_guest::wasip2::io::streams::{InputStream, OutputStream, StreamError};
+use std::cell::RefCell;
+
+/// A value being written: the pipe's reading end, the writing end until the
+/// workload takes it, what has arrived, and where it goes.
+pub struct Outgoing {
+    reader: InputStream,
+    writer: RefCell<Option<OutputStream>>,
+    received: RefCell<Vec<u8>>,
+    target: RefCell<Option<(Place, String)>>,
+}
+
+impl Outgoing {
+    /// Reads what the pipe holds; `true` once the writer has finished.
+    fn drain(&self) -> Result<bool, Error> {
+        let mut received = self.received.borrow_mut();
+        loop {
+            match self.reader.read(1 << 20) {
+                Ok(bytes) if bytes.is_empty() => return Ok(false),
+                Ok(bytes) => received.extend_from_slice(&bytes),
+                Err(StreamError::Closed) => return Ok(true),
+                Err(StreamError::LastOperationFailed(e)) => return Err(e.to_debug_string()),
+            }
+        }
+    }
+
+    /// `write-data`: stores what has been written so far as `name` in
+    /// `place`, and remembers the target for `finish`.
+    pub fn write_to(&self, place: Place, name: String) -> Result<(), Error> {
+        self.drain()?;
+        store::put(&place, &name, self.received.borrow().clone())?;
+        *self.target.borrow_mut() = Some((place, name));
+        Ok(())
+    }
+}
+
+impl GuestOutgoingValue for Outgoing {
+    fn new_outgoing_value() -> OutgoingValue {
+        let (writer, reader) = crate::keel::core::pipe::new_pipe();
+        OutgoingValue::new(Outgoing {
+            reader,
+            writer: RefCell::new(Some(writer)),
+            received: RefCell::new(Vec::new()),
+            target: RefCell::new(None),
+        })
+    }
+
+    fn outgoing_value_write_body(&self) -> Result<OutputStream, ()> {
+        self.writer.borrow_mut().take().ok_or(())
+    }
+
+    fn finish(this: OutgoingValue) -> Result<(), Error> {
+        let value: Outgoing = this.into_inner();
+        if !value.drain()? {
+            return Err("finish called while the value's output stream is still open".to_string());
+        }
+        match value.target.borrow_mut().take() {
+            Some((place, name)) => store::put(&place, &name, value.received.take()),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A value being read.
+pub struct Incoming {
+    bytes: Vec<u8>,
+}
+
+impl Incoming {
+    pub fn new(bytes: Vec<u8>) -> Incoming {
+        Incoming { bytes }
+    }
+}
+
+impl GuestIncomingValue for Incoming {
+    fn incoming_value_consume_sync(this: IncomingValue) -> Result<IncomingValueSyncBody, Error> {
+        Ok(this.into_inner::<Incoming>().bytes)
+    }
+
+    fn incoming_value_consume_async(this: IncomingValue) -> Result<IncomingValueAsyncBody, Error> {
+        let bytes = this.into_inner::<Incoming>().bytes;
+        let (writer, reader) = crate::keel::core::pipe::new_pipe();
+        let mut rest = bytes.as_slice();
+        while !rest.is_empty() {
+            let budget = writer.check_write().map_err(|e| format!("{e:?}"))?;
+            let n = usize::try_from(budget)
+                .unwrap_or(usize::MAX)
+                .min(rest.len())
+                .max(1);
+            writer.write(&rest[..n]).map_err(|e| format!("{e:?}"))?;
+            rest = &rest[n..];
+        }
+        drop(writer);
+        Ok(reader)
+    }
+
+    fn size(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+}

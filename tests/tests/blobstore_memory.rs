@@ -1,0 +1,53 @@
+//! The blobstore suite against the built-in in-memory plugin (shared mode,
+//! values crossing as host pipe streams).
+
+use keel_tests::keel::{WorkloadId, WorkloadSpec};
+use keel_tests::suite::Target;
+use keel_tests::{guest, start_host};
+
+/// Workloads `a.test` and `b.test` on one host.
+async fn memory() -> anyhow::Result<Target> {
+    let host = start_host(None).await?;
+    for name in ["a", "b"] {
+        let mut spec = WorkloadSpec::single(WorkloadId::new("blob", name), guest("blobstore_user"));
+        spec.http.host = Some(format!("{name}.test"));
+        host.start_workload(spec).await?;
+    }
+    let addr = host.http_addr().expect("ingress");
+    Ok(Target {
+        host,
+        addr,
+        nats: None,
+    })
+}
+
+keel_tests::blobstore_suite!(memory);
+
+/// The same plugin composed in: its state lasts one instance, but streams
+/// made by its host pipes cross between plugin and workload within it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn host_pipes_work_in_composed_mode_too() -> anyhow::Result<()> {
+    use keel_tests::keel::manifest::{LinkMode, PluginSpec};
+    let host = start_host(None).await?;
+    host.add_plugin(PluginSpec {
+        name: "blobstore-memory".into(),
+        path: None,
+        mode: LinkMode::Composed,
+        config: Default::default(),
+        grants: Default::default(),
+        scope: Default::default(),
+        origin: None,
+    })
+    .await?;
+    let mut spec = WorkloadSpec::single(WorkloadId::new("blob", "a"), guest("blobstore_user"));
+    spec.http.host = Some("a.test".into());
+    host.start_workload(spec).await?;
+    let addr = host.http_addr().expect("ingress");
+    let body: String = (0..300_000).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+    let answer =
+        keel_tests::request(addr, "POST", "a.test", "/round-trip?c=c&o=o", body.clone()).await?;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert!(answer.body == body, "{} bytes back", answer.body.len());
+    host.shutdown().await;
+    Ok(())
+}
