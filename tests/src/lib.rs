@@ -100,17 +100,32 @@ pub async fn request(
     path: &str,
     body: impl Into<Bytes>,
 ) -> Result<Answer> {
+    request_with_headers(addr, method, host, path, &[], body).await
+}
+
+/// [`request`] with extra request headers.
+pub async fn request_with_headers(
+    addr: SocketAddr,
+    method: &str,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Result<Answer> {
     let stream = tokio::net::TcpStream::connect(addr)
         .await
         .with_context(|| format!("connecting to {addr}"))?;
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
     tokio::spawn(connection);
-    let request = http::Request::builder()
+    let mut request = http::Request::builder()
         .method(method)
         .uri(path)
-        .header(http::header::HOST, host)
-        .body(Full::new(body.into()))?;
+        .header(http::header::HOST, host);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request.body(Full::new(body.into()))?;
     let response = sender.send_request(request).await?;
     let status = response.status().as_u16();
     let headers = response.headers().clone();

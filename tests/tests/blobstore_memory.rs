@@ -43,7 +43,9 @@ async fn host_pipes_work_in_composed_mode_too() -> anyhow::Result<()> {
     spec.http.host = Some("a.test".into());
     host.start_workload(spec).await?;
     let addr = host.http_addr().expect("ingress");
-    let body: String = (0..300_000).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+    let body: String = (0..300_000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
     let answer =
         keel_tests::request(addr, "POST", "a.test", "/round-trip?c=c&o=o", body.clone()).await?;
     assert_eq!(answer.status, 200, "{}", answer.body);

@@ -113,3 +113,54 @@ fn messaging_ping_pong_answers_over_request_reply() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn http_blobstore_stores_serves_ranges_and_deletes() -> anyhow::Result<()> {
+    use keel_tests::{request, request_with_headers};
+    let (_keel, addr, _cache) = run_example("http-blobstore", &[])?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let host = "localhost";
+    let text = "hello, blobs";
+    let put = runtime.block_on(request(addr, "PUT", host, "/greeting.txt", text))?;
+    assert_eq!(
+        (put.status, put.body.as_str()),
+        (200, "stored 12 bytes as greeting.txt\n")
+    );
+    let whole = runtime.block_on(get(addr, host, "/greeting.txt"))?;
+    assert_eq!((whole.status, whole.body.as_str()), (200, text));
+    let ranged = |range: &str| {
+        runtime.block_on(request_with_headers(
+            addr,
+            "GET",
+            host,
+            "/greeting.txt",
+            &[("range", range)],
+            "",
+        ))
+    };
+    for (range, body, content_range) in [
+        ("bytes=7-11", "blobs", "bytes 7-11/12"),
+        ("bytes=7-", "blobs", "bytes 7-11/12"),
+        ("bytes=-5", "blobs", "bytes 7-11/12"),
+        ("bytes=0-0", "h", "bytes 0-0/12"),
+        ("bytes=5-100", ", blobs", "bytes 5-11/12"),
+    ] {
+        let answer = ranged(range)?;
+        assert_eq!(
+            (answer.status, answer.body.as_str()),
+            (206, body),
+            "{range}"
+        );
+        assert_eq!(answer.headers["content-range"], content_range, "{range}");
+    }
+    let unsatisfiable = ranged("bytes=12-20")?;
+    assert_eq!(unsatisfiable.status, 416);
+    assert_eq!(unsatisfiable.headers["content-range"], "bytes */12");
+    let deleted = runtime.block_on(request(addr, "DELETE", host, "/greeting.txt", ""))?;
+    assert_eq!(deleted.status, 200);
+    assert_eq!(
+        runtime.block_on(get(addr, host, "/greeting.txt"))?.status,
+        404
+    );
+    Ok(())
+}
