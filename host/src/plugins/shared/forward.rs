@@ -114,16 +114,27 @@ pub fn link_shared(
             let result_types = result_types.clone();
             let proxy_types = proxy_types.clone();
             Box::new(async move {
-                let mut generation = None;
+                let mut outbound = Outbound {
+                    plugin: &plugin,
+                    generation: None,
+                    path: Vec::new(),
+                    streams: Vec::new(),
+                };
                 let mut lent = Vec::new();
-                for param in params {
-                    lent.push(to_plugin(&mut cx, param, &plugin, &mut generation)?);
+                for (i, param) in params.iter().enumerate() {
+                    outbound.path.push(i);
+                    lent.push(to_plugin(&mut cx, param, &mut outbound)?);
+                    outbound.path.pop();
                 }
+                let (generation, streams) = (outbound.generation, outbound.streams);
                 let caller = cx.data().identity().clone();
                 let reply = plugin
-                    .call(&caller, function, &lent, results.len(), generation)
+                    .call(&caller, function, lent, streams, results.len(), generation)
                     .await
                     .map_err(wasmtime::Error::from_anyhow)?;
+                for (rep, stream) in reply.returned {
+                    stream.return_to(&mut cx, rep)?;
+                }
                 let mut moved: Vec<Option<HostObject>> =
                     reply.moved.into_iter().map(Some).collect();
                 let mut carry = Carry {
@@ -146,19 +157,40 @@ pub fn link_shared(
     Ok(())
 }
 
+/// What turning one call's parameters into the plugin's terms gathers.
+struct Outbound<'a> {
+    plugin: &'a Arc<SharedPlugin>,
+    /// The plugin instance the parameters' handles belong to.
+    generation: Option<u64>,
+    /// Where the walk is (see [`streams::Incoming::path`]).
+    path: Vec<usize>,
+    /// Host streams taken out of the workload's table.
+    streams: Vec<streams::Incoming>,
+}
+
 /// A workload value in the plugin's terms.
 fn to_plugin(
     cx: &mut StoreContextMut<'_, InvocationState>,
     value: &Val,
-    plugin: &Arc<SharedPlugin>,
-    generation: &mut Option<u64>,
+    out: &mut Outbound<'_>,
 ) -> wasmtime::Result<Val> {
-    let mut map = |v: &Val| to_plugin(cx, v, plugin, generation);
+    let plugin = out.plugin;
+    let nested = |cx: &mut StoreContextMut<'_, InvocationState>,
+                  i: usize,
+                  v: &Val,
+                  out: &mut Outbound<'_>| {
+        out.path.push(i);
+        let mapped = to_plugin(cx, v, out);
+        out.path.pop();
+        mapped
+    };
     Ok(match value {
-        Val::Resource(any) if streams::is_host_stream(any) => wasmtime::bail!(
-            "a wasi:io stream cannot be passed to shared plugin `{}`; compose the plugin instead",
-            plugin.name()
-        ),
+        Val::Resource(any) if streams::is_host_stream(any) => {
+            let incoming = streams::take_param(cx, any, out.path.clone())?;
+            out.streams.push(incoming);
+            // Replaced with the stream's handle in the plugin's Store.
+            Val::Bool(false)
+        }
         Val::Resource(any) => {
             let proxy_ref = any.try_into_resource_dynamic(&mut *cx)?;
             let slot = proxy_ref.rep();
@@ -177,50 +209,53 @@ fn to_plugin(
                     plugin.name()
                 );
             }
-            match generation {
-                Some(g) if *g != proxy.generation => {
+            match out.generation {
+                Some(g) if g != proxy.generation => {
                     wasmtime::bail!("handles from two lives of plugin `{}`", plugin.name())
                 }
-                _ => *generation = Some(proxy.generation),
+                _ => out.generation = Some(proxy.generation),
             }
             Val::Resource(proxy.handle)
         }
-        Val::List(items) => Val::List(
-            items
+        Val::List(items) | Val::FixedLengthList(items) | Val::Tuple(items) => {
+            let mapped = items
                 .iter()
-                .map(&mut map)
-                .collect::<wasmtime::Result<_>>()?,
-        ),
-        Val::FixedLengthList(items) => Val::FixedLengthList(
-            items
-                .iter()
-                .map(&mut map)
-                .collect::<wasmtime::Result<_>>()?,
-        ),
-        Val::Tuple(items) => Val::Tuple(
-            items
-                .iter()
-                .map(&mut map)
-                .collect::<wasmtime::Result<_>>()?,
-        ),
+                .enumerate()
+                .map(|(i, v)| nested(cx, i, v, out))
+                .collect::<wasmtime::Result<Vec<_>>>()?;
+            match value {
+                Val::List(_) => Val::List(mapped),
+                Val::FixedLengthList(_) => Val::FixedLengthList(mapped),
+                _ => Val::Tuple(mapped),
+            }
+        }
         Val::Record(fields) => Val::Record(
             fields
                 .iter()
-                .map(|(n, v)| Ok((n.clone(), map(v)?)))
+                .enumerate()
+                .map(|(i, (n, v))| Ok((n.clone(), nested(cx, i, v, out)?)))
                 .collect::<wasmtime::Result<_>>()?,
         ),
-        Val::Variant(case, payload) => {
-            Val::Variant(case.clone(), boxed(payload.as_deref(), &mut map)?)
+        Val::Variant(case, payload) => Val::Variant(
+            case.clone(),
+            boxed(payload.as_deref(), |v| nested(cx, 0, v, out))?,
+        ),
+        Val::Option(inner) => Val::Option(boxed(inner.as_deref(), |v| nested(cx, 0, v, out))?),
+        Val::Result(Ok(inner)) => {
+            Val::Result(Ok(boxed(inner.as_deref(), |v| nested(cx, 0, v, out))?))
         }
-        Val::Option(inner) => Val::Option(boxed(inner.as_deref(), &mut map)?),
-        Val::Result(Ok(inner)) => Val::Result(Ok(boxed(inner.as_deref(), &mut map)?)),
-        Val::Result(Err(inner)) => Val::Result(Err(boxed(inner.as_deref(), &mut map)?)),
-        Val::Map(pairs) => Val::Map(
-            pairs
+        Val::Result(Err(inner)) => {
+            Val::Result(Err(boxed(inner.as_deref(), |v| nested(cx, 0, v, out))?))
+        }
+        Val::Map(pairs) => {
+            if pairs
                 .iter()
-                .map(|(k, v)| Ok((map(k)?, map(v)?)))
-                .collect::<wasmtime::Result<_>>()?,
-        ),
+                .any(|(k, v)| has_resource(k) || has_resource(v))
+            {
+                wasmtime::bail!("resources inside a map cannot cross to a shared plugin");
+            }
+            value.clone()
+        }
         Val::Future(_) | Val::Stream(_) | Val::ErrorContext(_) => {
             wasmtime::bail!("component-model async values cannot cross to a shared plugin")
         }
@@ -228,9 +263,28 @@ fn to_plugin(
     })
 }
 
+/// Whether `value` holds a resource anywhere.
+fn has_resource(value: &Val) -> bool {
+    match value {
+        Val::Resource(_) => true,
+        Val::List(items) | Val::FixedLengthList(items) | Val::Tuple(items) => {
+            items.iter().any(has_resource)
+        }
+        Val::Record(fields) => fields.iter().any(|(_, v)| has_resource(v)),
+        Val::Variant(_, Some(inner))
+        | Val::Option(Some(inner))
+        | Val::Result(Ok(Some(inner)))
+        | Val::Result(Err(Some(inner))) => has_resource(inner),
+        Val::Map(pairs) => pairs
+            .iter()
+            .any(|(k, v)| has_resource(k) || has_resource(v)),
+        _ => false,
+    }
+}
+
 fn boxed(
     inner: Option<&Val>,
-    map: &mut impl FnMut(&Val) -> wasmtime::Result<Val>,
+    mut map: impl FnMut(&Val) -> wasmtime::Result<Val>,
 ) -> wasmtime::Result<Option<Box<Val>>> {
     inner.map(|v| map(v).map(Box::new)).transpose()
 }

@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex};
 use wasmtime::component::{
     Component, ComponentExportIndex, Func, Instance, InstancePre, ResourceAny, Val,
 };
-use wasmtime::{Store, UpdateDeadline};
+use wasmtime::{AsContextMut, Store, UpdateDeadline};
 use wasmtime_wasi::WasiCtx;
 
 /// Linear memory a shared plugin instance may hold.
@@ -52,6 +52,9 @@ pub struct PluginReply {
     /// Host streams moved out of the plugin's Store (their places in
     /// `values` hold their indexes here).
     pub moved: Vec<streams::HostObject>,
+    /// Streams the workload lent for the call, with the workload's table
+    /// entries they return to.
+    pub returned: Vec<(u32, streams::HostObject)>,
 }
 
 /// A live plugin instance.
@@ -191,15 +194,17 @@ impl SharedPlugin {
     }
 
     /// Calls the function at `function` (see [`SharedPlugin::export_index`])
-    /// for `caller`, with `params` already in the plugin's terms; returns the
-    /// results in the plugin's terms (resources are plugin handles, host
-    /// streams are moved out, see [`streams`]) and the generation they
-    /// belong to.
+    /// for `caller`, with `params` already in the plugin's terms except for
+    /// the workload's streams in `incoming`, which go into the plugin's Store
+    /// first. Returns the results in the plugin's terms (resources are plugin
+    /// handles, host streams are moved out, see [`streams`]), the generation
+    /// they belong to, and the streams that were lent.
     pub async fn call(
         &self,
         caller: &Arc<WorkloadIdentity>,
         function: ComponentExportIndex,
-        params: &[Val],
+        mut params: Vec<Val>,
+        incoming: Vec<streams::Incoming>,
         result_count: usize,
         generation_of_params: Option<u64>,
     ) -> Result<PluginReply> {
@@ -217,20 +222,45 @@ impl SharedPlugin {
         }
         self.drop_released(&mut running).await;
         running.store.data_mut().set_identity(caller);
+        let mut lent = Vec::new();
+        for stream in incoming {
+            let handle = stream.object.put_in(&mut running.store.as_context_mut());
+            let placed = handle.map_err(anyhow::Error::from).and_then(|handle| {
+                if let Some(rep) = stream.lent_from {
+                    lent.push((rep, handle));
+                }
+                let at = streams::at_path(&mut params, &stream.path)
+                    .context("a stream parameter lost its place")?;
+                *at = Val::Resource(handle);
+                Ok(())
+            });
+            if let Err(e) = placed {
+                *slot = Some(running);
+                return Err(e);
+            }
+        }
         let func = running.func(function)?;
         let mut results = vec![Val::Bool(false); result_count];
         match func
-            .call_async(&mut running.store, params, &mut results)
+            .call_async(&mut running.store, &params, &mut results)
             .await
         {
             Ok(()) => {
                 let generation = running.generation;
-                let moved = streams::take_out(&mut running.store, &mut results);
+                let mut returned = Vec::new();
+                let mut store = running.store.as_context_mut();
+                let moved = streams::take_out(&mut store, &mut results).and_then(|moved| {
+                    for (rep, handle) in lent {
+                        returned.push((rep, streams::take_back(&mut store, handle)?));
+                    }
+                    Ok(moved)
+                });
                 *slot = Some(running);
                 Ok(PluginReply {
                     values: results,
                     generation,
                     moved: moved.map_err(anyhow::Error::from)?,
+                    returned,
                 })
             }
             Err(e) => {

@@ -1,20 +1,28 @@
-//! Host streams crossing from a shared plugin's Store to a workload's.
+//! Host streams crossing between a workload's Store and a shared plugin's.
 //!
-//! A `wasi:io` stream a plugin returns (one end of a [`keel:core/pipe`](crate::core_api::pipe),
-//! say) is a host object in the plugin Store's resource table; the
-//! workload's handle must name an entry in *its* table. Since the object is
-//! the host's, moving it is enough: [`take_out`] removes it from the
-//! plugin's table while the plugin's Store is at hand (leaving a
-//! placeholder), and the forwarder puts it into the workload's table where
-//! the function's declared result type says a resource goes
-//! ([`HostObject::put_in`]). Any interface that returns streams works this
-//! way, the built-in ones and those a platform team invents.
+//! A `wasi:io` stream is a host object in one Store's resource table, and a
+//! guest's handle names an entry in *its* Store's table. Since the object is
+//! the host's, moving it between tables is enough:
+//!
+//! - **results**: [`take_out`] removes each stream a plugin returns from
+//!   the plugin's table while the plugin's Store is at hand (leaving a
+//!   placeholder), and the forwarder puts it into the workload's table
+//!   where the function's declared result type says a resource goes
+//!   ([`HostObject::put_in`]);
+//! - **parameters**: an owned stream moves into the plugin's table for good
+//!   ([`Incoming`]); a borrowed one is lent for the call — the workload's
+//!   entry holds a closed stream meanwhile — and comes back after it.
+//!
+//! Any interface that passes streams works this way in shared mode, the
+//! built-in ones and those a platform team invents.
 
 use crate::workload::InvocationState;
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Resource, ResourceAny, ResourceType, Val};
 use wasmtime::{AsContextMut, Engine, StoreContextMut};
-use wasmtime_wasi::p2::{DynInputStream, DynOutputStream};
+use wasmtime_wasi::p2::{
+    DynInputStream, DynOutputStream, InputStream, OutputStream, Pollable, StreamError, StreamResult,
+};
 
 /// A host object moved out of one Store's table.
 pub enum HostObject {
@@ -107,7 +115,139 @@ fn take_from(
     Ok(())
 }
 
+/// A workload's stream on its way into a shared plugin's Store for one call.
+pub struct Incoming {
+    /// Where it goes in the call's parameters: the parameter's index, then
+    /// the index of each nested value (list item, field, payload = 0).
+    pub path: Vec<usize>,
+    /// The stream.
+    pub object: HostObject,
+    /// For a borrowed stream, the workload's table entry it returns to.
+    pub lent_from: Option<u32>,
+}
+
+/// Takes the stream `handle` names out of the workload's table: all of it
+/// for an owned handle; for a borrow, lent (a closed stream stands in).
+pub fn take_param(
+    store: &mut StoreContextMut<'_, InvocationState>,
+    handle: &ResourceAny,
+    path: Vec<usize>,
+) -> wasmtime::Result<Incoming> {
+    let input = handle.ty() == ResourceType::host::<DynInputStream>();
+    let owned = handle.owned();
+    let (object, rep) = if input {
+        let stream: Resource<DynInputStream> = handle.try_into_resource(&mut *store)?;
+        let rep = stream.rep();
+        let table = store.data_mut().table_mut();
+        let object = if owned {
+            table.delete(stream)?
+        } else {
+            std::mem::replace(table.get_mut(&stream)?, Box::new(Closed))
+        };
+        (HostObject::Input(object), rep)
+    } else {
+        let stream: Resource<DynOutputStream> = handle.try_into_resource(&mut *store)?;
+        let rep = stream.rep();
+        let table = store.data_mut().table_mut();
+        let object = if owned {
+            table.delete(stream)?
+        } else {
+            std::mem::replace(table.get_mut(&stream)?, Box::new(Closed))
+        };
+        (HostObject::Output(object), rep)
+    };
+    Ok(Incoming {
+        path,
+        object,
+        lent_from: (!owned).then_some(rep),
+    })
+}
+
+/// Takes the stream `handle` (in the plugin's Store) back out of its table.
+pub fn take_back(
+    store: &mut StoreContextMut<'_, InvocationState>,
+    handle: ResourceAny,
+) -> wasmtime::Result<HostObject> {
+    if handle.ty() == ResourceType::host::<DynInputStream>() {
+        let stream: Resource<DynInputStream> = handle.try_into_resource(&mut *store)?;
+        Ok(HostObject::Input(
+            store.data_mut().table_mut().delete(stream)?,
+        ))
+    } else {
+        let stream: Resource<DynOutputStream> = handle.try_into_resource(&mut *store)?;
+        Ok(HostObject::Output(
+            store.data_mut().table_mut().delete(stream)?,
+        ))
+    }
+}
+
+/// The value at `path` in `values` (see [`Incoming::path`]).
+pub fn at_path<'a>(values: &'a mut [Val], path: &[usize]) -> Option<&'a mut Val> {
+    let (first, rest) = path.split_first()?;
+    let mut value = values.get_mut(*first)?;
+    for index in rest {
+        value = match value {
+            Val::List(items) | Val::FixedLengthList(items) | Val::Tuple(items) => {
+                items.get_mut(*index)?
+            }
+            Val::Record(fields) => &mut fields.get_mut(*index)?.1,
+            Val::Variant(_, Some(inner))
+            | Val::Option(Some(inner))
+            | Val::Result(Ok(Some(inner)))
+            | Val::Result(Err(Some(inner))) => inner,
+            _ => return None,
+        };
+    }
+    Some(value)
+}
+
+/// What a workload's table holds while its stream is lent to a plugin.
+struct Closed;
+
+impl InputStream for Closed {
+    fn read(&mut self, _size: usize) -> StreamResult<bytes::Bytes> {
+        Err(StreamError::Closed)
+    }
+}
+
+impl OutputStream for Closed {
+    fn write(&mut self, _bytes: bytes::Bytes) -> StreamResult<()> {
+        Err(StreamError::Closed)
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Err(StreamError::Closed)
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Err(StreamError::Closed)
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for Closed {
+    async fn ready(&mut self) {}
+}
+
 impl HostObject {
+    /// Gives a lent stream back to the workload's table entry `rep`.
+    pub fn return_to(
+        self,
+        store: &mut StoreContextMut<'_, InvocationState>,
+        rep: u32,
+    ) -> wasmtime::Result<()> {
+        let table = store.data_mut().table_mut();
+        match self {
+            HostObject::Input(stream) => {
+                *table.get_mut(&Resource::<DynInputStream>::new_borrow(rep))? = stream;
+            }
+            HostObject::Output(stream) => {
+                *table.get_mut(&Resource::<DynOutputStream>::new_borrow(rep))? = stream;
+            }
+        }
+        Ok(())
+    }
+
     /// Puts the object into `store`'s table: the workload's handle to it.
     pub fn put_in(
         self,
