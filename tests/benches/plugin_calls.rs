@@ -130,16 +130,8 @@ async fn keel_host(mode: LinkMode) -> anyhow::Result<Host> {
         .engine_options(EngineOptions::default())
         .start()
         .await?;
-    host.add_plugin(PluginSpec {
-        name: "tally".into(),
-        path: Some(guest("tally_plugin")),
-        mode,
-        config: Default::default(),
-        grants: Default::default(),
-        scope: Default::default(),
-        origin: None,
-    })
-    .await?;
+    host.add_plugin(PluginSpec::new("tally", Some(guest("tally_plugin")), mode))
+        .await?;
     host.start_workload(WorkloadSpec::single(
         WorkloadId::new("bench", "user"),
         guest("tally_user"),

@@ -17,16 +17,8 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async {
         let host = Host::builder().http_listen("127.0.0.1:0".parse()?).start().await?;
-        host.add_plugin(PluginSpec {
-            name: "tally".into(),
-            path: Some(guest("tally_plugin")),
-            mode: LinkMode::Shared,
-            config: Default::default(),
-            grants: Default::default(),
-            scope: Default::default(),
-            origin: None,
-        })
-        .await?;
+        host.add_plugin(PluginSpec::new("tally", Some(guest("tally_plugin")), LinkMode::Shared))
+            .await?;
         host.start_workload(WorkloadSpec::single(WorkloadId::new("soak", "user"), guest("tally_user"))).await?;
         let addr = host.http_addr().expect("ingress");
         let started = Instant::now();

@@ -3,9 +3,9 @@
 //! workloads, `a.test` and `b.test`, and some backend behind them.
 
 use crate::{Answer, get, request};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use bytes::Bytes;
-use keel::Host;
+use keel::{Host, WorkloadId, WorkloadSpec};
 use std::net::SocketAddr;
 
 /// A host running workloads `a.test` and `b.test` with some backend.
@@ -19,6 +19,25 @@ pub struct Target {
 }
 
 impl Target {
+    /// Starts workloads `a` and `b` of `namespace` on `host`, both running
+    /// guest `file` and routed as `a.test` and `b.test`; `nats` is the server
+    /// behind the host, if any.
+    pub async fn start(
+        host: Host,
+        namespace: &str,
+        file: &str,
+        nats: Option<crate::nats::NatsServer>,
+    ) -> Result<Target> {
+        for name in ["a", "b"] {
+            let mut spec =
+                WorkloadSpec::single(WorkloadId::new(namespace, name), crate::guest(file));
+            spec.http.host = Some(format!("{name}.test"));
+            host.start_workload(spec).await?;
+        }
+        let addr = host.http_addr().context("the host has no HTTP ingress")?;
+        Ok(Target { host, addr, nats })
+    }
+
     /// `method path` on workload `who` (`a` or `b`).
     pub async fn call(
         &self,

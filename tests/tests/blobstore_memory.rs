@@ -7,18 +7,7 @@ use keel_tests::{guest, start_host};
 
 /// Workloads `a.test` and `b.test` on one host.
 async fn memory() -> anyhow::Result<Target> {
-    let host = start_host(None).await?;
-    for name in ["a", "b"] {
-        let mut spec = WorkloadSpec::single(WorkloadId::new("blob", name), guest("blobstore_user"));
-        spec.http.host = Some(format!("{name}.test"));
-        host.start_workload(spec).await?;
-    }
-    let addr = host.http_addr().expect("ingress");
-    Ok(Target {
-        host,
-        addr,
-        nats: None,
-    })
+    Target::start(start_host(None).await?, "blob", "blobstore_user", None).await
 }
 
 keel_tests::blobstore_suite!(memory);
@@ -29,15 +18,11 @@ keel_tests::blobstore_suite!(memory);
 async fn host_pipes_work_in_composed_mode_too() -> anyhow::Result<()> {
     use keel_tests::keel::manifest::{LinkMode, PluginSpec};
     let host = start_host(None).await?;
-    host.add_plugin(PluginSpec {
-        name: "blobstore-memory".into(),
-        path: None,
-        mode: LinkMode::Composed,
-        config: Default::default(),
-        grants: Default::default(),
-        scope: Default::default(),
-        origin: None,
-    })
+    host.add_plugin(PluginSpec::new(
+        "blobstore-memory",
+        None,
+        LinkMode::Composed,
+    ))
     .await?;
     let mut spec = WorkloadSpec::single(WorkloadId::new("blob", "a"), guest("blobstore_user"));
     spec.http.host = Some("a.test".into());

@@ -1,8 +1,7 @@
 //! The keyvalue suite against the built-in in-memory plugin (shared mode).
 
-use keel_tests::keel::{WorkloadId, WorkloadSpec};
 use keel_tests::keyvalue_suite::Target;
-use keel_tests::{guest, start_host};
+use keel_tests::start_host;
 
 async fn memory() -> anyhow::Result<Target> {
     memory_with(None).await
@@ -17,17 +16,7 @@ async fn memory_with(
     if let Some(plugin) = plugin {
         host.add_plugin(plugin).await?;
     }
-    for name in ["a", "b"] {
-        let mut spec = WorkloadSpec::single(WorkloadId::new("kv", name), guest("keyvalue_user"));
-        spec.http.host = Some(format!("{name}.test"));
-        host.start_workload(spec).await?;
-    }
-    let addr = host.http_addr().expect("ingress");
-    Ok(Target {
-        host,
-        addr,
-        nats: None,
-    })
+    Target::start(host, "kv", "keyvalue_user", None).await
 }
 
 keel_tests::keyvalue_suite!(memory);
@@ -39,13 +28,8 @@ async fn buckets_named_shared_are_seen_by_every_workload() -> anyhow::Result<()>
     use keel_tests::keel::manifest::{LinkMode, PluginSpec};
     use keel_tests::{get, request};
     let Target { host, addr, .. } = memory_with(Some(PluginSpec {
-        name: "keyvalue-memory".into(),
-        path: None,
-        mode: LinkMode::Shared,
         config: [("shared_buckets".to_string(), "orders, sessions".to_string())].into(),
-        grants: Default::default(),
-        scope: Default::default(),
-        origin: None,
+        ..PluginSpec::new("keyvalue-memory", None, LinkMode::Shared)
     }))
     .await?;
     request(addr, "PUT", "a.test", "/set?bucket=orders&key=o1", "from a").await?;
@@ -78,13 +62,9 @@ async fn a_plugin_scoped_per_workload_keeps_one_instance_each() -> anyhow::Resul
     use keel_tests::keel::manifest::{LinkMode, PluginSpec, SharedScope};
     use keel_tests::{get, request};
     let Target { host, addr, .. } = memory_with(Some(PluginSpec {
-        name: "keyvalue-memory".into(),
-        path: None,
-        mode: LinkMode::Shared,
         config: [("shared_buckets".to_string(), "orders".to_string())].into(),
-        grants: Default::default(),
         scope: SharedScope::Workload,
-        origin: None,
+        ..PluginSpec::new("keyvalue-memory", None, LinkMode::Shared)
     }))
     .await?;
     request(addr, "PUT", "a.test", "/set?bucket=orders&key=o1", "from a").await?;

@@ -4,10 +4,9 @@
 //! the plugin's subject grants.
 
 use keel_tests::keel::manifest::{LinkMode, PluginSpec};
-use keel_tests::keel::{WorkloadId, WorkloadSpec};
 use keel_tests::keyvalue_suite::Target;
 use keel_tests::nats::{NatsServer, host_on};
-use keel_tests::{get, guest, request};
+use keel_tests::{get, request};
 
 /// Workloads `a.test` and `b.test` (namespace `kv`) on a host whose broker
 /// is a fresh server, with the built-in plugin configured by `plugin`.
@@ -17,17 +16,7 @@ async fn nats_with(plugin: Option<PluginSpec>) -> anyhow::Result<Target> {
     if let Some(plugin) = plugin {
         host.add_plugin(plugin).await?;
     }
-    for name in ["a", "b"] {
-        let mut spec = WorkloadSpec::single(WorkloadId::new("kv", name), guest("keyvalue_user"));
-        spec.http.host = Some(format!("{name}.test"));
-        host.start_workload(spec).await?;
-    }
-    let addr = host.http_addr().expect("ingress");
-    Ok(Target {
-        host,
-        addr,
-        nats: Some(server),
-    })
+    Target::start(host, "kv", "keyvalue_user", Some(server)).await
 }
 
 async fn nats() -> anyhow::Result<Target> {
@@ -37,18 +26,11 @@ async fn nats() -> anyhow::Result<Target> {
 keel_tests::keyvalue_suite!(nats);
 
 fn keyvalue_nats(config: &[(&str, &str)], subjects: &[&str]) -> PluginSpec {
-    let mut spec = PluginSpec {
-        name: "keyvalue-nats".into(),
-        path: None,
-        mode: LinkMode::Composed,
-        config: config
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        grants: Default::default(),
-        scope: Default::default(),
-        origin: None,
-    };
+    let mut spec = PluginSpec::new("keyvalue-nats", None, LinkMode::Composed);
+    spec.config = config
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     spec.grants.subjects = subjects.iter().map(|s| s.to_string()).collect();
     spec
 }

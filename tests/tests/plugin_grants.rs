@@ -8,13 +8,8 @@ use std::net::SocketAddr;
 
 fn fetcher(mode: LinkMode, grants: PluginGrants) -> PluginSpec {
     PluginSpec {
-        name: "fetcher".into(),
-        path: Some(guest("fetch_plugin")),
-        mode,
-        config: Default::default(),
         grants,
-        scope: Default::default(),
-        origin: None,
+        ..PluginSpec::new("fetcher", Some(guest("fetch_plugin")), mode)
     }
 }
 

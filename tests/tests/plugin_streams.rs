@@ -8,15 +8,11 @@ use keel_tests::{guest, request, start_host};
 
 async fn lend_and_give(mode: LinkMode) -> anyhow::Result<()> {
     let host = start_host(None).await?;
-    host.add_plugin(PluginSpec {
-        name: "reader".into(),
-        path: Some(guest("stream_plugin")),
+    host.add_plugin(PluginSpec::new(
+        "reader",
+        Some(guest("stream_plugin")),
         mode,
-        config: Default::default(),
-        grants: Default::default(),
-        scope: Default::default(),
-        origin: None,
-    })
+    ))
     .await?;
     let mut spec = WorkloadSpec::single(WorkloadId::new("s", "user"), guest("stream_user"));
     spec.http.host = Some("s.test".into());

@@ -5,19 +5,10 @@
 use keel_tests::keel::manifest::{LinkMode, PluginSpec};
 use keel_tests::keel::{CacheStats, Host, WorkloadId, WorkloadSpec};
 use keel_tests::{get, guest, request, start_host};
-use std::collections::BTreeMap;
 use std::path::Path;
 
 fn plugin(name: &str, file: &str, mode: LinkMode) -> PluginSpec {
-    PluginSpec {
-        name: name.into(),
-        path: Some(guest(file)),
-        mode,
-        config: BTreeMap::new(),
-        grants: Default::default(),
-        scope: Default::default(),
-        origin: None,
-    }
+    PluginSpec::new(name, Some(guest(file)), mode)
 }
 
 fn tally_user(name: &str) -> WorkloadSpec {

@@ -4,19 +4,10 @@
 use keel_tests::keel::manifest::{LinkMode, PluginSpec};
 use keel_tests::keel::{Host, WorkloadId, WorkloadSpec};
 use keel_tests::{get, guest, start_host};
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 fn tally(mode: LinkMode) -> PluginSpec {
-    PluginSpec {
-        name: "tally".into(),
-        path: Some(guest("tally_plugin")),
-        mode,
-        config: BTreeMap::new(),
-        grants: Default::default(),
-        scope: Default::default(),
-        origin: None,
-    }
+    PluginSpec::new("tally", Some(guest("tally_plugin")), mode)
 }
 
 fn user(name: &str, host: &str) -> WorkloadSpec {

@@ -143,6 +143,29 @@ pub struct PluginSpec {
     pub origin: Option<Location>,
 }
 
+impl PluginSpec {
+    /// Plugin `name` from `path` (`None`: the built-in of that name), linked
+    /// in `mode`, with no config, no grants and the default scope: the
+    /// library API's way to declare one, fields set afterwards as needed.
+    ///
+    /// ```
+    /// use keel::manifest::{LinkMode, PluginSpec};
+    /// let mut plugin = PluginSpec::new("keyvalue-memory", None, LinkMode::Shared);
+    /// plugin.config.insert("shared_buckets".into(), "orders".into());
+    /// ```
+    pub fn new(name: impl Into<String>, path: Option<PathBuf>, mode: LinkMode) -> PluginSpec {
+        PluginSpec {
+            name: name.into(),
+            path,
+            mode,
+            config: BTreeMap::new(),
+            grants: PluginGrants::default(),
+            scope: SharedScope::default(),
+            origin: None,
+        }
+    }
+}
+
 /// How many instances of a shared plugin there are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -96,13 +96,8 @@ impl PluginSet {
                 continue;
             };
             let spec = PluginSpec {
-                name: name.to_string(),
-                path: None,
-                mode,
-                config: BTreeMap::new(),
                 grants: builtin::default_grants(name),
-                scope: Default::default(),
-                origin: None,
+                ..PluginSpec::new(name, None, mode)
             };
             set.register(spec, bytes.to_vec(), true)?;
         }
