@@ -175,7 +175,7 @@ impl Broker {
 
 /// Refuses what the server would answer by closing the connection every
 /// plugin shares.
-fn check_size(client: &async_nats::Client, size: usize) -> Result<(), BrokerError> {
+pub(crate) fn check_size(client: &async_nats::Client, size: usize) -> Result<(), BrokerError> {
     let max = client.server_info().max_payload;
     if max > 0 && size > max {
         return Err(BrokerError::TooLarge { size, max });

@@ -4,7 +4,7 @@
 //! [`SubjectGrants`]; status lines (`404`, `408`, …) and reply subjects reach
 //! the guest unchanged, since JetStream clients need both.
 
-use super::broker::Broker;
+use super::broker::{Broker, check_size};
 use super::subjects::{SubjectGrants, new_inbox};
 use crate::plugins::identity::bindings::keel::core::nats::{Error, Header, Message};
 use crate::workload::InvocationState;
@@ -48,7 +48,6 @@ impl Caller<'_> {
     /// Refuses what the server would answer by closing the connection every
     /// plugin shares.
     fn check_size(&self, headers: &[Header], body: &[u8]) -> Result<(), Error> {
-        let max = self.client()?.server_info().max_payload;
         // `NATS/1.0\r\n`, `name: value\r\n` each, and the closing `\r\n`.
         let header_bytes: usize = headers.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
         let size = body.len()
@@ -57,12 +56,7 @@ impl Caller<'_> {
             } else {
                 header_bytes + 14
             };
-        if max > 0 && size > max {
-            return Err(Error::TooLarge(format!(
-                "{size} bytes is more than the server's max_payload of {max}"
-            )));
-        }
-        Ok(())
+        check_size(self.client()?, size).map_err(|e| Error::TooLarge(e.to_string()))
     }
 }
 

@@ -44,10 +44,10 @@ impl SubjectGrants {
     /// or a subscription pattern, which must fit inside one grant).
     pub fn allows(&self, namespace: &str, subject: &str) -> bool {
         let tokens: Vec<&str> = subject.split('.').collect();
-        if inbox_of(namespace, &tokens) {
+        let namespace = keel_names::token(namespace);
+        if inbox_of(&namespace, &tokens) {
             return true;
         }
-        let namespace = keel_names::token(namespace);
         self.patterns
             .iter()
             .any(|pattern| covers(pattern, &tokens, &namespace))
@@ -66,11 +66,12 @@ pub fn new_inbox(namespace: &str) -> String {
     format!("{INBOX_ROOT}.{}.{id}", keel_names::token(namespace))
 }
 
-/// Whether `tokens` is one of `namespace`'s inboxes (no wildcards).
+/// Whether `tokens` is one of the inboxes of the namespace whose token is
+/// `namespace` (no wildcards).
 fn inbox_of(namespace: &str, tokens: &[&str]) -> bool {
     match tokens {
         ["_INBOX", "keel", ns, id] => {
-            *ns == keel_names::token(namespace) && !id.is_empty() && !id.contains(['*', '>'])
+            *ns == namespace && !id.is_empty() && !id.contains(['*', '>'])
         }
         _ => false,
     }
@@ -110,7 +111,11 @@ fn covers(pattern: &[String], subject: &[&str], namespace: &str) -> bool {
         if *token == ">" {
             return false;
         }
-        let grant = grant.replace("{namespace}", namespace);
+        let grant = if grant.contains('{') {
+            std::borrow::Cow::Owned(grant.replace("{namespace}", namespace))
+        } else {
+            std::borrow::Cow::Borrowed(grant.as_str())
+        };
         if grant == "*" {
             // A subscription's `*` is one token: covered.
         } else if *token == "*" || !glob(&grant, token) {
