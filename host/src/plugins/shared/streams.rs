@@ -86,13 +86,7 @@ fn take_from(
 ) -> wasmtime::Result<()> {
     match value {
         Val::Resource(handle) if is_host_stream(handle) => {
-            let object = if handle.ty() == ResourceType::host::<DynInputStream>() {
-                let stream: Resource<DynInputStream> = handle.try_into_resource(&mut *store)?;
-                HostObject::Input(store.data_mut().table_mut().delete(stream)?)
-            } else {
-                let stream: Resource<DynOutputStream> = handle.try_into_resource(&mut *store)?;
-                HostObject::Output(store.data_mut().table_mut().delete(stream)?)
-            };
+            let (object, _) = take(store, handle, Taking::Whole)?;
             *value = Val::U32(u32::try_from(moved.len())?);
             moved.push(object);
         }
@@ -133,29 +127,9 @@ pub fn take_param(
     handle: &ResourceAny,
     path: Vec<usize>,
 ) -> wasmtime::Result<Incoming> {
-    let input = handle.ty() == ResourceType::host::<DynInputStream>();
     let owned = handle.owned();
-    let (object, rep) = if input {
-        let stream: Resource<DynInputStream> = handle.try_into_resource(&mut *store)?;
-        let rep = stream.rep();
-        let table = store.data_mut().table_mut();
-        let object = if owned {
-            table.delete(stream)?
-        } else {
-            std::mem::replace(table.get_mut(&stream)?, Box::new(Closed))
-        };
-        (HostObject::Input(object), rep)
-    } else {
-        let stream: Resource<DynOutputStream> = handle.try_into_resource(&mut *store)?;
-        let rep = stream.rep();
-        let table = store.data_mut().table_mut();
-        let object = if owned {
-            table.delete(stream)?
-        } else {
-            std::mem::replace(table.get_mut(&stream)?, Box::new(Closed))
-        };
-        (HostObject::Output(object), rep)
-    };
+    let how = if owned { Taking::Whole } else { Taking::Lent };
+    let (object, rep) = take(store, handle, how)?;
     Ok(Incoming {
         path,
         object,
@@ -168,17 +142,63 @@ pub fn take_back(
     store: &mut StoreContextMut<'_, InvocationState>,
     handle: ResourceAny,
 ) -> wasmtime::Result<HostObject> {
+    take(store, &handle, Taking::Whole).map(|(object, _)| object)
+}
+
+/// How a stream leaves its table.
+#[derive(Clone, Copy)]
+enum Taking {
+    /// The entry goes with it.
+    Whole,
+    /// The entry stays, holding a closed stream until the stream comes back.
+    Lent,
+}
+
+/// Takes the host stream `handle` names out of `store`'s table; returns it
+/// and the table entry it was in.
+fn take(
+    store: &mut StoreContextMut<'_, InvocationState>,
+    handle: &ResourceAny,
+    how: Taking,
+) -> wasmtime::Result<(HostObject, u32)> {
     if handle.ty() == ResourceType::host::<DynInputStream>() {
-        let stream: Resource<DynInputStream> = handle.try_into_resource(&mut *store)?;
-        Ok(HostObject::Input(
-            store.data_mut().table_mut().delete(stream)?,
-        ))
+        take_typed::<DynInputStream>(store, handle, how).map(|(s, rep)| (HostObject::Input(s), rep))
     } else {
-        let stream: Resource<DynOutputStream> = handle.try_into_resource(&mut *store)?;
-        Ok(HostObject::Output(
-            store.data_mut().table_mut().delete(stream)?,
-        ))
+        take_typed::<DynOutputStream>(store, handle, how)
+            .map(|(s, rep)| (HostObject::Output(s), rep))
     }
+}
+
+/// The two kinds of host stream, and the closed one of each kind.
+trait HostStream: Send + 'static {
+    fn closed() -> Self;
+}
+
+impl HostStream for DynInputStream {
+    fn closed() -> Self {
+        Box::new(Closed)
+    }
+}
+
+impl HostStream for DynOutputStream {
+    fn closed() -> Self {
+        Box::new(Closed)
+    }
+}
+
+fn take_typed<T: HostStream>(
+    store: &mut StoreContextMut<'_, InvocationState>,
+    handle: &ResourceAny,
+    how: Taking,
+) -> wasmtime::Result<(T, u32)> {
+    let stream: Resource<T> = handle.try_into_resource(&mut *store)?;
+    let rep = stream.rep();
+    let table = store.data_mut().table_mut();
+    let object = match how {
+        Taking::Whole => table.delete(stream)?,
+        Taking::Lent => std::mem::replace(table.get_mut(&stream)?, T::closed()),
+    };
+    Ok((object, rep))
 }
 
 /// The value at `path` in `values` (see [`Incoming::path`]).
