@@ -18,6 +18,7 @@ const BUILTINS: &[(&str, &str, &str, &str)] = &[
         "Memory",
     ),
     ("keyvalue-nats", "keyvalue_nats.wasm", "Composed", "Nats"),
+    ("blobstore-nats", "blobstore_nats.wasm", "Composed", "Nats"),
     (
         "blobstore-memory",
         "blobstore_memory.wasm",

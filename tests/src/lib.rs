@@ -87,6 +87,8 @@ pub struct Answer {
     pub status: u16,
     /// Body as text (lossy).
     pub body: String,
+    /// Body as sent.
+    pub bytes: Bytes,
     /// Response headers.
     pub headers: http::HeaderMap,
 }
@@ -133,6 +135,7 @@ pub async fn request_with_headers(
     Ok(Answer {
         status,
         body: String::from_utf8_lossy(&bytes).into_owned(),
+        bytes,
         headers,
     })
 }

@@ -3,8 +3,9 @@
 //! manifest declares serves the same interface.
 //!
 //! Two sets share the embedded list: the in-memory one (`keyvalue-memory`,
-//! the in-process bus behind `messaging`) is the default of a host on its
-//! own, the NATS-backed one (`keyvalue-nats`) of a host with a NATS server.
+//! `blobstore-memory`, the in-process bus behind `messaging`) is the default
+//! of a host on its own, the NATS-backed one (`keyvalue-nats`,
+//! `blobstore-nats`, NATS behind `messaging`) of a host with a NATS server.
 //! A manifest may still name any built-in explicitly.
 
 use crate::manifest::{LinkMode, PluginGrants};
@@ -71,6 +72,15 @@ pub fn default_grants(name: &str) -> PluginGrants {
             "$JS.API.CONSUMER.CREATE.KV_{namespace}-*.>",
             "$JS.API.CONSUMER.MSG.NEXT.KV_{namespace}-*.*",
             "$JS.API.CONSUMER.DELETE.KV_{namespace}-*.*",
+        ],
+        "blobstore-nats" => &[
+            "$O.{namespace}-*.>",
+            "$JS.API.STREAM.*.OBJ_{namespace}-*",
+            "$JS.API.DIRECT.GET.OBJ_{namespace}-*",
+            "$JS.API.DIRECT.GET.OBJ_{namespace}-*.>",
+            "$JS.API.CONSUMER.CREATE.OBJ_{namespace}-*.>",
+            "$JS.API.CONSUMER.MSG.NEXT.OBJ_{namespace}-*.*",
+            "$JS.API.CONSUMER.DELETE.OBJ_{namespace}-*.*",
         ],
         _ => &[],
     };

@@ -88,16 +88,7 @@ impl GuestIncomingValue for Incoming {
     fn incoming_value_consume_async(this: IncomingValue) -> Result<IncomingValueAsyncBody, Error> {
         let bytes = this.into_inner::<Incoming>().bytes;
         let (writer, reader) = crate::keel::core::pipe::new_pipe();
-        let mut rest = bytes.as_slice();
-        while !rest.is_empty() {
-            let budget = writer.check_write().map_err(|e| format!("{e:?}"))?;
-            let n = usize::try_from(budget)
-                .unwrap_or(usize::MAX)
-                .min(rest.len())
-                .max(1);
-            writer.write(&rest[..n]).map_err(|e| format!("{e:?}"))?;
-            rest = &rest[n..];
-        }
+        keel_guest::write_all(&writer, &bytes).map_err(|e| format!("{e:?}"))?;
         drop(writer);
         Ok(reader)
     }

@@ -134,6 +134,30 @@ pub fn respond(out: ResponseOutparam, status: u16, headers: &[(&str, &str)], bod
     write_outgoing(outgoing, body);
 }
 
+/// Writes all of `bytes` to `stream`, in the pieces the stream accepts
+/// (`check-write`), waiting while it accepts none. Unlike `Write for
+/// OutputStream`, which writes 4 KiB at a time, this hands a host pipe
+/// large writes in one call.
+pub fn write_all(
+    stream: &wasip2::io::streams::OutputStream,
+    bytes: &[u8],
+) -> Result<(), wasip2::io::streams::StreamError> {
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let budget = stream.check_write()?;
+        if budget == 0 {
+            stream.subscribe().block();
+            continue;
+        }
+        let n = usize::try_from(budget)
+            .unwrap_or(usize::MAX)
+            .min(rest.len());
+        stream.write(&rest[..n])?;
+        rest = &rest[n..];
+    }
+    Ok(())
+}
+
 /// Sends a `text/plain` response.
 pub fn respond_text(out: ResponseOutparam, status: u16, text: &str) {
     respond(

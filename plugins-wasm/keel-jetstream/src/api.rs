@@ -53,30 +53,68 @@ pub struct StreamConfig {
     pub max_msgs_per_subject: i64,
 }
 
-#[derive(Deserialize)]
-struct StreamInfo {
-    config: StreamConfig,
+/// What the server reports about a stream (the fields keel reads).
+#[derive(Debug, Clone, Deserialize)]
+pub struct StreamInfo {
+    /// Its configuration.
+    pub config: StreamConfig,
+    /// When it was created (RFC 3339; see [`crate::time`]).
+    #[serde(default)]
+    pub created: String,
 }
 
-/// The configuration of stream `name`, or `None` if it does not exist.
-pub fn stream_config(name: &str) -> Result<Option<StreamConfig>, JsError> {
+/// What the server reports about stream `name`, or `None` if it does not
+/// exist.
+pub fn stream_info(name: &str) -> Result<Option<StreamInfo>, JsError> {
     match call::<StreamInfo>(&format!("STREAM.INFO.{name}"), b"") {
-        Ok(info) => Ok(Some(info.config)),
+        Ok(info) => Ok(Some(info)),
         Err(e) if e.is(10059) => Ok(None),
         Err(e) => Err(e),
     }
 }
 
+/// The configuration of stream `name`, or `None` if it does not exist.
+pub fn stream_config(name: &str) -> Result<Option<StreamConfig>, JsError> {
+    Ok(stream_info(name)?.map(|info| info.config))
+}
+
+/// Deletes stream `name` with every message in it; `false` if there was no
+/// such stream.
+pub fn delete_stream(name: &str) -> Result<bool, JsError> {
+    match call::<Value>(&format!("STREAM.DELETE.{name}"), b"") {
+        Ok(_) => Ok(true),
+        Err(e) if e.is(10059) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct Purged {
+    #[serde(default)]
+    purged: u64,
+}
+
+/// Removes the messages of stream `name` whose subject matches `filter`
+/// (all of them with `None`); returns how many went.
+pub fn purge(name: &str, filter: Option<&str>) -> Result<u64, JsError> {
+    let body = match filter {
+        Some(filter) => serde_json::to_vec(&serde_json::json!({ "filter": filter }))
+            .map_err(|e| JsError::Protocol(e.to_string()))?,
+        None => Vec::new(),
+    };
+    Ok(call::<Purged>(&format!("STREAM.PURGE.{name}"), &body)?.purged)
+}
+
 /// Creates a stream from `config` (its `name` included). Creating one that
 /// exists with the same configuration succeeds; with a different one it is
 /// error 10058.
-pub fn create_stream(config: &Value) -> Result<StreamConfig, JsError> {
+pub fn create_stream(config: &Value) -> Result<StreamInfo, JsError> {
     let name = config
         .get("name")
         .and_then(Value::as_str)
         .unwrap_or_default();
     let body = serde_json::to_vec(config).map_err(|e| JsError::Protocol(e.to_string()))?;
-    call::<StreamInfo>(&format!("STREAM.CREATE.{name}"), &body).map(|info| info.config)
+    call::<StreamInfo>(&format!("STREAM.CREATE.{name}"), &body)
 }
 
 /// A stream's acknowledgement of a publish.

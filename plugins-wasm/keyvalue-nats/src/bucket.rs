@@ -41,7 +41,7 @@ impl Kv {
             Some(config) => config,
             None if !create => return Ok(None),
             None => match api::create_stream(&bucket_config(name, &stream)) {
-                Ok(config) => config,
+                Ok(info) => info.config,
                 // Created meanwhile by someone else, with other settings: use it.
                 Err(e) if e.is(10058) => match api::stream_config(&stream)? {
                     Some(config) => config,
