@@ -19,6 +19,8 @@ const BUILTINS: &[(&str, &str, &str, &str)] = &[
     ),
     ("keyvalue-nats", "keyvalue_nats.wasm", "Composed", "Nats"),
     ("blobstore-nats", "blobstore_nats.wasm", "Composed", "Nats"),
+    ("config-nats", "config_nats.wasm", "Composed", "Named"),
+    ("logging-nats", "logging_nats.wasm", "Composed", "Named"),
     (
         "blobstore-memory",
         "blobstore_memory.wasm",

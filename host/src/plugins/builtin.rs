@@ -9,6 +9,8 @@
 //! A manifest may still name any built-in explicitly.
 
 use crate::manifest::{LinkMode, PluginGrants};
+use anyhow::{Context, Result, ensure};
+use std::collections::BTreeMap;
 
 include!(concat!(env!("OUT_DIR"), "/builtins.rs"));
 
@@ -21,6 +23,8 @@ pub enum DefaultOf {
     Memory,
     /// Hosts with a NATS server.
     Nats,
+    /// No host: used only where a manifest names it.
+    Named,
 }
 
 impl DefaultOf {
@@ -31,6 +35,7 @@ impl DefaultOf {
             DefaultOf::Any => true,
             DefaultOf::Memory => !with_nats,
             DefaultOf::Nats => with_nats,
+            DefaultOf::Named => false,
         }
     }
 }
@@ -60,9 +65,14 @@ pub fn defaults(with_nats: bool) -> impl Iterator<Item = &'static str> {
 /// What a built-in is granted before the manifest adds anything: the
 /// NATS-backed plugins reach the JetStream subjects of the caller's own
 /// namespace (their buckets are named `<namespace>-<workload>-<id>` in
-/// [`keel_names`] tokens), and nothing else.
-pub fn default_grants(name: &str) -> PluginGrants {
-    let subjects: &[&str] = match name {
+/// [`keel_names`] tokens), and nothing else. `config-nats` may read the KV
+/// bucket its own `config` names (`config-nats.bucket`), and `logging-nats`
+/// publish under its subject prefix (`logging-nats.prefix`, default
+/// `keel.logs`) in the caller's namespace: naming them in the plugin's
+/// entry is what grants them. Fails on a name that would widen the grant
+/// (a wildcard, an empty token).
+pub fn default_grants(name: &str, config: &BTreeMap<String, String>) -> Result<PluginGrants> {
+    let fixed: &[&str] = match name {
         "keyvalue-nats" => &[
             "$KV.{namespace}-*.>",
             "$JS.API.STREAM.INFO.KV_{namespace}-*",
@@ -84,8 +94,52 @@ pub fn default_grants(name: &str) -> PluginGrants {
         ],
         _ => &[],
     };
-    PluginGrants {
-        subjects: subjects.iter().map(|s| s.to_string()).collect(),
-        ..PluginGrants::default()
+    let mut subjects: Vec<String> = fixed.iter().map(|s| s.to_string()).collect();
+    match name {
+        "config-nats" => {
+            let bucket = config
+                .get(CONFIG_BUCKET)
+                .with_context(|| format!("plugin `config-nats` needs `{CONFIG_BUCKET}`: the KV bucket its values come from"))?;
+            let token = bucket.replace("{namespace}", "");
+            ensure!(
+                !token.is_empty()
+                    && token
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+                "plugin `config-nats`: `{CONFIG_BUCKET} = {bucket:?}` is not a KV bucket name (letters, digits, `-`, `_`, and `{{namespace}}`)"
+            );
+            subjects.extend([
+                format!("$JS.API.STREAM.INFO.KV_{bucket}"),
+                format!("$JS.API.DIRECT.GET.KV_{bucket}.>"),
+                format!("$JS.API.CONSUMER.CREATE.KV_{bucket}.>"),
+                format!("$JS.API.CONSUMER.MSG.NEXT.KV_{bucket}.*"),
+                format!("$JS.API.CONSUMER.DELETE.KV_{bucket}.*"),
+            ]);
+        }
+        "logging-nats" => {
+            let prefix = config
+                .get(LOG_PREFIX)
+                .map(String::as_str)
+                .unwrap_or(DEFAULT_LOG_PREFIX);
+            ensure!(
+                prefix
+                    .split('.')
+                    .all(|token| !token.is_empty() && !token.contains(['*', '>', ' ', '{', '}'])),
+                "plugin `logging-nats`: `{LOG_PREFIX} = {prefix:?}` is not a subject prefix (dot-separated tokens, no wildcards)"
+            );
+            subjects.push(format!("{prefix}.{{namespace}}.>"));
+        }
+        _ => {}
     }
+    Ok(PluginGrants {
+        subjects,
+        ..PluginGrants::default()
+    })
 }
+
+/// `config-nats`'s setting: the KV bucket its values come from.
+pub const CONFIG_BUCKET: &str = "config-nats.bucket";
+/// `logging-nats`'s setting: the subject prefix records are published under.
+pub const LOG_PREFIX: &str = "logging-nats.prefix";
+/// `logging-nats`'s prefix when its config names none.
+pub const DEFAULT_LOG_PREFIX: &str = "keel.logs";

@@ -96,7 +96,7 @@ impl PluginSet {
                 continue;
             };
             let spec = PluginSpec {
-                grants: builtin::default_grants(name),
+                grants: builtin::default_grants(name, &BTreeMap::new())?,
                 ..PluginSpec::new(name, None, mode)
             };
             set.register(spec, bytes.to_vec(), true)?;
@@ -125,7 +125,9 @@ impl PluginSet {
                 let bytes = builtin::builtin(&spec.name)
                     .with_context(|| format!("{at}no built-in plugin `{}`", spec.name))?
                     .1;
-                let mut subjects = builtin::default_grants(&spec.name).subjects;
+                let mut subjects = builtin::default_grants(&spec.name, &spec.config)
+                    .map_err(|e| anyhow::anyhow!("{at}{e:#}"))?
+                    .subjects;
                 subjects.append(&mut spec.grants.subjects);
                 spec.grants.subjects = subjects;
                 bytes.to_vec()

@@ -44,6 +44,31 @@ impl<const N: usize> Region<N> {
     }
 }
 
+/// The baked key meaning "the component's environment is a last config
+/// layer". Must match `keel_compose::bake::ENV_LAYER_KEY`.
+pub const ENV_LAYER: &str = "\0env";
+
+impl<const N: usize> Region<N> {
+    /// The configuration a `wasi:config` plugin serves from this region:
+    /// the baked pairs (later ones winning), then, if composition asked for
+    /// it, the component's environment variables.
+    pub fn config_layers(&'static self) -> std::collections::BTreeMap<String, String> {
+        let mut values = std::collections::BTreeMap::new();
+        let mut with_env = false;
+        for (key, value) in self.pairs() {
+            if key == ENV_LAYER {
+                with_env = value == "true";
+            } else {
+                values.insert(key, value);
+            }
+        }
+        if with_env {
+            values.extend(std::env::vars());
+        }
+        values
+    }
+}
+
 impl<const N: usize> Default for Region<N> {
     fn default() -> Self {
         Region::new()

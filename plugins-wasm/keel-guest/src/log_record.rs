@@ -12,6 +12,18 @@
 /// What opens a structured log line.
 pub const PREFIX: &str = "\u{1e}keel-log ";
 
+/// The name of a `wasi:logging` level, by its position in the WIT enum
+/// (`level as u8` of the generated binding): `0` is `trace`, `5` is
+/// `critical`.
+///
+/// ```
+/// assert_eq!(keel_guest::log_record::level_name(5), "critical");
+/// ```
+pub fn level_name(position: u8) -> &'static str {
+    const NAMES: [&str; 6] = ["trace", "debug", "info", "warn", "error", "critical"];
+    NAMES.get(usize::from(position)).copied().unwrap_or("info")
+}
+
 /// The line for one record (without the trailing newline).
 ///
 /// ```

@@ -17,6 +17,7 @@ wit_bindgen::generate!({
 
 pub mod api;
 pub mod consumer;
+pub mod kv;
 pub mod time;
 
 pub use keel::core::nats;

@@ -2,10 +2,10 @@
 //! `$KV.<bucket>.k`, one revision kept per key, deletes as `KV-Operation`
 //! tombstones.
 
-use crate::keys;
-use keel_jetstream::api::{self, Stored};
+use keel_jetstream::JsError;
+use keel_jetstream::api;
 use keel_jetstream::consumer::Consumer;
-use keel_jetstream::{JsError, header};
+use keel_jetstream::kv::{self, is_tombstone};
 use serde_json::json;
 
 /// Keys per `list-keys` page.
@@ -36,7 +36,7 @@ impl Kv {
     /// Opens bucket `name`, creating it if missing and `create` allows;
     /// `None` if it is missing and may not be created.
     pub fn open(name: &str, create: bool) -> Result<Option<Kv>, JsError> {
-        let stream = format!("KV_{name}");
+        let stream = kv::stream(name);
         let config = match api::stream_config(&stream)? {
             Some(config) => config,
             None if !create => return Ok(None),
@@ -62,18 +62,16 @@ impl Kv {
     }
 
     fn subject(&self, key: &str) -> String {
-        format!("$KV.{}.{}", self.name, keys::encode(key))
+        kv::subject(&self.name, key)
     }
 
     /// The latest message on `key`, tombstones included (they carry the
     /// revision a create must expect).
     pub fn entry(&self, key: &str) -> Result<Option<Entry>, JsError> {
-        Ok(
-            api::last_on(&self.stream, &self.subject(key))?.map(|stored| Entry {
-                revision: stored.seq,
-                value: (!is_tombstone(&stored)).then_some(stored.body),
-            }),
-        )
+        Ok(kv::latest(&self.name, key)?.map(|stored| Entry {
+            revision: stored.seq,
+            value: (!is_tombstone(&stored.headers)).then_some(stored.body),
+        }))
     }
 
     /// Writes `value`; with `expected`, only if the key's revision is still
@@ -135,8 +133,8 @@ impl Kv {
         let prefix = format!("$KV.{}.", self.name);
         let keys = deliveries
             .iter()
-            .filter(|d| !tombstone_headers(&d.headers))
-            .filter_map(|d| d.subject.strip_prefix(&prefix).map(keys::decode))
+            .filter(|d| !is_tombstone(&d.headers))
+            .filter_map(|d| d.subject.strip_prefix(&prefix).map(kv::decode))
             .collect();
         let next = match deliveries.last() {
             Some(last) if last.pending > 0 => Some(last.stream_seq + 1),
@@ -144,14 +142,6 @@ impl Kv {
         };
         Ok((keys, next))
     }
-}
-
-fn tombstone_headers(headers: &[(String, String)]) -> bool {
-    matches!(header(headers, "KV-Operation"), Some("DEL" | "PURGE"))
-}
-
-fn is_tombstone(stored: &Stored) -> bool {
-    tombstone_headers(&stored.headers)
 }
 
 /// The stream configuration of a new bucket (ADR-8; the field is

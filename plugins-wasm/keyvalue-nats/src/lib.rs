@@ -14,7 +14,7 @@
 //! **Keys** that are valid NATS KV keys (`[-/_=.A-Za-z0-9]`, no leading,
 //! trailing or doubled `.`) and do not start with `=` are stored as they are,
 //! so other NATS clients see the same keys. Any other key is stored as `=`
-//! followed by its UTF-8 in unpadded URL-safe base64 ([`keys`]).
+//! followed by its UTF-8 in unpadded URL-safe base64 ([`keel_jetstream::kv`]).
 //!
 //! **Counters** use [`keel_guest::counter`]'s decimal encoding; `increment`
 //! is a compare-and-swap on the key's revision, retried on conflict.
@@ -43,7 +43,6 @@ wit_bindgen::generate!({
 });
 
 mod bucket;
-mod keys;
 
 use bucket::Kv;
 use exports::wasi::keyvalue::store::{

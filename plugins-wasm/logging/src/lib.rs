@@ -23,14 +23,7 @@ struct Plugin;
 
 impl Guest for Plugin {
     fn log(level: Level, context: String, message: String) {
-        let level = match level {
-            Level::Trace => "trace",
-            Level::Debug => "debug",
-            Level::Info => "info",
-            Level::Warn => "warn",
-            Level::Error => "error",
-            Level::Critical => "critical",
-        };
+        let level = keel_guest::log_record::level_name(level as u8);
         let mut line = keel_guest::log_record::line(level, &context, &message);
         line.push('\n');
         // One write per record, so records from one instance never interleave.

@@ -1,9 +1,37 @@
-//! wasi:keyvalue keys as NATS KV keys: valid keys as they are, any other as
-//! `=` + unpadded URL-safe base64 of its UTF-8 (every character of which is
-//! valid in a key, and no verbatim key starts with `=`).
+//! JetStream KV (ADR-8) as keel's plugins share it: bucket `b` is stream
+//! `KV_b`, key `k` is subject `$KV.b.k`, deletes are tombstones
+//! (`KV-Operation: DEL` or `PURGE`).
+//!
+//! Keys keel's guests use are freer than KV keys, so they are stored as
+//! valid keys as they are, any other as `=` + unpadded URL-safe base64 of
+//! its UTF-8 (every character of which is valid in a key, and no verbatim
+//! key starts with `=`).
 
+use crate::api::{self, Stored};
+use crate::{JsError, header};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+/// The stream of bucket `bucket`.
+pub fn stream(bucket: &str) -> String {
+    format!("KV_{bucket}")
+}
+
+/// The subject of `key` (in its stored form) in `bucket`.
+pub fn subject(bucket: &str, key: &str) -> String {
+    format!("$KV.{bucket}.{}", encode(key))
+}
+
+/// The latest message on `key` in `bucket`, tombstones included (they
+/// carry the revision a create must expect).
+pub fn latest(bucket: &str, key: &str) -> Result<Option<Stored>, JsError> {
+    api::last_on(&stream(bucket), &subject(bucket, key))
+}
+
+/// Whether a message with `headers` is a tombstone.
+pub fn is_tombstone(headers: &[(String, String)]) -> bool {
+    matches!(header(headers, "KV-Operation"), Some("DEL" | "PURGE"))
+}
 
 /// Whether `key` is a valid NATS KV key (ADR-8).
 fn valid(key: &str) -> bool {
