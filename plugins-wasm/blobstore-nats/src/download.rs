@@ -2,9 +2,10 @@
 //! are not assumed: other clients write middle chunks shorter than their
 //! `max_chunk_size`.
 //!
-//! A whole object is walked by direct gets (`next_by_subj` on its chunk
-//! subject, one round trip per chunk, no server state) and checked against
-//! its size, chunk count and digest. A byte range first maps the chunks
+//! A whole object streams through an ephemeral pull consumer on its chunk
+//! subject, [`READ_BATCH`] chunks per round trip (one direct get per chunk
+//! measured about 1.3× slower for an 8 MiB object), and is checked against its
+//! size, chunk count and digest. A byte range first maps the chunks
 //! with a headers-only consumer (sequence and `Nats-Msg-Size` of each,
 //! about 150 bytes per chunk), then fetches only the chunks that cover the
 //! range, by sequence.
@@ -19,6 +20,9 @@ use sha2::{Digest, Sha256};
 
 /// Chunks mapped per consumer fetch.
 const MAP_BATCH: u32 = 1000;
+/// Chunks read per consumer fetch: 2 MiB of the Object Store's default
+/// 128 KiB chunks in flight at most.
+const READ_BATCH: u32 = 16;
 
 /// Where read bytes go, in order.
 pub type Sink<'a> = dyn FnMut(&[u8]) -> Result<(), String> + 'a;
@@ -72,22 +76,36 @@ pub fn read(
 
 fn read_whole(bucket: &Bucket, info: &ObjectInfo, sink: &mut Sink<'_>) -> Result<(), ReadError> {
     let subject = bucket.chunk_subject(&info.nuid);
+    let config = json!({ "deliver_policy": "all" });
+    let mut consumer = Consumer::create(&bucket.stream, &subject, config)?;
+    if consumer.num_pending != info.chunks {
+        return Err(corrupt(
+            info,
+            format!(
+                "{} chunks stored, not {}",
+                consumer.num_pending, info.chunks
+            ),
+        ));
+    }
     let mut hasher = Sha256::new();
-    let (mut seq, mut size) = (1, 0u64);
-    for index in 0..info.chunks {
-        let Some(chunk) = api::at_or_after(&bucket.stream, seq, Some(&subject))? else {
+    let (mut chunks, mut size) = (0u64, 0u64);
+    while chunks < info.chunks {
+        let batch = consumer.fetch(READ_BATCH, 2_000)?;
+        if batch.is_empty() {
             return Err(corrupt(
                 info,
-                format!("chunk {} of {} is missing", index + 1, info.chunks),
+                format!("chunk {} of {} did not arrive", chunks + 1, info.chunks),
             ));
-        };
-        seq = chunk.seq + 1;
-        size += chunk.body.len() as u64;
-        if size > info.size {
-            return Err(corrupt(info, format!("more than its {} bytes", info.size)));
         }
-        hasher.update(&chunk.body);
-        sink(&chunk.body).map_err(ReadError::Sink)?;
+        for chunk in batch {
+            chunks += 1;
+            size += chunk.body.len() as u64;
+            if size > info.size {
+                return Err(corrupt(info, format!("more than its {} bytes", info.size)));
+            }
+            hasher.update(&chunk.body);
+            sink(&chunk.body).map_err(ReadError::Sink)?;
+        }
     }
     if size != info.size {
         return Err(corrupt(info, format!("{size} bytes, not {}", info.size)));

@@ -10,7 +10,7 @@ pub mod baked;
 pub mod counter;
 pub mod log_record;
 
-use std::io::{Read, Write};
+use std::io::Read;
 
 pub use wasip2;
 use wasip2::http::types::{
@@ -169,10 +169,11 @@ pub fn respond_text(out: ResponseOutparam, status: u16, text: &str) {
 }
 
 fn write_outgoing(outgoing: OutgoingBody, body: &[u8]) {
-    if let Ok(mut stream) = outgoing.write() {
-        // `Write for OutputStream` writes in chunks the host accepts.
-        let _ = stream.write_all(body);
-        let _ = stream.flush();
+    if let Ok(stream) = outgoing.write() {
+        // As much per call as the host accepts, not `Write`'s 4 KiB.
+        if write_all(&stream, body).is_ok() {
+            let _ = stream.blocking_flush();
+        }
     }
     let _ = OutgoingBody::finish(outgoing, None);
 }

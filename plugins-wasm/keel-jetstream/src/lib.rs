@@ -2,7 +2,9 @@
 //! over `keel:core/nats`: the JSON API (`$JS.API.…`), acknowledged
 //! publishes, direct gets, and ephemeral pull consumers. The wire facts
 //! follow nats-server 2.9 (ADR-1, ADR-8, ADR-20, ADR-31); plugins built on
-//! this crate ([`api`], [`consumer`]) interoperate with any NATS client.
+//! this crate ([`api`], [`consumer`], [`kv`] for KV buckets and keys,
+//! [`time`] for the timestamps the server writes) interoperate with any
+//! NATS client.
 
 wit_bindgen::generate!({
     inline: "
