@@ -122,9 +122,8 @@ pub fn default_grants(name: &str, config: &BTreeMap<String, String>) -> Result<P
                 .map(String::as_str)
                 .unwrap_or(DEFAULT_LOG_PREFIX);
             ensure!(
-                prefix
-                    .split('.')
-                    .all(|token| !token.is_empty() && !token.contains(['*', '>', ' ', '{', '}'])),
+                prefix.split('.').all(|token| !token.is_empty()
+                    && !token.contains(|c: char| c.is_whitespace() || "*>{}".contains(c))),
                 "plugin `logging-nats`: `{LOG_PREFIX} = {prefix:?}` is not a subject prefix (dot-separated tokens, no wildcards)"
             );
             subjects.push(format!("{prefix}.{{namespace}}.>"));
