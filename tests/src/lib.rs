@@ -145,6 +145,37 @@ pub async fn get(addr: SocketAddr, host: &str, path: &str) -> Result<Answer> {
     request(addr, "GET", host, path, Bytes::new()).await
 }
 
+/// Runs `examples/<name>/app.toml` with `keel run` (plus `extra`
+/// arguments) until it reports its workload running: the process, its HTTP
+/// address, and the cache directory it uses (removed when dropped).
+pub fn run_example(
+    name: &str,
+    extra: &[&str],
+) -> Result<(KeelProcess, SocketAddr, tempfile::TempDir)> {
+    let cache = tempfile::tempdir()?;
+    let manifest = repo_root().join("examples").join(name).join("app.toml");
+    let mut keel = KeelProcess::spawn(&manifest, cache.path(), extra)?;
+    let addr = keel.http_addr()?;
+    keel.wait_for_log("workload running", Duration::from_secs(60))?;
+    Ok((keel, addr, cache))
+}
+
+/// The manifest entry configuring built-in plugin `name` (composed) with
+/// `config` pairs and extra subject `grants`.
+pub fn builtin_plugin(
+    name: &str,
+    config: &[(&str, &str)],
+    grants: &[&str],
+) -> keel::manifest::PluginSpec {
+    let mut spec = keel::manifest::PluginSpec::new(name, None, keel::manifest::LinkMode::Composed);
+    spec.config = config
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    spec.grants.subjects = grants.iter().map(|s| s.to_string()).collect();
+    spec
+}
+
 /// Writes `text` to `dir/name` and returns its path.
 pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);

@@ -38,6 +38,21 @@ impl Target {
         Ok(Target { host, addr, nats })
     }
 
+    /// [`Target::start`] on a host whose broker is a fresh `nats-server`
+    /// (kept in the target), with built-in `plugin` configured if given.
+    pub async fn on_nats(
+        namespace: &str,
+        file: &str,
+        plugin: Option<keel::manifest::PluginSpec>,
+    ) -> Result<Target> {
+        let server = crate::nats::NatsServer::start()?;
+        let host = crate::nats::host_on(&server).await?;
+        if let Some(plugin) = plugin {
+            host.add_plugin(plugin).await?;
+        }
+        Target::start(host, namespace, file, Some(server)).await
+    }
+
     /// `method path` on workload `who` (`a` or `b`).
     pub async fn call(
         &self,

@@ -3,27 +3,16 @@
 //! on a real `nats-server -js`; interop with the `async-nats` Object Store
 //! client, byte for byte, both ways; and the plugin's subject grants.
 
-use keel_tests::keel::manifest::{LinkMode, PluginSpec};
-use keel_tests::nats::{NatsServer, host_on};
+use keel_tests::nats::NatsServer;
 use keel_tests::suite::Target;
-use keel_tests::{get, request};
+use keel_tests::{builtin_plugin, get, request, run_example};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 
-/// Workloads `a.test` and `b.test` (namespace `blob`) on a host whose
-/// broker is a fresh server, with the built-in plugin configured by `plugin`.
-async fn nats_with(plugin: Option<PluginSpec>) -> anyhow::Result<Target> {
-    let server = NatsServer::start()?;
-    let host = host_on(&server).await?;
-    if let Some(plugin) = plugin {
-        host.add_plugin(plugin).await?;
-    }
-    Target::start(host, "blob", "blobstore_user", Some(server)).await
-}
-
+/// Workloads `a.test` and `b.test` (namespace `blob`) on a fresh server.
 async fn nats() -> anyhow::Result<Target> {
-    nats_with(None).await
+    Target::on_nats("blob", "blobstore_user", None).await
 }
 
 keel_tests::blobstore_suite!(nats);
@@ -191,14 +180,10 @@ async fn objects_interoperate_with_the_async_nats_client() -> anyhow::Result<()>
     Ok(())
 }
 
-fn blobstore_nats(config: &[(&str, &str)], subjects: &[&str]) -> PluginSpec {
-    let mut spec = PluginSpec::new("blobstore-nats", None, LinkMode::Composed);
-    spec.config = config
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    spec.grants.subjects = subjects.iter().map(|s| s.to_string()).collect();
-    spec
+/// Workloads `a.test` and `b.test` with `blobstore-nats` configured so.
+async fn nats_with(config: &[(&str, &str)], grants: &[&str]) -> anyhow::Result<Target> {
+    let plugin = builtin_plugin("blobstore-nats", config, grants);
+    Target::on_nats("blob", "blobstore_user", Some(plugin)).await
 }
 
 /// A container mapped to a raw bucket outside the workload's namespace is
@@ -206,7 +191,7 @@ fn blobstore_nats(config: &[(&str, &str)], subjects: &[&str]) -> PluginSpec {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_raw_bucket_needs_its_subjects_granted() -> anyhow::Result<()> {
     let mapped = [("container.assets", "assets")];
-    let t = nats_with(Some(blobstore_nats(&mapped, &[]))).await?;
+    let t = nats_with(&mapped, &[]).await?;
     let refused = request(t.addr, "PUT", "a.test", "/container?c=assets", "").await?;
     assert!(
         refused.status == 500 && refused.body.contains("access denied"),
@@ -220,7 +205,7 @@ async fn a_raw_bucket_needs_its_subjects_granted() -> anyhow::Result<()> {
         "$JS.API.DIRECT.GET.OBJ_assets",
         "$JS.API.DIRECT.GET.OBJ_assets.>",
     ];
-    let t = nats_with(Some(blobstore_nats(&mapped, &granted))).await?;
+    let t = nats_with(&mapped, &granted).await?;
     let created = request(t.addr, "PUT", "a.test", "/container?c=assets", "").await?;
     assert_eq!(created.status, 200, "{created:?}");
     let put = request(t.addr, "PUT", "a.test", "/object?c=assets&o=logo", "png").await?;
@@ -244,16 +229,11 @@ async fn a_raw_bucket_needs_its_subjects_granted() -> anyhow::Result<()> {
 /// Object Store.
 #[test]
 fn the_blobstore_example_runs_unchanged_over_nats() -> anyhow::Result<()> {
-    use keel_tests::{KeelProcess, repo_root};
     use std::time::Duration;
     let server = NatsServer::start()?;
-    let cache = tempfile::tempdir()?;
-    let manifest = repo_root().join("examples/http-blobstore/app.toml");
-    let mut keel = KeelProcess::spawn(&manifest, cache.path(), &["--nats", &server.url()])?;
-    let addr = keel.http_addr()?;
-    let served = keel.wait_for_log("plugin=\"blobstore-nats\"", Duration::from_secs(60))?;
+    let (mut keel, addr, _cache) = run_example("http-blobstore", &["--nats", &server.url()])?;
+    let served = keel.wait_for_log("plugin=\"blobstore-nats\"", Duration::from_secs(1))?;
     assert!(served.contains("mode=\"composed\""), "{served}");
-    keel.wait_for_log("workload running", Duration::from_secs(60))?;
     let runtime = tokio::runtime::Runtime::new()?;
     let put = runtime.block_on(request(addr, "PUT", "localhost", "/notes.txt", "on nats"))?;
     assert_eq!(put.status, 200, "{put:?}");

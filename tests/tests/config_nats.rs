@@ -3,18 +3,12 @@
 //! `nats-server -js`; values written by another NATS client are seen by the
 //! next request.
 
-use keel_tests::keel::manifest::{LinkMode, PluginSpec};
 use keel_tests::keel::{WorkloadId, WorkloadSpec};
 use keel_tests::nats::{NatsServer, host_on};
-use keel_tests::{get, guest};
+use keel_tests::{builtin_plugin, get, guest};
 
-fn config_nats(pairs: &[(&str, &str)]) -> PluginSpec {
-    let mut spec = PluginSpec::new("config-nats", None, LinkMode::Composed);
-    spec.config = pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    spec
+fn config_nats(pairs: &[(&str, &str)]) -> keel_tests::keel::manifest::PluginSpec {
+    builtin_plugin("config-nats", pairs, &[])
 }
 
 /// A KV bucket made with the JetStream API, as an operator would.

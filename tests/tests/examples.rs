@@ -1,20 +1,8 @@
 //! The examples under `examples/`, run from their own manifests with
 //! `keel run`, as README tells a newcomer to.
 
-use keel_tests::{KeelProcess, get, repo_root};
+use keel_tests::{get, run_example};
 use std::time::Duration;
-
-fn run_example(
-    name: &str,
-    extra: &[&str],
-) -> anyhow::Result<(KeelProcess, std::net::SocketAddr, tempfile::TempDir)> {
-    let cache = tempfile::tempdir()?;
-    let manifest = repo_root().join("examples").join(name).join("app.toml");
-    let mut keel = KeelProcess::spawn(&manifest, cache.path(), extra)?;
-    let addr = keel.http_addr()?;
-    keel.wait_for_log("workload running", Duration::from_secs(60))?;
-    Ok((keel, addr, cache))
-}
 
 #[test]
 fn hello() -> anyhow::Result<()> {

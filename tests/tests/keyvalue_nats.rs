@@ -3,36 +3,21 @@
 //! a real `nats-server -js`; interop with the `async-nats` KV client; and
 //! the plugin's subject grants.
 
-use keel_tests::keel::manifest::{LinkMode, PluginSpec};
 use keel_tests::keyvalue_suite::Target;
-use keel_tests::nats::{NatsServer, host_on};
-use keel_tests::{get, request};
+use keel_tests::nats::NatsServer;
+use keel_tests::{builtin_plugin, get, request, run_example};
 
-/// Workloads `a.test` and `b.test` (namespace `kv`) on a host whose broker
-/// is a fresh server, with the built-in plugin configured by `plugin`.
-async fn nats_with(plugin: Option<PluginSpec>) -> anyhow::Result<Target> {
-    let server = NatsServer::start()?;
-    let host = host_on(&server).await?;
-    if let Some(plugin) = plugin {
-        host.add_plugin(plugin).await?;
-    }
-    Target::start(host, "kv", "keyvalue_user", Some(server)).await
-}
-
+/// Workloads `a.test` and `b.test` (namespace `kv`) on a fresh server.
 async fn nats() -> anyhow::Result<Target> {
-    nats_with(None).await
+    Target::on_nats("kv", "keyvalue_user", None).await
 }
 
 keel_tests::keyvalue_suite!(nats);
 
-fn keyvalue_nats(config: &[(&str, &str)], subjects: &[&str]) -> PluginSpec {
-    let mut spec = PluginSpec::new("keyvalue-nats", None, LinkMode::Composed);
-    spec.config = config
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    spec.grants.subjects = subjects.iter().map(|s| s.to_string()).collect();
-    spec
+/// Workloads `a.test` and `b.test` with `keyvalue-nats` configured so.
+async fn nats_with(config: &[(&str, &str)], grants: &[&str]) -> anyhow::Result<Target> {
+    let plugin = builtin_plugin("keyvalue-nats", config, grants);
+    Target::on_nats("kv", "keyvalue_user", Some(plugin)).await
 }
 
 async fn jetstream(target: &Target) -> anyhow::Result<async_nats::jetstream::Context> {
@@ -122,7 +107,7 @@ async fn buckets_interoperate_with_the_async_nats_client() -> anyhow::Result<()>
 /// exists opens.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn without_creation_a_missing_bucket_is_no_such_store() -> anyhow::Result<()> {
-    let t = nats_with(Some(keyvalue_nats(&[("create", "false")], &[]))).await?;
+    let t = nats_with(&[("create", "false")], &[]).await?;
     let refused = get(t.addr, "a.test", "/get?bucket=absent&key=k").await?;
     assert!(refused.body.contains("NoSuchStore"), "{refused:?}");
     // Made by hand with the JetStream API, as an operator would.
@@ -154,7 +139,7 @@ async fn without_creation_a_missing_bucket_is_no_such_store() -> anyhow::Result<
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_raw_bucket_needs_its_subjects_granted() -> anyhow::Result<()> {
     let mapped = [("bucket.orders", "ORDERS")];
-    let t = nats_with(Some(keyvalue_nats(&mapped, &[]))).await?;
+    let t = nats_with(&mapped, &[]).await?;
     let refused = request(t.addr, "PUT", "a.test", "/set?bucket=orders&key=o1", "x").await?;
     assert!(refused.body.contains("AccessDenied"), "{refused:?}");
     t.host.shutdown().await;
@@ -164,7 +149,7 @@ async fn a_raw_bucket_needs_its_subjects_granted() -> anyhow::Result<()> {
         "$JS.API.STREAM.*.KV_ORDERS",
         "$JS.API.DIRECT.GET.KV_ORDERS.>",
     ];
-    let t = nats_with(Some(keyvalue_nats(&mapped, &grants))).await?;
+    let t = nats_with(&mapped, &grants).await?;
     let put = request(t.addr, "PUT", "a.test", "/set?bucket=orders&key=o1", "x").await?;
     assert_eq!(put.status, 200, "{put:?}");
     let js = jetstream(&t).await?;
@@ -251,19 +236,15 @@ async fn writes_acknowledged_before_an_outage_survive_it() -> anyhow::Result<()>
 /// keyvalue is then served by `keyvalue-nats`, composed.
 #[test]
 fn the_counter_example_runs_unchanged_over_nats() -> anyhow::Result<()> {
-    use keel_tests::{KeelProcess, repo_root};
     use std::time::Duration;
     let server = NatsServer::start()?;
-    let cache = tempfile::tempdir()?;
-    let manifest = repo_root().join("examples/http-keyvalue-counter/app.toml");
-    let mut keel = KeelProcess::spawn(&manifest, cache.path(), &["--nats", &server.url()])?;
-    let addr = keel.http_addr()?;
-    let served = keel.wait_for_log("import served by plugin", Duration::from_secs(60))?;
+    let (mut keel, addr, _cache) =
+        run_example("http-keyvalue-counter", &["--nats", &server.url()])?;
+    let served = keel.wait_for_log("import served by plugin", Duration::from_secs(1))?;
     assert!(
         served.contains("plugin=\"keyvalue-nats\"") && served.contains("mode=\"composed\""),
         "{served}"
     );
-    keel.wait_for_log("workload running", Duration::from_secs(60))?;
     let runtime = tokio::runtime::Runtime::new()?;
     let visit = |path: &str| {
         runtime

@@ -71,11 +71,10 @@ path = {path:?}
 /// The prefix becomes the plugin's grant, so it may hold no wildcard.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prefix_with_wildcards_is_refused() -> anyhow::Result<()> {
-    use keel_tests::keel::manifest::{LinkMode, PluginSpec};
     let host = keel_tests::start_host(None).await?;
     for prefix in ["logs.*", ">", "logs..all", ""] {
-        let mut spec = PluginSpec::new("logging-nats", None, LinkMode::Composed);
-        spec.config = [("logging-nats.prefix".to_string(), prefix.to_string())].into();
+        let spec =
+            keel_tests::builtin_plugin("logging-nats", &[("logging-nats.prefix", prefix)], &[]);
         let refused = host.add_plugin(spec).await.expect_err("refused");
         assert!(
             format!("{refused:#}").contains("is not a subject prefix"),

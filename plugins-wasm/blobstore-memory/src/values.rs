@@ -6,7 +6,7 @@ use crate::exports::wasi::blobstore::types::{
     IncomingValueSyncBody, OutgoingValue,
 };
 use crate::store::{self, Place};
-use keel_guest::wasip2::io::streams::{InputStream, OutputStream, StreamError};
+use keel_guest::wasip2::io::streams::{InputStream, OutputStream};
 use std::cell::RefCell;
 
 /// A value being written: the pipe's reading end, the writing end until the
@@ -22,14 +22,10 @@ impl Outgoing {
     /// Reads what the pipe holds; `true` once the writer has finished.
     fn drain(&self) -> Result<bool, Error> {
         let mut received = self.received.borrow_mut();
-        loop {
-            match self.reader.read(1 << 20) {
-                Ok(bytes) if bytes.is_empty() => return Ok(false),
-                Ok(bytes) => received.extend_from_slice(&bytes),
-                Err(StreamError::Closed) => return Ok(true),
-                Err(StreamError::LastOperationFailed(e)) => return Err(e.to_debug_string()),
-            }
-        }
+        keel_guest::read_available(&self.reader, 1 << 20, |bytes| {
+            received.extend_from_slice(&bytes);
+            Ok(())
+        })
     }
 
     /// `write-data`: stores what has been written so far as `name` in

@@ -89,23 +89,20 @@ fn read_whole(bucket: &Bucket, info: &ObjectInfo, sink: &mut Sink<'_>) -> Result
     }
     let mut hasher = Sha256::new();
     let (mut chunks, mut size) = (0u64, 0u64);
-    while chunks < info.chunks {
-        let batch = consumer.fetch(READ_BATCH, 2_000)?;
-        if batch.is_empty() {
-            return Err(corrupt(
-                info,
-                format!("chunk {} of {} did not arrive", chunks + 1, info.chunks),
-            ));
+    consumer.for_each(READ_BATCH, |chunk| {
+        chunks += 1;
+        size += chunk.body.len() as u64;
+        if size > info.size {
+            return Err(corrupt(info, format!("more than its {} bytes", info.size)));
         }
-        for chunk in batch {
-            chunks += 1;
-            size += chunk.body.len() as u64;
-            if size > info.size {
-                return Err(corrupt(info, format!("more than its {} bytes", info.size)));
-            }
-            hasher.update(&chunk.body);
-            sink(&chunk.body).map_err(ReadError::Sink)?;
-        }
+        hasher.update(&chunk.body);
+        sink(&chunk.body).map_err(ReadError::Sink)
+    })?;
+    if chunks != info.chunks {
+        return Err(corrupt(
+            info,
+            format!("{chunks} of its {} chunks arrived", info.chunks),
+        ));
     }
     if size != info.size {
         return Err(corrupt(info, format!("{size} bytes, not {}", info.size)));
@@ -131,20 +128,13 @@ fn chunk_map(bucket: &Bucket, info: &ObjectInfo) -> Result<Vec<(u64, u64)>, JsEr
     let config = json!({ "deliver_policy": "all", "headers_only": true });
     let mut consumer = Consumer::create(&bucket.stream, &subject, config)?;
     let mut map = Vec::new();
-    let mut pending = consumer.num_pending;
-    while pending > 0 {
-        let batch = consumer.fetch(MAP_BATCH, 2_000)?;
-        let Some(last) = batch.last() else {
-            break;
-        };
-        pending = last.pending;
-        for delivery in &batch {
-            let size = header(&delivery.headers, "Nats-Msg-Size")
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| JsError::Protocol("a chunk without Nats-Msg-Size".into()))?;
-            map.push((delivery.stream_seq, size));
-        }
-    }
+    consumer.for_each(MAP_BATCH, |delivery| {
+        let size = header(&delivery.headers, "Nats-Msg-Size")
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| JsError::Protocol("a chunk without Nats-Msg-Size".into()))?;
+        map.push((delivery.stream_seq, size));
+        Ok::<(), JsError>(())
+    })?;
     Ok(map)
 }
 

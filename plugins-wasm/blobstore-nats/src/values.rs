@@ -20,7 +20,7 @@ use crate::exports::wasi::blobstore::types::{
 };
 use crate::js_error;
 use crate::upload::{CHUNK, Upload};
-use keel_guest::wasip2::io::streams::{InputStream, OutputStream, StreamError};
+use keel_guest::wasip2::io::streams::{InputStream, OutputStream};
 use std::cell::{Cell, RefCell};
 
 /// A value being written.
@@ -36,14 +36,9 @@ impl Outgoing {
     /// Moves what the pipe holds into `upload`; `true` once the workload
     /// has closed its end and everything was read.
     fn pump(&self, upload: &mut Upload) -> Result<bool, Error> {
-        loop {
-            match self.reader.read(CHUNK as u64) {
-                Ok(bytes) if bytes.is_empty() => return Ok(false),
-                Ok(bytes) => upload.write(&bytes).map_err(js_error)?,
-                Err(StreamError::Closed) => return Ok(true),
-                Err(StreamError::LastOperationFailed(e)) => return Err(e.to_debug_string()),
-            }
-        }
+        keel_guest::read_available(&self.reader, CHUNK as u64, |bytes| {
+            upload.write(&bytes).map_err(js_error)
+        })
     }
 
     /// `write-data`: this value becomes object `name` of `bucket`.

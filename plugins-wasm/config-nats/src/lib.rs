@@ -116,22 +116,14 @@ fn entries(bucket: &str) -> Result<Vec<(String, Vec<u8>)>, JsError> {
     let config = serde_json::json!({ "deliver_policy": "last_per_subject" });
     let mut consumer = Consumer::create(&kv::stream(bucket), &filter, config)?;
     let mut out = Vec::new();
-    let mut pending = consumer.num_pending;
-    while pending > 0 {
-        let batch = consumer.fetch(BATCH, 2_000)?;
-        let Some(last) = batch.last() else {
-            break;
-        };
-        pending = last.pending;
-        for delivery in batch {
-            if kv::is_tombstone(&delivery.headers) {
-                continue;
-            }
-            if let Some(key) = delivery.subject.strip_prefix(&prefix) {
-                out.push((kv::decode(key), delivery.body));
-            }
+    consumer.for_each(BATCH, |delivery| {
+        if !kv::is_tombstone(&delivery.headers)
+            && let Some(key) = delivery.subject.strip_prefix(&prefix)
+        {
+            out.push((kv::decode(key), delivery.body));
         }
-    }
+        Ok::<(), JsError>(())
+    })?;
     Ok(out)
 }
 

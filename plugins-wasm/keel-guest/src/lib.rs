@@ -158,6 +158,26 @@ pub fn write_all(
     Ok(())
 }
 
+/// Reads what `stream` holds now, `piece` bytes at most per read, handing
+/// each read to `each`, without waiting for more: `true` once the writer
+/// has closed it and everything was read, `false` when it is merely empty
+/// for now. How a plugin takes in a value its caller writes into a pipe.
+pub fn read_available(
+    stream: &wasip2::io::streams::InputStream,
+    piece: u64,
+    mut each: impl FnMut(Vec<u8>) -> Result<(), String>,
+) -> Result<bool, String> {
+    use wasip2::io::streams::StreamError;
+    loop {
+        match stream.read(piece) {
+            Ok(bytes) if bytes.is_empty() => return Ok(false),
+            Ok(bytes) => each(bytes)?,
+            Err(StreamError::Closed) => return Ok(true),
+            Err(StreamError::LastOperationFailed(e)) => return Err(e.to_debug_string()),
+        }
+    }
+}
+
 /// Sends a `text/plain` response.
 pub fn respond_text(out: ResponseOutparam, status: u16, text: &str) {
     respond(

@@ -111,6 +111,26 @@ impl Consumer {
         }
         Ok(out)
     }
+
+    /// Hands every message the consumer has to `each`, in order, fetching
+    /// `batch` at a time until none is pending (or a fetch comes back
+    /// empty). Stops at the first error `each` returns.
+    pub fn for_each<E: From<JsError>>(
+        &mut self,
+        batch: u32,
+        mut each: impl FnMut(Delivery) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut pending = self.num_pending;
+        while pending > 0 {
+            let deliveries = self.fetch(batch, 2_000)?;
+            let Some(last) = deliveries.last() else {
+                break;
+            };
+            pending = last.pending;
+            deliveries.into_iter().try_for_each(&mut each)?;
+        }
+        Ok(())
+    }
 }
 
 impl Drop for Consumer {
