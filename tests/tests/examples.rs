@@ -62,7 +62,14 @@ fn config_greeting_reads_layered_config_and_logs_structured_records() -> anyhow:
 
 #[test]
 fn http_keyvalue_counter_counts_per_path() -> anyhow::Result<()> {
-    let (_keel, addr, _cache) = run_example("http-keyvalue-counter", &[])?;
+    let (keel, addr, _cache) = run_example("http-keyvalue-counter", &[])?;
+    // The built-in shared plugin is reached through the typed forwarder.
+    let served = keel
+        .log()
+        .into_iter()
+        .find(|l| l.contains("import=\"wasi:keyvalue/store@0.2.0-draft\""))
+        .ok_or_else(|| anyhow::anyhow!("no log line for wasi:keyvalue/store"))?;
+    assert!(served.contains("forwarder=\"typed\""), "{served}");
     let runtime = tokio::runtime::Runtime::new()?;
     let visit = |path: &str| {
         runtime

@@ -1,4 +1,5 @@
-//! The keyvalue suite against the built-in in-memory plugin (shared mode).
+//! The keyvalue suite against the built-in in-memory plugin (shared mode),
+//! through the typed forwarder (the default) and the generic one.
 
 use keel_tests::keyvalue_suite::Target;
 use keel_tests::start_host;
@@ -20,6 +21,23 @@ async fn memory_with(
 }
 
 keel_tests::keyvalue_suite!(memory);
+
+/// The same plugin with `forwarder = "generic"`: the suite must not tell
+/// the two forwarders apart.
+mod generic_forwarder {
+    use super::*;
+    use keel_tests::keel::manifest::{Forwarder, LinkMode, PluginSpec};
+
+    async fn memory_generic() -> anyhow::Result<Target> {
+        memory_with(Some(PluginSpec {
+            forwarder: Forwarder::Generic,
+            ..PluginSpec::new("keyvalue-memory", None, LinkMode::Shared)
+        }))
+        .await
+    }
+
+    keel_tests::keyvalue_suite!(memory_generic);
+}
 
 /// A bucket the manifest names as shared is one bucket for all workloads;
 /// every other bucket stays per workload.

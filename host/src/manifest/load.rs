@@ -375,6 +375,7 @@ fn plugin_spec(
         config: raw.config.clone(),
         grants,
         scope: raw.scope,
+        forwarder: raw.forwarder,
         origin: Some(source.locate(at.start)),
     })
 }

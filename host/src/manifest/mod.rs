@@ -50,6 +50,7 @@
 //! path = "tally_plugin.wasm"
 //! mode = "composed"           # or "shared"
 //! scope = "host"              # shared: one instance per host, or "workload"
+//! forwarder = "typed"         # shared: typed where keel has one, or "generic"
 //!
 //! [plugin.grants]             # what the plugin itself may reach
 //! outgoing_http = ["api.example.com"]   # shared mode only
@@ -139,6 +140,8 @@ pub struct PluginSpec {
     pub grants: PluginGrants,
     /// For shared plugins: one instance per host, or one per workload.
     pub scope: SharedScope,
+    /// For shared plugins: which forwarder carries the calls.
+    pub forwarder: Forwarder,
     /// Where the manifest declared it, for error messages.
     pub origin: Option<Location>,
 }
@@ -161,6 +164,7 @@ impl PluginSpec {
             config: BTreeMap::new(),
             grants: PluginGrants::default(),
             scope: SharedScope::default(),
+            forwarder: Forwarder::default(),
             origin: None,
         }
     }
@@ -175,6 +179,20 @@ pub enum SharedScope {
     Host,
     /// Each workload gets its own instance.
     Workload,
+}
+
+/// How calls reach a shared plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Forwarder {
+    /// Host shims generated for the interface, where keel has them (the
+    /// built-in interfaces, e.g. `wasi:keyvalue`); the generic forwarder
+    /// elsewhere.
+    #[default]
+    Typed,
+    /// The generic forwarder (`Val`s) for every interface: slower, kept for
+    /// comparison and as a way around a typed forwarder.
+    Generic,
 }
 
 /// The outside world a shared plugin may reach: nothing unless listed.
@@ -393,6 +411,8 @@ pub(crate) mod raw {
         pub grants: Grants,
         #[serde(default)]
         pub scope: super::SharedScope,
+        #[serde(default)]
+        pub forwarder: super::Forwarder,
     }
 
     #[derive(Debug, Default, Deserialize)]

@@ -216,13 +216,10 @@ impl PluginSet {
             loaded.bytes.to_vec()
         };
         let component = cache.load(engine.engine(), name, &bytes)?;
-        let plugin = Arc::new(SharedPlugin::new(
-            engine,
-            name,
-            &component,
-            &loaded.spec.grants,
-            broker,
-        )?);
+        let plugin = Arc::new(
+            SharedPlugin::new(engine, name, &component, &loaded.spec.grants, broker)?
+                .with_forwarder(loaded.spec.forwarder),
+        );
         self.shared.insert(key, plugin.clone());
         Ok(plugin)
     }

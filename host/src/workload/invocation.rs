@@ -15,6 +15,7 @@ use crate::plugins::identity::{
     WorkloadIdentity, bindings::keel::core::identity as identity_api, identity_of,
 };
 use crate::plugins::shared::proxy::ProxyTable;
+use crate::plugins::shared::typed::TypedForwarders;
 use anyhow::{Context, Result};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,6 +41,8 @@ pub struct InvocationState {
     subjects: Arc<SubjectGrants>,
     /// Shared-plugin resources this instance holds.
     pub(crate) proxies: ProxyTable,
+    /// The typed forwarders of the component's shared plugins.
+    pub(crate) typed: TypedForwarders,
 }
 
 impl InvocationState {
@@ -65,6 +68,7 @@ impl InvocationState {
             broker,
             subjects,
             proxies: ProxyTable::default(),
+            typed: TypedForwarders::default(),
         }
     }
 
@@ -190,6 +194,7 @@ pub struct InvocationTemplate {
     identity: Arc<WorkloadIdentity>,
     broker: Broker,
     subjects: Arc<SubjectGrants>,
+    typed: TypedForwarders,
 }
 
 impl InvocationTemplate {
@@ -226,7 +231,15 @@ impl InvocationTemplate {
             identity: Arc::new(identity_of(&workload.id, &component.name)),
             broker: broker.clone(),
             subjects,
+            typed: TypedForwarders::default(),
         })
+    }
+
+    /// Stores made from this template carry calls to shared plugins through
+    /// `typed` where it has a forwarder.
+    pub fn with_typed(mut self, typed: TypedForwarders) -> InvocationTemplate {
+        self.typed = typed;
+        self
     }
 
     /// The per-invocation time limit.
@@ -271,7 +284,7 @@ impl InvocationTemplate {
                     Box::pin(async move { ok })
                 });
         }
-        let state = InvocationState::new(
+        let mut state = InvocationState::new(
             wasi.build(),
             OutgoingHooks::new(&self.workload, self.outgoing.clone()),
             self.memory,
@@ -279,6 +292,7 @@ impl InvocationTemplate {
             self.broker.clone(),
             self.subjects.clone(),
         );
+        state.typed = self.typed.clone();
         let mut store = Store::new(engine.engine(), state);
         store.limiter(|state| &mut state.limiter);
         let deadline = Instant::now() + self.timeout;

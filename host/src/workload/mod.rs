@@ -17,8 +17,8 @@ pub use invocation::{DeadlineExceeded, InvocationState, InvocationTemplate};
 pub use state::{WorkloadState, WorkloadStatus};
 
 use crate::core_api::broker::BrokerSubscription;
-use crate::manifest::{ComponentSpec, WorkloadId, WorkloadSpec};
-use crate::plugins::shared::{SharedPlugin, forward};
+use crate::manifest::{ComponentSpec, LinkMode, WorkloadId, WorkloadSpec};
+use crate::plugins::shared::{SharedPlugin, forward, typed};
 use crate::plugins::{LinkPlan, composed, deny};
 use crate::services::Services;
 use anyhow::{Context, Result, bail};
@@ -207,10 +207,15 @@ impl Workload {
         let mut handler = None;
         for spec in &self.spec.components {
             let (component, plan, shared) = load_component(services, spec, &self.spec)?;
-            log_plan(&self.spec.id, &spec.name, &plan);
             let mut linker = invocation::core_linker(engine.engine())?;
+            let bindings = plan.shared.iter().cloned().zip(shared).collect();
+            let (typed, generic) =
+                typed::link_typed(&mut linker, bindings).map_err(|e| located(spec, e))?;
+            let generic_imports: Vec<&str> =
+                generic.iter().map(|(b, _)| b.import.as_str()).collect();
+            log_plan(&self.spec.id, &spec.name, &plan, &generic_imports);
             let mut proxy_types = forward::ProxyTypes::default();
-            for (binding, plugin) in plan.shared.iter().zip(shared) {
+            for (binding, plugin) in generic {
                 forward::link_shared(
                     &mut linker,
                     engine.engine(),
@@ -239,8 +244,10 @@ impl Workload {
                 .instantiate_pre(&component)
                 .map_err(|e| located(spec, e.into()))?;
             let subjects = Arc::new(plan.subjects.clone());
-            let template =
-                || InvocationTemplate::new(&self.spec, spec, &services.broker, subjects.clone());
+            let template = || {
+                InvocationTemplate::new(&self.spec, spec, &services.broker, subjects.clone())
+                    .map(|template| template.with_typed(typed.clone()))
+            };
             if let Some(found) =
                 messages::HandlerComponent::find(&component, engine.engine(), &pre, template)?
             {
@@ -390,15 +397,23 @@ fn load_component(
 }
 
 /// One log line per import saying what serves it.
-fn log_plan(workload: &WorkloadId, component: &str, plan: &LinkPlan) {
+/// Logs how each import of `component` is served; `generic` are the shared
+/// imports the generic forwarder carries (a typed one carries the rest).
+fn log_plan(workload: &WorkloadId, component: &str, plan: &LinkPlan, generic: &[&str]) {
     let workload = workload.to_string();
     for (binding, mode) in plan.plugin_bindings() {
+        let forwarder = match mode {
+            LinkMode::Composed => None,
+            LinkMode::Shared if generic.contains(&binding.import.as_str()) => Some("generic"),
+            LinkMode::Shared => Some("typed"),
+        };
         tracing::info!(
             workload,
             component,
             import = binding.import,
             plugin = binding.plugin,
             mode = mode.as_str(),
+            forwarder,
             "import served by plugin"
         );
     }

@@ -14,13 +14,16 @@
 use super::SharedPlugin;
 use super::proxy::Proxy;
 use super::streams::{self, HostObject};
+use crate::plugins::identity::WorkloadIdentity;
 use crate::workload::InvocationState;
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use wasmtime::component::types::{ComponentItem, Type};
-use wasmtime::component::{Component, Linker, ResourceDynamic, ResourceType, Val};
-use wasmtime::{Engine, StoreContextMut};
+use wasmtime::component::{
+    Component, ComponentExportIndex, Linker, ResourceDynamic, ResourceType, Val,
+};
+use wasmtime::{AsContextMut, Engine, StoreContextMut};
 
 /// Payloads of proxy resource types: one per resource of each forwarded
 /// interface, unique within the process.
@@ -128,10 +131,17 @@ pub fn link_shared(
                 }
                 let (generation, streams) = (outbound.generation, outbound.streams);
                 let caller = cx.data().identity().clone();
-                let reply = plugin
-                    .call(&caller, function, lent, streams, results.len(), generation)
-                    .await
-                    .map_err(wasmtime::Error::from_anyhow)?;
+                let reply = call(
+                    &plugin,
+                    &caller,
+                    function,
+                    lent,
+                    streams,
+                    results.len(),
+                    generation,
+                )
+                .await
+                .map_err(wasmtime::Error::from_anyhow)?;
                 for (rep, stream) in reply.returned {
                     stream.return_to(&mut cx, rep)?;
                 }
@@ -155,6 +165,86 @@ pub fn link_shared(
         })?;
     }
     Ok(())
+}
+
+/// What a plugin call returned.
+struct Reply {
+    /// The results, in the plugin's terms.
+    values: Vec<Val>,
+    /// The plugin instance they come from.
+    generation: u64,
+    /// Host streams moved out of the plugin's Store (their places in
+    /// `values` hold their indexes here).
+    moved: Vec<HostObject>,
+    /// Streams the workload lent for the call, with the workload's table
+    /// entries they return to.
+    returned: Vec<(u32, HostObject)>,
+}
+
+/// Calls the function at `function` (see [`SharedPlugin::export_index`])
+/// for `caller`, with `params` already in the plugin's terms except for the
+/// workload's streams in `incoming`, which go into the plugin's Store first.
+/// Returns the results in the plugin's terms (resources are plugin handles,
+/// host streams are moved out, see [`streams`]) and the streams that were
+/// lent.
+async fn call(
+    plugin: &SharedPlugin,
+    caller: &Arc<WorkloadIdentity>,
+    function: ComponentExportIndex,
+    mut params: Vec<Val>,
+    incoming: Vec<streams::Incoming>,
+    result_count: usize,
+    generation_of_params: Option<u64>,
+) -> Result<Reply> {
+    let (reply, generation) = plugin
+        .enter(caller, generation_of_params, move |running| {
+            Box::pin(async move {
+                // Failing to place a stream leaves the plugin sound: the
+                // error goes back inside the result, and nothing restarts.
+                let mut lent = Vec::new();
+                for stream in incoming {
+                    let handle = stream.object.put_in(&mut running.store.as_context_mut());
+                    let placed = handle.map_err(anyhow::Error::from).and_then(|handle| {
+                        if let Some(rep) = stream.lent_from {
+                            lent.push((rep, handle));
+                        }
+                        let at = streams::at_path(&mut params, &stream.path)
+                            .context("a stream parameter lost its place")?;
+                        *at = Val::Resource(handle);
+                        Ok(())
+                    });
+                    if let Err(e) = placed {
+                        return Ok(Err(e));
+                    }
+                }
+                let func = match running.func(function) {
+                    Ok(func) => func,
+                    Err(e) => return Ok(Err(e)),
+                };
+                let mut results = vec![Val::Bool(false); result_count];
+                func.call_async(&mut running.store, &params, &mut results)
+                    .await?;
+                let mut store = running.store.as_context_mut();
+                let mut returned = Vec::new();
+                let moved = streams::take_out(&mut store, &mut results).and_then(|moved| {
+                    for (rep, handle) in lent {
+                        returned.push((rep, streams::take_back(&mut store, handle)?));
+                    }
+                    Ok(moved)
+                });
+                Ok(moved
+                    .map(|moved| (results, moved, returned))
+                    .map_err(anyhow::Error::from))
+            })
+        })
+        .await?;
+    let (values, moved, returned) = reply?;
+    Ok(Reply {
+        values,
+        generation,
+        moved,
+        returned,
+    })
 }
 
 /// What turning one call's parameters into the plugin's terms gathers.

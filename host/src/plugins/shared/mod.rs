@@ -12,24 +12,27 @@
 pub mod forward;
 pub mod proxy;
 pub mod streams;
+pub mod typed;
 
 use crate::core_api::broker::Broker;
 use crate::core_api::subjects::SubjectGrants;
 use crate::engine::KeelEngine;
 use crate::http::outgoing::{AuthorityPattern, OutgoingHooks};
-use crate::manifest::PluginGrants;
+use crate::manifest::{Forwarder, PluginGrants};
 use crate::plugins::identity::WorkloadIdentity;
 use crate::workload::invocation::{InvocationState, core_linker};
 use crate::workload::network::SocketAllowlist;
 use crate::workload::stdio::{GuestLog, Stream};
 use anyhow::{Context, Result, anyhow};
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use wasmtime::component::{
-    Component, ComponentExportIndex, Func, Instance, InstancePre, ResourceAny, Val,
+    Component, ComponentExportIndex, Func, Instance, InstancePre, ResourceAny,
 };
-use wasmtime::{AsContextMut, Store, UpdateDeadline};
+use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::WasiCtx;
 
 /// Linear memory a shared plugin instance may hold.
@@ -43,26 +46,17 @@ struct Reach {
     subjects: Arc<SubjectGrants>,
 }
 
-/// What a plugin call returned.
-pub struct PluginReply {
-    /// The results, in the plugin's terms.
-    pub values: Vec<Val>,
-    /// The plugin instance they come from.
-    pub generation: u64,
-    /// Host streams moved out of the plugin's Store (their places in
-    /// `values` hold their indexes here).
-    pub moved: Vec<streams::HostObject>,
-    /// Streams the workload lent for the call, with the workload's table
-    /// entries they return to.
-    pub returned: Vec<(u32, streams::HostObject)>,
-}
+/// One call's work inside a plugin's Store (see [`SharedPlugin::enter`]).
+pub(crate) type InPlugin<'a, R> = Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>>;
 
 /// A live plugin instance.
-struct Running {
+pub(crate) struct Running {
     store: Store<InvocationState>,
     instance: Instance,
     generation: u64,
     funcs: HashMap<ComponentExportIndex, Func>,
+    /// Typed export bindings loaded for this instance, by type.
+    typed: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
 }
 
 /// A plugin shared by the workloads of a host.
@@ -76,6 +70,8 @@ pub struct SharedPlugin {
     restarts: AtomicU64,
     /// Handles whose workload instance ended, to drop at the next chance.
     released: Mutex<Vec<(u64, ResourceAny)>>,
+    /// Whether a typed forwarder may carry its calls (see [`typed`]).
+    typed: bool,
 }
 
 impl SharedPlugin {
@@ -114,7 +110,14 @@ impl SharedPlugin {
             generations: AtomicU64::new(0),
             restarts: AtomicU64::new(0),
             released: Mutex::new(Vec::new()),
+            typed: true,
         })
+    }
+
+    /// Uses `forwarder` for the plugin's calls.
+    pub fn with_forwarder(mut self, forwarder: Forwarder) -> SharedPlugin {
+        self.typed = forwarder == Forwarder::Typed;
+        self
     }
 
     /// The plugin's name.
@@ -179,6 +182,7 @@ impl SharedPlugin {
             instance,
             generation,
             funcs: HashMap::new(),
+            typed: HashMap::new(),
         })
     }
 
@@ -193,22 +197,31 @@ impl SharedPlugin {
             .with_context(|| format!("plugin `{}` exports no `{interface}#{function}`", self.name))
     }
 
-    /// Calls the function at `function` (see [`SharedPlugin::export_index`])
-    /// for `caller`, with `params` already in the plugin's terms except for
-    /// the workload's streams in `incoming`, which go into the plugin's Store
-    /// first. Returns the results in the plugin's terms (resources are plugin
-    /// handles, host streams are moved out, see [`streams`]), the generation
-    /// they belong to, and the streams that were lent.
-    pub async fn call(
+    /// Runs `work` in the plugin's Store for `caller`, returning what it
+    /// returned and the generation of the instance it ran in. Starts the
+    /// plugin first if it is not running, refuses parameters holding handles
+    /// of an earlier instance (`generation_of_params`), and drops the handles
+    /// released since the last call.
+    ///
+    /// An `Err` from `work` means the Store can no longer be trusted (a
+    /// trap, or a failure half-way through a call): the instance is dropped,
+    /// the loss of its state is logged, and the next call starts a fresh one.
+    /// Errors that leave the plugin sound belong inside `R`. Dropping the
+    /// returned future half-way (the caller's deadline) has the same effect
+    /// as a trap, since the instance is not put back.
+    pub(crate) async fn enter<R>(
         &self,
         caller: &Arc<WorkloadIdentity>,
-        function: ComponentExportIndex,
-        mut params: Vec<Val>,
-        incoming: Vec<streams::Incoming>,
-        result_count: usize,
         generation_of_params: Option<u64>,
-    ) -> Result<PluginReply> {
-        let mut slot = self.running.lock().await;
+        work: impl for<'a> FnOnce(&'a mut Running) -> InPlugin<'a, R>,
+    ) -> Result<(R, u64)> {
+        // Uncontended, `try_lock` skips Tokio's cooperative budget, which
+        // would otherwise make a tight loop of calls yield to the scheduler
+        // every 128 calls.
+        let mut slot = match self.running.try_lock() {
+            Ok(slot) => slot,
+            Err(_) => self.running.lock().await,
+        };
         let mut running = match slot.take() {
             Some(running) => running,
             None => self.start().await?,
@@ -222,46 +235,11 @@ impl SharedPlugin {
         }
         self.drop_released(&mut running).await;
         running.store.data_mut().set_identity(caller);
-        let mut lent = Vec::new();
-        for stream in incoming {
-            let handle = stream.object.put_in(&mut running.store.as_context_mut());
-            let placed = handle.map_err(anyhow::Error::from).and_then(|handle| {
-                if let Some(rep) = stream.lent_from {
-                    lent.push((rep, handle));
-                }
-                let at = streams::at_path(&mut params, &stream.path)
-                    .context("a stream parameter lost its place")?;
-                *at = Val::Resource(handle);
-                Ok(())
-            });
-            if let Err(e) = placed {
-                *slot = Some(running);
-                return Err(e);
-            }
-        }
-        let func = running.func(function)?;
-        let mut results = vec![Val::Bool(false); result_count];
-        match func
-            .call_async(&mut running.store, &params, &mut results)
-            .await
-        {
-            Ok(()) => {
+        match work(&mut running).await {
+            Ok(reply) => {
                 let generation = running.generation;
-                let mut returned = Vec::new();
-                let mut store = running.store.as_context_mut();
-                let moved = streams::take_out(&mut store, &mut results).and_then(|moved| {
-                    for (rep, handle) in lent {
-                        returned.push((rep, streams::take_back(&mut store, handle)?));
-                    }
-                    Ok(moved)
-                });
                 *slot = Some(running);
-                Ok(PluginReply {
-                    values: results,
-                    generation,
-                    moved: moved.map_err(anyhow::Error::from)?,
-                    returned,
-                })
+                Ok((reply, generation))
             }
             Err(e) => {
                 self.restarts.fetch_add(1, Ordering::Relaxed);
@@ -277,7 +255,10 @@ impl SharedPlugin {
 
     /// Drops `handle` in the plugin now (a workload dropped its proxy).
     pub async fn release(&self, generation: u64, handle: ResourceAny) -> Result<()> {
-        let mut slot = self.running.lock().await;
+        let mut slot = match self.running.try_lock() {
+            Ok(slot) => slot,
+            Err(_) => self.running.lock().await,
+        };
         let Some(mut running) = slot.take() else {
             return Ok(());
         };
@@ -353,5 +334,21 @@ impl Running {
             .context("the plugin's export is not a function")?;
         self.funcs.insert(index, func);
         Ok(func)
+    }
+
+    /// The typed bindings `G` of this instance's exports, loaded by `load`
+    /// on first use and kept for the instance's life.
+    fn typed<G: Any + Send + Sync>(
+        &mut self,
+        load: impl FnOnce(&mut Store<InvocationState>, &Instance) -> wasmtime::Result<G>,
+    ) -> wasmtime::Result<Arc<G>> {
+        if let Some(found) = self.typed.get(&TypeId::of::<G>())
+            && let Ok(typed) = found.clone().downcast::<G>()
+        {
+            return Ok(typed);
+        }
+        let typed = Arc::new(load(&mut self.store, &self.instance)?);
+        self.typed.insert(TypeId::of::<G>(), typed.clone());
+        Ok(typed)
     }
 }
