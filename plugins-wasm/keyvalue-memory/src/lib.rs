@@ -31,6 +31,7 @@ use exports::wasi::keyvalue::store::{
 };
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 
 /// Keys per `list-keys` page.
 const PAGE: usize = 1000;
@@ -81,23 +82,31 @@ impl Data {
 
 thread_local! {
     /// `(owner, bucket)` → data.
-    static BUCKETS: RefCell<HashMap<(String, String), Data>> = RefCell::new(HashMap::new());
+    static BUCKETS: RefCell<HashMap<(String, String), Rc<RefCell<Data>>>> =
+        RefCell::new(HashMap::new());
 }
 
-/// A bucket handle: whose and which.
+/// A bucket handle: the bucket's data, found once when it is opened (a
+/// bucket is never removed, so the handle stays valid).
 struct Handle {
-    owner: String,
-    name: String,
+    data: Rc<RefCell<Data>>,
 }
 
 impl Handle {
+    /// The handle of `owner`'s bucket `name`, made on first use.
+    fn open(owner: String, name: String) -> Handle {
+        let data = BUCKETS.with(|buckets| {
+            buckets
+                .borrow_mut()
+                .entry((owner, name))
+                .or_default()
+                .clone()
+        });
+        Handle { data }
+    }
+
     fn with<R>(&self, f: impl FnOnce(&mut Data) -> R) -> R {
-        BUCKETS.with(|buckets| {
-            let mut buckets = buckets.borrow_mut();
-            f(buckets
-                .entry((self.owner.clone(), self.name.clone()))
-                .or_default())
-        })
+        f(&mut self.data.borrow_mut())
     }
 }
 
@@ -130,10 +139,7 @@ impl StoreGuest for Plugin {
     type Bucket = Handle;
 
     fn open(identifier: String) -> Result<Bucket, Error> {
-        Ok(Bucket::new(Handle {
-            owner: owner_of(&identifier),
-            name: identifier,
-        }))
+        Ok(Bucket::new(Handle::open(owner_of(&identifier), identifier)))
     }
 }
 

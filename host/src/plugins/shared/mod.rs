@@ -27,7 +27,7 @@ use anyhow::{Context, Result, anyhow};
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use wasmtime::component::{
     Component, ComponentExportIndex, Func, Instance, InstancePre, ResourceAny,
@@ -70,6 +70,9 @@ pub struct SharedPlugin {
     restarts: AtomicU64,
     /// Handles whose workload instance ended, to drop at the next chance.
     released: Mutex<Vec<(u64, ResourceAny)>>,
+    /// Whether `released` may hold anything (checked without the lock on
+    /// every call).
+    any_released: AtomicBool,
     /// Whether a typed forwarder may carry its calls (see [`typed`]).
     typed: bool,
 }
@@ -110,6 +113,7 @@ impl SharedPlugin {
             generations: AtomicU64::new(0),
             restarts: AtomicU64::new(0),
             released: Mutex::new(Vec::new()),
+            any_released: AtomicBool::new(false),
             typed: true,
         })
     }
@@ -224,7 +228,9 @@ impl SharedPlugin {
         };
         let mut running = match slot.take() {
             Some(running) => running,
-            None => self.start().await?,
+            // Boxed: instantiation's future is large, and every call's
+            // future would carry its size otherwise.
+            None => Box::pin(self.start()).await?,
         };
         if generation_of_params.is_some_and(|g| g != running.generation) {
             *slot = Some(running);
@@ -292,6 +298,7 @@ impl SharedPlugin {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push((generation, handle));
+        self.any_released.store(true, Ordering::Release);
         // Drain soon even if no call comes.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let plugin = self.clone();
@@ -306,6 +313,9 @@ impl SharedPlugin {
     }
 
     async fn drop_released(&self, running: &mut Running) {
+        if !self.any_released.swap(false, Ordering::Acquire) {
+            return;
+        }
         let released =
             std::mem::take(&mut *self.released.lock().unwrap_or_else(|p| p.into_inner()));
         for (generation, handle) in released {
