@@ -17,9 +17,10 @@ use keel_tests::get;
 use keel_tests::keel::manifest::{Forwarder, LinkMode, PluginSpec};
 use keel_tests::keel::{EngineOptions, Host, WorkloadId, WorkloadSpec};
 use std::net::SocketAddr;
+use std::pin::Pin;
 
 const CALLS: u32 = 20_000;
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 9;
 
 /// A host serving the built guest `workload` with `plugin`.
 async fn keel_host(plugin: PluginSpec, workload: &str) -> anyhow::Result<(Host, SocketAddr)> {
@@ -40,28 +41,36 @@ async fn keel_host(plugin: PluginSpec, workload: &str) -> anyhow::Result<(Host, 
     Ok((host, addr))
 }
 
-/// Best of `ROUNDS` of a guest-timed loop of `calls` calls whose total (or,
-/// with `calls` = 1, per-call) nanoseconds `run` answers; in ns per call.
-async fn best<F, Fut>(calls: u32, mut run: F) -> anyhow::Result<f64>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = anyhow::Result<String>>,
-{
-    let mut best = f64::MAX;
+/// One measurement: ns per call.
+type Probe<'a> = Box<dyn Fn() -> Pin<Box<dyn Future<Output = anyhow::Result<f64>> + 'a>> + 'a>;
+
+/// The best of `ROUNDS` of each probe, taken in turn round by round so that
+/// drift on a shared machine hits every variant alike.
+async fn interleaved(probes: &[Probe<'_>]) -> anyhow::Result<Vec<f64>> {
+    let mut best = vec![f64::MAX; probes.len()];
     for _ in 0..ROUNDS {
-        let text = run().await?;
-        let ns: f64 = text
-            .trim()
-            .parse()
-            .map_err(|_| anyhow::anyhow!("not a number: {text}"))?;
-        best = best.min(ns / f64::from(calls));
+        for (probe, best) in probes.iter().zip(best.iter_mut()) {
+            *best = best.min(probe().await?);
+        }
     }
     Ok(best)
 }
 
-/// Per-call ns of `path` on a keel host.
-async fn on_keel(addr: SocketAddr, path: &str, calls: u32) -> anyhow::Result<f64> {
-    best(calls, || async { Ok(get(addr, "x", path).await?.body) }).await
+/// `text` (nanoseconds for `calls` calls) per call.
+fn per_call(text: &str, calls: u32) -> anyhow::Result<f64> {
+    let ns: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| anyhow::anyhow!("not a number: {text}"))?;
+    Ok(ns / f64::from(calls))
+}
+
+/// A probe of `path` on a keel host, whose answer is the time of `calls` calls.
+fn on_keel<'a>(addr: SocketAddr, path: String, calls: u32) -> Probe<'a> {
+    Box::new(move || {
+        let path = path.clone();
+        Box::pin(async move { per_call(&get(addr, "x", &path).await?.body, calls) })
+    })
 }
 
 async fn tally() -> anyhow::Result<()> {
@@ -71,15 +80,21 @@ async fn tally() -> anyhow::Result<()> {
     let (shared, shared_addr) = keel_host(plugin(LinkMode::Shared), "tally_user").await?;
     for op in ["sum", "handle"] {
         let path = format!("/bench?op={op}&n={CALLS}");
-        let native_ns = best(1, || async {
-            Ok(native
-                .get(&path, native_tally::Counters::default())
-                .await?
-                .1)
-        })
-        .await?;
-        let composed_ns = on_keel(composed_addr, &path, 1).await?;
-        let shared_ns = on_keel(shared_addr, &path, 1).await?;
+        let (runner, at) = (&native, &path);
+        let native_probe: Probe<'_> = Box::new(move || {
+            Box::pin(async move {
+                let (_, body) = runner.get(at, native_tally::Counters::default()).await?;
+                per_call(&body, 1)
+            })
+        });
+        let [native_ns, composed_ns, shared_ns] = interleaved(&[
+            native_probe,
+            on_keel(composed_addr, path.clone(), 1),
+            on_keel(shared_addr, path.clone(), 1),
+        ])
+        .await?[..] else {
+            unreachable!("three probes, three figures")
+        };
         println!(
             "tally `{op}`: native host {native_ns:.0} ns, composed {composed_ns:.0} ns ({:.2}x native), \
              shared generic forwarder {shared_ns:.0} ns ({:.2}x native)",
@@ -105,17 +120,23 @@ async fn keyvalue() -> anyhow::Result<()> {
     let (generic, generic_addr) =
         keel_host(plugin(LinkMode::Shared, Forwarder::Generic), user).await?;
     let path = format!("/time-gets?bucket=bench&key=k&n={CALLS}&fill=128");
-    let native_ns = best(CALLS, || async {
-        let (status, body) = native
-            .get(&path, native_keyvalue::Buckets::default())
-            .await?;
-        anyhow::ensure!(status == 200, "{status}: {body}");
-        Ok(body)
-    })
-    .await?;
-    let composed_ns = on_keel(composed_addr, &path, CALLS).await?;
-    let typed_ns = on_keel(typed_addr, &path, CALLS).await?;
-    let generic_ns = on_keel(generic_addr, &path, CALLS).await?;
+    let (runner, at) = (&native, &path);
+    let native_probe: Probe<'_> = Box::new(move || {
+        Box::pin(async move {
+            let (status, body) = runner.get(at, native_keyvalue::Buckets::default()).await?;
+            anyhow::ensure!(status == 200, "{status}: {body}");
+            per_call(&body, CALLS)
+        })
+    });
+    let [native_ns, composed_ns, typed_ns, generic_ns] = interleaved(&[
+        native_probe,
+        on_keel(composed_addr, path.clone(), CALLS),
+        on_keel(typed_addr, path.clone(), CALLS),
+        on_keel(generic_addr, path.clone(), CALLS),
+    ])
+    .await?[..] else {
+        unreachable!("four probes, four figures")
+    };
     println!(
         "keyvalue `get` (128 bytes): native host {native_ns:.0} ns, composed {composed_ns:.0} ns ({:.2}x native), \
          shared typed forwarder {typed_ns:.0} ns ({:.2}x native, goal <= 3), \

@@ -224,7 +224,7 @@ impl SharedPlugin {
         // every 128 calls.
         let mut slot = match self.running.try_lock() {
             Ok(slot) => slot,
-            Err(_) => self.running.lock().await,
+            Err(_) => Box::pin(self.running.lock()).await,
         };
         let mut running = match slot.take() {
             Some(running) => running,
@@ -239,7 +239,9 @@ impl SharedPlugin {
                 self.name
             ));
         }
-        self.drop_released(&mut running).await;
+        if self.any_released.load(Ordering::Acquire) {
+            Box::pin(self.drop_released(&mut running)).await;
+        }
         running.store.data_mut().set_identity(caller);
         match work(&mut running).await {
             Ok(reply) => {
