@@ -13,12 +13,13 @@
 
 use super::super::proxy::Proxy;
 use super::super::{InPlugin, SharedPlugin};
+use super::{Exports, TypedPlugin, link_each};
 use crate::plugins::identity::WorkloadIdentity;
 use crate::workload::InvocationState;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::sync::Arc;
 use wasmtime::Store;
-use wasmtime::component::{HasData, Linker, Resource};
+use wasmtime::component::{HasData, Instance, Linker, Resource};
 
 /// The workload's side: `wasi:keyvalue` as the host serves it.
 mod workload_side {
@@ -62,73 +63,53 @@ pub const INTERFACES: [&str; 3] = [
 pub struct BucketProxy;
 
 /// Forwards a component's `wasi:keyvalue` imports to one shared plugin.
-pub struct KeyvalueForwarder {
-    pub(super) plugin: Arc<SharedPlugin>,
-    exports: Arc<plugin_side::PluginIndices>,
+pub type KeyvalueForwarder = TypedPlugin<plugin_side::PluginIndices>;
+
+impl Exports for plugin_side::PluginIndices {
+    type Loaded = plugin_side::Plugin;
+
+    fn find(plugin: &SharedPlugin) -> Option<Self> {
+        plugin_side::PluginIndices::new(&plugin.pre).ok()
+    }
+
+    fn load(
+        &self,
+        store: &mut Store<InvocationState>,
+        instance: &Instance,
+    ) -> wasmtime::Result<plugin_side::Plugin> {
+        plugin_side::PluginIndices::load(self, store, instance)
+    }
 }
 
-impl KeyvalueForwarder {
-    /// A forwarder to `plugin`, if it exports all of `wasi:keyvalue`
-    /// (store, atomics and batch) at this version; `None` otherwise (the
-    /// generic forwarder serves it then).
-    pub fn new(plugin: Arc<SharedPlugin>) -> Option<Self> {
-        let exports = plugin_side::PluginIndices::new(&plugin.pre).ok()?;
-        Some(KeyvalueForwarder {
-            plugin,
-            exports: Arc::new(exports),
-        })
+/// Links the interfaces of [`INTERFACES`] among `imports`.
+pub fn link(linker: &mut Linker<InvocationState>, imports: &[String]) -> Result<()> {
+    fn view(state: &mut InvocationState) -> KeyvalueView<'_> {
+        KeyvalueView { state }
     }
+    link_each(imports, |import| match import {
+        i if i == INTERFACES[0] => store::add_to_linker::<_, Keyvalue>(linker, view),
+        i if i == INTERFACES[1] => atomics::add_to_linker::<_, Keyvalue>(linker, view),
+        i if i == INTERFACES[2] => batch::add_to_linker::<_, Keyvalue>(linker, view),
+        _ => Ok(()),
+    })
+}
 
-    /// Links the interfaces of [`INTERFACES`] that `imports` names.
-    pub fn link(linker: &mut Linker<InvocationState>, imports: &[&str]) -> Result<()> {
-        fn view(state: &mut InvocationState) -> KeyvalueView<'_> {
-            KeyvalueView { state }
-        }
-        for import in imports {
-            let linked = match *import {
-                i if i == INTERFACES[0] => store::add_to_linker::<_, Keyvalue>(linker, view),
-                i if i == INTERFACES[1] => atomics::add_to_linker::<_, Keyvalue>(linker, view),
-                i if i == INTERFACES[2] => batch::add_to_linker::<_, Keyvalue>(linker, view),
-                _ => continue,
-            };
-            linked
-                .map_err(anyhow::Error::from)
-                .with_context(|| format!("linking the typed forwarder of `{import}`"))?;
-        }
-        Ok(())
-    }
-
-    /// Runs `work` against the plugin's exports, in its Store.
-    async fn call<T: Send + 'static>(
-        &self,
-        caller: &Arc<WorkloadIdentity>,
-        generation: Option<u64>,
-        work: impl for<'a> FnOnce(
-            &'a mut Store<InvocationState>,
-            Arc<plugin_side::Plugin>,
-        ) -> InPlugin<'a, Result<T, plugin_store::Error>>
-        + Send
-        + 'static,
-    ) -> Result<(T, u64), store::Error> {
-        let exports = self.exports.clone();
-        let reply = self
-            .plugin
-            .enter(caller, generation, move |running| {
-                Box::pin(async move {
-                    let plugin =
-                        match running.typed(|store, instance| exports.load(store, instance)) {
-                            Ok(plugin) => plugin,
-                            // The plugin is sound, only not what was expected.
-                            Err(e) => return Ok(Err(store::Error::Other(format!("{e:#}")))),
-                        };
-                    Ok(work(&mut running.store, plugin).await?.map_err(from_plugin))
-                })
-            })
-            .await;
-        match reply {
-            Ok((answer, generation)) => answer.map(|value| (value, generation)),
-            Err(failed) => Err(store::Error::Other(format!("{failed:#}"))),
-        }
+/// Runs `work` in the plugin through `forwarder`, for the caller of `state`.
+async fn forward<T: Send + 'static>(
+    forwarder: &KeyvalueForwarder,
+    caller: &Arc<WorkloadIdentity>,
+    generation: Option<u64>,
+    work: impl for<'a> FnOnce(
+        &'a mut Store<InvocationState>,
+        Arc<plugin_side::Plugin>,
+    ) -> InPlugin<'a, Result<T, plugin_store::Error>>
+    + Send
+    + 'static,
+) -> Result<(T, u64), store::Error> {
+    match forwarder.call(caller, generation, work).await {
+        Ok((Ok(value), generation)) => Ok((value, generation)),
+        Ok((Err(error), _)) => Err(from_plugin(error)),
+        Err(failed) => Err(store::Error::Other(failed)),
     }
 }
 
@@ -173,11 +154,11 @@ impl KeyvalueView<'_> {
             .get(bucket.rep())
             .cloned()
             .ok_or_else(|| store::Error::Other(format!("unknown bucket {}", bucket.rep())))?;
-        if !Arc::ptr_eq(&proxy.plugin, &forwarder.plugin) {
+        if !Arc::ptr_eq(&proxy.plugin, forwarder.plugin()) {
             return Err(store::Error::Other(format!(
                 "a bucket of plugin `{}` was passed to plugin `{}`",
                 proxy.plugin.name(),
-                forwarder.plugin.name()
+                forwarder.plugin().name()
             )));
         }
         Ok((forwarder, proxy))
@@ -200,13 +181,13 @@ impl KeyvalueView<'_> {
             Err(e) => return Ok(Err(e)),
         };
         let handle = proxy.handle;
-        let reply = forwarder
-            .call(
-                self.state.identity(),
-                Some(proxy.generation),
-                move |store, plugin| work(store, plugin, handle),
-            )
-            .await;
+        let reply = forward(
+            &forwarder,
+            self.state.identity(),
+            Some(proxy.generation),
+            move |store, plugin| work(store, plugin, handle),
+        )
+        .await;
         Ok(reply.map(|(value, _)| value))
     }
 }
@@ -220,19 +201,23 @@ impl store::Host for KeyvalueView<'_> {
             Ok(forwarder) => forwarder,
             Err(e) => return Ok(Err(e)),
         };
-        let reply = forwarder
-            .call(self.state.identity(), None, move |store, plugin| {
+        let reply = forward(
+            &forwarder,
+            self.state.identity(),
+            None,
+            move |store, plugin| {
                 Box::pin(async move {
                     plugin
                         .wasi_keyvalue_store()
                         .call_open(store, &identifier)
                         .await
                 })
-            })
-            .await;
+            },
+        )
+        .await;
         Ok(reply.map(|(handle, generation)| {
             let slot = self.state.proxies.insert(Proxy {
-                plugin: forwarder.plugin.clone(),
+                plugin: forwarder.plugin().clone(),
                 generation,
                 handle,
             });

@@ -4,32 +4,129 @@
 //! functions — so a call crosses to the shared plugin without the generic
 //! forwarder's walk through [`Val`](wasmtime::component::Val)s.
 //!
-//! A typed forwarder serves an interface family only where the plugin
-//! exports the whole family at the version it was generated for and one
-//! plugin serves all of the family's imports (they share resources);
-//! anything else goes to the generic forwarder, as does every plugin
-//! declared with `forwarder = "generic"`.
+//! A typed forwarder serves an interface family only where one plugin
+//! serves all of the family's imports at the version the forwarder was
+//! generated for (they may share resources) and exports every function the
+//! forwarder calls; anything else goes to the generic forwarder, as does
+//! every plugin declared with `forwarder = "generic"`.
+//!
+//! | family | interfaces |
+//! |---|---|
+//! | [`keyvalue`] | `wasi:keyvalue/{store,atomics,batch}@0.2.0-draft` |
+//! | [`config`] | `wasi:config/store@0.2.0-rc.1` |
+//! | [`logging`] | `wasi:logging/logging@0.1.0-draft` |
+//!
+//! `wasi:blobstore` passes `wasi:io` streams and stays with the generic
+//! forwarder, which moves streams between Stores.
 
+pub mod config;
 pub mod keyvalue;
+pub mod logging;
 
-use super::SharedPlugin;
+use super::{InPlugin, SharedPlugin};
+use crate::plugins::identity::WorkloadIdentity;
 use crate::workload::InvocationState;
 use anyhow::Result;
 use keel_compose::Binding;
 use std::sync::Arc;
-use wasmtime::component::Linker;
+use wasmtime::Store;
+use wasmtime::component::{Instance, Linker};
+
+/// The typed bindings of a plugin's exports, as `bindgen!` generates them
+/// for one family (its `…Indices` type).
+pub trait Exports: Send + Sync + 'static {
+    /// The bindings of one instance.
+    type Loaded: Send + Sync + 'static;
+
+    /// Finds the family's exports in a prepared plugin; `None` if it lacks
+    /// any of them.
+    fn find(plugin: &SharedPlugin) -> Option<Self>
+    where
+        Self: Sized;
+
+    /// The bindings of `instance`, type-checked.
+    fn load(
+        &self,
+        store: &mut Store<InvocationState>,
+        instance: &Instance,
+    ) -> wasmtime::Result<Self::Loaded>;
+}
+
+/// A shared plugin reached through the typed bindings `E` of its exports.
+pub struct TypedPlugin<E: Exports> {
+    plugin: Arc<SharedPlugin>,
+    exports: Arc<E>,
+}
+
+impl<E: Exports> TypedPlugin<E> {
+    /// The plugin, if it exports the whole family.
+    fn new(plugin: &Arc<SharedPlugin>) -> Option<Self> {
+        Some(TypedPlugin {
+            exports: Arc::new(E::find(plugin)?),
+            plugin: plugin.clone(),
+        })
+    }
+
+    /// The plugin served.
+    pub fn plugin(&self) -> &Arc<SharedPlugin> {
+        &self.plugin
+    }
+
+    /// Runs `work` with this instance's bindings in the plugin's Store, for
+    /// `caller`, with handles of instance `generation` (see
+    /// [`SharedPlugin::enter`]). Returns what `work` returned and the
+    /// generation it ran in, or why the plugin could not answer (it failed,
+    /// and restarts on the next call; or a handle outlived its instance).
+    pub(crate) async fn call<T: Send + 'static>(
+        &self,
+        caller: &Arc<WorkloadIdentity>,
+        generation: Option<u64>,
+        work: impl for<'a> FnOnce(&'a mut Store<InvocationState>, Arc<E::Loaded>) -> InPlugin<'a, T>
+        + Send
+        + 'static,
+    ) -> Result<(T, u64), String> {
+        let exports = self.exports.clone();
+        let reply = self
+            .plugin
+            .enter(caller, generation, move |running| {
+                Box::pin(async move {
+                    let loaded =
+                        match running.typed(|store, instance| exports.load(store, instance)) {
+                            Ok(loaded) => loaded,
+                            // The plugin is sound, only not what was expected.
+                            Err(e) => return Ok(Err(format!("{e:#}"))),
+                        };
+                    Ok(Ok(work(&mut running.store, loaded).await?))
+                })
+            })
+            .await;
+        match reply {
+            Ok((Ok(value), generation)) => Ok((value, generation)),
+            Ok((Err(refused), _)) => Err(refused),
+            Err(failed) => Err(format!("{failed:#}")),
+        }
+    }
+}
 
 /// The typed forwarders a component's Stores use, one per interface family
 /// (cloned into every Store; the host traits find their plugin here).
 #[derive(Clone, Default)]
 pub struct TypedForwarders {
     pub(crate) keyvalue: Option<Arc<keyvalue::KeyvalueForwarder>>,
+    pub(crate) config: Option<Arc<config::ConfigForwarder>>,
+    pub(crate) logging: Option<Arc<logging::LoggingForwarder>>,
 }
 
 impl std::fmt::Debug for TypedForwarders {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = |plugin: &SharedPlugin| plugin.name().to_string();
         f.debug_struct("TypedForwarders")
-            .field("keyvalue", &self.keyvalue.as_ref().map(|k| k.plugin.name()))
+            .field(
+                "keyvalue",
+                &self.keyvalue.as_ref().map(|t| name(t.plugin())),
+            )
+            .field("config", &self.config.as_ref().map(|t| name(t.plugin())))
+            .field("logging", &self.logging.as_ref().map(|t| name(t.plugin())))
             .finish()
     }
 }
@@ -42,28 +139,54 @@ pub type SharedBinding = (Binding, Arc<SharedPlugin>);
 /// left for the generic forwarder.
 pub fn link_typed(
     linker: &mut Linker<InvocationState>,
-    bindings: Vec<SharedBinding>,
+    mut bindings: Vec<SharedBinding>,
 ) -> Result<(TypedForwarders, Vec<SharedBinding>)> {
     let mut typed = TypedForwarders::default();
-    let (family, rest): (Vec<_>, Vec<_>) = bindings
-        .into_iter()
-        .partition(|(binding, _)| keyvalue::INTERFACES.contains(&binding.import.as_str()));
-    let Some((_, plugin)) = family.first() else {
-        return Ok((typed, rest));
-    };
+    if let Some((forwarder, imports)) = claim(&mut bindings, &keyvalue::INTERFACES) {
+        keyvalue::link(linker, &imports)?;
+        typed.keyvalue = Some(Arc::new(forwarder));
+    }
+    if let Some((forwarder, imports)) = claim(&mut bindings, &config::INTERFACES) {
+        config::link(linker, &imports)?;
+        typed.config = Some(Arc::new(forwarder));
+    }
+    if let Some((forwarder, imports)) = claim(&mut bindings, &logging::INTERFACES) {
+        logging::link(linker, &imports)?;
+        typed.logging = Some(Arc::new(forwarder));
+    }
+    Ok((typed, bindings))
+}
+
+/// Takes out of `bindings` those of the family `interfaces` if a typed
+/// forwarder can serve them all, with that forwarder; leaves `bindings` as
+/// they were otherwise.
+fn claim<E: Exports>(
+    bindings: &mut Vec<SharedBinding>,
+    interfaces: &[&str],
+) -> Option<(TypedPlugin<E>, Vec<String>)> {
+    let family: Vec<&SharedBinding> = bindings
+        .iter()
+        .filter(|(binding, _)| interfaces.contains(&binding.import.as_str()))
+        .collect();
+    let (_, plugin) = family.first()?;
     let one_plugin = family.iter().all(|(binding, serving)| {
         binding.export == binding.import && Arc::ptr_eq(serving, plugin) && serving.typed
     });
-    match one_plugin
-        .then(|| keyvalue::KeyvalueForwarder::new(plugin.clone()))
-        .flatten()
-    {
-        Some(forwarder) => {
-            let imports: Vec<&str> = family.iter().map(|(b, _)| b.import.as_str()).collect();
-            keyvalue::KeyvalueForwarder::link(linker, &imports)?;
-            typed.keyvalue = Some(Arc::new(forwarder));
-            Ok((typed, rest))
-        }
-        None => Ok((typed, family.into_iter().chain(rest).collect())),
+    if !one_plugin {
+        return None;
     }
+    let forwarder = TypedPlugin::new(plugin)?;
+    let imports: Vec<String> = family.iter().map(|(b, _)| b.import.clone()).collect();
+    bindings.retain(|(binding, _)| !imports.contains(&binding.import));
+    Some((forwarder, imports))
+}
+
+/// Links each of `imports` with `link`, naming the import in errors.
+fn link_each(imports: &[String], mut link: impl FnMut(&str) -> wasmtime::Result<()>) -> Result<()> {
+    for import in imports {
+        link(import)
+            .map_err(anyhow::Error::from)
+            .map_err(|e| e.context(format!("linking the typed forwarder of `{import}`")))?;
+    }
+    Ok(())
 }
