@@ -80,16 +80,18 @@ impl Data {
     }
 }
 
+/// A bucket's data, shared by the bucket's handles.
+type Shared = Rc<RefCell<Data>>;
+
 thread_local! {
     /// `(owner, bucket)` → data.
-    static BUCKETS: RefCell<HashMap<(String, String), Rc<RefCell<Data>>>> =
-        RefCell::new(HashMap::new());
+    static BUCKETS: RefCell<HashMap<(String, String), Shared>> = RefCell::new(HashMap::new());
 }
 
 /// A bucket handle: the bucket's data, found once when it is opened (a
 /// bucket is never removed, so the handle stays valid).
 struct Handle {
-    data: Rc<RefCell<Data>>,
+    data: Shared,
 }
 
 impl Handle {
