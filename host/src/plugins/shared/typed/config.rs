@@ -2,13 +2,13 @@
 //! fails during a call answers `error::upstream` (it restarts on the next
 //! call).
 
-use super::super::{InPlugin, SharedPlugin};
-use super::{Exports, TypedPlugin, link_each};
+use super::super::InPlugin;
+use super::{TypedPlugin, link_each};
 use crate::workload::InvocationState;
 use anyhow::Result;
 use std::sync::Arc;
 use wasmtime::Store;
-use wasmtime::component::{HasData, Instance, Linker};
+use wasmtime::component::{HasData, Linker};
 
 /// The workload's side: `wasi:config` as the host serves it.
 mod workload_side {
@@ -43,21 +43,7 @@ pub const INTERFACES: [&str; 1] = ["wasi:config/store@0.2.0-rc.1"];
 /// Forwards a component's `wasi:config` import to one shared plugin.
 pub type ConfigForwarder = TypedPlugin<plugin_side::PluginIndices>;
 
-impl Exports for plugin_side::PluginIndices {
-    type Loaded = plugin_side::Plugin;
-
-    fn find(plugin: &SharedPlugin) -> Option<Self> {
-        plugin_side::PluginIndices::new(&plugin.pre).ok()
-    }
-
-    fn load(
-        &self,
-        store: &mut Store<InvocationState>,
-        instance: &Instance,
-    ) -> wasmtime::Result<plugin_side::Plugin> {
-        plugin_side::PluginIndices::load(self, store, instance)
-    }
-}
+plugin_exports!(plugin_side);
 
 /// Links the interfaces of [`INTERFACES`] among `imports`.
 pub fn link(linker: &mut Linker<InvocationState>, imports: &[String]) -> Result<()> {

@@ -11,15 +11,15 @@
 //! during a call answers `error::other` (it restarts on the next call), as
 //! does a bucket of an earlier instance of the plugin.
 
+use super::super::InPlugin;
 use super::super::proxy::Proxy;
-use super::super::{InPlugin, SharedPlugin};
-use super::{Exports, TypedPlugin, link_each};
+use super::{TypedPlugin, link_each};
 use crate::plugins::identity::WorkloadIdentity;
 use crate::workload::InvocationState;
 use anyhow::Result;
 use std::sync::Arc;
 use wasmtime::Store;
-use wasmtime::component::{HasData, Instance, Linker, Resource};
+use wasmtime::component::{HasData, Linker, Resource};
 
 /// The workload's side: `wasi:keyvalue` as the host serves it.
 mod workload_side {
@@ -65,21 +65,7 @@ pub struct BucketProxy;
 /// Forwards a component's `wasi:keyvalue` imports to one shared plugin.
 pub type KeyvalueForwarder = TypedPlugin<plugin_side::PluginIndices>;
 
-impl Exports for plugin_side::PluginIndices {
-    type Loaded = plugin_side::Plugin;
-
-    fn find(plugin: &SharedPlugin) -> Option<Self> {
-        plugin_side::PluginIndices::new(&plugin.pre).ok()
-    }
-
-    fn load(
-        &self,
-        store: &mut Store<InvocationState>,
-        instance: &Instance,
-    ) -> wasmtime::Result<plugin_side::Plugin> {
-        plugin_side::PluginIndices::load(self, store, instance)
-    }
-}
+plugin_exports!(plugin_side);
 
 /// Links the interfaces of [`INTERFACES`] among `imports`.
 pub fn link(linker: &mut Linker<InvocationState>, imports: &[String]) -> Result<()> {

@@ -3,12 +3,10 @@
 //! the host's log instead, with the failure: a failing logging plugin
 //! neither loses records nor ends the workload's invocation.
 
-use super::super::SharedPlugin;
-use super::{Exports, TypedPlugin, link_each};
+use super::{TypedPlugin, link_each};
 use crate::workload::InvocationState;
 use anyhow::Result;
-use wasmtime::Store;
-use wasmtime::component::{HasData, Instance, Linker};
+use wasmtime::component::{HasData, Linker};
 
 /// The workload's side: `wasi:logging` as the host serves it.
 mod workload_side {
@@ -43,21 +41,7 @@ pub const INTERFACES: [&str; 1] = ["wasi:logging/logging@0.1.0-draft"];
 /// Forwards a component's `wasi:logging` import to one shared plugin.
 pub type LoggingForwarder = TypedPlugin<plugin_side::PluginIndices>;
 
-impl Exports for plugin_side::PluginIndices {
-    type Loaded = plugin_side::Plugin;
-
-    fn find(plugin: &SharedPlugin) -> Option<Self> {
-        plugin_side::PluginIndices::new(&plugin.pre).ok()
-    }
-
-    fn load(
-        &self,
-        store: &mut Store<InvocationState>,
-        instance: &Instance,
-    ) -> wasmtime::Result<plugin_side::Plugin> {
-        plugin_side::PluginIndices::load(self, store, instance)
-    }
-}
+plugin_exports!(plugin_side);
 
 /// Links the interfaces of [`INTERFACES`] among `imports`.
 pub fn link(linker: &mut Linker<InvocationState>, imports: &[String]) -> Result<()> {
