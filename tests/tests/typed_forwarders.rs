@@ -1,6 +1,7 @@
-//! The typed forwarders of `wasi:config` and `wasi:logging`: the built-in
-//! config and logging plugins run shared, serving `examples/config-greeting`,
-//! answer through the typed forwarder exactly as through the generic one.
+//! The typed forwarders of `wasi:config`, `wasi:logging` and
+//! `wasmcloud:messaging`: the built-in plugins run shared, serving
+//! `examples/config-greeting` and `examples/messaging-ping-pong`, answer
+//! through the typed forwarder exactly as through the generic one.
 //! (`wasi:keyvalue`'s typed forwarder runs the keyvalue suite, see
 //! `keyvalue_memory.rs`.)
 
@@ -71,6 +72,86 @@ fn config_and_logging_answer_alike_through_both_forwarders() -> anyhow::Result<(
     assert_eq!(
         (&generic_record["severity"], &generic_record["context"]),
         (&typed_record["severity"], &typed_record["context"])
+    );
+    Ok(())
+}
+
+/// Runs messaging-ping-pong with the built-in messaging plugin shared behind
+/// `forwarder`; returns the pinger's answer to a request nobody listens
+/// for, and the ponger's failure log line for a message the pinger
+/// published. (No request/reply: a shared plugin runs one call at a time,
+/// so the ponger's reply would wait behind the pinger's request.)
+fn ping_through(forwarder: &str) -> anyhow::Result<((u16, String), serde_json::Value)> {
+    let dir = tempfile::tempdir()?;
+    let manifest = write_file(
+        dir.path(),
+        "app.toml",
+        &format!(
+            r#"
+[[plugin]]
+name = "messaging"
+mode = "shared"
+forwarder = "{forwarder}"
+
+[[workload]]
+namespace = "examples"
+name = "pinger"
+[[workload.component]]
+path = {pinger:?}
+
+[[workload]]
+namespace = "examples"
+name = "ponger"
+[[workload.subscription]]
+subject = "ping"
+[[workload.component]]
+path = {ponger:?}
+"#,
+            pinger = guest("pinger"),
+            ponger = guest("ponger")
+        ),
+    );
+    let mut keel = KeelProcess::spawn(
+        &manifest,
+        &dir.path().join("cache"),
+        &["--log-format", "json"],
+    )?;
+    let addr = keel.http_addr()?;
+    keel.wait_for_log("examples/ponger", Duration::from_secs(60))?;
+    keel.wait_for_log("workload running", Duration::from_secs(60))?;
+    let line = keel.wait_for_log("wasmcloud:messaging/consumer@0.2.0", Duration::from_secs(5))?;
+    let served: serde_json::Value = serde_json::from_str(&line)?;
+    assert_eq!(served["forwarder"], forwarder, "{line}");
+    let runtime = tokio::runtime::Runtime::new()?;
+    let lonely = runtime.block_on(get(addr, "localhost", "/?subject=nowhere&msg=x"))?;
+    let published = runtime.block_on(get(addr, "localhost", "/publish?subject=ping&msg=fail"))?;
+    assert_eq!(published.body, "published\n");
+    let failure = keel.wait_for_log("message handler failed", Duration::from_secs(10))?;
+    Ok((
+        (lonely.status, lonely.body),
+        serde_json::from_str(&failure)?,
+    ))
+}
+
+#[test]
+fn messaging_answers_alike_through_both_forwarders() -> anyhow::Result<()> {
+    let (typed_lonely, typed_failure) = ping_through("typed")?;
+    assert_eq!(typed_lonely, (502, "no responders\n".to_string()));
+    assert_eq!(typed_failure["subject"], "ping", "{typed_failure}");
+    assert!(
+        typed_failure
+            .to_string()
+            .contains("asked to fail on `ping`"),
+        "{typed_failure}"
+    );
+    let (generic_lonely, generic_failure) = ping_through("generic")?;
+    assert_eq!(generic_lonely, typed_lonely);
+    assert_eq!(generic_failure["subject"], typed_failure["subject"]);
+    assert!(
+        generic_failure
+            .to_string()
+            .contains("asked to fail on `ping`"),
+        "{generic_failure}"
     );
     Ok(())
 }

@@ -15,6 +15,7 @@
 //! | [`keyvalue`] | `wasi:keyvalue/{store,atomics,batch}@0.2.0-draft` |
 //! | [`config`] | `wasi:config/store@0.2.0-rc.1` |
 //! | [`logging`] | `wasi:logging/logging@0.1.0-draft` |
+//! | [`messaging`] | `wasmcloud:messaging/{consumer,types}@0.2.0` |
 //!
 //! `wasi:blobstore` passes `wasi:io` streams and stays with the generic
 //! forwarder, which moves streams between Stores.
@@ -45,6 +46,7 @@ macro_rules! plugin_exports {
 pub mod config;
 pub mod keyvalue;
 pub mod logging;
+pub mod messaging;
 
 use super::{InPlugin, SharedPlugin};
 use crate::plugins::identity::WorkloadIdentity;
@@ -138,6 +140,7 @@ pub struct TypedForwarders {
     pub(crate) keyvalue: Option<Arc<keyvalue::KeyvalueForwarder>>,
     pub(crate) config: Option<Arc<config::ConfigForwarder>>,
     pub(crate) logging: Option<Arc<logging::LoggingForwarder>>,
+    pub(crate) messaging: Option<Arc<messaging::MessagingForwarder>>,
 }
 
 impl std::fmt::Debug for TypedForwarders {
@@ -150,6 +153,10 @@ impl std::fmt::Debug for TypedForwarders {
             )
             .field("config", &self.config.as_ref().map(|t| name(t.plugin())))
             .field("logging", &self.logging.as_ref().map(|t| name(t.plugin())))
+            .field(
+                "messaging",
+                &self.messaging.as_ref().map(|t| name(t.plugin())),
+            )
             .finish()
     }
 }
@@ -176,6 +183,10 @@ pub fn link_typed(
     if let Some((forwarder, imports)) = claim(&mut bindings, &logging::INTERFACES) {
         logging::link(linker, &imports)?;
         typed.logging = Some(Arc::new(forwarder));
+    }
+    if let Some((forwarder, imports)) = claim(&mut bindings, &messaging::INTERFACES) {
+        messaging::link(linker, &imports)?;
+        typed.messaging = Some(Arc::new(forwarder));
     }
     Ok((typed, bindings))
 }
