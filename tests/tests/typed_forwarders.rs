@@ -6,18 +6,55 @@
 //! `keyvalue_memory.rs`.)
 
 use keel_tests::{KeelProcess, get, guest, write_file};
+use std::net::SocketAddr;
 use std::time::Duration;
+
+/// Starts keel on `manifest` (JSON logs) once every workload runs, after
+/// checking that each of `interfaces` is served shared through `forwarder`.
+fn start(
+    manifest: &str,
+    last_workload: &str,
+    interfaces: &[&str],
+    forwarder: &str,
+) -> anyhow::Result<(KeelProcess, SocketAddr, tempfile::TempDir)> {
+    let dir = tempfile::tempdir()?;
+    let manifest = write_file(dir.path(), "app.toml", manifest);
+    let mut keel = KeelProcess::spawn(
+        &manifest,
+        &dir.path().join("cache"),
+        &["--log-format", "json"],
+    )?;
+    let addr = keel.http_addr()?;
+    // JSON lines: the message and the workload are separate fields.
+    let running = format!("\"workload\":\"{last_workload}\"");
+    let until = std::time::Instant::now() + Duration::from_secs(60);
+    while !keel
+        .log()
+        .iter()
+        .any(|l| l.contains("workload running") && l.contains(&running))
+    {
+        anyhow::ensure!(
+            std::time::Instant::now() < until,
+            "{last_workload} did not start: {:?}",
+            keel.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for interface in interfaces {
+        let line = keel.wait_for_log(interface, Duration::from_secs(5))?;
+        let served: serde_json::Value = serde_json::from_str(&line)?;
+        assert_eq!(served["mode"], "shared", "{line}");
+        assert_eq!(served["forwarder"], forwarder, "{line}");
+    }
+    Ok((keel, addr, dir))
+}
 
 /// Runs config-greeting with the built-in config and logging plugins
 /// shared behind `forwarder`; returns the greeting, and the log line of the
 /// error record `/alarm` raises.
 fn greet_through(forwarder: &str) -> anyhow::Result<(String, serde_json::Value)> {
-    let dir = tempfile::tempdir()?;
-    let manifest = write_file(
-        dir.path(),
-        "app.toml",
-        &format!(
-            r#"
+    let manifest = format!(
+        r#"
 [[plugin]]
 name = "config"
 mode = "shared"
@@ -34,25 +71,17 @@ name = "greeter"
 [[workload.component]]
 path = {greeter:?}
 "#,
-            greeter = guest("config_greeting")
-        ),
+        greeter = guest("config_greeting")
     );
-    let mut keel = KeelProcess::spawn(
+    let (mut keel, addr, _dir) = start(
         &manifest,
-        &dir.path().join("cache"),
-        &["--log-format", "json"],
+        "default/greeter",
+        &[
+            "wasi:config/store@0.2.0-rc.1",
+            "wasi:logging/logging@0.1.0-draft",
+        ],
+        forwarder,
     )?;
-    let addr = keel.http_addr()?;
-    keel.wait_for_log("workload running", Duration::from_secs(60))?;
-    for interface in [
-        "wasi:config/store@0.2.0-rc.1",
-        "wasi:logging/logging@0.1.0-draft",
-    ] {
-        let line = keel.wait_for_log(interface, Duration::from_secs(5))?;
-        let served: serde_json::Value = serde_json::from_str(&line)?;
-        assert_eq!(served["mode"], "shared", "{line}");
-        assert_eq!(served["forwarder"], forwarder, "{line}");
-    }
     let runtime = tokio::runtime::Runtime::new()?;
     let greeting = runtime.block_on(get(addr, "localhost", "/?name=Ada"))?.body;
     let alarm = runtime.block_on(get(addr, "localhost", "/alarm"))?;
@@ -82,12 +111,8 @@ fn config_and_logging_answer_alike_through_both_forwarders() -> anyhow::Result<(
 /// published. (No request/reply: a shared plugin runs one call at a time,
 /// so the ponger's reply would wait behind the pinger's request.)
 fn ping_through(forwarder: &str) -> anyhow::Result<((u16, String), serde_json::Value)> {
-    let dir = tempfile::tempdir()?;
-    let manifest = write_file(
-        dir.path(),
-        "app.toml",
-        &format!(
-            r#"
+    let manifest = format!(
+        r#"
 [[plugin]]
 name = "messaging"
 mode = "shared"
@@ -107,21 +132,15 @@ subject = "ping"
 [[workload.component]]
 path = {ponger:?}
 "#,
-            pinger = guest("pinger"),
-            ponger = guest("ponger")
-        ),
+        pinger = guest("pinger"),
+        ponger = guest("ponger")
     );
-    let mut keel = KeelProcess::spawn(
+    let (mut keel, addr, _dir) = start(
         &manifest,
-        &dir.path().join("cache"),
-        &["--log-format", "json"],
+        "examples/ponger",
+        &["wasmcloud:messaging/consumer@0.2.0"],
+        forwarder,
     )?;
-    let addr = keel.http_addr()?;
-    keel.wait_for_log("examples/ponger", Duration::from_secs(60))?;
-    keel.wait_for_log("workload running", Duration::from_secs(60))?;
-    let line = keel.wait_for_log("wasmcloud:messaging/consumer@0.2.0", Duration::from_secs(5))?;
-    let served: serde_json::Value = serde_json::from_str(&line)?;
-    assert_eq!(served["forwarder"], forwarder, "{line}");
     let runtime = tokio::runtime::Runtime::new()?;
     let lonely = runtime.block_on(get(addr, "localhost", "/?subject=nowhere&msg=x"))?;
     let published = runtime.block_on(get(addr, "localhost", "/publish?subject=ping&msg=fail"))?;
