@@ -527,6 +527,24 @@ mod tests {
     }
 
     #[test]
+    fn a_plugin_forwarder_is_read_and_checked() {
+        let manifest = parse(
+            "[[plugin]]\nname = \"keyvalue-memory\"\nmode = \"shared\"\nforwarder = \"generic\"\n\
+             [[workload]]\nname = \"a\"\n[[workload.component]]\npath = \"Cargo.toml\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            manifest.plugins[0].forwarder,
+            super::super::Forwarder::Generic
+        );
+        let err = parse("[[plugin]]\nname = \"config\"\nforwarder = \"fast\"\n").unwrap_err();
+        assert!(
+            err.to_string().starts_with("app.toml:3:13: ") && err.to_string().contains("`typed`"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn a_nats_table_is_read_and_checked() {
         // Tests run in the crate's folder, where Cargo.toml stands in for a component.
         let manifest = parse(

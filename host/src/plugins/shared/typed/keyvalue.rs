@@ -80,7 +80,8 @@ pub fn link(linker: &mut Linker<InvocationState>, imports: &[String]) -> Result<
     })
 }
 
-/// Runs `work` in the plugin through `forwarder`, for the caller of `state`.
+/// Runs `work` in the plugin through `forwarder` for `caller`, with the
+/// interface's errors in the workload's terms.
 async fn forward<T: Send + 'static>(
     forwarder: &KeyvalueForwarder,
     caller: &Arc<WorkloadIdentity>,
