@@ -201,6 +201,18 @@ impl SharedPlugin {
             .with_context(|| format!("plugin `{}` exports no `{interface}#{function}`", self.name))
     }
 
+    /// The slot of the running instance, locked for one call.
+    async fn lock_running(&self) -> tokio::sync::MutexGuard<'_, Option<Running>> {
+        // Uncontended, `try_lock` skips Tokio's cooperative budget, which
+        // would otherwise make a tight loop of calls yield to the scheduler
+        // every 128 calls. Waiting is boxed: it is rare, and its future would
+        // otherwise make every call's future larger.
+        match self.running.try_lock() {
+            Ok(slot) => slot,
+            Err(_) => Box::pin(self.running.lock()).await,
+        }
+    }
+
     /// Runs `work` in the plugin's Store for `caller`, returning what it
     /// returned and the generation of the instance it ran in. Starts the
     /// plugin first if it is not running, refuses parameters holding handles
@@ -219,13 +231,7 @@ impl SharedPlugin {
         generation_of_params: Option<u64>,
         work: impl for<'a> FnOnce(&'a mut Running) -> InPlugin<'a, R>,
     ) -> Result<(R, u64)> {
-        // Uncontended, `try_lock` skips Tokio's cooperative budget, which
-        // would otherwise make a tight loop of calls yield to the scheduler
-        // every 128 calls.
-        let mut slot = match self.running.try_lock() {
-            Ok(slot) => slot,
-            Err(_) => Box::pin(self.running.lock()).await,
-        };
+        let mut slot = self.lock_running().await;
         let mut running = match slot.take() {
             Some(running) => running,
             // Boxed: instantiation's future is large, and every call's
@@ -263,10 +269,7 @@ impl SharedPlugin {
 
     /// Drops `handle` in the plugin now (a workload dropped its proxy).
     pub async fn release(&self, generation: u64, handle: ResourceAny) -> Result<()> {
-        let mut slot = match self.running.try_lock() {
-            Ok(slot) => slot,
-            Err(_) => self.running.lock().await,
-        };
+        let mut slot = self.lock_running().await;
         let Some(mut running) = slot.take() else {
             return Ok(());
         };

@@ -19,7 +19,7 @@ use crate::workload::InvocationState;
 use anyhow::Result;
 use std::sync::Arc;
 use wasmtime::Store;
-use wasmtime::component::{HasData, Linker, Resource};
+use wasmtime::component::{HasData, Linker, Resource, ResourceAny};
 
 /// The workload's side: `wasi:keyvalue` as the host serves it.
 mod workload_side {
@@ -129,17 +129,17 @@ impl KeyvalueView<'_> {
             .ok_or_else(|| store::Error::Other("no plugin serves wasi:keyvalue here".into()))
     }
 
-    /// The forwarder and the plugin's handle for the workload's `bucket`.
+    /// The forwarder, and the plugin's handle for the workload's `bucket`
+    /// with the plugin instance it belongs to.
     fn bucket(
         &self,
         bucket: &Resource<BucketProxy>,
-    ) -> Result<(Arc<KeyvalueForwarder>, Proxy), store::Error> {
+    ) -> Result<(Arc<KeyvalueForwarder>, ResourceAny, u64), store::Error> {
         let forwarder = self.forwarder()?;
         let proxy = self
             .state
             .proxies
             .get(bucket.rep())
-            .cloned()
             .ok_or_else(|| store::Error::Other(format!("unknown bucket {}", bucket.rep())))?;
         if !Arc::ptr_eq(&proxy.plugin, forwarder.plugin()) {
             return Err(store::Error::Other(format!(
@@ -148,7 +148,7 @@ impl KeyvalueView<'_> {
                 forwarder.plugin().name()
             )));
         }
-        Ok((forwarder, proxy))
+        Ok((forwarder, proxy.handle, proxy.generation))
     }
 
     /// Forwards a call on `bucket` that `work` makes with the plugin's handle.
@@ -158,20 +158,19 @@ impl KeyvalueView<'_> {
         work: impl for<'a> FnOnce(
             &'a mut Store<InvocationState>,
             Arc<plugin_side::Plugin>,
-            wasmtime::component::ResourceAny,
+            ResourceAny,
         ) -> InPlugin<'a, Result<T, plugin_store::Error>>
         + Send
         + 'static,
     ) -> wasmtime::Result<Result<T, store::Error>> {
-        let (forwarder, proxy) = match self.bucket(bucket) {
+        let (forwarder, handle, generation) = match self.bucket(bucket) {
             Ok(found) => found,
             Err(e) => return Ok(Err(e)),
         };
-        let handle = proxy.handle;
         let reply = forward(
             &forwarder,
             self.state.identity(),
-            Some(proxy.generation),
+            Some(generation),
             move |store, plugin| work(store, plugin, handle),
         )
         .await;

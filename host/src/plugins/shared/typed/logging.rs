@@ -6,6 +6,7 @@
 use super::{TypedPlugin, link_each};
 use crate::workload::InvocationState;
 use anyhow::Result;
+use std::sync::Arc;
 use wasmtime::component::{HasData, Linker};
 
 /// The workload's side: `wasi:logging` as the host serves it.
@@ -86,26 +87,32 @@ impl logging::Host for LoggingView<'_> {
         let Some(forwarder) = self.state.typed.logging.clone() else {
             return Ok(());
         };
-        // Kept for the host's log, should the plugin fail to take it.
-        let record = (context.clone(), message.clone());
+        // Shared with the call, and kept for the host's log should the
+        // plugin fail to take it.
+        let record = Arc::new((context, message));
         let sent = forwarder
-            .call(self.state.identity(), None, move |store, plugin| {
-                Box::pin(async move {
-                    plugin
-                        .wasi_logging_logging()
-                        .call_log(store, to_plugin(level), &context, &message)
-                        .await
-                })
+            .call(self.state.identity(), None, {
+                let record = record.clone();
+                move |store, plugin| {
+                    Box::pin(async move {
+                        let (context, message) = &*record;
+                        plugin
+                            .wasi_logging_logging()
+                            .call_log(store, to_plugin(level), context, message)
+                            .await
+                    })
+                }
             })
             .await;
         if let Err(failed) = sent {
             let caller = self.state.identity();
+            let (context, message) = &*record;
             tracing::warn!(
                 workload = format!("{}/{}", caller.namespace, caller.name),
                 plugin = forwarder.plugin().name(),
                 level = ?level,
-                context = record.0,
-                message = record.1,
+                context,
+                message,
                 error = failed,
                 "the logging plugin failed to take a record; it is kept here"
             );

@@ -218,9 +218,9 @@ fn claim<E: Exports>(
 /// Links each of `imports` with `link`, naming the import in errors.
 fn link_each(imports: &[String], mut link: impl FnMut(&str) -> wasmtime::Result<()>) -> Result<()> {
     for import in imports {
-        link(import)
-            .map_err(anyhow::Error::from)
-            .map_err(|e| e.context(format!("linking the typed forwarder of `{import}`")))?;
+        link(import).map_err(|e| {
+            anyhow::Error::from(e).context(format!("linking the typed forwarder of `{import}`"))
+        })?;
     }
     Ok(())
 }
