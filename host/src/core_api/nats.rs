@@ -115,7 +115,7 @@ fn unavailable(e: impl std::fmt::Display) -> Error {
 }
 
 impl InvocationState {
-    fn caller(&self) -> Caller<'_> {
+    fn nats_caller(&self) -> Caller<'_> {
         Caller {
             broker: self.broker(),
             grants: self.subjects(),
@@ -132,7 +132,7 @@ impl api::Host for InvocationState {
         headers: Vec<Header>,
         body: Vec<u8>,
     ) -> Result<(), Error> {
-        let caller = self.caller();
+        let caller = self.nats_caller();
         sendable(&subject)?;
         caller.check(&subject)?;
         if let Some(reply) = &reply_to {
@@ -170,7 +170,7 @@ impl api::Host for InvocationState {
         body: Vec<u8>,
         timeout_ms: u32,
     ) -> Result<Message, Error> {
-        let caller = self.caller();
+        let caller = self.nats_caller();
         sendable(&subject)?;
         caller.check(&subject)?;
         caller.check_size(&headers, &body)?;
@@ -201,7 +201,7 @@ impl api::Host for InvocationState {
     }
 
     fn max_payload(&mut self) -> Result<u64, Error> {
-        let info = self.caller().client()?.server_info();
+        let info = self.nats_caller().client()?.server_info();
         Ok(info.max_payload as u64)
     }
 
@@ -210,7 +210,7 @@ impl api::Host for InvocationState {
         subject: String,
         queue: Option<String>,
     ) -> Result<Resource<NatsSubscription>, Error> {
-        let caller = self.caller();
+        let caller = self.nats_caller();
         caller.check(&subject)?;
         let client = caller.client()?;
         let subscribed = match queue {

@@ -34,3 +34,13 @@ pub fn identity_of(id: &WorkloadId, component: &str) -> WorkloadIdentity {
         component: component.to_string(),
     }
 }
+
+/// Whom a shared plugin's call serves: the calling workload, and when that
+/// workload's invocation must end (the call must end by then too).
+#[derive(Debug, Clone, Copy)]
+pub struct Caller<'a> {
+    /// The calling workload's identity.
+    pub identity: &'a std::sync::Arc<WorkloadIdentity>,
+    /// The caller's deadline, if it has one.
+    pub deadline: Option<std::time::Instant>,
+}

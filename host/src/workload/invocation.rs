@@ -12,7 +12,7 @@ use crate::http::outgoing::{AuthorityPattern, OutgoingHooks};
 use crate::manifest::{ComponentSpec, WorkloadSpec};
 use crate::plugins::identity::bindings::keel::core::messaging as messaging_api;
 use crate::plugins::identity::{
-    WorkloadIdentity, bindings::keel::core::identity as identity_api, identity_of,
+    Caller, WorkloadIdentity, bindings::keel::core::identity as identity_api, identity_of,
 };
 use crate::plugins::shared::proxy::ProxyTable;
 use crate::plugins::shared::typed::TypedForwarders;
@@ -36,6 +36,9 @@ pub struct InvocationState {
     hooks: OutgoingHooks,
     limiter: GuestLimiter,
     deadline_hit: bool,
+    /// When the invocation must end; for a shared plugin, the deadline of
+    /// the call it is serving.
+    deadline: Option<Instant>,
     identity: Arc<WorkloadIdentity>,
     broker: Broker,
     subjects: Arc<SubjectGrants>,
@@ -64,6 +67,7 @@ impl InvocationState {
             hooks,
             limiter: GuestLimiter::new(memory_limit),
             deadline_hit: false,
+            deadline: None,
             identity,
             broker,
             subjects,
@@ -72,11 +76,31 @@ impl InvocationState {
         }
     }
 
-    /// Acts as `identity` from now on (a shared plugin's caller, per call).
-    pub fn set_identity(&mut self, identity: &Arc<WorkloadIdentity>) {
-        if !Arc::ptr_eq(&self.identity, identity) {
-            self.identity = identity.clone();
+    /// Serves `caller` from now on (a shared plugin, per call): acts as its
+    /// identity and ends by its deadline.
+    pub fn serve(&mut self, caller: Caller<'_>) {
+        self.serve_until(caller.deadline);
+        if !Arc::ptr_eq(&self.identity, caller.identity) {
+            self.identity = caller.identity.clone();
         }
+    }
+
+    /// This invocation as the caller of a shared plugin.
+    pub fn caller(&self) -> Caller<'_> {
+        Caller {
+            identity: &self.identity,
+            deadline: self.deadline,
+        }
+    }
+
+    /// Ends by `deadline` from now on (`None`: no deadline of its own).
+    pub fn serve_until(&mut self, deadline: Option<Instant>) {
+        self.deadline = deadline;
+    }
+
+    /// When the invocation must end, if it has a deadline.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
     }
 
     /// The memory limiter, for `Store::limiter`.
@@ -293,9 +317,10 @@ impl InvocationTemplate {
             self.subjects.clone(),
         );
         state.typed = self.typed.clone();
+        let deadline = Instant::now() + self.timeout;
+        state.deadline = Some(deadline);
         let mut store = Store::new(engine.engine(), state);
         store.limiter(|state| &mut state.limiter);
-        let deadline = Instant::now() + self.timeout;
         let timeout = self.timeout;
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |mut cx| {

@@ -1,5 +1,10 @@
 //! A guest's stdout and stderr, turned into host log records that carry the
 //! workload's and the component's names.
+//!
+//! The WASI P2 stream a guest writes to logs in the write itself and is
+//! always ready: a guest never waits on its log, and a plugin in a
+//! synchronous Store (see `plugins::shared::sync_store`) can print without
+//! the async runtime.
 
 use std::io;
 use std::pin::Pin;
@@ -7,10 +12,15 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
 /// Lines longer than this are logged in pieces, so a guest cannot make the
 /// host buffer without bound.
 const MAX_LINE: usize = 16 * 1024;
+
+/// How many bytes a guest may hand over in one `write` (what `check-write`
+/// answers).
+const WRITE_PERMIT: usize = 64 * 1024;
 
 /// Which of the two output streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,10 +145,46 @@ impl IsTerminal for GuestLog {
 
 impl StdoutStream for GuestLog {
     fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
-        Box::new(LineWriter {
+        Box::new(self.line_writer())
+    }
+
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(LogOutputStream(self.line_writer()))
+    }
+}
+
+impl GuestLog {
+    fn line_writer(&self) -> LineWriter {
+        LineWriter {
             sink: self.clone(),
             pending: Vec::new(),
-        })
+        }
+    }
+}
+
+/// The WASI P2 output stream of a [`GuestLog`]: a write is logged before it
+/// returns, so the stream is always ready and never needs a background task.
+struct LogOutputStream(LineWriter);
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for LogOutputStream {
+    async fn ready(&mut self) {}
+}
+
+#[wasmtime_wasi::async_trait]
+impl OutputStream for LogOutputStream {
+    fn write(&mut self, bytes: bytes::Bytes) -> StreamResult<()> {
+        self.0.pending.extend_from_slice(&bytes);
+        self.0.take_lines();
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(WRITE_PERMIT)
     }
 }
 

@@ -14,7 +14,7 @@
 use super::SharedPlugin;
 use super::proxy::Proxy;
 use super::streams::{self, HostObject};
-use crate::plugins::identity::WorkloadIdentity;
+use crate::plugins::identity::Caller;
 use crate::workload::InvocationState;
 use anyhow::{Context, Result, bail};
 use std::sync::Arc;
@@ -130,10 +130,9 @@ pub fn link_shared(
                     outbound.path.pop();
                 }
                 let (generation, streams) = (outbound.generation, outbound.streams);
-                let caller = cx.data().identity().clone();
                 let reply = call(
                     &plugin,
-                    &caller,
+                    cx.data().caller(),
                     function,
                     lent,
                     streams,
@@ -189,55 +188,61 @@ struct Reply {
 /// lent.
 async fn call(
     plugin: &SharedPlugin,
-    caller: &Arc<WorkloadIdentity>,
+    caller: Caller<'_>,
     function: ComponentExportIndex,
     mut params: Vec<Val>,
     incoming: Vec<streams::Incoming>,
     result_count: usize,
     generation_of_params: Option<u64>,
 ) -> Result<Reply> {
-    let (reply, generation) = plugin
-        .enter(caller, generation_of_params, move |running| {
-            Box::pin(async move {
-                // Failing to place a stream leaves the plugin sound: the
-                // error goes back inside the result, and nothing restarts.
-                let mut lent = Vec::new();
-                for stream in incoming {
-                    let handle = stream.object.put_in(&mut running.store.as_context_mut());
-                    let placed = handle.map_err(anyhow::Error::from).and_then(|handle| {
-                        if let Some(rep) = stream.lent_from {
-                            lent.push((rep, handle));
-                        }
-                        let at = streams::at_path(&mut params, &stream.path)
-                            .context("a stream parameter lost its place")?;
-                        *at = Val::Resource(handle);
-                        Ok(())
-                    });
-                    if let Err(e) = placed {
-                        return Ok(Err(e));
-                    }
+    let mut call = plugin.begin(caller, generation_of_params).await?;
+    let running = &mut call.running;
+    let outcome = async {
+        // Failing to place a stream leaves the plugin sound: the error goes
+        // back inside the result, and nothing restarts.
+        let mut lent = Vec::new();
+        for stream in incoming {
+            let handle = stream.object.put_in(&mut running.store.as_context_mut());
+            let placed = handle.map_err(anyhow::Error::from).and_then(|handle| {
+                if let Some(rep) = stream.lent_from {
+                    lent.push((rep, handle));
                 }
-                let func = match running.func(function) {
-                    Ok(func) => func,
-                    Err(e) => return Ok(Err(e)),
-                };
-                let mut results = vec![Val::Bool(false); result_count];
-                func.call_async(&mut running.store, &params, &mut results)
-                    .await?;
-                let mut store = running.store.as_context_mut();
-                let mut returned = Vec::new();
-                let moved = streams::take_out(&mut store, &mut results).and_then(|moved| {
-                    for (rep, handle) in lent {
-                        returned.push((rep, streams::take_back(&mut store, handle)?));
-                    }
-                    Ok(moved)
-                });
-                Ok(moved
-                    .map(|moved| (results, moved, returned))
-                    .map_err(anyhow::Error::from))
-            })
-        })
-        .await?;
+                let at = streams::at_path(&mut params, &stream.path)
+                    .context("a stream parameter lost its place")?;
+                *at = Val::Resource(handle);
+                Ok(())
+            });
+            if let Err(e) = placed {
+                return Ok(Err(e));
+            }
+        }
+        let func = match running.func(function) {
+            Ok(func) => func,
+            Err(e) => return Ok(Err(e)),
+        };
+        let mut results = vec![Val::Bool(false); result_count];
+        if running.sync {
+            func.call(&mut running.store, &params, &mut results)?;
+        } else {
+            func.call_async(&mut running.store, &params, &mut results)
+                .await?;
+        }
+        let mut store = running.store.as_context_mut();
+        let mut returned = Vec::new();
+        let moved = streams::take_out(&mut store, &mut results).and_then(|moved| {
+            for (rep, handle) in lent {
+                returned.push((rep, streams::take_back(&mut store, handle)?));
+            }
+            Ok(moved)
+        });
+        wasmtime::Result::Ok(
+            moved
+                .map(|moved| (results, moved, returned))
+                .map_err(anyhow::Error::from),
+        )
+    }
+    .await;
+    let (reply, generation) = call.finish(outcome)?;
     let (values, moved, returned) = reply?;
     Ok(Reply {
         values,

@@ -1,5 +1,6 @@
 //! Shared mode: a plugin instantiated once in its own long-lived Store,
-//! called by the workloads it serves through host shims ([`forward`]).
+//! called by the workloads it serves through host shims ([`forward`],
+//! [`typed`]).
 //!
 //! One async mutex serialises calls into the plugin's Store. The running
 //! instance is taken out of the mutex for the duration of a call and put back
@@ -8,10 +9,16 @@
 //! starts a fresh instance in a fresh Store — the supervisor's restart. The
 //! plugin's state is lost then, and the log says so. Handles from the old
 //! instance are recognised by their generation and refused.
+//!
+//! A plugin that can never wait runs in a synchronous Store
+//! ([`sync_store`]); the others in an async one. Either way a call ends by
+//! its caller's deadline: the plugin traps when it passes.
 
 pub mod forward;
+pub mod nonblocking_io;
 pub mod proxy;
 pub mod streams;
+pub mod sync_store;
 pub mod typed;
 
 use crate::core_api::broker::Broker;
@@ -19,16 +26,16 @@ use crate::core_api::subjects::SubjectGrants;
 use crate::engine::KeelEngine;
 use crate::http::outgoing::{AuthorityPattern, OutgoingHooks};
 use crate::manifest::{Forwarder, PluginGrants};
-use crate::plugins::identity::WorkloadIdentity;
+use crate::plugins::identity::{Caller, WorkloadIdentity};
 use crate::workload::invocation::{InvocationState, core_linker};
 use crate::workload::network::SocketAllowlist;
 use crate::workload::stdio::{GuestLog, Stream};
 use anyhow::{Context, Result, anyhow};
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use wasmtime::component::{
     Component, ComponentExportIndex, Func, Instance, InstancePre, ResourceAny,
 };
@@ -38,6 +45,10 @@ use wasmtime_wasi::WasiCtx;
 /// Linear memory a shared plugin instance may hold.
 const PLUGIN_MEMORY: usize = 256 << 20;
 
+/// How long dropping released handles may run in the plugin (no workload
+/// waits for it, so no caller's deadline bounds it).
+const RELEASE_BUDGET: Duration = Duration::from_secs(5);
+
 /// A plugin's grants, parsed once.
 struct Reach {
     outgoing: Arc<Vec<AuthorityPattern>>,
@@ -46,13 +57,12 @@ struct Reach {
     subjects: Arc<SubjectGrants>,
 }
 
-/// One call's work inside a plugin's Store (see [`SharedPlugin::enter`]).
-pub(crate) type InPlugin<'a, R> = Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>>;
-
 /// A live plugin instance.
 pub(crate) struct Running {
     store: Store<InvocationState>,
     instance: Instance,
+    /// Whether `store` is synchronous (see [`sync_store`]).
+    sync: bool,
     generation: u64,
     funcs: HashMap<ComponentExportIndex, Func>,
     /// Typed export bindings loaded for this instance, by type.
@@ -63,6 +73,8 @@ pub(crate) struct Running {
 pub struct SharedPlugin {
     name: String,
     pre: InstancePre<InvocationState>,
+    /// Whether `pre` was linked for a synchronous Store.
+    sync: bool,
     reach: Reach,
     broker: Broker,
     running: tokio::sync::Mutex<Option<Running>>,
@@ -99,14 +111,22 @@ impl SharedPlugin {
             name_lookup: grants.name_lookup,
             subjects: Arc::new(SubjectGrants::parse(&grants.subjects).map_err(anyhow::Error::msg)?),
         };
-        let linker = core_linker(engine.engine())?;
-        let pre = linker
-            .instantiate_pre(component)
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("linking shared plugin `{name}`"))?;
+        let sync_linker = sync_store::linker(engine.engine())?;
+        let (pre, sync) = match sync_store::prepare(&sync_linker, component) {
+            Some(pre) => (pre, true),
+            None => {
+                let linker = core_linker(engine.engine())?;
+                let pre = linker
+                    .instantiate_pre(component)
+                    .map_err(anyhow::Error::from)
+                    .with_context(|| format!("linking shared plugin `{name}`"))?;
+                (pre, false)
+            }
+        };
         Ok(SharedPlugin {
             name: name.to_string(),
             pre,
+            sync,
             reach,
             broker: broker.clone(),
             running: tokio::sync::Mutex::new(None),
@@ -129,6 +149,11 @@ impl SharedPlugin {
         &self.name
     }
 
+    /// Whether the plugin runs in a synchronous Store (see [`sync_store`]).
+    pub fn runs_sync(&self) -> bool {
+        self.sync
+    }
+
     /// How many times the plugin was restarted after a trap or an abandoned call.
     pub fn restarts(&self) -> u64 {
         self.restarts.load(Ordering::Relaxed)
@@ -139,7 +164,8 @@ impl SharedPlugin {
         self.generations.load(Ordering::Relaxed)
     }
 
-    async fn start(&self) -> Result<Running> {
+    /// A fresh instance, whose start must end by `deadline`.
+    async fn start(&self, deadline: Option<Instant>) -> Result<Running> {
         let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
         let label = format!("plugin:{}", self.name);
         let mut wasi = WasiCtx::builder();
@@ -161,7 +187,7 @@ impl SharedPlugin {
             component: String::new(),
         });
         let hooks = OutgoingHooks::new(&label, self.reach.outgoing.clone());
-        let state = InvocationState::new(
+        let mut state = InvocationState::new(
             wasi.build(),
             hooks,
             PLUGIN_MEMORY,
@@ -169,21 +195,38 @@ impl SharedPlugin {
             self.broker.clone(),
             self.reach.subjects.clone(),
         );
+        state.serve_until(deadline);
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|s| s.limiter());
-        // Never preempted for good: a plugin call is bounded by its caller's
-        // deadline (the caller abandons the call, and the plugin restarts).
+        // Each call sets the deadline of the caller it serves. An async
+        // Store yields every tick, so the runtime's other tasks run; a
+        // synchronous one cannot yield and simply goes on.
+        let sync = self.sync;
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
-        let instance = self
-            .pre
-            .instantiate_async(&mut store)
-            .await
+        store.epoch_deadline_callback(move |cx| {
+            if cx.data().deadline().is_some_and(|d| Instant::now() >= d) {
+                return Err(wasmtime::format_err!(
+                    "the plugin call ran past its caller's deadline"
+                ));
+            }
+            Ok(if sync {
+                UpdateDeadline::Continue(1)
+            } else {
+                UpdateDeadline::Yield(1)
+            })
+        });
+        let instance = if sync {
+            self.pre.instantiate(&mut store)
+        } else {
+            self.pre.instantiate_async(&mut store).await
+        };
+        let instance = instance
             .map_err(anyhow::Error::from)
             .with_context(|| format!("instantiating shared plugin `{}`", self.name))?;
         Ok(Running {
             store,
             instance,
+            sync,
             generation,
             funcs: HashMap::new(),
             typed: HashMap::new(),
@@ -213,30 +256,23 @@ impl SharedPlugin {
         }
     }
 
-    /// Runs `work` in the plugin's Store for `caller`, returning what it
-    /// returned and the generation of the instance it ran in. Starts the
-    /// plugin first if it is not running, refuses parameters holding handles
-    /// of an earlier instance (`generation_of_params`), and drops the handles
-    /// released since the last call.
-    ///
-    /// An `Err` from `work` means the Store can no longer be trusted (a
-    /// trap, or a failure half-way through a call): the instance is dropped,
-    /// the loss of its state is logged, and the next call starts a fresh one.
-    /// Errors that leave the plugin sound belong inside `R`. Dropping the
-    /// returned future half-way (the caller's deadline) has the same effect
-    /// as a trap, since the instance is not put back.
-    pub(crate) async fn enter<R>(
+    /// Starts a call into the plugin's Store for `caller`, with parameters
+    /// holding handles of instance `generation_of_params`: starts the
+    /// plugin first if it is not running, refuses handles of an earlier
+    /// instance, and drops the handles released since the last call. The
+    /// call runs on [`PluginCall::running`] and ends with
+    /// [`PluginCall::finish`].
+    pub(crate) async fn begin(
         &self,
-        caller: &Arc<WorkloadIdentity>,
+        caller: Caller<'_>,
         generation_of_params: Option<u64>,
-        work: impl for<'a> FnOnce(&'a mut Running) -> InPlugin<'a, R>,
-    ) -> Result<(R, u64)> {
+    ) -> Result<PluginCall<'_>> {
         let mut slot = self.lock_running().await;
         let mut running = match slot.take() {
             Some(running) => running,
             // Boxed: instantiation's future is large, and every call's
             // future would carry its size otherwise.
-            None => Box::pin(self.start()).await?,
+            None => Box::pin(self.start(caller.deadline)).await?,
         };
         if generation_of_params.is_some_and(|g| g != running.generation) {
             *slot = Some(running);
@@ -245,26 +281,25 @@ impl SharedPlugin {
                 self.name
             ));
         }
+        running.store.data_mut().serve(caller);
         if self.any_released.load(Ordering::Acquire) {
             Box::pin(self.drop_released(&mut running)).await;
         }
-        running.store.data_mut().set_identity(caller);
-        match work(&mut running).await {
-            Ok(reply) => {
-                let generation = running.generation;
-                *slot = Some(running);
-                Ok((reply, generation))
-            }
-            Err(e) => {
-                self.restarts.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(
-                    plugin = self.name,
-                    error = format!("{e:#}"),
-                    "shared plugin trapped; its state was lost and it restarts on the next call"
-                );
-                Err(anyhow::Error::from(e).context(format!("shared plugin `{}` failed", self.name)))
-            }
-        }
+        Ok(PluginCall {
+            plugin: self,
+            slot,
+            running,
+        })
+    }
+
+    /// Logs that the plugin failed with `error` and lost its state.
+    fn failed(&self, error: &dyn std::fmt::Display, what: &str) {
+        self.restarts.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(
+            plugin = self.name,
+            error = format!("{error:#}"),
+            "shared plugin {what}; its state was lost and it restarts on the next call"
+        );
     }
 
     /// Drops `handle` in the plugin now (a workload dropped its proxy).
@@ -273,8 +308,12 @@ impl SharedPlugin {
         let Some(mut running) = slot.take() else {
             return Ok(());
         };
+        running
+            .store
+            .data_mut()
+            .serve_until(Some(Instant::now() + RELEASE_BUDGET));
         let result = if running.generation == generation {
-            handle.resource_drop_async(&mut running.store).await
+            running.drop_handle(handle).await
         } else {
             Ok(())
         };
@@ -285,12 +324,7 @@ impl SharedPlugin {
                 Ok(())
             }
             Err(e) => {
-                self.restarts.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(
-                    plugin = self.name,
-                    error = format!("{e:#}"),
-                    "shared plugin trapped dropping a handle; its state was lost"
-                );
+                self.failed(&e, "trapped dropping a handle");
                 Err(e.into())
             }
         }
@@ -310,6 +344,10 @@ impl SharedPlugin {
             runtime.spawn(async move {
                 let mut slot = plugin.running.lock().await;
                 if let Some(mut running) = slot.take() {
+                    running
+                        .store
+                        .data_mut()
+                        .serve_until(Some(Instant::now() + RELEASE_BUDGET));
                     plugin.drop_released(&mut running).await;
                     *slot = Some(running);
                 }
@@ -327,7 +365,7 @@ impl SharedPlugin {
             if generation != running.generation {
                 continue;
             }
-            if let Err(e) = handle.resource_drop_async(&mut running.store).await {
+            if let Err(e) = running.drop_handle(handle).await {
                 tracing::warn!(
                     plugin = self.name,
                     error = format!("{e:#}"),
@@ -338,7 +376,56 @@ impl SharedPlugin {
     }
 }
 
+/// A call in progress in a plugin's Store (see [`SharedPlugin::begin`]).
+///
+/// Dropped without [`finish`](PluginCall::finish) — its caller gave up
+/// half-way — it drops the instance too: the next call starts a fresh one.
+pub(crate) struct PluginCall<'p> {
+    plugin: &'p SharedPlugin,
+    slot: tokio::sync::MutexGuard<'p, Option<Running>>,
+    /// The instance, out of its slot while the call runs.
+    pub(crate) running: Running,
+}
+
+impl PluginCall<'_> {
+    /// Ends the call with what it returned, and the generation of the
+    /// instance it ran in.
+    ///
+    /// An `Err` means the Store can no longer be trusted (a trap, or a
+    /// failure half-way through a call): the instance is dropped, the loss of
+    /// its state is logged, and the next call starts a fresh one. Errors
+    /// that leave the plugin sound belong inside `R`.
+    pub(crate) fn finish<R>(self, result: wasmtime::Result<R>) -> Result<(R, u64)> {
+        let PluginCall {
+            plugin,
+            mut slot,
+            running,
+        } = self;
+        match result {
+            Ok(reply) => {
+                let generation = running.generation;
+                *slot = Some(running);
+                Ok((reply, generation))
+            }
+            Err(e) => {
+                plugin.failed(&e, "trapped");
+                Err(anyhow::Error::from(e)
+                    .context(format!("shared plugin `{}` failed", plugin.name)))
+            }
+        }
+    }
+}
+
 impl Running {
+    /// Drops the plugin's `handle`, the way the Store is called.
+    async fn drop_handle(&mut self, handle: ResourceAny) -> wasmtime::Result<()> {
+        if self.sync {
+            handle.resource_drop(&mut self.store)
+        } else {
+            handle.resource_drop_async(&mut self.store).await
+        }
+    }
+
     fn func(&mut self, index: ComponentExportIndex) -> Result<Func> {
         if let Some(func) = self.funcs.get(&index) {
             return Ok(*func);

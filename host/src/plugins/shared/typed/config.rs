@@ -2,13 +2,10 @@
 //! fails during a call answers `error::upstream` (it restarts on the next
 //! call).
 
-use super::super::InPlugin;
-use super::{TypedPlugin, link_each};
+use super::{Fallible, TypedPlugin, link_each};
 use crate::workload::InvocationState;
 use anyhow::Result;
-use std::sync::Arc;
-use wasmtime::Store;
-use wasmtime::component::{HasData, Linker};
+use wasmtime::component::{ComponentNamedList, HasData, Lift, Linker, Lower};
 
 /// The workload's side: `wasi:config` as the host serves it.
 mod workload_side {
@@ -30,20 +27,24 @@ mod plugin_side {
             }
         ",
         world: "keel:typed-config/plugin",
-        exports: { default: async },
     });
 }
 
-use plugin_side::exports::wasi::config::store as plugin_store;
+use plugin_side::exports::wasi::config::store::Error as PluginError;
 use workload_side::wasi::config::store;
 
 /// The interfaces this forwarder serves, as the workload imports them.
 pub const INTERFACES: [&str; 1] = ["wasi:config/store@0.2.0-rc.1"];
 
-/// Forwards a component's `wasi:config` import to one shared plugin.
-pub type ConfigForwarder = TypedPlugin<plugin_side::PluginIndices>;
+typed_exports! {
+    /// Where a plugin's `wasi:config` functions are.
+    ConfigExports, ConfigFuncs, check: plugin_side::PluginIndices::new;
+    get: INTERFACES[0], "get", (String) -> (Result<Option<String>, PluginError>);
+    get_all: INTERFACES[0], "get-all", () -> (Result<Vec<(String, String)>, PluginError>);
+}
 
-plugin_exports!(plugin_side);
+/// Forwards a component's `wasi:config` import to one shared plugin.
+pub type ConfigForwarder = TypedPlugin<ConfigExports>;
 
 /// Links the interfaces of [`INTERFACES`] among `imports`.
 pub fn link(linker: &mut Linker<InvocationState>, imports: &[String]) -> Result<()> {
@@ -66,44 +67,40 @@ struct ConfigView<'a> {
 }
 
 impl ConfigView<'_> {
-    async fn forward<T: Send + 'static>(
+    /// Calls the function `pick` chooses with `params`.
+    async fn forward<P, T>(
         &mut self,
-        work: impl for<'a> FnOnce(
-            &'a mut Store<InvocationState>,
-            Arc<plugin_side::Plugin>,
-        ) -> InPlugin<'a, Result<T, plugin_store::Error>>
-        + Send
-        + 'static,
-    ) -> wasmtime::Result<Result<T, store::Error>> {
+        pick: fn(&ConfigFuncs) -> Fallible<P, T, PluginError>,
+        params: P,
+    ) -> wasmtime::Result<Result<T, store::Error>>
+    where
+        P: ComponentNamedList + Lower + Send + Sync + 'static,
+        (Result<T, PluginError>,): ComponentNamedList + Lift + Send + Sync + 'static,
+    {
         let Some(forwarder) = self.state.typed.config.clone() else {
             return Ok(Err(store::Error::Upstream(
                 "no plugin serves wasi:config here".into(),
             )));
         };
-        Ok(
-            match forwarder.call(self.state.identity(), None, work).await {
-                Ok((answer, _)) => answer.map_err(|error| match error {
-                    plugin_store::Error::Upstream(text) => store::Error::Upstream(text),
-                    plugin_store::Error::Io(text) => store::Error::Io(text),
-                }),
-                Err(failed) => Err(store::Error::Upstream(failed)),
-            },
-        )
+        let reply = forwarder
+            .call(self.state.caller(), None, pick, params)
+            .await;
+        Ok(match reply {
+            Ok(((answer,), _)) => answer.map_err(|error| match error {
+                PluginError::Upstream(text) => store::Error::Upstream(text),
+                PluginError::Io(text) => store::Error::Io(text),
+            }),
+            Err(failed) => Err(store::Error::Upstream(failed)),
+        })
     }
 }
 
 impl store::Host for ConfigView<'_> {
     async fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<String>, store::Error>> {
-        self.forward(move |store, plugin| {
-            Box::pin(async move { plugin.wasi_config_store().call_get(store, &key).await })
-        })
-        .await
+        self.forward(|f| f.get, (key,)).await
     }
 
     async fn get_all(&mut self) -> wasmtime::Result<Result<Vec<(String, String)>, store::Error>> {
-        self.forward(move |store, plugin| {
-            Box::pin(async move { plugin.wasi_config_store().call_get_all(store).await })
-        })
-        .await
+        self.forward(|f| f.get_all, ()).await
     }
 }

@@ -11,15 +11,14 @@
 //! during a call answers `error::other` (it restarts on the next call), as
 //! does a bucket of an earlier instance of the plugin.
 
-use super::super::InPlugin;
 use super::super::proxy::Proxy;
-use super::{TypedPlugin, link_each};
-use crate::plugins::identity::WorkloadIdentity;
+use super::{Fallible, TypedPlugin, link_each};
 use crate::workload::InvocationState;
 use anyhow::Result;
 use std::sync::Arc;
-use wasmtime::Store;
-use wasmtime::component::{HasData, Linker, Resource, ResourceAny};
+use wasmtime::component::{
+    ComponentNamedList, HasData, Lift, Linker, Lower, Resource, ResourceAny,
+};
 
 /// The workload's side: `wasi:keyvalue` as the host serves it.
 mod workload_side {
@@ -44,11 +43,11 @@ mod plugin_side {
             }
         ",
         world: "keel:typed-keyvalue/plugin",
-        exports: { default: async },
     });
 }
 
 use plugin_side::exports::wasi::keyvalue::store as plugin_store;
+use plugin_store::{Error as PluginError, KeyResponse as PluginKeyResponse};
 use workload_side::wasi::keyvalue::{atomics, batch, store};
 
 /// The interfaces this forwarder serves, as the workload imports them.
@@ -62,10 +61,31 @@ pub const INTERFACES: [&str; 3] = [
 /// representation is a [`ProxyTable`](crate::plugins::shared::proxy::ProxyTable) slot.
 pub struct BucketProxy;
 
-/// Forwards a component's `wasi:keyvalue` imports to one shared plugin.
-pub type KeyvalueForwarder = TypedPlugin<plugin_side::PluginIndices>;
+const STORE: &str = INTERFACES[0];
+const ATOMICS: &str = INTERFACES[1];
+const BATCH: &str = INTERFACES[2];
 
-plugin_exports!(plugin_side);
+type KeyValue = (String, Vec<u8>);
+
+typed_exports! {
+    /// Where a plugin's `wasi:keyvalue` functions are.
+    KeyvalueExports, KeyvalueFuncs, check: plugin_side::PluginIndices::new;
+    open: STORE, "open", (String) -> (Result<ResourceAny, PluginError>);
+    get: STORE, "[method]bucket.get", (ResourceAny, String) -> (Result<Option<Vec<u8>>, PluginError>);
+    set: STORE, "[method]bucket.set", (ResourceAny, String, Vec<u8>) -> (Result<(), PluginError>);
+    delete: STORE, "[method]bucket.delete", (ResourceAny, String) -> (Result<(), PluginError>);
+    exists: STORE, "[method]bucket.exists", (ResourceAny, String) -> (Result<bool, PluginError>);
+    list_keys: STORE, "[method]bucket.list-keys", (ResourceAny, Option<u64>)
+        -> (Result<PluginKeyResponse, PluginError>);
+    increment: ATOMICS, "increment", (ResourceAny, String, u64) -> (Result<u64, PluginError>);
+    get_many: BATCH, "get-many", (ResourceAny, Vec<String>)
+        -> (Result<Vec<Option<KeyValue>>, PluginError>);
+    set_many: BATCH, "set-many", (ResourceAny, Vec<KeyValue>) -> (Result<(), PluginError>);
+    delete_many: BATCH, "delete-many", (ResourceAny, Vec<String>) -> (Result<(), PluginError>);
+}
+
+/// Forwards a component's `wasi:keyvalue` imports to one shared plugin.
+pub type KeyvalueForwarder = TypedPlugin<KeyvalueExports>;
 
 /// Links the interfaces of [`INTERFACES`] among `imports`.
 pub fn link(linker: &mut Linker<InvocationState>, imports: &[String]) -> Result<()> {
@@ -80,31 +100,16 @@ pub fn link(linker: &mut Linker<InvocationState>, imports: &[String]) -> Result<
     })
 }
 
-/// Runs `work` in the plugin through `forwarder` for `caller`, with the
-/// interface's errors in the workload's terms.
-async fn forward<T: Send + 'static>(
-    forwarder: &KeyvalueForwarder,
-    caller: &Arc<WorkloadIdentity>,
-    generation: Option<u64>,
-    work: impl for<'a> FnOnce(
-        &'a mut Store<InvocationState>,
-        Arc<plugin_side::Plugin>,
-    ) -> InPlugin<'a, Result<T, plugin_store::Error>>
-    + Send
-    + 'static,
+/// A plugin's answer (or its failure) in the workload's terms.
+fn to_workload<T>(
+    reply: Result<(Result<T, PluginError>, u64), String>,
 ) -> Result<(T, u64), store::Error> {
-    match forwarder.call(caller, generation, work).await {
+    match reply {
         Ok((Ok(value), generation)) => Ok((value, generation)),
-        Ok((Err(error), _)) => Err(from_plugin(error)),
+        Ok((Err(PluginError::NoSuchStore), _)) => Err(store::Error::NoSuchStore),
+        Ok((Err(PluginError::AccessDenied), _)) => Err(store::Error::AccessDenied),
+        Ok((Err(PluginError::Other(text)), _)) => Err(store::Error::Other(text)),
         Err(failed) => Err(store::Error::Other(failed)),
-    }
-}
-
-fn from_plugin(error: plugin_store::Error) -> store::Error {
-    match error {
-        plugin_store::Error::NoSuchStore => store::Error::NoSuchStore,
-        plugin_store::Error::AccessDenied => store::Error::AccessDenied,
-        plugin_store::Error::Other(text) => store::Error::Other(text),
     }
 }
 
@@ -151,30 +156,30 @@ impl KeyvalueView<'_> {
         Ok((forwarder, proxy.handle, proxy.generation))
     }
 
-    /// Forwards a call on `bucket` that `work` makes with the plugin's handle.
-    async fn on_bucket<T: Send + 'static>(
+    /// Calls the function `pick` chooses on `bucket`, with the parameters
+    /// `params` makes of the plugin's handle.
+    async fn on_bucket<P, T>(
         &mut self,
         bucket: &Resource<BucketProxy>,
-        work: impl for<'a> FnOnce(
-            &'a mut Store<InvocationState>,
-            Arc<plugin_side::Plugin>,
-            ResourceAny,
-        ) -> InPlugin<'a, Result<T, plugin_store::Error>>
-        + Send
-        + 'static,
-    ) -> wasmtime::Result<Result<T, store::Error>> {
+        pick: fn(&KeyvalueFuncs) -> Fallible<P, T, PluginError>,
+        params: impl FnOnce(ResourceAny) -> P,
+    ) -> wasmtime::Result<Result<T, store::Error>>
+    where
+        P: ComponentNamedList + Lower + Send + Sync + 'static,
+        T: Send + Sync + 'static,
+        (Result<T, PluginError>,): ComponentNamedList + Lift,
+    {
         let (forwarder, handle, generation) = match self.bucket(bucket) {
             Ok(found) => found,
             Err(e) => return Ok(Err(e)),
         };
-        let reply = forward(
-            &forwarder,
-            self.state.identity(),
-            Some(generation),
-            move |store, plugin| work(store, plugin, handle),
+        let reply = forwarder
+            .call(self.state.caller(), Some(generation), pick, params(handle))
+            .await;
+        Ok(
+            to_workload(reply.map(|((answer,), generation)| (answer, generation)))
+                .map(|(value, _)| value),
         )
-        .await;
-        Ok(reply.map(|(value, _)| value))
     }
 }
 
@@ -187,20 +192,10 @@ impl store::Host for KeyvalueView<'_> {
             Ok(forwarder) => forwarder,
             Err(e) => return Ok(Err(e)),
         };
-        let reply = forward(
-            &forwarder,
-            self.state.identity(),
-            None,
-            move |store, plugin| {
-                Box::pin(async move {
-                    plugin
-                        .wasi_keyvalue_store()
-                        .call_open(store, &identifier)
-                        .await
-                })
-            },
-        )
-        .await;
+        let reply = forwarder
+            .call(self.state.caller(), None, |funcs| funcs.open, (identifier,))
+            .await;
+        let reply = to_workload(reply.map(|((answer,), generation)| (answer, generation)));
         Ok(reply.map(|(handle, generation)| {
             let slot = self.state.proxies.insert(Proxy {
                 plugin: forwarder.plugin().clone(),
@@ -218,16 +213,8 @@ impl store::HostBucket for KeyvalueView<'_> {
         bucket: Resource<BucketProxy>,
         key: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, store::Error>> {
-        self.on_bucket(&bucket, move |store, plugin, handle| {
-            Box::pin(async move {
-                plugin
-                    .wasi_keyvalue_store()
-                    .bucket()
-                    .call_get(store, handle, &key)
-                    .await
-            })
-        })
-        .await
+        self.on_bucket(&bucket, |f| f.get, |handle| (handle, key))
+            .await
     }
 
     async fn set(
@@ -236,16 +223,8 @@ impl store::HostBucket for KeyvalueView<'_> {
         key: String,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), store::Error>> {
-        self.on_bucket(&bucket, move |store, plugin, handle| {
-            Box::pin(async move {
-                plugin
-                    .wasi_keyvalue_store()
-                    .bucket()
-                    .call_set(store, handle, &key, &value)
-                    .await
-            })
-        })
-        .await
+        self.on_bucket(&bucket, |f| f.set, |handle| (handle, key, value))
+            .await
     }
 
     async fn delete(
@@ -253,16 +232,8 @@ impl store::HostBucket for KeyvalueView<'_> {
         bucket: Resource<BucketProxy>,
         key: String,
     ) -> wasmtime::Result<Result<(), store::Error>> {
-        self.on_bucket(&bucket, move |store, plugin, handle| {
-            Box::pin(async move {
-                plugin
-                    .wasi_keyvalue_store()
-                    .bucket()
-                    .call_delete(store, handle, &key)
-                    .await
-            })
-        })
-        .await
+        self.on_bucket(&bucket, |f| f.delete, |handle| (handle, key))
+            .await
     }
 
     async fn exists(
@@ -270,16 +241,8 @@ impl store::HostBucket for KeyvalueView<'_> {
         bucket: Resource<BucketProxy>,
         key: String,
     ) -> wasmtime::Result<Result<bool, store::Error>> {
-        self.on_bucket(&bucket, move |store, plugin, handle| {
-            Box::pin(async move {
-                plugin
-                    .wasi_keyvalue_store()
-                    .bucket()
-                    .call_exists(store, handle, &key)
-                    .await
-            })
-        })
-        .await
+        self.on_bucket(&bucket, |f| f.exists, |handle| (handle, key))
+            .await
     }
 
     async fn list_keys(
@@ -287,20 +250,13 @@ impl store::HostBucket for KeyvalueView<'_> {
         bucket: Resource<BucketProxy>,
         cursor: Option<u64>,
     ) -> wasmtime::Result<Result<store::KeyResponse, store::Error>> {
-        self.on_bucket(&bucket, move |store, plugin, handle| {
-            Box::pin(async move {
-                let page = plugin
-                    .wasi_keyvalue_store()
-                    .bucket()
-                    .call_list_keys(store, handle, cursor)
-                    .await?;
-                Ok(page.map(|page| store::KeyResponse {
-                    keys: page.keys,
-                    cursor: page.cursor,
-                }))
-            })
-        })
-        .await
+        let page = self
+            .on_bucket(&bucket, |f| f.list_keys, |handle| (handle, cursor))
+            .await?;
+        Ok(page.map(|page| store::KeyResponse {
+            keys: page.keys,
+            cursor: page.cursor,
+        }))
     }
 
     async fn drop(&mut self, bucket: Resource<BucketProxy>) -> wasmtime::Result<()> {
@@ -326,15 +282,8 @@ impl atomics::Host for KeyvalueView<'_> {
         key: String,
         delta: u64,
     ) -> wasmtime::Result<Result<u64, store::Error>> {
-        self.on_bucket(&bucket, move |store, plugin, handle| {
-            Box::pin(async move {
-                plugin
-                    .wasi_keyvalue_atomics()
-                    .call_increment(store, handle, &key, delta)
-                    .await
-            })
-        })
-        .await
+        self.on_bucket(&bucket, |f| f.increment, |handle| (handle, key, delta))
+            .await
     }
 }
 
@@ -343,32 +292,18 @@ impl batch::Host for KeyvalueView<'_> {
         &mut self,
         bucket: Resource<BucketProxy>,
         keys: Vec<String>,
-    ) -> wasmtime::Result<Result<Vec<Option<(String, Vec<u8>)>>, store::Error>> {
-        self.on_bucket(&bucket, move |store, plugin, handle| {
-            Box::pin(async move {
-                plugin
-                    .wasi_keyvalue_batch()
-                    .call_get_many(store, handle, &keys)
-                    .await
-            })
-        })
-        .await
+    ) -> wasmtime::Result<Result<Vec<Option<KeyValue>>, store::Error>> {
+        self.on_bucket(&bucket, |f| f.get_many, |handle| (handle, keys))
+            .await
     }
 
     async fn set_many(
         &mut self,
         bucket: Resource<BucketProxy>,
-        key_values: Vec<(String, Vec<u8>)>,
+        key_values: Vec<KeyValue>,
     ) -> wasmtime::Result<Result<(), store::Error>> {
-        self.on_bucket(&bucket, move |store, plugin, handle| {
-            Box::pin(async move {
-                plugin
-                    .wasi_keyvalue_batch()
-                    .call_set_many(store, handle, &key_values)
-                    .await
-            })
-        })
-        .await
+        self.on_bucket(&bucket, |f| f.set_many, |handle| (handle, key_values))
+            .await
     }
 
     async fn delete_many(
@@ -376,14 +311,7 @@ impl batch::Host for KeyvalueView<'_> {
         bucket: Resource<BucketProxy>,
         keys: Vec<String>,
     ) -> wasmtime::Result<Result<(), store::Error>> {
-        self.on_bucket(&bucket, move |store, plugin, handle| {
-            Box::pin(async move {
-                plugin
-                    .wasi_keyvalue_batch()
-                    .call_delete_many(store, handle, &keys)
-                    .await
-            })
-        })
-        .await
+        self.on_bucket(&bucket, |f| f.delete_many, |handle| (handle, keys))
+            .await
     }
 }

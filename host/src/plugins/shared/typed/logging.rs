@@ -29,7 +29,6 @@ mod plugin_side {
             }
         ",
         world: "keel:typed-logging/plugin",
-        exports: { default: async },
     });
 }
 
@@ -39,10 +38,14 @@ use workload_side::wasi::logging::logging;
 /// The interfaces this forwarder serves, as the workload imports them.
 pub const INTERFACES: [&str; 1] = ["wasi:logging/logging@0.1.0-draft"];
 
-/// Forwards a component's `wasi:logging` import to one shared plugin.
-pub type LoggingForwarder = TypedPlugin<plugin_side::PluginIndices>;
+typed_exports! {
+    /// Where a plugin's `wasi:logging` function is.
+    LoggingExports, LoggingFuncs, check: plugin_side::PluginIndices::new;
+    log: INTERFACES[0], "log", (plugin_logging::Level, Arc<str>, Arc<str>) -> ();
+}
 
-plugin_exports!(plugin_side);
+/// Forwards a component's `wasi:logging` import to one shared plugin.
+pub type LoggingForwarder = TypedPlugin<LoggingExports>;
 
 /// Links the interfaces of [`INTERFACES`] among `imports`.
 pub fn link(linker: &mut Linker<InvocationState>, imports: &[String]) -> Result<()> {
@@ -89,30 +92,19 @@ impl logging::Host for LoggingView<'_> {
         };
         // Shared with the call, and kept for the host's log should the
         // plugin fail to take it.
-        let record = Arc::new((context, message));
+        let (context, message): (Arc<str>, Arc<str>) = (context.into(), message.into());
+        let params = (to_plugin(level), context.clone(), message.clone());
         let sent = forwarder
-            .call(self.state.identity(), None, {
-                let record = record.clone();
-                move |store, plugin| {
-                    Box::pin(async move {
-                        let (context, message) = &*record;
-                        plugin
-                            .wasi_logging_logging()
-                            .call_log(store, to_plugin(level), context, message)
-                            .await
-                    })
-                }
-            })
+            .call(self.state.caller(), None, |f| f.log, params)
             .await;
         if let Err(failed) = sent {
             let caller = self.state.identity();
-            let (context, message) = &*record;
             tracing::warn!(
                 workload = format!("{}/{}", caller.namespace, caller.name),
                 plugin = forwarder.plugin().name(),
                 level = ?level,
-                context,
-                message,
+                context = &*context,
+                message = &*message,
                 error = failed,
                 "the logging plugin failed to take a record; it is kept here"
             );

@@ -2,13 +2,10 @@
 //! `types` interface it uses). A plugin that fails during a call answers
 //! the interface's error string (it restarts on the next call).
 
-use super::super::InPlugin;
-use super::{TypedPlugin, link_each};
+use super::{Fallible, TypedPlugin, link_each};
 use crate::workload::InvocationState;
 use anyhow::Result;
-use std::sync::Arc;
-use wasmtime::Store;
-use wasmtime::component::{HasData, Linker};
+use wasmtime::component::{ComponentNamedList, HasData, Lift, Linker, Lower};
 
 /// The workload's side: `wasmcloud:messaging` as the host serves it.
 mod workload_side {
@@ -36,7 +33,6 @@ mod plugin_side {
             }
         ",
         world: "keel:typed-messaging/plugin",
-        exports: { default: async },
     });
 }
 
@@ -49,10 +45,16 @@ pub const INTERFACES: [&str; 2] = [
     "wasmcloud:messaging/types@0.2.0",
 ];
 
-/// Forwards a component's `wasmcloud:messaging` imports to one shared plugin.
-pub type MessagingForwarder = TypedPlugin<plugin_side::PluginIndices>;
+typed_exports! {
+    /// Where a plugin's `wasmcloud:messaging/consumer` functions are.
+    MessagingExports, MessagingFuncs, check: plugin_side::PluginIndices::new;
+    request: INTERFACES[0], "request", (String, Vec<u8>, u32)
+        -> (Result<plugin_types::BrokerMessage, String>);
+    publish: INTERFACES[0], "publish", (plugin_types::BrokerMessage) -> (Result<(), String>);
+}
 
-plugin_exports!(plugin_side);
+/// Forwards a component's `wasmcloud:messaging` imports to one shared plugin.
+pub type MessagingForwarder = TypedPlugin<MessagingExports>;
 
 /// Links the interfaces of [`INTERFACES`] among `imports` (`types` holds
 /// types only: an empty instance).
@@ -79,24 +81,23 @@ struct MessagingView<'a> {
 }
 
 impl MessagingView<'_> {
-    async fn forward<T: Send + 'static>(
+    /// Calls the function `pick` chooses with `params`.
+    async fn forward<P, T>(
         &mut self,
-        work: impl for<'a> FnOnce(
-            &'a mut Store<InvocationState>,
-            Arc<plugin_side::Plugin>,
-        ) -> InPlugin<'a, Result<T, String>>
-        + Send
-        + 'static,
-    ) -> wasmtime::Result<Result<T, String>> {
+        pick: fn(&MessagingFuncs) -> Fallible<P, T, String>,
+        params: P,
+    ) -> wasmtime::Result<Result<T, String>>
+    where
+        P: ComponentNamedList + Lower + Send + Sync + 'static,
+        (Result<T, String>,): ComponentNamedList + Lift + Send + Sync + 'static,
+    {
         let Some(forwarder) = self.state.typed.messaging.clone() else {
             return Ok(Err("no plugin serves wasmcloud:messaging here".into()));
         };
-        Ok(
-            match forwarder.call(self.state.identity(), None, work).await {
-                Ok((answer, _)) => answer,
-                Err(failed) => Err(failed),
-            },
-        )
+        let reply = forwarder
+            .call(self.state.caller(), None, pick, params)
+            .await;
+        Ok(reply.and_then(|((answer,), _)| answer))
     }
 }
 
@@ -109,20 +110,14 @@ impl consumer::Host for MessagingView<'_> {
         body: Vec<u8>,
         timeout_ms: u32,
     ) -> wasmtime::Result<Result<types::BrokerMessage, String>> {
-        self.forward(move |store, plugin| {
-            Box::pin(async move {
-                let reply = plugin
-                    .wasmcloud_messaging_consumer()
-                    .call_request(store, &subject, &body, timeout_ms)
-                    .await?;
-                Ok(reply.map(|m| types::BrokerMessage {
-                    subject: m.subject,
-                    body: m.body,
-                    reply_to: m.reply_to,
-                }))
-            })
-        })
-        .await
+        let reply = self
+            .forward(|f| f.request, (subject, body, timeout_ms))
+            .await?;
+        Ok(reply.map(|m| types::BrokerMessage {
+            subject: m.subject,
+            body: m.body,
+            reply_to: m.reply_to,
+        }))
     }
 
     async fn publish(
@@ -134,14 +129,6 @@ impl consumer::Host for MessagingView<'_> {
             body: message.body,
             reply_to: message.reply_to,
         };
-        self.forward(move |store, plugin| {
-            Box::pin(async move {
-                plugin
-                    .wasmcloud_messaging_consumer()
-                    .call_publish(store, &message)
-                    .await
-            })
-        })
-        .await
+        self.forward(|f| f.publish, (message,)).await
     }
 }
