@@ -1,10 +1,17 @@
 //! Shared mode end to end: one plugin instance serving many requests and
 //! workloads through the generic forwarder and proxy resources.
 
-use keel_tests::keel::manifest::{LinkMode, PluginSpec};
+use keel_tests::keel::core_api::broker::Broker;
+use keel_tests::keel::core_api::bus::Bus;
+use keel_tests::keel::engine::KeelEngine;
+use keel_tests::keel::manifest::{LinkMode, PluginGrants, PluginSpec};
+use keel_tests::keel::plugins::builtin::builtin;
+use keel_tests::keel::plugins::shared::SharedPlugin;
 use keel_tests::keel::{Host, WorkloadId, WorkloadSpec};
 use keel_tests::{get, guest, start_host};
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use wasmtime::component::Component;
 
 fn tally(mode: LinkMode) -> PluginSpec {
     PluginSpec::new("tally", Some(guest("tally_plugin")), mode)
@@ -117,6 +124,70 @@ async fn a_trapping_shared_plugin_is_restarted_and_only_that_call_fails() -> any
     );
     assert_eq!(get(addr, "b.test", "/sum?values=2,2").await?.body, "4");
     host.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_plugin_call_that_never_returns_ends_by_its_callers_deadline() -> anyhow::Result<()> {
+    let host = start_host(None).await?;
+    host.add_plugin(tally(LinkMode::Shared)).await?;
+    let mut impatient = user("a", "a.test");
+    impatient.limits.timeout = Duration::from_millis(300);
+    host.start_workload(impatient).await?;
+    let addr = host.http_addr().expect("ingress");
+    assert_eq!(
+        get(addr, "a.test", "/add?name=kept&delta=5").await?.body,
+        "5"
+    );
+    // The plugin runs in a synchronous Store on the caller's thread: its
+    // epoch callback, not the caller, has to stop it.
+    let started = Instant::now();
+    let spun = get(addr, "a.test", "/spin").await?;
+    assert_eq!(spun.status, 500, "{}", spun.body);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the spin ended after {:?}",
+        started.elapsed()
+    );
+    // The plugin restarted: later calls work, and the old state is gone.
+    assert_eq!(
+        get(addr, "a.test", "/add?name=kept&delta=1").await?.body,
+        "1"
+    );
+    host.shutdown().await;
+    Ok(())
+}
+
+/// Whether the plugin `wasm` is linked for a synchronous Store.
+fn runs_sync(engine: &KeelEngine, wasm: &[u8]) -> anyhow::Result<bool> {
+    let component = Component::new(engine.engine(), wasm)?;
+    let broker = Broker::Bus(Bus::new());
+    let plugin = SharedPlugin::new(engine, "p", &component, &PluginGrants::default(), &broker)?;
+    Ok(plugin.runs_sync())
+}
+
+#[test]
+fn only_plugins_that_can_never_wait_run_in_a_synchronous_store() -> anyhow::Result<()> {
+    let engine = KeelEngine::new(keel_tests::test_engine())?;
+    let builtin = |name: &str| {
+        builtin(name)
+            .map(|(_, wasm)| wasm.to_vec())
+            .ok_or_else(|| anyhow::anyhow!("no built-in `{name}`"))
+    };
+    let fixture = |name: &str| std::fs::read(guest(name));
+    // Computing only: identity, stdio, clocks, random.
+    for name in ["keyvalue-memory", "config", "logging"] {
+        assert!(runs_sync(&engine, &builtin(name)?)?, "{name}");
+    }
+    assert!(runs_sync(&engine, &fixture("tally_plugin")?)?);
+    // Waiting on NATS or the in-process bus, on outgoing HTTP, or on streams
+    // a workload passes in.
+    for name in ["keyvalue-nats", "messaging", "blobstore-memory"] {
+        assert!(!runs_sync(&engine, &builtin(name)?)?, "{name}");
+    }
+    for name in ["fetch_plugin", "stream_plugin"] {
+        assert!(!runs_sync(&engine, &fixture(name)?)?, "{name}");
+    }
     Ok(())
 }
 

@@ -68,6 +68,8 @@ impl counters::Host for State {
     }
 
     fn crash(&mut self) {}
+
+    fn spin(&mut self) {}
 }
 
 impl counters::HostCounter for State {

@@ -123,6 +123,11 @@ impl SharedPlugin {
                 (pre, false)
             }
         };
+        tracing::info!(
+            plugin = name,
+            store = if sync { "sync" } else { "async" },
+            "shared plugin linked"
+        );
         Ok(SharedPlugin {
             name: name.to_string(),
             pre,

@@ -164,7 +164,9 @@ impl<E: Exports> TypedPlugin<E> {
         let result = if running.sync {
             func.call(&mut running.store, params)
         } else {
-            func.call_async(&mut running.store, params).await
+            // Boxed: the async call's future is large, and would make every
+            // call's future as large, synchronous ones too.
+            Box::pin(func.call_async(&mut running.store, params)).await
         };
         call.finish(result).map_err(failed)
     }
