@@ -224,8 +224,8 @@ async fn call(
         if running.sync {
             func.call(&mut running.store, &params, &mut results)?;
         } else {
-            func.call_async(&mut running.store, &params, &mut results)
-                .await?;
+            // Boxed: a large future that synchronous calls need not carry.
+            Box::pin(func.call_async(&mut running.store, &params, &mut results)).await?;
         }
         let mut store = running.store.as_context_mut();
         let mut returned = Vec::new();

@@ -65,8 +65,9 @@ pub(crate) struct Running {
     sync: bool,
     generation: u64,
     funcs: HashMap<ComponentExportIndex, Func>,
-    /// Typed export bindings loaded for this instance, by type.
-    typed: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
+    /// Typed exports loaded for this instance, by type (one per typed
+    /// family at most: a short list beats hashing).
+    typed: Vec<(TypeId, Arc<dyn Any + Send + Sync>)>,
 }
 
 /// A plugin shared by the workloads of a host.
@@ -234,7 +235,7 @@ impl SharedPlugin {
             sync,
             generation,
             funcs: HashMap::new(),
-            typed: HashMap::new(),
+            typed: Vec::new(),
         })
     }
 
@@ -279,6 +280,38 @@ impl SharedPlugin {
             // future would carry its size otherwise.
             None => Box::pin(self.start(caller.deadline)).await?,
         };
+        running.store.data_mut().serve(caller);
+        if self.any_released.load(Ordering::Acquire) {
+            Box::pin(self.drop_released(&mut running)).await;
+        }
+        self.call_on(slot, running, caller, generation_of_params)
+    }
+
+    /// [`begin`](Self::begin) without waiting, if nothing needs it to wait:
+    /// the plugin is running, no other call holds it, and no released
+    /// handle waits to be dropped. `None` otherwise.
+    pub(crate) fn begin_now(
+        &self,
+        caller: Caller<'_>,
+        generation_of_params: Option<u64>,
+    ) -> Option<Result<PluginCall<'_>>> {
+        let mut slot = self.running.try_lock().ok()?;
+        if self.any_released.load(Ordering::Acquire) {
+            return None;
+        }
+        let running = slot.take()?;
+        Some(self.call_on(slot, running, caller, generation_of_params))
+    }
+
+    /// A call on `running` for `caller`, unless its parameters hold handles
+    /// of an earlier instance.
+    fn call_on<'p>(
+        &'p self,
+        mut slot: tokio::sync::MutexGuard<'p, Option<Running>>,
+        mut running: Running,
+        caller: Caller<'_>,
+        generation_of_params: Option<u64>,
+    ) -> Result<PluginCall<'p>> {
         if generation_of_params.is_some_and(|g| g != running.generation) {
             *slot = Some(running);
             return Err(anyhow!(
@@ -287,9 +320,6 @@ impl SharedPlugin {
             ));
         }
         running.store.data_mut().serve(caller);
-        if self.any_released.load(Ordering::Acquire) {
-            Box::pin(self.drop_released(&mut running)).await;
-        }
         Ok(PluginCall {
             plugin: self,
             slot,
@@ -449,13 +479,14 @@ impl Running {
         &mut self,
         load: impl FnOnce(&mut Store<InvocationState>, &Instance) -> wasmtime::Result<G>,
     ) -> wasmtime::Result<Arc<G>> {
-        if let Some(found) = self.typed.get(&TypeId::of::<G>())
+        let wanted = TypeId::of::<G>();
+        if let Some((_, found)) = self.typed.iter().find(|(id, _)| *id == wanted)
             && let Ok(typed) = found.clone().downcast::<G>()
         {
             return Ok(typed);
         }
         let typed = Arc::new(load(&mut self.store, &self.instance)?);
-        self.typed.insert(TypeId::of::<G>(), typed.clone());
+        self.typed.push((wanted, typed.clone()));
         Ok(typed)
     }
 }

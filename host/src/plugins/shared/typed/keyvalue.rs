@@ -126,11 +126,11 @@ struct KeyvalueView<'a> {
 }
 
 impl KeyvalueView<'_> {
-    fn forwarder(&self) -> Result<Arc<KeyvalueForwarder>, store::Error> {
+    fn forwarder(&self) -> Result<&Arc<KeyvalueForwarder>, store::Error> {
         self.state
             .typed
             .keyvalue
-            .clone()
+            .as_ref()
             .ok_or_else(|| store::Error::Other("no plugin serves wasi:keyvalue here".into()))
     }
 
@@ -139,7 +139,7 @@ impl KeyvalueView<'_> {
     fn bucket(
         &self,
         bucket: &Resource<BucketProxy>,
-    ) -> Result<(Arc<KeyvalueForwarder>, ResourceAny, u64), store::Error> {
+    ) -> Result<(&Arc<KeyvalueForwarder>, ResourceAny, u64), store::Error> {
         let forwarder = self.forwarder()?;
         let proxy = self
             .state
@@ -189,7 +189,7 @@ impl store::Host for KeyvalueView<'_> {
         identifier: String,
     ) -> wasmtime::Result<Result<Resource<BucketProxy>, store::Error>> {
         let forwarder = match self.forwarder() {
-            Ok(forwarder) => forwarder,
+            Ok(forwarder) => forwarder.clone(),
             Err(e) => return Ok(Err(e)),
         };
         let reply = forwarder

@@ -75,7 +75,7 @@ pub mod keyvalue;
 pub mod logging;
 pub mod messaging;
 
-use super::SharedPlugin;
+use super::{PluginCall, SharedPlugin};
 use crate::plugins::identity::Caller;
 use crate::workload::InvocationState;
 use anyhow::Result;
@@ -137,39 +137,76 @@ impl<E: Exports> TypedPlugin<E> {
         &self,
         caller: Caller<'_>,
         generation: Option<u64>,
-        pick: impl FnOnce(&E::Loaded) -> TypedFunc<P, R>,
+        pick: fn(&E::Loaded) -> TypedFunc<P, R>,
         params: P,
     ) -> Result<(R, u64), String>
     where
         P: ComponentNamedList + Lower + Send + Sync + 'static,
         R: ComponentNamedList + Lift + Send + Sync + 'static,
     {
-        let failed = |e: anyhow::Error| format!("{e:#}");
-        let mut call = self
+        // What may wait is boxed, so that the common case — a synchronous
+        // plugin nobody else is calling — runs without an await in a small
+        // future.
+        if !self.plugin.sync {
+            return Box::pin(self.call_async(caller, generation, pick, params)).await;
+        }
+        let call = match self.plugin.begin_now(caller, generation) {
+            Some(call) => call,
+            None => Box::pin(self.plugin.begin(caller, generation)).await,
+        };
+        let (mut call, func) = self.pick(call.map_err(failed)?, pick)?;
+        let result = func.call(&mut call.running.store, params);
+        call.finish(result).map_err(failed)
+    }
+
+    /// [`call`](Self::call) into an async Store.
+    async fn call_async<P, R>(
+        &self,
+        caller: Caller<'_>,
+        generation: Option<u64>,
+        pick: fn(&E::Loaded) -> TypedFunc<P, R>,
+        params: P,
+    ) -> Result<(R, u64), String>
+    where
+        P: ComponentNamedList + Lower + Send + Sync + 'static,
+        R: ComponentNamedList + Lift + Send + Sync + 'static,
+    {
+        let call = self
             .plugin
             .begin(caller, generation)
             .await
             .map_err(failed)?;
-        let running = &mut call.running;
-        let exports = &self.exports;
-        let func = match running.typed(|store, instance| exports.load(store, instance)) {
-            Ok(loaded) => pick(&loaded),
-            Err(e) => {
-                // The plugin is sound, only not what was expected.
-                let refused = format!("{e:#}");
-                call.finish(Ok(())).map_err(failed)?;
-                return Err(refused);
-            }
-        };
-        let result = if running.sync {
-            func.call(&mut running.store, params)
-        } else {
-            // Boxed: the async call's future is large, and would make every
-            // call's future as large, synchronous ones too.
-            Box::pin(func.call_async(&mut running.store, params)).await
-        };
+        let (mut call, func) = self.pick(call, pick)?;
+        let result = func.call_async(&mut call.running.store, params).await;
         call.finish(result).map_err(failed)
     }
+
+    /// The function `pick` chooses among the running instance's exports
+    /// (loaded on the instance's first call). If they are not what was
+    /// expected, ends `call` (the plugin is sound) and says why.
+    fn pick<'p, P, R>(
+        &self,
+        mut call: PluginCall<'p>,
+        pick: fn(&E::Loaded) -> TypedFunc<P, R>,
+    ) -> Result<(PluginCall<'p>, TypedFunc<P, R>), String> {
+        let exports = &self.exports;
+        let loaded = call
+            .running
+            .typed(|store, instance| exports.load(store, instance));
+        match loaded {
+            Ok(loaded) => Ok((call, pick(&loaded))),
+            Err(e) => {
+                let refused = format!("{e:#}");
+                call.finish(Ok(())).map_err(failed)?;
+                Err(refused)
+            }
+        }
+    }
+}
+
+/// How a failed call reads in the interface's error string.
+fn failed(e: anyhow::Error) -> String {
+    format!("{e:#}")
 }
 
 /// The typed forwarders a component's Stores use, one per interface family
