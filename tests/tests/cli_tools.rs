@@ -38,7 +38,7 @@ fn inspect_shows_exports_imports_and_what_serves_each() {
         "{out}"
     );
     assert!(
-        out.contains("acme:tally/counters@0.2.0 (instance, 7 functions, 1 resources) -> denied"),
+        out.contains("acme:tally/counters@0.2.0 (instance, 8 functions, 1 resources) -> denied"),
         "{out}"
     );
     // How many stream functions the guest uses depends on its helpers.
@@ -59,7 +59,7 @@ fn inspect_shows_exports_imports_and_what_serves_each() {
     ]);
     assert_eq!(code, Some(0), "{err}");
     assert!(
-        out.contains("acme:tally/counters@0.2.0 (instance, 7 functions, 1 resources) -> plugin `tally` (composed, its export `acme:tally/counters@0.2.3`)"),
+        out.contains("acme:tally/counters@0.2.0 (instance, 8 functions, 1 resources) -> plugin `tally` (composed, its export `acme:tally/counters@0.2.3`)"),
         "{out}"
     );
 }

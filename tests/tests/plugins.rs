@@ -250,10 +250,18 @@ fn keel_run_logs_what_serves_each_import_including_the_builtin_plugins() -> anyh
             && served.contains("composed"),
         "{served}"
     );
-    let builtin = keel.wait_for_log("plugin=\"keyvalue-memory\"", Duration::from_secs(5))?;
+    let builtin = keel.wait_for_log(
+        "import=\"wasi:keyvalue/store@0.2.0-draft\"",
+        Duration::from_secs(5),
+    )?;
     assert!(
-        builtin.contains("wasi:keyvalue/store@0.2.0-draft") && builtin.contains("mode=\"shared\""),
+        builtin.contains("plugin=\"keyvalue-memory\"") && builtin.contains("mode=\"shared\""),
         "{builtin}"
+    );
+    let linked = keel.wait_for_log("shared plugin linked", Duration::from_secs(5))?;
+    assert!(
+        linked.contains("plugin=\"keyvalue-memory\"") && linked.contains("store=\"sync\""),
+        "{linked}"
     );
 
     let runtime = tokio::runtime::Runtime::new()?;
