@@ -68,6 +68,8 @@ bench: guests
 
 lint:
 	$(CARGO) fmt --all --check
+	$(CARGO) fmt --manifest-path plugins-wasm/Cargo.toml --all --check
+	$(CARGO) fmt --manifest-path tests/fixtures/Cargo.toml --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 clean:
