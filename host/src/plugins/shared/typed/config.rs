@@ -2,10 +2,10 @@
 //! fails during a call answers `error::upstream` (it restarts on the next
 //! call).
 
-use super::{Fallible, TypedPlugin, link_each};
+use super::{CallParams, CallResults, Fallible, TypedPlugin, link_each};
 use crate::workload::InvocationState;
 use anyhow::Result;
-use wasmtime::component::{ComponentNamedList, HasData, Lift, Linker, Lower};
+use wasmtime::component::{HasData, Linker};
 
 /// The workload's side: `wasi:config` as the host serves it.
 mod workload_side {
@@ -74,8 +74,8 @@ impl ConfigView<'_> {
         params: P,
     ) -> wasmtime::Result<Result<T, store::Error>>
     where
-        P: ComponentNamedList + Lower + Send + Sync + 'static,
-        (Result<T, PluginError>,): ComponentNamedList + Lift + Send + Sync + 'static,
+        P: CallParams,
+        (Result<T, PluginError>,): CallResults,
     {
         let Some(forwarder) = self.state.typed.config.clone() else {
             return Ok(Err(store::Error::Upstream(

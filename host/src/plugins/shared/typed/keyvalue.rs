@@ -12,13 +12,11 @@
 //! does a bucket of an earlier instance of the plugin.
 
 use super::super::proxy::Proxy;
-use super::{Fallible, TypedPlugin, link_each};
+use super::{CallParams, CallResults, Fallible, TypedPlugin, link_each};
 use crate::workload::InvocationState;
 use anyhow::Result;
 use std::sync::Arc;
-use wasmtime::component::{
-    ComponentNamedList, HasData, Lift, Linker, Lower, Resource, ResourceAny,
-};
+use wasmtime::component::{HasData, Linker, Resource, ResourceAny};
 
 /// The workload's side: `wasi:keyvalue` as the host serves it.
 mod workload_side {
@@ -165,9 +163,8 @@ impl KeyvalueView<'_> {
         params: impl FnOnce(ResourceAny) -> P,
     ) -> wasmtime::Result<Result<T, store::Error>>
     where
-        P: ComponentNamedList + Lower + Send + Sync + 'static,
-        T: Send + Sync + 'static,
-        (Result<T, PluginError>,): ComponentNamedList + Lift,
+        P: CallParams,
+        (Result<T, PluginError>,): CallResults,
     {
         let (forwarder, handle, generation) = match self.bucket(bucket) {
             Ok(found) => found,

@@ -2,10 +2,10 @@
 //! `types` interface it uses). A plugin that fails during a call answers
 //! the interface's error string (it restarts on the next call).
 
-use super::{Fallible, TypedPlugin, link_each};
+use super::{CallParams, CallResults, Fallible, TypedPlugin, link_each};
 use crate::workload::InvocationState;
 use anyhow::Result;
-use wasmtime::component::{ComponentNamedList, HasData, Lift, Linker, Lower};
+use wasmtime::component::{HasData, Linker};
 
 /// The workload's side: `wasmcloud:messaging` as the host serves it.
 mod workload_side {
@@ -88,8 +88,8 @@ impl MessagingView<'_> {
         params: P,
     ) -> wasmtime::Result<Result<T, String>>
     where
-        P: ComponentNamedList + Lower + Send + Sync + 'static,
-        (Result<T, String>,): ComponentNamedList + Lift + Send + Sync + 'static,
+        P: CallParams,
+        (Result<T, String>,): CallResults,
     {
         let Some(forwarder) = self.state.typed.messaging.clone() else {
             return Ok(Err("no plugin serves wasmcloud:messaging here".into()));

@@ -104,6 +104,14 @@ pub trait Exports: Send + Sync + 'static {
     ) -> wasmtime::Result<Self::Loaded>;
 }
 
+/// What the parameters of a typed call can be.
+pub(crate) trait CallParams: ComponentNamedList + Lower + Send + Sync + 'static {}
+impl<P: ComponentNamedList + Lower + Send + Sync + 'static> CallParams for P {}
+
+/// What the results of a typed call can be.
+pub(crate) trait CallResults: ComponentNamedList + Lift + Send + Sync + 'static {}
+impl<R: ComponentNamedList + Lift + Send + Sync + 'static> CallResults for R {}
+
 /// A plugin function whose one result is a `result<T, E>`: the shape of
 /// nearly every function the typed forwarders call.
 pub(crate) type Fallible<P, T, E> = TypedFunc<P, (Result<T, E>,)>;
@@ -141,8 +149,8 @@ impl<E: Exports> TypedPlugin<E> {
         params: P,
     ) -> Result<(R, u64), String>
     where
-        P: ComponentNamedList + Lower + Send + Sync + 'static,
-        R: ComponentNamedList + Lift + Send + Sync + 'static,
+        P: CallParams,
+        R: CallResults,
     {
         // What may wait is boxed, so that the common case — a synchronous
         // plugin nobody else is calling — runs without an await in a small
@@ -168,8 +176,8 @@ impl<E: Exports> TypedPlugin<E> {
         params: P,
     ) -> Result<(R, u64), String>
     where
-        P: ComponentNamedList + Lower + Send + Sync + 'static,
-        R: ComponentNamedList + Lift + Send + Sync + 'static,
+        P: CallParams,
+        R: CallResults,
     {
         let call = self
             .plugin
