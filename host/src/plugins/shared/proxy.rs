@@ -8,7 +8,6 @@
 //! (normally or by a trap) is dropped in the plugin.
 
 use super::SharedPlugin;
-use std::collections::HashMap;
 use std::sync::Arc;
 use wasmtime::component::ResourceAny;
 
@@ -23,44 +22,55 @@ pub struct Proxy {
     pub handle: ResourceAny,
 }
 
-/// The proxies of one workload invocation, by slot.
+/// The proxies of one workload invocation, by slot: a slab, since every
+/// forwarded call on a resource looks its proxy up.
+///
+/// A freed slot is reused. That is sound because a slot reaches only the
+/// workload's handle table, and Wasmtime removes the handle when its proxy
+/// is dropped or moved.
 #[derive(Default)]
 pub struct ProxyTable {
-    slots: HashMap<u32, Proxy>,
-    next: u32,
+    slots: Vec<Option<Proxy>>,
+    free: Vec<u32>,
+    live: usize,
 }
 
 impl ProxyTable {
     /// Stores `proxy` and returns its slot (the workload-side representation).
     pub fn insert(&mut self, proxy: Proxy) -> u32 {
-        loop {
-            let slot = self.next;
-            self.next = self.next.wrapping_add(1);
-            if let std::collections::hash_map::Entry::Vacant(entry) = self.slots.entry(slot) {
-                entry.insert(proxy);
-                return slot;
-            }
+        self.live += 1;
+        if let Some(slot) = self.free.pop()
+            && let Some(free) = self.slots.get_mut(slot as usize)
+        {
+            *free = Some(proxy);
+            return slot;
         }
+        self.slots.push(Some(proxy));
+        // A workload cannot hold 2^32 handles (Wasmtime caps a Store's).
+        u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
     }
 
     /// The proxy in `slot`, left in place (for a borrow).
     pub fn get(&self, slot: u32) -> Option<&Proxy> {
-        self.slots.get(&slot)
+        self.slots.get(slot as usize)?.as_ref()
     }
 
     /// Takes the proxy out of `slot` (the handle moves, or is dropped).
     pub fn take(&mut self, slot: u32) -> Option<Proxy> {
-        self.slots.remove(&slot)
+        let proxy = self.slots.get_mut(slot as usize)?.take()?;
+        self.free.push(slot);
+        self.live -= 1;
+        Some(proxy)
     }
 
     /// How many proxies are held.
     pub fn len(&self) -> usize {
-        self.slots.len()
+        self.live
     }
 
     /// Whether none are held.
     pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+        self.live == 0
     }
 }
 
@@ -68,7 +78,7 @@ impl Drop for ProxyTable {
     /// The instance is gone: every handle it still held is released in its
     /// plugin (deferred, since dropping cannot wait for the plugin's lock).
     fn drop(&mut self) {
-        for (_, proxy) in self.slots.drain() {
+        for proxy in self.slots.drain(..).flatten() {
             proxy.plugin.release_later(proxy.generation, proxy.handle);
         }
     }
