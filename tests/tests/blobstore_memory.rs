@@ -1,5 +1,6 @@
 //! The blobstore suite against the built-in in-memory plugin (shared mode,
-//! values crossing as host pipe streams).
+//! values crossing as host pipe streams), through the typed forwarder (the
+//! default) and the generic one.
 
 use keel_tests::keel::{WorkloadId, WorkloadSpec};
 use keel_tests::suite::Target;
@@ -11,6 +12,25 @@ async fn memory() -> anyhow::Result<Target> {
 }
 
 keel_tests::blobstore_suite!(memory);
+
+/// The same plugin with `forwarder = "generic"`: the suite must not tell
+/// the two forwarders apart.
+mod generic_forwarder {
+    use super::*;
+    use keel_tests::keel::manifest::{Forwarder, LinkMode, PluginSpec};
+
+    async fn memory_generic() -> anyhow::Result<Target> {
+        let host = start_host(None).await?;
+        host.add_plugin(PluginSpec {
+            forwarder: Forwarder::Generic,
+            ..PluginSpec::new("blobstore-memory", None, LinkMode::Shared)
+        })
+        .await?;
+        Target::start(host, "blob", "blobstore_user", None).await
+    }
+
+    keel_tests::blobstore_suite!(memory_generic);
+}
 
 /// The same plugin composed in: its state lasts one instance, but streams
 /// made by its host pipes cross between plugin and workload within it.

@@ -1,9 +1,10 @@
-//! The typed forwarders of `wasi:config`, `wasi:logging` and
-//! `wasmcloud:messaging`: the built-in plugins run shared, serving
-//! `examples/config-greeting` and `examples/messaging-ping-pong`, answer
-//! through the typed forwarder exactly as through the generic one.
-//! (`wasi:keyvalue`'s typed forwarder runs the keyvalue suite, see
-//! `keyvalue_memory.rs`.)
+//! The typed forwarders of `wasi:config`, `wasi:logging`,
+//! `wasmcloud:messaging` and `wasi:blobstore`: the built-in plugins run
+//! shared, serving `examples/config-greeting`,
+//! `examples/messaging-ping-pong` and the blobstore fixture, answer through
+//! the typed forwarder exactly as through the generic one. (The keyvalue
+//! and blobstore suites run through both forwarders too, see
+//! `keyvalue_memory.rs` and `blobstore_memory.rs`.)
 
 use keel_tests::{KeelProcess, get, guest, write_file};
 use std::net::SocketAddr;
@@ -172,5 +173,68 @@ fn messaging_answers_alike_through_both_forwarders() -> anyhow::Result<()> {
             .contains("asked to fail on `ping`"),
         "{generic_failure}"
     );
+    Ok(())
+}
+
+/// Writes and reads back a 300 KB object through `blobstore-memory` shared
+/// behind `forwarder` (streams moving between the Stores both ways), then
+/// lists the container; returns the answers.
+fn blobs_through(forwarder: &str) -> anyhow::Result<Vec<(u16, String)>> {
+    let manifest = format!(
+        r#"
+[[plugin]]
+name = "blobstore-memory"
+mode = "shared"
+forwarder = "{forwarder}"
+
+[[workload]]
+name = "blobs"
+[[workload.component]]
+path = {user:?}
+"#,
+        user = guest("blobstore_user")
+    );
+    let (_keel, addr, _dir) = start(
+        &manifest,
+        "default/blobs",
+        &[
+            "wasi:blobstore/blobstore@0.2.0-draft",
+            "wasi:blobstore/container@0.2.0-draft",
+            "wasi:blobstore/types@0.2.0-draft",
+        ],
+        forwarder,
+    )?;
+    let body: String = (0..300_000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let runtime = tokio::runtime::Runtime::new()?;
+    let mut answers = Vec::new();
+    for (method, path, body) in [
+        ("PUT", "/container?c=c", String::new()),
+        ("PUT", "/object?c=c&o=big", body.clone()),
+        ("GET", "/object?c=c&o=big", String::new()),
+        (
+            "GET",
+            "/object?c=c&o=big&start=3&end=9&read=sync",
+            String::new(),
+        ),
+        ("GET", "/list?c=c&page=10", String::new()),
+        ("GET", "/object?c=c&o=missing", String::new()),
+    ] {
+        let answer =
+            runtime.block_on(keel_tests::request(addr, method, "localhost", path, body))?;
+        answers.push((answer.status, answer.body));
+    }
+    assert_eq!(answers[2], (200, body), "the object came back whole");
+    Ok(answers)
+}
+
+#[test]
+fn blobstore_answers_alike_through_both_forwarders() -> anyhow::Result<()> {
+    let typed = blobs_through("typed")?;
+    assert_eq!(typed[3], (200, "defghij".to_string()));
+    assert_eq!(typed[5].0, 500, "{:?}", typed[5]);
+    let generic = blobs_through("generic")?;
+    assert_eq!(generic, typed);
     Ok(())
 }

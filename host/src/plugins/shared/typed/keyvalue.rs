@@ -11,8 +11,7 @@
 //! during a call answers `error::other` (it restarts on the next call), as
 //! does a bucket of an earlier instance of the plugin.
 
-use super::super::proxy::Proxy;
-use super::{CallParams, CallResults, Fallible, TypedPlugin, link_each};
+use super::{CallParams, CallResults, Fallible, TypedPlugin, held, lent, link_each};
 use crate::workload::InvocationState;
 use anyhow::Result;
 use std::sync::Arc;
@@ -139,19 +138,9 @@ impl KeyvalueView<'_> {
         bucket: &Resource<BucketProxy>,
     ) -> Result<(&Arc<KeyvalueForwarder>, ResourceAny, u64), store::Error> {
         let forwarder = self.forwarder()?;
-        let proxy = self
-            .state
-            .proxies
-            .get(bucket.rep())
-            .ok_or_else(|| store::Error::Other(format!("unknown bucket {}", bucket.rep())))?;
-        if !Arc::ptr_eq(&proxy.plugin, forwarder.plugin()) {
-            return Err(store::Error::Other(format!(
-                "a bucket of plugin `{}` was passed to plugin `{}`",
-                proxy.plugin.name(),
-                forwarder.plugin().name()
-            )));
-        }
-        Ok((forwarder, proxy.handle, proxy.generation))
+        let (handle, generation) = lent(&self.state.proxies, forwarder.plugin(), bucket.rep())
+            .map_err(store::Error::Other)?;
+        Ok((forwarder, handle, generation))
     }
 
     /// Calls the function `pick` chooses on `bucket`, with the parameters
@@ -194,12 +183,12 @@ impl store::Host for KeyvalueView<'_> {
             .await;
         let reply = to_workload(reply.map(|((answer,), generation)| (answer, generation)));
         Ok(reply.map(|(handle, generation)| {
-            let slot = self.state.proxies.insert(Proxy {
-                plugin: forwarder.plugin().clone(),
+            Resource::new_own(held(
+                &mut self.state.proxies,
+                forwarder.plugin(),
                 generation,
                 handle,
-            });
-            Resource::new_own(slot)
+            ))
         }))
     }
 }

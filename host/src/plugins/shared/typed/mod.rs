@@ -16,9 +16,7 @@
 //! | [`config`] | `wasi:config/store@0.2.0-rc.1` |
 //! | [`logging`] | `wasi:logging/logging@0.1.0-draft` |
 //! | [`messaging`] | `wasmcloud:messaging/{consumer,types}@0.2.0` |
-//!
-//! `wasi:blobstore` passes `wasi:io` streams and stays with the generic
-//! forwarder, which moves streams between Stores.
+//! | [`blobstore`] | `wasi:blobstore/{blobstore,container,types}@0.2.0-draft` |
 
 /// Declares the typed functions of a family that a plugin exports: a
 /// struct `$indices` of where they are in the plugin, found once per plugin
@@ -70,11 +68,13 @@ macro_rules! typed_exports {
     };
 }
 
+pub mod blobstore;
 pub mod config;
 pub mod keyvalue;
 pub mod logging;
 pub mod messaging;
 
+use super::proxy::{Proxy, ProxyTable};
 use super::{PluginCall, SharedPlugin};
 use crate::plugins::identity::Caller;
 use crate::workload::InvocationState;
@@ -82,7 +82,9 @@ use anyhow::Result;
 use keel_compose::Binding;
 use std::sync::Arc;
 use wasmtime::Store;
-use wasmtime::component::{ComponentNamedList, Instance, Lift, Linker, Lower, TypedFunc};
+use wasmtime::component::{
+    ComponentNamedList, Instance, Lift, Linker, Lower, ResourceAny, TypedFunc,
+};
 
 /// The typed functions a family's plugin exports (declared with
 /// `typed_exports!`).
@@ -141,51 +143,64 @@ impl<E: Exports> TypedPlugin<E> {
     /// Returns what it returned and the generation it ran in, or why the
     /// plugin could not answer (it failed, and restarts on the next call; or
     /// a handle outlived its instance).
-    pub(crate) async fn call<P, R>(
+    pub(crate) async fn call<P: CallParams, R: CallResults>(
         &self,
         caller: Caller<'_>,
         generation: Option<u64>,
         pick: fn(&E::Loaded) -> TypedFunc<P, R>,
         params: P,
-    ) -> Result<(R, u64), String>
-    where
-        P: CallParams,
-        R: CallResults,
-    {
+    ) -> Result<(R, u64), String> {
+        self.call_then(caller, generation, pick, params, |_, results| results)
+            .await
+    }
+
+    /// [`call`](Self::call), with `then` making what is returned of the
+    /// results while the plugin's Store is at hand (to move a host stream
+    /// out of its table, say).
+    pub(crate) async fn call_then<P: CallParams, R: CallResults, T>(
+        &self,
+        caller: Caller<'_>,
+        generation: Option<u64>,
+        pick: fn(&E::Loaded) -> TypedFunc<P, R>,
+        params: P,
+        then: impl FnOnce(&mut Store<InvocationState>, R) -> T + Send,
+    ) -> Result<(T, u64), String> {
         // What may wait is boxed, so that the common case — a synchronous
         // plugin nobody else is calling — runs without an await in a small
         // future.
         if !self.plugin.sync {
-            return Box::pin(self.call_async(caller, generation, pick, params)).await;
+            return Box::pin(self.call_async(caller, generation, pick, params, then)).await;
         }
         let call = match self.plugin.begin_now(caller, generation) {
             Some(call) => call,
             None => Box::pin(self.plugin.begin(caller, generation)).await,
         };
         let (mut call, func) = self.pick(call.map_err(failed)?, pick)?;
-        let result = func.call(&mut call.running.store, params);
+        let store = &mut call.running.store;
+        let result = func
+            .call(&mut *store, params)
+            .map(|results| then(store, results));
         call.finish(result).map_err(failed)
     }
 
-    /// [`call`](Self::call) into an async Store.
-    async fn call_async<P, R>(
+    /// [`call_then`](Self::call_then) into an async Store.
+    async fn call_async<P: CallParams, R: CallResults, T>(
         &self,
         caller: Caller<'_>,
         generation: Option<u64>,
         pick: fn(&E::Loaded) -> TypedFunc<P, R>,
         params: P,
-    ) -> Result<(R, u64), String>
-    where
-        P: CallParams,
-        R: CallResults,
-    {
+        then: impl FnOnce(&mut Store<InvocationState>, R) -> T + Send,
+    ) -> Result<(T, u64), String> {
         let call = self
             .plugin
             .begin(caller, generation)
             .await
             .map_err(failed)?;
         let (mut call, func) = self.pick(call, pick)?;
-        let result = func.call_async(&mut call.running.store, params).await;
+        let store = &mut call.running.store;
+        let result = func.call_async(&mut *store, params).await;
+        let result = result.map(|results| then(store, results));
         call.finish(result).map_err(failed)
     }
 
@@ -225,6 +240,7 @@ pub struct TypedForwarders {
     pub(crate) config: Option<Arc<config::ConfigForwarder>>,
     pub(crate) logging: Option<Arc<logging::LoggingForwarder>>,
     pub(crate) messaging: Option<Arc<messaging::MessagingForwarder>>,
+    pub(crate) blobstore: Option<Arc<blobstore::BlobstoreForwarder>>,
 }
 
 impl std::fmt::Debug for TypedForwarders {
@@ -240,6 +256,10 @@ impl std::fmt::Debug for TypedForwarders {
             .field(
                 "messaging",
                 &self.messaging.as_ref().map(|t| name(t.plugin())),
+            )
+            .field(
+                "blobstore",
+                &self.blobstore.as_ref().map(|t| name(t.plugin())),
             )
             .finish()
     }
@@ -272,6 +292,10 @@ pub fn link_typed(
         messaging::link(linker, &imports)?;
         typed.messaging = Some(Arc::new(forwarder));
     }
+    if let Some((forwarder, imports)) = claim(&mut bindings, &blobstore::INTERFACES) {
+        blobstore::link(linker, &imports)?;
+        typed.blobstore = Some(Arc::new(forwarder));
+    }
     Ok((typed, bindings))
 }
 
@@ -297,6 +321,60 @@ fn claim<E: Exports>(
     let imports: Vec<String> = family.iter().map(|(b, _)| b.import.clone()).collect();
     bindings.retain(|(binding, _)| !imports.contains(&binding.import));
     Some((forwarder, imports))
+}
+
+/// The plugin's handle behind the workload's proxy in `slot`, lent for one
+/// call, with the plugin instance it belongs to.
+pub(crate) fn lent(
+    proxies: &ProxyTable,
+    plugin: &Arc<SharedPlugin>,
+    slot: u32,
+) -> Result<(ResourceAny, u64), String> {
+    let proxy = proxies
+        .get(slot)
+        .ok_or_else(|| format!("unknown handle {slot}"))?;
+    same_plugin(proxy, plugin)?;
+    Ok((proxy.handle, proxy.generation))
+}
+
+/// The plugin's handle behind the workload's proxy in `slot`, taken out of
+/// the workload's table (an owned handle moving into the plugin).
+pub(crate) fn moved(
+    proxies: &mut ProxyTable,
+    plugin: &Arc<SharedPlugin>,
+    slot: u32,
+) -> Result<(ResourceAny, u64), String> {
+    lent(proxies, plugin, slot)?;
+    let proxy = proxies
+        .take(slot)
+        .ok_or_else(|| format!("unknown handle {slot}"))?;
+    Ok((proxy.handle, proxy.generation))
+}
+
+/// Gives the workload `handle`, of `plugin`'s instance `generation`: the
+/// slot of its proxy.
+pub(crate) fn held(
+    proxies: &mut ProxyTable,
+    plugin: &Arc<SharedPlugin>,
+    generation: u64,
+    handle: ResourceAny,
+) -> u32 {
+    proxies.insert(Proxy {
+        plugin: plugin.clone(),
+        generation,
+        handle,
+    })
+}
+
+fn same_plugin(proxy: &Proxy, plugin: &Arc<SharedPlugin>) -> Result<(), String> {
+    if Arc::ptr_eq(&proxy.plugin, plugin) {
+        return Ok(());
+    }
+    Err(format!(
+        "a handle of plugin `{}` was passed to plugin `{}`",
+        proxy.plugin.name(),
+        plugin.name()
+    ))
 }
 
 /// Links each of `imports` with `link`, naming the import in errors.
