@@ -85,16 +85,8 @@ pub fn link_shared(
         let id = proxy_types.id_for(*declared);
         scope.resource_async(name, ResourceType::host_dynamic(id), |mut cx, slot| {
             Box::new(async move {
-                let Some(proxy) = cx.data_mut().proxies.take(slot) else {
-                    return Ok(());
-                };
-                // A failing plugin is not the workload's fault: log, go on.
-                if let Err(e) = proxy.plugin.release(proxy.generation, proxy.handle).await {
-                    tracing::warn!(
-                        plugin = proxy.plugin.name(),
-                        error = format!("{e:#}"),
-                        "releasing a handle failed"
-                    );
+                if let Some(proxy) = cx.data_mut().proxies.take(slot) {
+                    proxy.release().await;
                 }
                 Ok(())
             })

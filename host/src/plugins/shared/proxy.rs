@@ -22,6 +22,21 @@ pub struct Proxy {
     pub handle: ResourceAny,
 }
 
+impl Proxy {
+    /// Releases the handle in its plugin, the workload having dropped its
+    /// proxy. A failing plugin is not the workload's fault: the failure is
+    /// logged, and the workload goes on.
+    pub async fn release(self) {
+        if let Err(e) = self.plugin.release(self.generation, self.handle).await {
+            tracing::warn!(
+                plugin = self.plugin.name(),
+                error = format!("{e:#}"),
+                "releasing a plugin handle failed"
+            );
+        }
+    }
+}
+
 /// The proxies of one workload invocation, by slot: a slab, since every
 /// forwarded call on a resource looks its proxy up.
 ///

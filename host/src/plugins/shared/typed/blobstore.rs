@@ -294,16 +294,8 @@ impl BlobstoreView<'_> {
     /// Releases the plugin's handle behind the proxy `rep`, the workload
     /// having dropped it.
     async fn release(&mut self, rep: u32) {
-        let Some(proxy) = self.state.proxies.take(rep) else {
-            return;
-        };
-        // A failing plugin is not the workload's fault: log, go on.
-        if let Err(e) = proxy.plugin.release(proxy.generation, proxy.handle).await {
-            tracing::warn!(
-                plugin = proxy.plugin.name(),
-                error = format!("{e:#}"),
-                "releasing a blobstore handle failed"
-            );
+        if let Some(proxy) = self.state.proxies.take(rep) {
+            proxy.release().await;
         }
     }
 }

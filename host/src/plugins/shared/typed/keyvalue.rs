@@ -246,16 +246,8 @@ impl store::HostBucket for KeyvalueView<'_> {
     }
 
     async fn drop(&mut self, bucket: Resource<BucketProxy>) -> wasmtime::Result<()> {
-        let Some(proxy) = self.state.proxies.take(bucket.rep()) else {
-            return Ok(());
-        };
-        // A failing plugin is not the workload's fault: log, go on.
-        if let Err(e) = proxy.plugin.release(proxy.generation, proxy.handle).await {
-            tracing::warn!(
-                plugin = proxy.plugin.name(),
-                error = format!("{e:#}"),
-                "releasing a bucket failed"
-            );
+        if let Some(proxy) = self.state.proxies.take(bucket.rep()) {
+            proxy.release().await;
         }
         Ok(())
     }
