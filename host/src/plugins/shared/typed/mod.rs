@@ -275,28 +275,39 @@ pub fn link_typed(
     linker: &mut Linker<InvocationState>,
     mut bindings: Vec<SharedBinding>,
 ) -> Result<(TypedForwarders, Vec<SharedBinding>)> {
-    let mut typed = TypedForwarders::default();
-    if let Some((forwarder, imports)) = claim(&mut bindings, &keyvalue::INTERFACES) {
-        keyvalue::link(linker, &imports)?;
-        typed.keyvalue = Some(Arc::new(forwarder));
-    }
-    if let Some((forwarder, imports)) = claim(&mut bindings, &config::INTERFACES) {
-        config::link(linker, &imports)?;
-        typed.config = Some(Arc::new(forwarder));
-    }
-    if let Some((forwarder, imports)) = claim(&mut bindings, &logging::INTERFACES) {
-        logging::link(linker, &imports)?;
-        typed.logging = Some(Arc::new(forwarder));
-    }
-    if let Some((forwarder, imports)) = claim(&mut bindings, &messaging::INTERFACES) {
-        messaging::link(linker, &imports)?;
-        typed.messaging = Some(Arc::new(forwarder));
-    }
-    if let Some((forwarder, imports)) = claim(&mut bindings, &blobstore::INTERFACES) {
-        blobstore::link(linker, &imports)?;
-        typed.blobstore = Some(Arc::new(forwarder));
-    }
+    let typed = TypedForwarders {
+        keyvalue: take_family(linker, &mut bindings, &keyvalue::INTERFACES, keyvalue::link)?,
+        config: take_family(linker, &mut bindings, &config::INTERFACES, config::link)?,
+        logging: take_family(linker, &mut bindings, &logging::INTERFACES, logging::link)?,
+        messaging: take_family(
+            linker,
+            &mut bindings,
+            &messaging::INTERFACES,
+            messaging::link,
+        )?,
+        blobstore: take_family(
+            linker,
+            &mut bindings,
+            &blobstore::INTERFACES,
+            blobstore::link,
+        )?,
+    };
     Ok((typed, bindings))
+}
+
+/// The typed forwarder of the family `interfaces`, its imports linked with
+/// `link`, if it can serve them all (see [`claim`]).
+fn take_family<E: Exports>(
+    linker: &mut Linker<InvocationState>,
+    bindings: &mut Vec<SharedBinding>,
+    interfaces: &[&str],
+    link: fn(&mut Linker<InvocationState>, &[String]) -> Result<()>,
+) -> Result<Option<Arc<TypedPlugin<E>>>> {
+    let Some((forwarder, imports)) = claim::<E>(bindings, interfaces) else {
+        return Ok(None);
+    };
+    link(linker, &imports)?;
+    Ok(Some(Arc::new(forwarder)))
 }
 
 /// Takes out of `bindings` those of the family `interfaces` if a typed
