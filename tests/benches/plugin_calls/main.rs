@@ -8,14 +8,19 @@
 //! `sum` (a list in, a number out) and `handle` (open a resource, call a
 //! method, drop it) on the custom `acme:tally/counters`, and
 //! `keyvalue-user`'s `get` of a 128-byte value on `wasi:keyvalue`, served by
-//! the built-in `keyvalue-memory`. Run with `make bench`.
+//! the built-in `keyvalue-memory`, also at other value sizes for composed
+//! mode. For `get`, a bare forwarder ([`bare_forwarder`]) gives the floor
+//! of any shared-mode forwarder on Wasmtime, so that the typed forwarder's
+//! own cost shows. Run with `make bench`.
 
+mod bare_forwarder;
 mod native_keyvalue;
 mod native_tally;
 
 use keel_tests::get;
 use keel_tests::keel::manifest::{Forwarder, LinkMode, PluginSpec};
 use keel_tests::keel::{EngineOptions, Host, WorkloadId, WorkloadSpec};
+use keel_tests::stock::StockRunner;
 use std::net::SocketAddr;
 use std::pin::Pin;
 
@@ -73,6 +78,20 @@ fn on_keel<'a>(addr: SocketAddr, path: String, calls: u32) -> Probe<'a> {
     })
 }
 
+/// A probe of `path` on `keyvalue-user` with the native `wasi:keyvalue`.
+fn on_native(runner: &StockRunner<native_keyvalue::Buckets>, path: String) -> Probe<'_> {
+    Box::new(move || {
+        let path = path.clone();
+        Box::pin(async move {
+            let (status, body) = runner
+                .get(&path, native_keyvalue::Buckets::default())
+                .await?;
+            anyhow::ensure!(status == 200, "{status}: {body}");
+            per_call(&body, CALLS)
+        })
+    })
+}
+
 async fn tally() -> anyhow::Result<()> {
     let native = native_tally::runner()?;
     let plugin = |mode| PluginSpec::new("tally", Some(keel_tests::guest("tally_plugin")), mode);
@@ -109,6 +128,8 @@ async fn tally() -> anyhow::Result<()> {
 
 async fn keyvalue() -> anyhow::Result<()> {
     let native = native_keyvalue::runner()?;
+    let bare = bare_forwarder::runner()?;
+    let shared_plugin = bare_forwarder::Shared::new()?;
     let plugin = |mode, forwarder| PluginSpec {
         forwarder,
         ..PluginSpec::new("keyvalue-memory", None, mode)
@@ -120,31 +141,52 @@ async fn keyvalue() -> anyhow::Result<()> {
     let (generic, generic_addr) =
         keel_host(plugin(LinkMode::Shared, Forwarder::Generic), user).await?;
     let path = format!("/time-gets?bucket=bench&key=k&n={CALLS}&fill=128");
-    let (runner, at) = (&native, &path);
-    let native_probe: Probe<'_> = Box::new(move || {
+    let at = &path;
+    let (bare_runner, plugin) = (&bare, &shared_plugin);
+    let bare_probe: Probe<'_> = Box::new(move || {
         Box::pin(async move {
-            let (status, body) = runner.get(at, native_keyvalue::Buckets::default()).await?;
+            let (status, body) = bare_runner.get(at, plugin.clone()).await?;
             anyhow::ensure!(status == 200, "{status}: {body}");
             per_call(&body, CALLS)
         })
     });
-    let [native_ns, composed_ns, typed_ns, generic_ns] = interleaved(&[
-        native_probe,
+    let [native_ns, composed_ns, typed_ns, generic_ns, bare_ns] = interleaved(&[
+        on_native(&native, path.clone()),
         on_keel(composed_addr, path.clone(), CALLS),
         on_keel(typed_addr, path.clone(), CALLS),
         on_keel(generic_addr, path.clone(), CALLS),
+        bare_probe,
     ])
     .await?[..] else {
-        unreachable!("four probes, four figures")
+        unreachable!("five probes, five figures")
     };
     println!(
         "keyvalue `get` (128 bytes): native host {native_ns:.0} ns, composed {composed_ns:.0} ns ({:.2}x native), \
          shared typed forwarder {typed_ns:.0} ns ({:.2}x native, goal <= 3), \
-         shared generic forwarder {generic_ns:.0} ns ({:.2}x native)",
+         shared generic forwarder {generic_ns:.0} ns ({:.2}x native); \
+         bare forwarder, the floor on Wasmtime {bare_ns:.0} ns ({:.2}x native)",
         composed_ns / native_ns,
         typed_ns / native_ns,
-        generic_ns / native_ns
+        generic_ns / native_ns,
+        bare_ns / native_ns
     );
+    // Composing's cost by value size: Wasmtime's fused adapter copies a
+    // `list<u8>` from the plugin's memory to the workload's one element at a
+    // time, where the host lowers a slice with one copy.
+    for fill in [0, 4096] {
+        let path = format!("/time-gets?bucket=bench&key=k&n={CALLS}&fill={fill}");
+        let [native_ns, composed_ns] = interleaved(&[
+            on_native(&native, path.clone()),
+            on_keel(composed_addr, path, CALLS),
+        ])
+        .await?[..] else {
+            unreachable!("two probes, two figures")
+        };
+        println!(
+            "keyvalue `get` ({fill} bytes): native host {native_ns:.0} ns, composed {composed_ns:.0} ns ({:.2}x native)",
+            composed_ns / native_ns
+        );
+    }
     for host in [composed, typed, generic] {
         host.shutdown().await;
     }

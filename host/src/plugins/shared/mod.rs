@@ -2,7 +2,9 @@
 //! called by the workloads it serves through host shims ([`forward`],
 //! [`typed`]).
 //!
-//! One async mutex serialises calls into the plugin's Store. The running
+//! One async mutex serialises calls into the plugin's Store (`futures`':
+//! taking and releasing it uncontended is one atomic operation each, where
+//! Tokio's releases through a lock of its own). The running
 //! instance is taken out of the mutex for the duration of a call and put back
 //! only when the call returns normally: a trap, or a call abandoned half-way
 //! (its workload hit its deadline), leaves the slot empty, and the next call
@@ -67,7 +69,7 @@ pub(crate) struct Running {
     funcs: HashMap<ComponentExportIndex, Func>,
     /// Typed exports loaded for this instance, by type (one per typed
     /// family at most: a short list beats hashing).
-    typed: Vec<(TypeId, Arc<dyn Any + Send + Sync>)>,
+    typed: Vec<(TypeId, Box<dyn Any + Send + Sync>)>,
 }
 
 /// A plugin shared by the workloads of a host.
@@ -78,7 +80,9 @@ pub struct SharedPlugin {
     sync: bool,
     reach: Reach,
     broker: Broker,
-    running: tokio::sync::Mutex<Option<Running>>,
+    /// The running instance, boxed so that a call moves a pointer in and
+    /// out of the slot, not the instance.
+    running: futures::lock::Mutex<Option<Box<Running>>>,
     generations: AtomicU64,
     restarts: AtomicU64,
     /// Handles whose workload instance ended, to drop at the next chance.
@@ -135,7 +139,7 @@ impl SharedPlugin {
             sync,
             reach,
             broker: broker.clone(),
-            running: tokio::sync::Mutex::new(None),
+            running: futures::lock::Mutex::new(None),
             generations: AtomicU64::new(0),
             restarts: AtomicU64::new(0),
             released: Mutex::new(Vec::new()),
@@ -251,14 +255,12 @@ impl SharedPlugin {
     }
 
     /// The slot of the running instance, locked for one call.
-    async fn lock_running(&self) -> tokio::sync::MutexGuard<'_, Option<Running>> {
-        // Uncontended, `try_lock` skips Tokio's cooperative budget, which
-        // would otherwise make a tight loop of calls yield to the scheduler
-        // every 128 calls. Waiting is boxed: it is rare, and its future would
-        // otherwise make every call's future larger.
+    async fn lock_running(&self) -> Slot<'_> {
+        // Waiting is boxed: it is rare, and its future would otherwise make
+        // every call's future larger.
         match self.running.try_lock() {
-            Ok(slot) => slot,
-            Err(_) => Box::pin(self.running.lock()).await,
+            Some(slot) => slot,
+            None => Box::pin(self.running.lock()).await,
         }
     }
 
@@ -278,7 +280,7 @@ impl SharedPlugin {
             Some(running) => running,
             // Boxed: instantiation's future is large, and every call's
             // future would carry its size otherwise.
-            None => Box::pin(self.start(caller.deadline)).await?,
+            None => Box::new(Box::pin(self.start(caller.deadline)).await?),
         };
         running.store.data_mut().serve(caller);
         if self.any_released.load(Ordering::Acquire) {
@@ -295,7 +297,7 @@ impl SharedPlugin {
         caller: Caller<'_>,
         generation_of_params: Option<u64>,
     ) -> Option<Result<PluginCall<'_>>> {
-        let mut slot = self.running.try_lock().ok()?;
+        let mut slot = self.running.try_lock()?;
         if self.any_released.load(Ordering::Acquire) {
             return None;
         }
@@ -307,8 +309,8 @@ impl SharedPlugin {
     /// of an earlier instance.
     fn call_on<'p>(
         &'p self,
-        mut slot: tokio::sync::MutexGuard<'p, Option<Running>>,
-        mut running: Running,
+        mut slot: Slot<'p>,
+        mut running: Box<Running>,
         caller: Caller<'_>,
         generation_of_params: Option<u64>,
     ) -> Result<PluginCall<'p>> {
@@ -411,15 +413,18 @@ impl SharedPlugin {
     }
 }
 
+/// The locked slot of a plugin's running instance.
+type Slot<'p> = futures::lock::MutexGuard<'p, Option<Box<Running>>>;
+
 /// A call in progress in a plugin's Store (see [`SharedPlugin::begin`]).
 ///
 /// Dropped without [`finish`](PluginCall::finish) — its caller gave up
 /// half-way — it drops the instance too: the next call starts a fresh one.
 pub(crate) struct PluginCall<'p> {
     plugin: &'p SharedPlugin,
-    slot: tokio::sync::MutexGuard<'p, Option<Running>>,
+    slot: Slot<'p>,
     /// The instance, out of its slot while the call runs.
-    pub(crate) running: Running,
+    pub(crate) running: Box<Running>,
 }
 
 impl PluginCall<'_> {
@@ -478,15 +483,19 @@ impl Running {
     fn typed<G: Any + Send + Sync>(
         &mut self,
         load: impl FnOnce(&mut Store<InvocationState>, &Instance) -> wasmtime::Result<G>,
-    ) -> wasmtime::Result<Arc<G>> {
+    ) -> wasmtime::Result<&G> {
         let wanted = TypeId::of::<G>();
-        if let Some((_, found)) = self.typed.iter().find(|(id, _)| *id == wanted)
-            && let Ok(typed) = found.clone().downcast::<G>()
-        {
-            return Ok(typed);
-        }
-        let typed = Arc::new(load(&mut self.store, &self.instance)?);
-        self.typed.push((wanted, typed.clone()));
-        Ok(typed)
+        let at = match self.typed.iter().position(|(id, _)| *id == wanted) {
+            Some(at) => at,
+            None => {
+                let loaded = load(&mut self.store, &self.instance)?;
+                self.typed.push((wanted, Box::new(loaded)));
+                self.typed.len() - 1
+            }
+        };
+        self.typed
+            .get(at)
+            .and_then(|(_, loaded)| loaded.downcast_ref::<G>())
+            .ok_or_else(|| wasmtime::format_err!("typed exports filed under the wrong type"))
     }
 }

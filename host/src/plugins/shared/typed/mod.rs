@@ -215,9 +215,10 @@ impl<E: Exports> TypedPlugin<E> {
         let exports = &self.exports;
         let loaded = call
             .running
-            .typed(|store, instance| exports.load(store, instance));
+            .typed(|store, instance| exports.load(store, instance))
+            .map(pick);
         match loaded {
-            Ok(loaded) => Ok((call, pick(&loaded))),
+            Ok(func) => Ok((call, func)),
             Err(e) => {
                 let refused = format!("{e:#}");
                 call.finish(Ok(())).map_err(failed)?;
