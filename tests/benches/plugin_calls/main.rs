@@ -172,19 +172,22 @@ async fn keyvalue() -> anyhow::Result<()> {
     );
     // Composing's cost by value size: Wasmtime's fused adapter copies a
     // `list<u8>` from the plugin's memory to the workload's one element at a
-    // time, where the host lowers a slice with one copy.
+    // time, where a host function lowers a slice with one copy.
     for fill in [0, 4096] {
         let path = format!("/time-gets?bucket=bench&key=k&n={CALLS}&fill={fill}");
-        let [native_ns, composed_ns] = interleaved(&[
+        let [native_ns, composed_ns, typed_ns] = interleaved(&[
             on_native(&native, path.clone()),
-            on_keel(composed_addr, path, CALLS),
+            on_keel(composed_addr, path.clone(), CALLS),
+            on_keel(typed_addr, path, CALLS),
         ])
         .await?[..] else {
-            unreachable!("two probes, two figures")
+            unreachable!("three probes, three figures")
         };
         println!(
-            "keyvalue `get` ({fill} bytes): native host {native_ns:.0} ns, composed {composed_ns:.0} ns ({:.2}x native)",
-            composed_ns / native_ns
+            "keyvalue `get` ({fill} bytes): native host {native_ns:.0} ns, composed {composed_ns:.0} ns ({:.2}x native), \
+             shared typed forwarder {typed_ns:.0} ns ({:.2}x native)",
+            composed_ns / native_ns,
+            typed_ns / native_ns
         );
     }
     for host in [composed, typed, generic] {
