@@ -13,8 +13,7 @@ use keel_tests::guest;
 use keel_tests::stock::{StockRunner, StockState};
 use std::sync::{Arc, Mutex};
 use wasmtime::component::{
-    Component, ComponentType, Instance, Lift, Linker, Lower, Resource, ResourceAny, ResourceTable,
-    TypedFunc,
+    Component, ComponentType, Lift, Linker, Lower, Resource, ResourceAny, ResourceTable, TypedFunc,
 };
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -119,23 +118,21 @@ impl Shared {
             },
         );
         let instance = linker.instantiate(&mut store, &component)?;
-        let func = |store: &mut Store<PluginState>, name: &str| {
+        // The plugin's `wasi:keyvalue/store` function `name`.
+        let export = |store: &mut Store<PluginState>, name: &str| {
             let interface = instance
                 .get_export_index(&mut *store, None, "wasi:keyvalue/store@0.2.0-draft")
                 .ok_or_else(|| anyhow::anyhow!("no wasi:keyvalue/store export"))?;
-            instance
+            let index = instance
                 .get_export_index(&mut *store, Some(&interface), name)
-                .ok_or_else(|| anyhow::anyhow!("no {name} export"))
-        };
-        let typed = |store: &mut Store<PluginState>, instance: &Instance, name: &str| {
-            let index = func(store, name)?;
+                .ok_or_else(|| anyhow::anyhow!("no {name} export"))?;
             instance
                 .get_func(&mut *store, index)
                 .ok_or_else(|| anyhow::anyhow!("{name} is not a function"))
         };
-        let open = typed(&mut store, &instance, "open")?.typed(&store)?;
-        let get = typed(&mut store, &instance, "[method]bucket.get")?.typed(&store)?;
-        let set = typed(&mut store, &instance, "[method]bucket.set")?.typed(&store)?;
+        let open = export(&mut store, "open")?.typed(&store)?;
+        let get = export(&mut store, "[method]bucket.get")?.typed(&store)?;
+        let set = export(&mut store, "[method]bucket.set")?.typed(&store)?;
         Ok(Shared(Arc::new(Mutex::new(Plugin {
             store,
             open,
