@@ -223,20 +223,31 @@ impl KeelProcess {
 
     /// Waits until a log line contains `needle`; returns that line.
     pub fn wait_for_log(&mut self, needle: &str, timeout: Duration) -> Result<String> {
+        self.wait_for_log_line(&format!("{needle:?}"), |l| l.contains(needle), timeout)
+    }
+
+    /// Waits until a log line satisfies `matches` (`what` names it in the
+    /// error) and returns it; fails early if keel exits first.
+    pub fn wait_for_log_line(
+        &mut self,
+        what: &str,
+        matches: impl Fn(&str) -> bool,
+        timeout: Duration,
+    ) -> Result<String> {
         let until = Instant::now() + timeout;
         loop {
-            if let Some(line) = self.log().into_iter().find(|l| l.contains(needle)) {
+            if let Some(line) = self.log().into_iter().find(|l| matches(l)) {
                 return Ok(line);
             }
             if let Some(status) = self.child.try_wait()? {
                 bail!(
-                    "keel exited with {status} before logging {needle:?}; log:\n{}",
+                    "keel exited with {status} before logging {what}; log:\n{}",
                     self.log().join("\n")
                 );
             }
             if Instant::now() > until {
                 bail!(
-                    "keel did not log {needle:?} within {timeout:?}; log:\n{}",
+                    "keel did not log {what} within {timeout:?}; log:\n{}",
                     self.log().join("\n")
                 );
             }

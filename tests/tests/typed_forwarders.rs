@@ -28,19 +28,11 @@ fn start(
     let addr = keel.http_addr()?;
     // JSON lines: the message and the workload are separate fields.
     let running = format!("\"workload\":\"{last_workload}\"");
-    let until = std::time::Instant::now() + Duration::from_secs(60);
-    while !keel
-        .log()
-        .iter()
-        .any(|l| l.contains("workload running") && l.contains(&running))
-    {
-        anyhow::ensure!(
-            std::time::Instant::now() < until,
-            "{last_workload} did not start: {:?}",
-            keel.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    keel.wait_for_log_line(
+        &format!("{last_workload} running"),
+        |l| l.contains("workload running") && l.contains(&running),
+        Duration::from_secs(60),
+    )?;
     for interface in interfaces {
         let line = keel.wait_for_log(interface, Duration::from_secs(5))?;
         let served: serde_json::Value = serde_json::from_str(&line)?;

@@ -78,14 +78,18 @@ fn on_keel<'a>(addr: SocketAddr, path: String, calls: u32) -> Probe<'a> {
     })
 }
 
-/// A probe of `path` on `keyvalue-user` with the native `wasi:keyvalue`.
-fn on_native(runner: &StockRunner<native_keyvalue::Buckets>, path: String) -> Probe<'_> {
+/// A probe of `path` on `keyvalue-user` on plain Wasmtime, each request's
+/// Store given `extra()`.
+fn on_stock<'a, E: Send + 'static>(
+    runner: &'a StockRunner<E>,
+    path: String,
+    extra: impl Fn() -> E + 'a,
+) -> Probe<'a> {
+    let extra = std::rc::Rc::new(extra);
     Box::new(move || {
-        let path = path.clone();
+        let (path, extra) = (path.clone(), extra.clone());
         Box::pin(async move {
-            let (status, body) = runner
-                .get(&path, native_keyvalue::Buckets::default())
-                .await?;
+            let (status, body) = runner.get(&path, extra()).await?;
             anyhow::ensure!(status == 200, "{status}: {body}");
             per_call(&body, CALLS)
         })
@@ -141,21 +145,12 @@ async fn keyvalue() -> anyhow::Result<()> {
     let (generic, generic_addr) =
         keel_host(plugin(LinkMode::Shared, Forwarder::Generic), user).await?;
     let path = format!("/time-gets?bucket=bench&key=k&n={CALLS}&fill=128");
-    let at = &path;
-    let (bare_runner, plugin) = (&bare, &shared_plugin);
-    let bare_probe: Probe<'_> = Box::new(move || {
-        Box::pin(async move {
-            let (status, body) = bare_runner.get(at, plugin.clone()).await?;
-            anyhow::ensure!(status == 200, "{status}: {body}");
-            per_call(&body, CALLS)
-        })
-    });
     let [native_ns, composed_ns, typed_ns, generic_ns, bare_ns] = interleaved(&[
-        on_native(&native, path.clone()),
+        on_stock(&native, path.clone(), native_keyvalue::Buckets::default),
         on_keel(composed_addr, path.clone(), CALLS),
         on_keel(typed_addr, path.clone(), CALLS),
         on_keel(generic_addr, path.clone(), CALLS),
-        bare_probe,
+        on_stock(&bare, path.clone(), || shared_plugin.clone()),
     ])
     .await?[..] else {
         unreachable!("five probes, five figures")
@@ -176,7 +171,7 @@ async fn keyvalue() -> anyhow::Result<()> {
     for fill in [0, 4096] {
         let path = format!("/time-gets?bucket=bench&key=k&n={CALLS}&fill={fill}");
         let [native_ns, composed_ns, typed_ns] = interleaved(&[
-            on_native(&native, path.clone()),
+            on_stock(&native, path.clone(), native_keyvalue::Buckets::default),
             on_keel(composed_addr, path.clone(), CALLS),
             on_keel(typed_addr, path, CALLS),
         ])
