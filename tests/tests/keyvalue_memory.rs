@@ -99,3 +99,29 @@ async fn a_plugin_scoped_per_workload_keeps_one_instance_each() -> anyhow::Resul
     host.shutdown().await;
     Ok(())
 }
+
+/// Instances of one workload calling the plugin from every worker thread at
+/// once: calls that find it busy wait their turn, and none is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn calls_from_many_threads_at_once_wait_their_turn() -> anyhow::Result<()> {
+    use keel_tests::request;
+    const REQUESTS: u32 = 8;
+    const TIMES: u32 = 2_000;
+    let Target { host, addr, .. } = memory().await?;
+    let path = format!("/increment?bucket=default&key=busy&times={TIMES}");
+    let mut tasks = Vec::new();
+    for _ in 0..REQUESTS {
+        let path = path.clone();
+        tasks.push(tokio::spawn(async move {
+            request(addr, "POST", "a.test", &path, "").await
+        }));
+    }
+    for task in tasks {
+        let answer = task.await??;
+        anyhow::ensure!(answer.status == 200, "{answer:?}");
+    }
+    let total = keel_tests::get(addr, "a.test", "/get?bucket=default&key=busy").await?;
+    host.shutdown().await;
+    assert_eq!(total.body, (REQUESTS * TIMES).to_string());
+    Ok(())
+}
