@@ -2,12 +2,11 @@
 //! called by the workloads it serves through host shims ([`forward`],
 //! [`typed`]).
 //!
-//! One async mutex serialises calls into the plugin's Store: Tokio's, which
-//! hands the lock to the longest waiter, so a workload calling in a tight
-//! loop cannot starve another workload's calls (`futures`' mutex is cheaper
-//! uncontended, but a releasing caller can take it straight back). The
-//! running
-//! instance is taken out of the mutex for the duration of a call and put back
+//! One async lock serialises calls into the plugin's Store: a
+//! [`FairLock`](fair_lock::FairLock), which hands the lock to the longest
+//! waiter, so a workload calling in a tight loop cannot starve another
+//! workload's calls, and costs one atomic operation each way when nobody
+//! waits. The running instance is taken out of the mutex for the duration of a call and put back
 //! only when the call returns normally: a trap, or a call abandoned half-way
 //! (its workload hit its deadline), leaves the slot empty, and the next call
 //! starts a fresh instance in a fresh Store — the supervisor's restart. The
@@ -18,6 +17,7 @@
 //! ([`sync_store`]); the others in an async one. Either way a call ends by
 //! its caller's deadline: the plugin traps when it passes.
 
+pub mod fair_lock;
 pub mod forward;
 pub mod nonblocking_io;
 pub mod proxy;
@@ -35,6 +35,7 @@ use crate::workload::invocation::{InvocationState, core_linker};
 use crate::workload::network::SocketAllowlist;
 use crate::workload::stdio::{GuestLog, Stream};
 use anyhow::{Context, Result, anyhow};
+use fair_lock::{FairGuard, FairLock};
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -84,7 +85,7 @@ pub struct SharedPlugin {
     broker: Broker,
     /// The running instance, boxed so that a call moves a pointer in and
     /// out of the slot, not the instance.
-    running: tokio::sync::Mutex<Option<Box<Running>>>,
+    running: FairLock<Option<Box<Running>>>,
     generations: AtomicU64,
     restarts: AtomicU64,
     /// Handles whose workload instance ended, to drop at the next chance.
@@ -141,7 +142,7 @@ impl SharedPlugin {
             sync,
             reach,
             broker: broker.clone(),
-            running: tokio::sync::Mutex::new(None),
+            running: FairLock::new(None),
             generations: AtomicU64::new(0),
             restarts: AtomicU64::new(0),
             released: Mutex::new(Vec::new()),
@@ -258,13 +259,11 @@ impl SharedPlugin {
 
     /// The slot of the running instance, locked for one call.
     async fn lock_running(&self) -> Slot<'_> {
-        // Uncontended, `try_lock` skips Tokio's cooperative budget, which
-        // would otherwise make a tight loop of calls yield to the scheduler
-        // every 128 calls. Waiting is boxed: it is rare, and its future would
-        // otherwise make every call's future larger.
+        // Waiting is boxed: it is rare, and its future would otherwise make
+        // every call's future larger.
         match self.running.try_lock() {
-            Ok(slot) => slot,
-            Err(_) => Box::pin(self.running.lock()).await,
+            Some(slot) => slot,
+            None => Box::pin(self.running.lock()).await,
         }
     }
 
@@ -301,7 +300,7 @@ impl SharedPlugin {
         caller: Caller<'_>,
         generation_of_params: Option<u64>,
     ) -> Option<Result<PluginCall<'_>>> {
-        let mut slot = self.running.try_lock().ok()?;
+        let mut slot = self.running.try_lock()?;
         if self.any_released.load(Ordering::Acquire) {
             return None;
         }
@@ -418,7 +417,7 @@ impl SharedPlugin {
 }
 
 /// The locked slot of a plugin's running instance.
-type Slot<'p> = tokio::sync::MutexGuard<'p, Option<Box<Running>>>;
+type Slot<'p> = FairGuard<'p, Option<Box<Running>>>;
 
 /// A call in progress in a plugin's Store (see [`SharedPlugin::begin`]).
 ///
