@@ -6,6 +6,8 @@
 //! whole response, and make one outgoing request. Guests that stream use the
 //! `wasip2` types directly.
 
+#[cfg(feature = "talc")]
+mod allocator;
 pub mod baked;
 pub mod counter;
 pub mod log_record;
