@@ -37,6 +37,12 @@ use std::rc::Rc;
 const PAGE: usize = 1000;
 
 /// One bucket: values by key, and keys in first-write order for listing.
+///
+/// Keys are hashed with the standard library's SipHash on purpose: they
+/// come from every tenant of a shared instance, and faster hashers seeded
+/// from addresses (foldhash, say) have no address randomisation to draw on
+/// in Wasm, so one tenant's colliding keys could slow the calls of every
+/// tenant (one call at a time runs in the instance).
 #[derive(Default)]
 struct Data {
     values: HashMap<String, (u64, Vec<u8>)>,

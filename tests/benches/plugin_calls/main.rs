@@ -25,7 +25,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 
 const CALLS: u32 = 20_000;
-const ROUNDS: usize = 9;
+const ROUNDS: usize = 25;
 
 /// A host serving the built guest `workload` with `plugin`.
 async fn keel_host(plugin: PluginSpec, workload: &str) -> anyhow::Result<(Host, SocketAddr)> {
