@@ -6,12 +6,13 @@
 //! [`FairLock`](fair_lock::FairLock), which hands the lock to the longest
 //! waiter, so a workload calling in a tight loop cannot starve another
 //! workload's calls, and costs one atomic operation each way when nobody
-//! waits. The running instance is taken out of the mutex for the duration of a call and put back
-//! only when the call returns normally: a trap, or a call abandoned half-way
-//! (its workload hit its deadline), leaves the slot empty, and the next call
-//! starts a fresh instance in a fresh Store — the supervisor's restart. The
-//! plugin's state is lost then, and the log says so. Handles from the old
-//! instance are recognised by their generation and refused.
+//! waits. The running instance is taken out of the lock's slot for the
+//! duration of a call and put back only when the call returns normally: a
+//! trap, or a call abandoned half-way (its workload hit its deadline),
+//! leaves the slot empty, and the next call starts a fresh instance in a
+//! fresh Store — the supervisor's restart. The plugin's state is lost then,
+//! and the log says so. Handles from the old instance are recognised by
+//! their generation and refused.
 //!
 //! A plugin that can never wait runs in a synchronous Store
 //! ([`sync_store`]); the others in an async one. Either way a call ends by
