@@ -80,6 +80,11 @@ impl<T> FairLock<T> {
             .map(|_| FairGuard::new(self))
     }
 
+    /// How many callers wait for the lock now (a snapshot).
+    pub fn waiters(&self) -> usize {
+        self.state.load(Ordering::Relaxed) / WAITER
+    }
+
     /// The lock, after every caller that waited for it before this one.
     pub async fn lock(&self) -> FairGuard<'_, T> {
         match self.try_lock() {

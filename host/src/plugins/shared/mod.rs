@@ -24,6 +24,7 @@ pub mod nonblocking_io;
 pub mod proxy;
 pub mod streams;
 pub mod sync_store;
+pub mod sync_wait;
 pub mod typed;
 
 use crate::core_api::broker::Broker;
@@ -279,7 +280,17 @@ impl SharedPlugin {
         caller: Caller<'_>,
         generation_of_params: Option<u64>,
     ) -> Result<PluginCall<'_>> {
-        let mut slot = self.lock_running().await;
+        let slot = self.lock_running().await;
+        self.begin_locked(slot, caller, generation_of_params).await
+    }
+
+    /// [`begin`](Self::begin), the lock taken.
+    async fn begin_locked<'p>(
+        &'p self,
+        mut slot: Slot<'p>,
+        caller: Caller<'_>,
+        generation_of_params: Option<u64>,
+    ) -> Result<PluginCall<'p>> {
         let mut running = match slot.take() {
             Some(running) => running,
             // Boxed: instantiation's future is large, and every call's
@@ -293,20 +304,37 @@ impl SharedPlugin {
         self.call_on(slot, running, caller, generation_of_params)
     }
 
-    /// [`begin`](Self::begin) without waiting, if nothing needs it to wait:
-    /// the plugin is running, no other call holds it, and no released
-    /// handle waits to be dropped. `None` otherwise.
-    pub(crate) fn begin_now(
+    /// [`begin`](Self::begin) without waiting for another call: `None` if
+    /// one holds the plugin. For a plugin in a synchronous Store, which
+    /// starts and drops handles without waiting; an async one gets an error
+    /// where it would wait (see [`sync_store::now`]).
+    pub(crate) fn begin_sync(
         &self,
         caller: Caller<'_>,
         generation_of_params: Option<u64>,
     ) -> Option<Result<PluginCall<'_>>> {
         let mut slot = self.running.try_lock()?;
-        if self.any_released.load(Ordering::Acquire) {
-            return None;
+        // The common case first, without building a future.
+        if !self.any_released.load(Ordering::Acquire)
+            && let Some(running) = slot.take()
+        {
+            return Some(self.call_on(slot, running, caller, generation_of_params));
         }
-        let running = slot.take()?;
-        Some(self.call_on(slot, running, caller, generation_of_params))
+        Some(self.begin_locked_now(slot, caller, generation_of_params))
+    }
+
+    /// [`begin_locked`](Self::begin_locked) at once: the plugin must be
+    /// started, or released handles dropped, first. Kept out of line, off
+    /// the common path of [`begin_sync`](Self::begin_sync).
+    #[cold]
+    #[inline(never)]
+    fn begin_locked_now<'p>(
+        &'p self,
+        slot: Slot<'p>,
+        caller: Caller<'_>,
+        generation_of_params: Option<u64>,
+    ) -> Result<PluginCall<'p>> {
+        sync_store::now(self.begin_locked(slot, caller, generation_of_params))?
     }
 
     /// A call on `running` for `caller`, unless its parameters hold handles
@@ -345,7 +373,31 @@ impl SharedPlugin {
 
     /// Drops `handle` in the plugin now (a workload dropped its proxy).
     pub async fn release(&self, generation: u64, handle: ResourceAny) -> Result<()> {
-        let mut slot = self.lock_running().await;
+        let slot = self.lock_running().await;
+        self.release_locked(slot, generation, handle).await
+    }
+
+    /// [`release`](Self::release) from where waiting is impossible (a
+    /// synchronous host function): now if no other call holds the plugin,
+    /// else at its next chance ([`release_later`](Self::release_later)).
+    /// For a plugin in a synchronous Store.
+    pub fn release_sync(self: &Arc<Self>, generation: u64, handle: ResourceAny) -> Result<()> {
+        match self.running.try_lock() {
+            Some(slot) => sync_store::now(self.release_locked(slot, generation, handle))?,
+            None => {
+                self.release_later(generation, handle);
+                Ok(())
+            }
+        }
+    }
+
+    /// [`release`](Self::release), the lock taken.
+    async fn release_locked(
+        &self,
+        mut slot: Slot<'_>,
+        generation: u64,
+        handle: ResourceAny,
+    ) -> Result<()> {
         let Some(mut running) = slot.take() else {
             return Ok(());
         };

@@ -27,7 +27,20 @@ impl Proxy {
     /// proxy. A failing plugin is not the workload's fault: the failure is
     /// logged, and the workload goes on.
     pub async fn release(self) {
-        if let Err(e) = self.plugin.release(self.generation, self.handle).await {
+        let released = self.plugin.release(self.generation, self.handle).await;
+        self.log_failure(released);
+    }
+
+    /// [`release`](Self::release) without waiting, for a plugin in a
+    /// synchronous Store: now if the plugin is free, else at its next
+    /// chance.
+    pub fn release_sync(self) {
+        let released = self.plugin.release_sync(self.generation, self.handle);
+        self.log_failure(released);
+    }
+
+    fn log_failure(&self, released: anyhow::Result<()>) {
+        if let Err(e) = released {
             tracing::warn!(
                 plugin = self.plugin.name(),
                 error = format!("{e:#}"),

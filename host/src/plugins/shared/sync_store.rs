@@ -25,13 +25,24 @@
 
 use super::nonblocking_io;
 use crate::workload::InvocationState;
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, anyhow};
 use wasmtime::component::types::{ComponentItem, Type};
 use wasmtime::component::{Component, HasSelf, InstancePre, Linker, ResourceType};
 use wasmtime_wasi::cli::{WasiCli, WasiCliView};
 use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
 use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, DynPollable};
 use wasmtime_wasi::random::{WasiRandom, WasiRandomView};
+
+/// Runs `future` to its end at once. The steps a call shares with async
+/// Stores (starting the plugin, dropping handles) are written as futures,
+/// and for a synchronous Store they end in one poll, which lets a caller
+/// that cannot wait (a synchronous host function) take them. An error, and
+/// whatever the future held dropped, if it would have waited: an async
+/// Store's would.
+pub(crate) fn now<F: Future>(future: F) -> Result<F::Output> {
+    futures::FutureExt::now_or_never(future)
+        .ok_or_else(|| anyhow!("the plugin would have to wait, and its caller cannot"))
+}
 
 /// The linker of synchronous plugin Stores.
 pub fn linker(engine: &wasmtime::Engine) -> Result<Linker<InvocationState>> {

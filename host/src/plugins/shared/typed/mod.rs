@@ -73,6 +73,7 @@ pub mod config;
 pub mod keyvalue;
 pub mod logging;
 pub mod messaging;
+mod route;
 
 use super::proxy::{Proxy, ProxyTable};
 use super::{PluginCall, SharedPlugin};
@@ -171,7 +172,7 @@ impl<E: Exports> TypedPlugin<E> {
         if !self.plugin.sync {
             return Box::pin(self.call_async(caller, generation, pick, params, then)).await;
         }
-        let call = match self.plugin.begin_now(caller, generation) {
+        let call = match self.plugin.begin_sync(caller, generation) {
             Some(call) => call,
             None => Box::pin(self.plugin.begin(caller, generation)).await,
         };
@@ -180,6 +181,25 @@ impl<E: Exports> TypedPlugin<E> {
         let result = func
             .call(&mut *store, params)
             .map(|results| then(store, results));
+        call.finish(result).map_err(failed)
+    }
+
+    /// [`call`](Self::call) for a synchronous host function, into a plugin
+    /// in a synchronous Store: waits on this thread if another call holds
+    /// the plugin (see [`sync_wait`](super::sync_wait)).
+    pub(crate) fn call_sync<P: CallParams, R: CallResults>(
+        &self,
+        caller: Caller<'_>,
+        generation: Option<u64>,
+        pick: fn(&E::Loaded) -> TypedFunc<P, R>,
+        params: P,
+    ) -> Result<(R, u64), String> {
+        let call = match self.plugin.begin_sync(caller, generation) {
+            Some(call) => call,
+            None => self.plugin.begin_blocking(caller, generation),
+        };
+        let (mut call, func) = self.pick(call.map_err(failed)?, pick)?;
+        let result = func.call(&mut call.running.store, params);
         call.finish(result).map_err(failed)
     }
 
@@ -276,38 +296,39 @@ pub fn link_typed(
     linker: &mut Linker<InvocationState>,
     mut bindings: Vec<SharedBinding>,
 ) -> Result<(TypedForwarders, Vec<SharedBinding>)> {
+    // The families not yet written as routes link async host functions
+    // whatever Store their plugin runs in.
     let typed = TypedForwarders {
         keyvalue: take_family(linker, &mut bindings, &keyvalue::INTERFACES, keyvalue::link)?,
-        config: take_family(linker, &mut bindings, &config::INTERFACES, config::link)?,
-        logging: take_family(linker, &mut bindings, &logging::INTERFACES, logging::link)?,
-        messaging: take_family(
-            linker,
-            &mut bindings,
-            &messaging::INTERFACES,
-            messaging::link,
-        )?,
-        blobstore: take_family(
-            linker,
-            &mut bindings,
-            &blobstore::INTERFACES,
-            blobstore::link,
-        )?,
+        config: take_family(linker, &mut bindings, &config::INTERFACES, |l, i, _| {
+            config::link(l, i)
+        })?,
+        logging: take_family(linker, &mut bindings, &logging::INTERFACES, |l, i, _| {
+            logging::link(l, i)
+        })?,
+        messaging: take_family(linker, &mut bindings, &messaging::INTERFACES, |l, i, _| {
+            messaging::link(l, i)
+        })?,
+        blobstore: take_family(linker, &mut bindings, &blobstore::INTERFACES, |l, i, _| {
+            blobstore::link(l, i)
+        })?,
     };
     Ok((typed, bindings))
 }
 
 /// The typed forwarder of the family `interfaces`, its imports linked with
-/// `link`, if it can serve them all (see [`claim`]).
+/// `link` (told whether the plugin runs in a synchronous Store), if it can
+/// serve them all (see [`claim`]).
 fn take_family<E: Exports>(
     linker: &mut Linker<InvocationState>,
     bindings: &mut Vec<SharedBinding>,
     interfaces: &[&str],
-    link: fn(&mut Linker<InvocationState>, &[String]) -> Result<()>,
+    link: fn(&mut Linker<InvocationState>, &[String], bool) -> Result<()>,
 ) -> Result<Option<Arc<TypedPlugin<E>>>> {
     let Some((forwarder, imports)) = claim::<E>(bindings, interfaces) else {
         return Ok(None);
     };
-    link(linker, &imports)?;
+    link(linker, &imports, forwarder.plugin().runs_sync())?;
     Ok(Some(Arc::new(forwarder)))
 }
 

@@ -1,0 +1,135 @@
+//! Linking one workload import to a typed forwarder, the way its plugin
+//! can be called: a synchronous host function for a plugin in a
+//! synchronous Store, an async one otherwise.
+//!
+//! Wasmtime's async host functions box a future and block on it on the
+//! workload's fiber; for a plugin that answers without waiting that
+//! machinery cost more than a third of a forwarded `wasi:keyvalue` `get`
+//! (see README, Performance). A synchronous host function cannot suspend
+//! its workload, though: when another call holds the plugin it waits on
+//! its thread ([`sync_wait`](crate::plugins::shared::sync_wait)), which is
+//! sound only because a synchronous plugin's calls never wait inside. So
+//! the mode is chosen per plugin when the workload is linked, and an import
+//! is written once, as a [`route`]: what the plugin is called with
+//! (`prepare`) and what its reply becomes for the workload (`answer`).
+
+use super::{CallParams, CallResults, Exports, TypedForwarders, TypedPlugin};
+use crate::plugins::shared::SharedPlugin;
+use crate::plugins::shared::proxy::ProxyTable;
+use crate::workload::InvocationState;
+use std::sync::Arc;
+use wasmtime::StoreContextMut;
+use wasmtime::component::{
+    ComponentNamedList, ComponentType, Lift, LinkerInstance, Lower, ResourceType, TypedFunc,
+};
+
+/// A workload's call as a call of the plugin's function: which one, with
+/// what, on handles of which plugin instance.
+pub(crate) struct Forward<E: Exports, P, R> {
+    /// The plugin instance the parameters' handles belong to, if any.
+    pub generation: Option<u64>,
+    /// The plugin's function.
+    pub pick: fn(&E::Loaded) -> TypedFunc<P, R>,
+    /// Its parameters.
+    pub params: P,
+}
+
+/// How a family's forwarder is found in a workload's Store.
+pub(crate) type Family<E> = fn(&TypedForwarders) -> Option<&Arc<TypedPlugin<E>>>;
+
+/// Links function `name` of `instance` to the plugin's function that
+/// `prepare` picks: a synchronous host function if `sync` (the plugin runs
+/// in a synchronous Store), else an async one.
+///
+/// `prepare` makes the plugin's call of the workload's parameters `Q`, or
+/// answers at once (a handle of another plugin, say); `answer` makes the
+/// workload's result of the plugin's reply, holding any handle it returns
+/// in the workload's proxy table.
+pub(crate) fn route<E, Q, P, R, A>(
+    instance: &mut LinkerInstance<'_, InvocationState>,
+    name: &str,
+    sync: bool,
+    family: Family<E>,
+    prepare: impl Fn(&InvocationState, &TypedPlugin<E>, Q) -> Result<Forward<E, P, R>, A>
+    + Send
+    + Sync
+    + Copy
+    + 'static,
+    answer: impl Fn(&mut ProxyTable, &Arc<SharedPlugin>, Result<(R, u64), String>) -> A
+    + Send
+    + Sync
+    + Copy
+    + 'static,
+) -> wasmtime::Result<()>
+where
+    E: Exports,
+    Q: ComponentNamedList + Lift + Send + Sync + 'static,
+    P: CallParams,
+    R: CallResults,
+    A: ComponentType + Lower + Send + Sync + 'static,
+{
+    let missing: Arc<str> = format!("no shared plugin serves `{name}` in this Store").into();
+    if sync {
+        return instance.func_wrap(
+            name,
+            move |mut cx: StoreContextMut<'_, InvocationState>, params: Q| {
+                let state = cx.data_mut();
+                let forwarder =
+                    family(&state.typed).ok_or_else(|| wasmtime::format_err!("{missing}"))?;
+                let call = match prepare(state, forwarder, params) {
+                    Ok(call) => call,
+                    Err(answered) => return Ok((answered,)),
+                };
+                let reply =
+                    forwarder.call_sync(state.caller(), call.generation, call.pick, call.params);
+                Ok((answer(&mut state.proxies, forwarder.plugin(), reply),))
+            },
+        );
+    }
+    instance.func_wrap_async(
+        name,
+        move |mut cx: StoreContextMut<'_, InvocationState>, params: Q| {
+            let missing = missing.clone();
+            Box::new(async move {
+                let state = cx.data_mut();
+                let forwarder =
+                    family(&state.typed).ok_or_else(|| wasmtime::format_err!("{missing}"))?;
+                let call = match prepare(state, forwarder, params) {
+                    Ok(call) => call,
+                    Err(answered) => return Ok((answered,)),
+                };
+                let reply = forwarder
+                    .call(state.caller(), call.generation, call.pick, call.params)
+                    .await;
+                Ok((answer(&mut state.proxies, forwarder.plugin(), reply),))
+            })
+        },
+    )
+}
+
+/// Links resource `name` of `instance` as a proxy of the plugin's resource
+/// (host type `T`): dropping it releases the plugin's handle, at once if
+/// `sync`, else after waiting for the plugin.
+pub(crate) fn proxy_resource<T: 'static>(
+    instance: &mut LinkerInstance<'_, InvocationState>,
+    name: &str,
+    sync: bool,
+) -> wasmtime::Result<()> {
+    let ty = ResourceType::host::<T>();
+    if sync {
+        return instance.resource(name, ty, |mut cx, slot| {
+            if let Some(proxy) = cx.data_mut().proxies.take(slot) {
+                proxy.release_sync();
+            }
+            Ok(())
+        });
+    }
+    instance.resource_async(name, ty, |mut cx, slot| {
+        Box::new(async move {
+            if let Some(proxy) = cx.data_mut().proxies.take(slot) {
+                proxy.release().await;
+            }
+            Ok(())
+        })
+    })
+}
