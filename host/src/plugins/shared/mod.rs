@@ -16,7 +16,10 @@
 //!
 //! A plugin that can never wait runs in a synchronous Store
 //! ([`sync_store`]); the others in an async one. Either way a call ends by
-//! its caller's deadline: the plugin traps when it passes.
+//! its caller's deadline: the plugin traps when it passes. A synchronous
+//! plugin may be called from synchronous host functions (see
+//! [`typed`]), which wait for a busy plugin on their thread
+//! ([`sync_wait`]).
 
 pub mod fair_lock;
 pub mod forward;

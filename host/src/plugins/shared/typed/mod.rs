@@ -1,8 +1,14 @@
 //! Typed forwarders: for the built-in interfaces keel knows when it is
-//! built, host shims generated with `bindgen!` on both sides — the
-//! workload's imports as host traits, the plugin's exports as typed
-//! functions — so a call crosses to the shared plugin without the generic
-//! forwarder's walk through [`Val`](wasmtime::component::Val)s.
+//! built, host shims whose types `bindgen!` generates for both sides — the
+//! workload's imports and the plugin's exports — so a call crosses to the
+//! shared plugin without the generic forwarder's walk through
+//! [`Val`](wasmtime::component::Val)s.
+//!
+//! `wasi:keyvalue`'s imports are linked as routes (`typed/route.rs`):
+//! synchronous host functions when the plugin runs in a synchronous Store,
+//! which spares every call Wasmtime's async host-call machinery, async ones
+//! otherwise. The other families are still `bindgen!`'s async host traits,
+//! whatever Store their plugin runs in.
 //!
 //! A typed forwarder serves an interface family only where one plugin
 //! serves all of the family's imports at the version the forwarder was
