@@ -178,16 +178,11 @@ impl<E: Exports> TypedPlugin<E> {
         if !self.plugin.sync {
             return Box::pin(self.call_async(caller, generation, pick, params, then)).await;
         }
-        let call = match self.plugin.begin_sync(caller, generation) {
-            Some(call) => call,
+        let begun = match self.plugin.begin_sync(caller, generation) {
+            Some(begun) => begun,
             None => Box::pin(self.plugin.begin(caller, generation)).await,
         };
-        let (mut call, func) = self.pick(call.map_err(failed)?, pick)?;
-        let store = &mut call.running.store;
-        let result = func
-            .call(&mut *store, params)
-            .map(|results| then(store, results));
-        call.finish(result).map_err(failed)
+        self.run_sync(begun, pick, params, then)
     }
 
     /// [`call`](Self::call) for a synchronous host function, into a plugin
@@ -200,12 +195,27 @@ impl<E: Exports> TypedPlugin<E> {
         pick: fn(&E::Loaded) -> TypedFunc<P, R>,
         params: P,
     ) -> Result<(R, u64), String> {
-        let call = match self.plugin.begin_sync(caller, generation) {
-            Some(call) => call,
+        let begun = match self.plugin.begin_sync(caller, generation) {
+            Some(begun) => begun,
             None => self.plugin.begin_blocking(caller, generation),
         };
-        let (mut call, func) = self.pick(call.map_err(failed)?, pick)?;
-        let result = func.call(&mut call.running.store, params);
+        self.run_sync(begun, pick, params, |_, results| results)
+    }
+
+    /// Runs the call `begun` in a synchronous Store: the function `pick`
+    /// chooses, with `params`, and `then` on its results.
+    fn run_sync<P: CallParams, R: CallResults, T>(
+        &self,
+        begun: Result<PluginCall<'_>>,
+        pick: fn(&E::Loaded) -> TypedFunc<P, R>,
+        params: P,
+        then: impl FnOnce(&mut Store<InvocationState>, R) -> T,
+    ) -> Result<(T, u64), String> {
+        let (mut call, func) = self.pick(begun.map_err(failed)?, pick)?;
+        let store = &mut call.running.store;
+        let result = func
+            .call(&mut *store, params)
+            .map(|results| then(store, results));
         call.finish(result).map_err(failed)
     }
 
