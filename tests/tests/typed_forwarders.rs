@@ -98,6 +98,68 @@ fn config_and_logging_answer_alike_through_both_forwarders() -> anyhow::Result<(
     Ok(())
 }
 
+/// A shared logging plugin that traps on a record: the workload's request
+/// still answers, the record lands in the host's log with the failure, and
+/// the records before it went to the plugin.
+#[test]
+fn a_record_the_logging_plugin_fails_to_take_is_kept_in_the_host_log() -> anyhow::Result<()> {
+    let manifest = format!(
+        r#"
+[[plugin]]
+name = "config"
+mode = "composed"
+
+[[plugin]]
+name = "faulty-logger"
+path = {logger:?}
+mode = "shared"
+
+[[workload]]
+name = "greeter"
+[[workload.component]]
+path = {greeter:?}
+"#,
+        logger = guest("faulty_logger"),
+        greeter = guest("config_greeting")
+    );
+    let (mut keel, addr, _dir) = start(
+        &manifest,
+        "default/greeter",
+        &["wasi:logging/logging@0.1.0-draft"],
+        "typed",
+    )?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    // `/alarm` logs an error record, then a critical one, which the plugin
+    // traps on.
+    let alarm = runtime.block_on(get(addr, "localhost", "/alarm"))?;
+    assert_eq!((alarm.status, alarm.body.as_str()), (200, "alarm raised\n"));
+    let kept = keel.wait_for_log("it is kept here", Duration::from_secs(10))?;
+    let kept: serde_json::Value = serde_json::from_str(&kept)?;
+    assert_eq!(kept["plugin"], "faulty-logger", "{kept}");
+    assert_eq!(kept["workload"], "default/greeter", "{kept}");
+    assert_eq!(kept["context"], "alarm", "{kept}");
+    assert_eq!(kept["severity"], "critical", "{kept}");
+    assert_eq!(kept["record"], "the building is on fire", "{kept}");
+    assert!(
+        kept["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("`faulty-logger` failed") && e.contains("wasm trap")),
+        "the plugin's failure is not in the host's log: {kept}"
+    );
+    // The error record before it went to the plugin, which dropped it.
+    assert!(
+        !keel
+            .log()
+            .iter()
+            .any(|l| l.contains("someone pressed the alarm")),
+        "a record the plugin took was kept in the host's log"
+    );
+    // The restarted plugin takes the next request's records.
+    let again = runtime.block_on(get(addr, "localhost", "/?name=Ada"))?;
+    assert_eq!(again.status, 200, "{}", again.body);
+    Ok(())
+}
+
 /// Runs messaging-ping-pong with the built-in messaging plugin shared behind
 /// `forwarder`; returns the pinger's answer to a request nobody listens
 /// for, and the ponger's failure log line for a message the pinger

@@ -1,18 +1,20 @@
-//! The typed forwarder of `wasi:config/store@0.2.0-rc.1`. A plugin that
-//! fails during a call answers `error::upstream` (it restarts on the next
-//! call).
+//! The typed forwarder of `wasi:config/store@0.2.0-rc.1`, its functions
+//! linked as [`route`]s. A plugin that fails during a call answers
+//! `error::upstream` (it restarts on the next call).
 
-use super::{CallParams, CallResults, Fallible, TypedPlugin, link_each};
+use super::route::{Forward, route};
+use super::{TypedForwarders, TypedPlugin, link_each};
 use crate::workload::InvocationState;
 use anyhow::Result;
-use wasmtime::component::{HasData, Linker};
+use std::sync::Arc;
+use wasmtime::component::Linker;
 
-/// The workload's side: `wasi:config` as the host serves it.
+/// The workload's side: the types of `wasi:config` as the host serves it
+/// (its functions are linked by hand, as [`route`]s).
 mod workload_side {
     wasmtime::component::bindgen!({
         path: "../wit/wasi-config-0.2.0-rc.1",
         world: "wasi:config/imports",
-        imports: { default: async | trappable },
     });
 }
 
@@ -46,61 +48,43 @@ typed_exports! {
 /// Forwards a component's `wasi:config` import to one shared plugin.
 pub type ConfigForwarder = TypedPlugin<ConfigExports>;
 
-/// Links the interfaces of [`INTERFACES`] among `imports`.
-pub fn link(linker: &mut Linker<InvocationState>, imports: &[String]) -> Result<()> {
-    fn view(state: &mut InvocationState) -> ConfigView<'_> {
-        ConfigView { state }
-    }
-    link_each(imports, |_| store::add_to_linker::<_, Config>(linker, view))
+/// Links the interfaces of [`INTERFACES`] among `imports`, as synchronous
+/// host functions if `sync` (the plugin runs in a synchronous Store).
+pub fn link(linker: &mut Linker<InvocationState>, imports: &[String], sync: bool) -> Result<()> {
+    link_each(imports, |import| {
+        let mut store = linker.instance(import)?;
+        route(
+            &mut store,
+            "get",
+            sync,
+            config,
+            |_, _, (key,): (String,)| Ok(Forward::new(|f: &ConfigFuncs| f.get, (key,))),
+            |_, _, (), reply| (to_workload(reply),),
+        )?;
+        route(
+            &mut store,
+            "get-all",
+            sync,
+            config,
+            |_, _, (): ()| Ok(Forward::new(|f: &ConfigFuncs| f.get_all, ())),
+            |_, _, (), reply| (to_workload(reply),),
+        )
+    })
 }
 
-/// Marks [`ConfigView`] as the data the generated host traits run on.
-struct Config;
-
-impl HasData for Config {
-    type Data<'a> = ConfigView<'a>;
+/// The config forwarder of a workload's Store.
+fn config(typed: &TypedForwarders) -> Option<&Arc<ConfigForwarder>> {
+    typed.config.as_ref()
 }
 
-/// A workload's Store, seen by the `wasi:config` host traits.
-struct ConfigView<'a> {
-    state: &'a mut InvocationState,
-}
-
-impl ConfigView<'_> {
-    /// Calls the function `pick` chooses with `params`.
-    async fn forward<P, T>(
-        &mut self,
-        pick: fn(&ConfigFuncs) -> Fallible<P, T, PluginError>,
-        params: P,
-    ) -> wasmtime::Result<Result<T, store::Error>>
-    where
-        P: CallParams,
-        (Result<T, PluginError>,): CallResults,
-    {
-        let Some(forwarder) = self.state.typed.config.clone() else {
-            return Ok(Err(store::Error::Upstream(
-                "no plugin serves wasi:config here".into(),
-            )));
-        };
-        let reply = forwarder
-            .call(self.state.caller(), None, pick, params)
-            .await;
-        Ok(match reply {
-            Ok(((answer,), _)) => answer.map_err(|error| match error {
-                PluginError::Upstream(text) => store::Error::Upstream(text),
-                PluginError::Io(text) => store::Error::Io(text),
-            }),
-            Err(failed) => Err(store::Error::Upstream(failed)),
-        })
-    }
-}
-
-impl store::Host for ConfigView<'_> {
-    async fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<String>, store::Error>> {
-        self.forward(|f| f.get, (key,)).await
-    }
-
-    async fn get_all(&mut self) -> wasmtime::Result<Result<Vec<(String, String)>, store::Error>> {
-        self.forward(|f| f.get_all, ()).await
+/// A plugin's answer (or its failure) in the workload's terms.
+fn to_workload<T>(
+    reply: Result<((Result<T, PluginError>,), u64), String>,
+) -> Result<T, store::Error> {
+    match reply {
+        Ok(((Ok(value),), _)) => Ok(value),
+        Ok(((Err(PluginError::Upstream(text)),), _)) => Err(store::Error::Upstream(text)),
+        Ok(((Err(PluginError::Io(text)),), _)) => Err(store::Error::Io(text)),
+        Err(failed) => Err(store::Error::Upstream(failed)),
     }
 }

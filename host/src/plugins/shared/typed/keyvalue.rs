@@ -114,16 +114,12 @@ fn link_store(i: &mut LinkerInstance<'_, InvocationState>, sync: bool) -> wasmti
         sync,
         keyvalue,
         |_, _, (identifier,): (String,)| {
-            Ok(Forward {
-                generation: None,
-                pick: |f: &KeyvalueFuncs| f.open,
-                params: (identifier,),
-            })
+            Ok(Forward::new(|f: &KeyvalueFuncs| f.open, (identifier,)))
         },
-        |proxies, plugin, reply| {
-            to_workload(reply).map(|(handle, generation)| {
+        |proxies, plugin, (), reply| {
+            (to_workload(reply).map(|(handle, generation)| {
                 Resource::<BucketProxy>::new_own(held(proxies, plugin, generation, handle))
-            })
+            }),)
         },
     )?;
     route(
@@ -132,7 +128,7 @@ fn link_store(i: &mut LinkerInstance<'_, InvocationState>, sync: bool) -> wasmti
         sync,
         keyvalue,
         |state, kv, (bucket, key): (Resource<BucketProxy>, String)| {
-            on_bucket(state, kv, &bucket, |f| f.get, |h| (h, key)).map_err(Err)
+            on_bucket(state, kv, &bucket, |f| f.get, |h| (h, key))
         },
         value,
     )?;
@@ -142,7 +138,7 @@ fn link_store(i: &mut LinkerInstance<'_, InvocationState>, sync: bool) -> wasmti
         sync,
         keyvalue,
         |state, kv, (bucket, key, value): (Resource<BucketProxy>, String, Vec<u8>)| {
-            on_bucket(state, kv, &bucket, |f| f.set, |h| (h, key, value)).map_err(Err)
+            on_bucket(state, kv, &bucket, |f| f.set, |h| (h, key, value))
         },
         value,
     )?;
@@ -152,7 +148,7 @@ fn link_store(i: &mut LinkerInstance<'_, InvocationState>, sync: bool) -> wasmti
         sync,
         keyvalue,
         |state, kv, (bucket, key): (Resource<BucketProxy>, String)| {
-            on_bucket(state, kv, &bucket, |f| f.delete, |h| (h, key)).map_err(Err)
+            on_bucket(state, kv, &bucket, |f| f.delete, |h| (h, key))
         },
         value,
     )?;
@@ -162,7 +158,7 @@ fn link_store(i: &mut LinkerInstance<'_, InvocationState>, sync: bool) -> wasmti
         sync,
         keyvalue,
         |state, kv, (bucket, key): (Resource<BucketProxy>, String)| {
-            on_bucket(state, kv, &bucket, |f| f.exists, |h| (h, key)).map_err(Err)
+            on_bucket(state, kv, &bucket, |f| f.exists, |h| (h, key))
         },
         value,
     )?;
@@ -172,13 +168,13 @@ fn link_store(i: &mut LinkerInstance<'_, InvocationState>, sync: bool) -> wasmti
         sync,
         keyvalue,
         |state, kv, (bucket, cursor): (Resource<BucketProxy>, Option<u64>)| {
-            on_bucket(state, kv, &bucket, |f| f.list_keys, |h| (h, cursor)).map_err(Err)
+            on_bucket(state, kv, &bucket, |f| f.list_keys, |h| (h, cursor))
         },
-        |_, _, reply| {
-            to_workload(reply).map(|(page, _)| store::KeyResponse {
+        |_, _, (), reply| {
+            (to_workload(reply).map(|(page, _)| store::KeyResponse {
                 keys: page.keys,
                 cursor: page.cursor,
-            })
+            }),)
         },
     )
 }
@@ -190,7 +186,7 @@ fn link_atomics(i: &mut LinkerInstance<'_, InvocationState>, sync: bool) -> wasm
         sync,
         keyvalue,
         |state, kv, (bucket, key, delta): (Resource<BucketProxy>, String, u64)| {
-            on_bucket(state, kv, &bucket, |f| f.increment, |h| (h, key, delta)).map_err(Err)
+            on_bucket(state, kv, &bucket, |f| f.increment, |h| (h, key, delta))
         },
         value,
     )
@@ -203,7 +199,7 @@ fn link_batch(i: &mut LinkerInstance<'_, InvocationState>, sync: bool) -> wasmti
         sync,
         keyvalue,
         |state, kv, (bucket, keys): (Resource<BucketProxy>, Vec<String>)| {
-            on_bucket(state, kv, &bucket, |f| f.get_many, |h| (h, keys)).map_err(Err)
+            on_bucket(state, kv, &bucket, |f| f.get_many, |h| (h, keys))
         },
         value,
     )?;
@@ -213,7 +209,7 @@ fn link_batch(i: &mut LinkerInstance<'_, InvocationState>, sync: bool) -> wasmti
         sync,
         keyvalue,
         |state, kv, (bucket, pairs): (Resource<BucketProxy>, Vec<KeyValue>)| {
-            on_bucket(state, kv, &bucket, |f| f.set_many, |h| (h, pairs)).map_err(Err)
+            on_bucket(state, kv, &bucket, |f| f.set_many, |h| (h, pairs))
         },
         value,
     )?;
@@ -223,7 +219,7 @@ fn link_batch(i: &mut LinkerInstance<'_, InvocationState>, sync: bool) -> wasmti
         sync,
         keyvalue,
         |state, kv, (bucket, keys): (Resource<BucketProxy>, Vec<String>)| {
-            on_bucket(state, kv, &bucket, |f| f.delete_many, |h| (h, keys)).map_err(Err)
+            on_bucket(state, kv, &bucket, |f| f.delete_many, |h| (h, keys))
         },
         value,
     )
@@ -242,20 +238,22 @@ type Reply<T> = Result<((Result<T, PluginError>,), u64), String>;
 type BucketCall<P, T> = Forward<KeyvalueExports, P, (Result<T, PluginError>,)>;
 
 /// The plugin's call `pick` on the workload's `bucket`, with the
-/// parameters `params` makes of the plugin's handle.
-fn on_bucket<P, T>(
+/// parameters `params` makes of the plugin's handle; or the workload's
+/// answer if `bucket` is not the plugin's.
+fn on_bucket<P, T, U>(
     state: &InvocationState,
     forwarder: &KeyvalueForwarder,
     bucket: &Resource<BucketProxy>,
     pick: fn(&KeyvalueFuncs) -> Fallible<P, T, PluginError>,
     params: impl FnOnce(ResourceAny) -> P,
-) -> Result<BucketCall<P, T>, store::Error> {
-    let (handle, generation) =
-        lent(&state.proxies, forwarder.plugin(), bucket.rep()).map_err(store::Error::Other)?;
+) -> Result<BucketCall<P, T>, (Result<U, store::Error>,)> {
+    let (handle, generation) = lent(&state.proxies, forwarder.plugin(), bucket.rep())
+        .map_err(|unknown| (Err(store::Error::Other(unknown)),))?;
     Ok(Forward {
         generation: Some(generation),
         pick,
         params: params(handle),
+        keep: (),
     })
 }
 
@@ -272,6 +270,11 @@ fn to_workload<T>(reply: Reply<T>) -> Result<(T, u64), store::Error> {
 }
 
 /// The workload's answer of a plugin's reply whose value passes unchanged.
-fn value<T>(_: &mut ProxyTable, _: &Arc<SharedPlugin>, reply: Reply<T>) -> Result<T, store::Error> {
-    to_workload(reply).map(|(value, _)| value)
+fn value<T>(
+    _: &mut ProxyTable,
+    _: &Arc<SharedPlugin>,
+    (): (),
+    reply: Reply<T>,
+) -> (Result<T, store::Error>,) {
+    (to_workload(reply).map(|(value, _)| value),)
 }

@@ -1,20 +1,24 @@
-//! The typed forwarder of `wasi:logging/logging@0.1.0-draft`. `log` has no
-//! error to answer with, so a record the plugin fails to take is written to
-//! the host's log instead, with the failure: a failing logging plugin
-//! neither loses records nor ends the workload's invocation.
+//! The typed forwarder of `wasi:logging/logging@0.1.0-draft`, its function
+//! linked as a [`route`]. `log` has no error to answer with, so a record
+//! the plugin fails to take is written to the host's log instead, with the
+//! failure: a failing logging plugin neither loses records nor ends the
+//! workload's invocation.
 
-use super::{TypedPlugin, link_each};
+use super::route::{Forward, route};
+use super::{TypedForwarders, TypedPlugin, link_each};
+use crate::plugins::identity::WorkloadIdentity;
+use crate::plugins::shared::SharedPlugin;
 use crate::workload::InvocationState;
 use anyhow::Result;
 use std::sync::Arc;
-use wasmtime::component::{HasData, Linker};
+use wasmtime::component::Linker;
 
-/// The workload's side: `wasi:logging` as the host serves it.
+/// The workload's side: the types of `wasi:logging` as the host serves it
+/// (its function is linked by hand, as a [`route`]).
 mod workload_side {
     wasmtime::component::bindgen!({
         path: "../wit/wasi-logging-0.1.0-draft",
         world: "wasi:logging/imports",
-        imports: { default: async | trappable },
     });
 }
 
@@ -47,26 +51,84 @@ typed_exports! {
 /// Forwards a component's `wasi:logging` import to one shared plugin.
 pub type LoggingForwarder = TypedPlugin<LoggingExports>;
 
-/// Links the interfaces of [`INTERFACES`] among `imports`.
-pub fn link(linker: &mut Linker<InvocationState>, imports: &[String]) -> Result<()> {
-    fn view(state: &mut InvocationState) -> LoggingView<'_> {
-        LoggingView { state }
-    }
-    link_each(imports, |_| {
-        logging::add_to_linker::<_, Logging>(linker, view)
+/// Links the interfaces of [`INTERFACES`] among `imports`, as synchronous
+/// host functions if `sync` (the plugin runs in a synchronous Store).
+pub fn link(linker: &mut Linker<InvocationState>, imports: &[String], sync: bool) -> Result<()> {
+    link_each(imports, |import| {
+        route(
+            &mut linker.instance(import)?,
+            "log",
+            sync,
+            logging,
+            |state, _, (level, context, message): (logging::Level, String, String)| {
+                let record = Record {
+                    level,
+                    context: context.into(),
+                    message: message.into(),
+                    caller: state.identity().clone(),
+                };
+                Ok(Forward {
+                    generation: None,
+                    pick: |f: &LoggingFuncs| f.log,
+                    params: (
+                        to_plugin(level),
+                        record.context.clone(),
+                        record.message.clone(),
+                    ),
+                    keep: record,
+                })
+            },
+            |_, plugin, record, reply| {
+                if let Err(failed) = reply {
+                    record.keep_here(plugin, &failed);
+                }
+            },
+        )
     })
 }
 
-/// Marks [`LoggingView`] as the data the generated host traits run on.
-struct Logging;
-
-impl HasData for Logging {
-    type Data<'a> = LoggingView<'a>;
+/// The logging forwarder of a workload's Store.
+fn logging(typed: &TypedForwarders) -> Option<&Arc<LoggingForwarder>> {
+    typed.logging.as_ref()
 }
 
-/// A workload's Store, seen by the `wasi:logging` host traits.
-struct LoggingView<'a> {
-    state: &'a mut InvocationState,
+/// A record on its way to the plugin, kept for the host's log should the
+/// plugin fail to take it (its text shared with the call, not copied).
+struct Record {
+    level: logging::Level,
+    context: Arc<str>,
+    message: Arc<str>,
+    caller: Arc<WorkloadIdentity>,
+}
+
+impl Record {
+    /// Writes the record to the host's log, with why `plugin` did not take
+    /// it: its level in `severity` and its text in `record`, as the host
+    /// logs a guest's own records (`workload::stdio`), since `message` is
+    /// the host's line.
+    fn keep_here(&self, plugin: &SharedPlugin, failed: &str) {
+        tracing::warn!(
+            workload = format!("{}/{}", self.caller.namespace, self.caller.name),
+            plugin = plugin.name(),
+            severity = severity(self.level),
+            context = &*self.context,
+            record = &*self.message,
+            error = failed,
+            "the logging plugin failed to take a record; it is kept here"
+        );
+    }
+}
+
+/// `level` as a guest's record names it.
+fn severity(level: logging::Level) -> &'static str {
+    match level {
+        logging::Level::Trace => "trace",
+        logging::Level::Debug => "debug",
+        logging::Level::Info => "info",
+        logging::Level::Warn => "warn",
+        logging::Level::Error => "error",
+        logging::Level::Critical => "critical",
+    }
 }
 
 fn to_plugin(level: logging::Level) -> plugin_logging::Level {
@@ -77,38 +139,5 @@ fn to_plugin(level: logging::Level) -> plugin_logging::Level {
         logging::Level::Warn => plugin_logging::Level::Warn,
         logging::Level::Error => plugin_logging::Level::Error,
         logging::Level::Critical => plugin_logging::Level::Critical,
-    }
-}
-
-impl logging::Host for LoggingView<'_> {
-    async fn log(
-        &mut self,
-        level: logging::Level,
-        context: String,
-        message: String,
-    ) -> wasmtime::Result<()> {
-        let Some(forwarder) = self.state.typed.logging.clone() else {
-            return Ok(());
-        };
-        // Shared with the call, and kept for the host's log should the
-        // plugin fail to take it.
-        let (context, message): (Arc<str>, Arc<str>) = (context.into(), message.into());
-        let params = (to_plugin(level), context.clone(), message.clone());
-        let sent = forwarder
-            .call(self.state.caller(), None, |f| f.log, params)
-            .await;
-        if let Err(failed) = sent {
-            let caller = self.state.identity();
-            tracing::warn!(
-                workload = format!("{}/{}", caller.namespace, caller.name),
-                plugin = forwarder.plugin().name(),
-                level = ?level,
-                context = &*context,
-                message = &*message,
-                error = failed,
-                "the logging plugin failed to take a record; it is kept here"
-            );
-        }
-        Ok(())
     }
 }

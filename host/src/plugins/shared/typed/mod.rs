@@ -4,11 +4,12 @@
 //! shared plugin without the generic forwarder's walk through
 //! [`Val`](wasmtime::component::Val)s.
 //!
-//! `wasi:keyvalue`'s imports are linked as routes (`typed/route.rs`):
-//! synchronous host functions when the plugin runs in a synchronous Store,
-//! which spares every call Wasmtime's async host-call machinery, async ones
-//! otherwise. The other families are still `bindgen!`'s async host traits,
-//! whatever Store their plugin runs in.
+//! The imports of `wasi:keyvalue`, `wasi:config` and `wasi:logging` are
+//! linked as routes (`typed/route.rs`): synchronous host functions when the
+//! plugin runs in a synchronous Store, which spares every call Wasmtime's
+//! async host-call machinery, async ones otherwise. Messaging and blobstore
+//! are still `bindgen!`'s async host traits, whatever Store their plugin
+//! runs in: their plugins wait on NATS, or hand out streams.
 //!
 //! A typed forwarder serves an interface family only where one plugin
 //! serves all of the family's imports at the version the forwarder was
@@ -312,16 +313,12 @@ pub fn link_typed(
     linker: &mut Linker<InvocationState>,
     mut bindings: Vec<SharedBinding>,
 ) -> Result<(TypedForwarders, Vec<SharedBinding>)> {
-    // The families not yet written as routes link async host functions
-    // whatever Store their plugin runs in.
+    // Messaging and blobstore, not written as routes, link async host
+    // functions whatever Store their plugin runs in.
     let typed = TypedForwarders {
         keyvalue: take_family(linker, &mut bindings, &keyvalue::INTERFACES, keyvalue::link)?,
-        config: take_family(linker, &mut bindings, &config::INTERFACES, |l, i, _| {
-            config::link(l, i)
-        })?,
-        logging: take_family(linker, &mut bindings, &logging::INTERFACES, |l, i, _| {
-            logging::link(l, i)
-        })?,
+        config: take_family(linker, &mut bindings, &config::INTERFACES, config::link)?,
+        logging: take_family(linker, &mut bindings, &logging::INTERFACES, logging::link)?,
         messaging: take_family(linker, &mut bindings, &messaging::INTERFACES, |l, i, _| {
             messaging::link(l, i)
         })?,

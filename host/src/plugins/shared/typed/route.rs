@@ -20,18 +20,33 @@ use crate::workload::InvocationState;
 use std::sync::Arc;
 use wasmtime::StoreContextMut;
 use wasmtime::component::{
-    ComponentNamedList, ComponentType, Lift, LinkerInstance, Lower, ResourceType, TypedFunc,
+    ComponentNamedList, Lift, LinkerInstance, Lower, ResourceType, TypedFunc,
 };
 
 /// A workload's call as a call of the plugin's function: which one, with
 /// what, on handles of which plugin instance.
-pub(crate) struct Forward<E: Exports, P, R> {
+pub(crate) struct Forward<E: Exports, P, R, K = ()> {
     /// The plugin instance the parameters' handles belong to, if any.
     pub generation: Option<u64>,
     /// The plugin's function.
     pub pick: fn(&E::Loaded) -> TypedFunc<P, R>,
     /// Its parameters.
     pub params: P,
+    /// What the answer needs of the call besides the plugin's reply (the
+    /// record a failed `log` leaves to the host's log, say).
+    pub keep: K,
+}
+
+impl<E: Exports, P, R> Forward<E, P, R> {
+    /// The call of `pick` with `params`, on no handle.
+    pub fn new(pick: fn(&E::Loaded) -> TypedFunc<P, R>, params: P) -> Self {
+        Forward {
+            generation: None,
+            pick,
+            params,
+            keep: (),
+        }
+    }
 }
 
 /// How a family's forwarder is found in a workload's Store.
@@ -43,19 +58,19 @@ pub(crate) type Family<E> = fn(&TypedForwarders) -> Option<&Arc<TypedPlugin<E>>>
 ///
 /// `prepare` makes the plugin's call of the workload's parameters `Q`, or
 /// answers at once (a handle of another plugin, say); `answer` makes the
-/// workload's result of the plugin's reply, holding any handle it returns
-/// in the workload's proxy table.
-pub(crate) fn route<E, Q, P, R, A>(
+/// workload's results `A` of the plugin's reply and what `prepare` kept,
+/// holding any handle the plugin returns in the workload's proxy table.
+pub(crate) fn route<E, Q, P, R, K, A>(
     instance: &mut LinkerInstance<'_, InvocationState>,
     name: &str,
     sync: bool,
     family: Family<E>,
-    prepare: impl Fn(&InvocationState, &TypedPlugin<E>, Q) -> Result<Forward<E, P, R>, A>
+    prepare: impl Fn(&InvocationState, &TypedPlugin<E>, Q) -> Result<Forward<E, P, R, K>, A>
     + Send
     + Sync
     + Copy
     + 'static,
-    answer: impl Fn(&mut ProxyTable, &Arc<SharedPlugin>, Result<(R, u64), String>) -> A
+    answer: impl Fn(&mut ProxyTable, &Arc<SharedPlugin>, K, Result<(R, u64), String>) -> A
     + Send
     + Sync
     + Copy
@@ -66,7 +81,8 @@ where
     Q: ComponentNamedList + Lift + Send + Sync + 'static,
     P: CallParams,
     R: CallResults,
-    A: ComponentType + Lower + Send + Sync + 'static,
+    K: Send + 'static,
+    A: ComponentNamedList + Lower + Send + Sync + 'static,
 {
     let missing: Arc<str> = format!("no shared plugin serves `{name}` in this Store").into();
     if sync {
@@ -78,11 +94,16 @@ where
                     family(&state.typed).ok_or_else(|| wasmtime::format_err!("{missing}"))?;
                 let call = match prepare(state, forwarder, params) {
                     Ok(call) => call,
-                    Err(answered) => return Ok((answered,)),
+                    Err(answered) => return Ok(answered),
                 };
                 let reply =
                     forwarder.call_sync(state.caller(), call.generation, call.pick, call.params);
-                Ok((answer(&mut state.proxies, forwarder.plugin(), reply),))
+                Ok(answer(
+                    &mut state.proxies,
+                    forwarder.plugin(),
+                    call.keep,
+                    reply,
+                ))
             },
         );
     }
@@ -96,12 +117,17 @@ where
                     family(&state.typed).ok_or_else(|| wasmtime::format_err!("{missing}"))?;
                 let call = match prepare(state, forwarder, params) {
                     Ok(call) => call,
-                    Err(answered) => return Ok((answered,)),
+                    Err(answered) => return Ok(answered),
                 };
                 let reply = forwarder
                     .call(state.caller(), call.generation, call.pick, call.params)
                     .await;
-                Ok((answer(&mut state.proxies, forwarder.plugin(), reply),))
+                Ok(answer(
+                    &mut state.proxies,
+                    forwarder.plugin(),
+                    call.keep,
+                    reply,
+                ))
             })
         },
     )
