@@ -3,7 +3,11 @@
 //! plugin's manifest config, then the component's own, later layers winning),
 //! so it needs nothing from keel's core and a composed workload keeps its
 //! configuration on any runtime. When the manifest asks (`config_env`), the
-//! component's environment variables form a last layer, read at call time.
+//! component's environment variables form a last layer.
+//!
+//! The layers are merged once per instance, on its first call: the baked
+//! values and an instance's environment cannot change while it lives, and
+//! merging them on every call cost more than the call itself.
 
 wit_bindgen::generate!({
     inline: "
@@ -17,18 +21,29 @@ wit_bindgen::generate!({
 });
 
 use exports::wasi::config::store::{Error, Guest};
+use std::collections::BTreeMap;
 
 static BAKED: keel_guest::baked::Region<16384> = keel_guest::baked::Region::new();
+
+thread_local! {
+    /// Every layer, merged on the instance's first call.
+    static LAYERS: BTreeMap<String, String> = BAKED.config_layers();
+}
 
 struct Plugin;
 
 impl Guest for Plugin {
     fn get(key: String) -> Result<Option<String>, Error> {
-        Ok(BAKED.config_layers().remove(&key))
+        Ok(LAYERS.with(|layers| layers.get(&key).cloned()))
     }
 
     fn get_all() -> Result<Vec<(String, String)>, Error> {
-        Ok(BAKED.config_layers().into_iter().collect())
+        Ok(LAYERS.with(|layers| {
+            layers
+                .iter()
+                .map(|(key, value)| (key.clone(), value.clone()))
+                .collect()
+        }))
     }
 }
 

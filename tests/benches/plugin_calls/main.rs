@@ -11,7 +11,10 @@
 //! the built-in `keyvalue-memory`, also at other value sizes for composed
 //! mode. For `get`, a bare forwarder ([`bare_forwarder`]) gives the floor
 //! of any shared-mode forwarder on Wasmtime, so that the typed forwarder's
-//! own cost shows. Run with `make bench`.
+//! own cost shows. Last, `config-user`'s `get` of a short value on
+//! `wasi:config`, served by the built-in `config`, composed and shared
+//! (no native anchor: keel has no native `wasi:config`). Run with
+//! `make bench`.
 
 mod bare_forwarder;
 mod native_keyvalue;
@@ -191,12 +194,37 @@ async fn keyvalue() -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn config() -> anyhow::Result<()> {
+    let plugin = |mode| PluginSpec {
+        config: [("greeting".to_string(), "Hej".to_string())].into(),
+        ..PluginSpec::new("config", None, mode)
+    };
+    let (composed, composed_addr) = keel_host(plugin(LinkMode::Composed), "config_user").await?;
+    let (shared, shared_addr) = keel_host(plugin(LinkMode::Shared), "config_user").await?;
+    let path = format!("/time-get?key=greeting&n={CALLS}");
+    let [composed_ns, shared_ns] = interleaved(&[
+        on_keel(composed_addr, path.clone(), CALLS),
+        on_keel(shared_addr, path, CALLS),
+    ])
+    .await?[..] else {
+        unreachable!("two probes, two figures")
+    };
+    println!(
+        "config `get`: composed {composed_ns:.0} ns, shared typed forwarder {shared_ns:.0} ns ({:.2}x composed)",
+        shared_ns / composed_ns
+    );
+    composed.shutdown().await;
+    shared.shutdown().await;
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
         keyvalue().await?;
-        tally().await
+        tally().await?;
+        config().await
     })
 }
