@@ -52,9 +52,9 @@ pub type ConfigForwarder = TypedPlugin<ConfigExports>;
 /// host functions if `sync` (the plugin runs in a synchronous Store).
 pub fn link(linker: &mut Linker<InvocationState>, imports: &[String], sync: bool) -> Result<()> {
     link_each(imports, |import| {
-        let mut store = linker.instance(import)?;
+        let mut instance = linker.instance(import)?;
         route(
-            &mut store,
+            &mut instance,
             "get",
             sync,
             config,
@@ -62,7 +62,7 @@ pub fn link(linker: &mut Linker<InvocationState>, imports: &[String], sync: bool
             |_, _, (), reply| (to_workload(reply),),
         )?;
         route(
-            &mut store,
+            &mut instance,
             "get-all",
             sync,
             config,
