@@ -4,9 +4,16 @@
 //! engine's compatibility hash (Wasmtime version, target, CPU features,
 //! tunables), so an artifact is only ever loaded into an engine able to run
 //! it. Artifacts are written to a temporary file and renamed into place, so a
-//! crash never leaves a torn file under a valid name. The folder must be
-//! writable only by keel's user: artifacts are native code and are loaded
-//! without validation.
+//! crash never leaves a torn file under a valid name.
+//!
+//! Artifacts are native code, and Wasmtime loads them without validation: a
+//! damaged one would crash the host on its first request, and again after
+//! every restart. So each artifact starts with a header holding the SHA-256
+//! of the rest, checked before Wasmtime sees a byte; one that fails the
+//! check is removed and recompiled, with a warning. The digest catches
+//! damage, not malice: the folder must be writable by keel's user alone, so
+//! keel creates it private (`0700`) and refuses to use one that other users
+//! may write to or that another user owns.
 
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
@@ -27,6 +34,13 @@ pub struct CacheStats {
     pub composed: u64,
 }
 
+/// The first bytes of every artifact keel writes: a format tag, then the
+/// SHA-256 of the serialised component that follows.
+const MAGIC: &[u8; 8] = b"KEELCW01";
+
+/// Length of the header: [`MAGIC`] and the digest.
+const HEADER: usize = MAGIC.len() + 32;
+
 /// Loads components, compiling only what the disk cache lacks.
 #[derive(Debug, Default)]
 pub struct ComponentCache {
@@ -37,12 +51,17 @@ pub struct ComponentCache {
 }
 
 impl ComponentCache {
-    /// A cache in `dir` (created when missing), or none: always compile.
-    pub fn new(dir: Option<PathBuf>) -> ComponentCache {
-        ComponentCache {
+    /// A cache in `dir`, or none: always compile. The folder is created
+    /// private to this user when missing; an existing one that another user
+    /// owns or that others may write to is refused.
+    pub fn new(dir: Option<PathBuf>) -> Result<ComponentCache> {
+        if let Some(dir) = &dir {
+            prepare_dir(dir)?;
+        }
+        Ok(ComponentCache {
             dir,
             ..ComponentCache::default()
-        }
+        })
     }
 
     /// The folder artifacts live in, if caching is on.
@@ -95,22 +114,35 @@ impl ComponentCache {
         };
         let path = dir.join(artifact_name(engine, &key));
         if path.is_file() {
-            // SAFETY: the artifact was written by `store` below from
-            // `Component::serialize` for an engine with the same
-            // compatibility hash, and is never modified in place (new
-            // artifacts are renamed over it atomically).
-            match unsafe { Component::deserialize_file(engine, &path) } {
-                Ok(component) => {
-                    self.loaded.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(component = name, artifact = %path.display(), "loaded precompiled component");
-                    return Ok(component);
+            match read_verified(&path) {
+                Ok(serialized) => {
+                    // SAFETY: `serialized` is byte for byte what `store` wrote
+                    // from `Component::serialize` (its digest matches) for an
+                    // engine with the same compatibility hash (the file name
+                    // says so), in a folder only this user can write.
+                    match unsafe { Component::deserialize(engine, &serialized) } {
+                        Ok(component) => {
+                            self.loaded.fetch_add(1, Ordering::Relaxed);
+                            tracing::debug!(component = name, artifact = %path.display(), "loaded precompiled component");
+                            return Ok(component);
+                        }
+                        Err(e) => tracing::warn!(
+                            component = name,
+                            artifact = %path.display(),
+                            error = format!("{e:#}"),
+                            "ignoring an unusable precompiled artifact; recompiling"
+                        ),
+                    }
                 }
-                Err(e) => tracing::warn!(
-                    component = name,
-                    artifact = %path.display(),
-                    error = format!("{e:#}"),
-                    "ignoring an unusable precompiled artifact; recompiling"
-                ),
+                Err(e) => {
+                    tracing::warn!(
+                        component = name,
+                        artifact = %path.display(),
+                        error = format!("{e:#}"),
+                        "a precompiled artifact failed its integrity check; removing it and recompiling"
+                    );
+                    let _ = std::fs::remove_file(&path);
+                }
             }
         }
         let component = self.compile(engine, name, &wasm()?)?;
@@ -162,9 +194,65 @@ fn store(dir: &Path, path: &Path, component: &Component) -> Result<()> {
     // Unique per process and call, so concurrent writers never share a file.
     let unique = SEQUENCE.fetch_add(1, Ordering::Relaxed);
     let tmp = path.with_extension(format!("tmp{}-{unique}", std::process::id()));
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    let mut file = Vec::with_capacity(HEADER + bytes.len());
+    file.extend_from_slice(MAGIC);
+    file.extend_from_slice(&Sha256::digest(&bytes));
+    file.extend_from_slice(&bytes);
+    std::fs::write(&tmp, file).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path)
         .with_context(|| format!("renaming {} into place", tmp.display()))?;
+    Ok(())
+}
+
+/// The serialised component in artifact `path`, if its header is keel's and
+/// its digest matches.
+fn read_verified(path: &Path) -> Result<Vec<u8>> {
+    let mut file = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    if file.len() < HEADER || &file[..MAGIC.len()] != MAGIC {
+        anyhow::bail!("not an artifact this version of keel wrote");
+    }
+    let digest: [u8; 32] = Sha256::digest(&file[HEADER..]).into();
+    if digest[..] != file[MAGIC.len()..HEADER] {
+        anyhow::bail!(
+            "its contents do not match the digest written with them (the file is damaged)"
+        );
+    }
+    file.drain(..HEADER);
+    Ok(file)
+}
+
+/// Creates `dir` private to this user, or checks that an existing one is
+/// owned by this user and writable by nobody else.
+fn prepare_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating cache folder {}", dir.display()))?;
+    }
+    let metadata = std::fs::metadata(dir)
+        .with_context(|| format!("reading cache folder {}", dir.display()))?;
+    if !metadata.is_dir() {
+        anyhow::bail!("cache folder {} is not a folder", dir.display());
+    }
+    // SAFETY: `geteuid` has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if metadata.uid() != me {
+        anyhow::bail!(
+            "cache folder {} belongs to another user (uid {}): compiled code loaded from it would run as this one; use a folder of your own",
+            dir.display(),
+            metadata.uid()
+        );
+    }
+    if metadata.mode() & 0o022 != 0 {
+        anyhow::bail!(
+            "cache folder {} may be written by other users (mode {:o}): compiled code loaded from it would run as this one; `chmod go-w` it or use another folder",
+            dir.display(),
+            metadata.mode() & 0o7777
+        );
+    }
     Ok(())
 }
 

@@ -144,7 +144,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     for plugin in manifest.plugins {
         if let Err(e) = host.add_plugin(plugin).await {
             host.shutdown().await;
-            return Err(e);
+            return Err(e.into());
         }
     }
     for spec in manifest.workloads {
@@ -153,7 +153,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
             Ok(id) => id,
             Err(e) => {
                 host.shutdown().await;
-                return Err(e);
+                return Err(e.into());
             }
         };
         match route {

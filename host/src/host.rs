@@ -18,12 +18,13 @@ use crate::cache::{CacheStats, ComponentCache};
 use crate::core_api::broker::Broker;
 use crate::core_api::bus::Bus;
 use crate::engine::{EngineOptions, KeelEngine};
+use crate::error::Error;
 use crate::http::{Ingress, Router};
 use crate::manifest::{NatsSpec, PluginSpec, WorkloadId, WorkloadSpec};
 use crate::plugins::PluginSet;
 use crate::services::Services;
 use crate::workload::{Workload, WorkloadStatus};
-use anyhow::{Result, bail};
+use anyhow::Result;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -100,7 +101,7 @@ impl HostBuilder {
         };
         let services = Arc::new(Services {
             engine,
-            cache: ComponentCache::new(self.cache_dir),
+            cache: ComponentCache::new(self.cache_dir)?,
             plugins: Mutex::new(plugins),
             broker: match &self.nats {
                 Some(nats) => Broker::Nats(connect(nats).await?),
@@ -151,18 +152,23 @@ impl Host {
     }
 
     /// Offers a plugin to the workloads started after this call.
-    pub async fn add_plugin(&self, spec: PluginSpec) -> Result<()> {
+    pub async fn add_plugin(&self, spec: PluginSpec) -> Result<(), Error> {
         let services = self.services.clone();
         let name = spec.name.clone();
-        tokio::task::spawn_blocking(move || services.plugins().add(spec)).await??;
+        tokio::task::spawn_blocking(move || services.plugins().add(spec))
+            .await
+            .map_err(anyhow::Error::from)??;
         tracing::info!(plugin = name, "plugin registered");
         Ok(())
     }
 
-    /// Starts a workload and waits until it runs. An id that is starting,
-    /// running or stopping is refused; a stopped or failed one is replaced.
-    /// On failure the workload stays listed in state `Error`.
-    pub async fn start_workload(&self, spec: WorkloadSpec) -> Result<WorkloadId> {
+    /// Starts a workload and waits until it runs. The spec is checked first
+    /// as strictly as a manifest ([`WorkloadSpec::validate`]). An id that is
+    /// starting, running or stopping is refused, and so is an HTTP host
+    /// another active workload serves; a stopped or failed id is replaced.
+    /// On failure to start the workload stays listed in state `Error`.
+    pub async fn start_workload(&self, spec: WorkloadSpec) -> Result<WorkloadId, Error> {
+        spec.validate()?;
         let id = spec.id.clone();
         let workload = Arc::new(Workload::new(spec));
         {
@@ -170,7 +176,22 @@ impl Host {
             if let Some(existing) = workloads.get(&id)
                 && existing.state().is_active()
             {
-                bail!("workload `{id}` already exists and is {}", existing.state());
+                return Err(Error::AlreadyExists {
+                    id,
+                    state: existing.state(),
+                });
+            }
+            if let Some(host) = &workload.spec().http.host
+                && let Some(owner) = workloads.values().find(|w| {
+                    w.id() != &id
+                        && w.spec().http.host.as_ref() == Some(host)
+                        && w.state().is_active()
+                })
+            {
+                return Err(Error::HostTaken {
+                    host: host.clone(),
+                    owner: owner.id().clone(),
+                });
             }
             workloads.insert(id.clone(), workload.clone());
         }
@@ -181,9 +202,9 @@ impl Host {
     }
 
     /// Stops a workload: new invocations get 503, in-flight ones finish.
-    pub async fn stop_workload(&self, id: &WorkloadId) -> Result<()> {
+    pub async fn stop_workload(&self, id: &WorkloadId) -> Result<(), Error> {
         let Some(workload) = self.lock_workloads().get(id).cloned() else {
-            bail!("no workload `{id}`");
+            return Err(Error::NotFound(id.clone()));
         };
         workload.stop().await;
         tracing::info!(workload = %id, "workload stopped");
@@ -253,13 +274,11 @@ async fn connect(nats: &NatsSpec) -> Result<async_nats::Client> {
             .await
             .with_context(|| format!("reading NATS credentials {}", credentials.display()))?;
     }
-    let client = tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        options.connect(nats.url.as_str()),
-    )
-    .await
-    .map_err(|_| anyhow::anyhow!("connecting to NATS at {}: no answer within 10 s", nats.url))?
-    .with_context(|| format!("connecting to NATS at {}", nats.url))?;
+    let servers = nats.servers().map_err(anyhow::Error::msg)?;
+    let client = tokio::time::timeout(std::time::Duration::from_secs(10), options.connect(servers))
+        .await
+        .map_err(|_| anyhow::anyhow!("connecting to NATS at {}: no answer within 10 s", nats.url))?
+        .with_context(|| format!("connecting to NATS at {}", nats.url))?;
     tracing::info!(url = nats.url, "messaging goes through NATS");
     Ok(client)
 }

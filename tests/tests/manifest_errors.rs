@@ -115,3 +115,79 @@ fn a_missing_manifest() {
         "{stderr}"
     );
 }
+
+#[test]
+fn limits_that_can_never_work_are_refused_where_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let hello = guest("hello");
+    for (limits, at, says) in [
+        (
+            "memory = \"0\"",
+            "app.toml:4:10: ",
+            "`memory` must be at least",
+        ),
+        (
+            "timeout = \"0s\"",
+            "app.toml:4:11: ",
+            "`timeout` must be more than 0s",
+        ),
+        ("max_instances = 0", "app.toml:4:17: ", "at least 1"),
+    ] {
+        let stderr = run_broken(
+            dir.path(),
+            &component_manifest(&hello, &format!("[workload.limits]\n{limits}")),
+        );
+        assert!(
+            stderr.contains(at) && stderr.contains(says),
+            "{limits}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn host_names_and_outgoing_patterns_that_can_never_match_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let hello = guest("hello");
+    for (http, at, says) in [
+        (
+            "host = \"*.example.com\"",
+            "app.toml:4:8: ",
+            "is not a host name",
+        ),
+        (
+            "host = \"api\\u0007.test\"",
+            "app.toml:4:8: ",
+            "is not a host name",
+        ),
+        (
+            "outgoing = [\"a:b:c\"]",
+            "app.toml:4:13: ",
+            "not an outgoing HTTP pattern",
+        ),
+    ] {
+        let stderr = run_broken(
+            dir.path(),
+            &component_manifest(&hello, &format!("[workload.http]\n{http}")),
+        );
+        assert!(
+            stderr.contains(at) && stderr.contains(says),
+            "{http}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_manifest_or_component_that_is_not_a_regular_file_is_not_read() {
+    let (code, stderr) = run_keel(&["run", "/dev/zero"]).unwrap();
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("/dev/zero: cannot read the manifest") && stderr.contains("regular file"),
+        "{stderr}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let stderr = run_broken(dir.path(), &component_manifest(Path::new("/dev/zero"), ""));
+    assert!(
+        stderr.contains("app.toml:5:8: component path /dev/zero is not a regular file"),
+        "{stderr}"
+    );
+}

@@ -141,6 +141,49 @@ async fn sockets_are_denied_unless_allowed() -> anyhow::Result<()> {
     Ok(())
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn listening_needs_its_own_grant() -> anyhow::Result<()> {
+    // A port nothing listens on now (the guest binds it itself).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let host = start_host(None).await?;
+    host.start_workload({
+        // May reach this port on any address: a client grant.
+        let mut spec = fixture("client");
+        spec.http.host = Some("client.test".into());
+        spec.sockets.allow = vec![format!("*:{port}")];
+        spec
+    })
+    .await?;
+    host.start_workload({
+        let mut spec = fixture("server");
+        spec.http.host = Some("server.test".into());
+        spec.sockets.listen = vec!["127.0.0.1:*".to_string()];
+        spec
+    })
+    .await?;
+    let addr = host.http_addr().expect("ingress");
+    for wildcard in [format!("0.0.0.0:{port}"), "0.0.0.0:0".to_string()] {
+        let denied = get(addr, "client.test", &format!("/listen?addr={wildcard}")).await?;
+        assert_eq!(denied.status, 502, "{wildcard}: {}", denied.body);
+    }
+    let allowed = get(
+        addr,
+        "server.test",
+        &format!("/listen?addr=127.0.0.1:{port}"),
+    )
+    .await?;
+    assert_eq!(
+        (allowed.status, allowed.body.as_str()),
+        (200, format!("listening on 127.0.0.1:{port}").as_str())
+    );
+    let elsewhere = get(addr, "server.test", "/listen?addr=0.0.0.0:0").await?;
+    assert_eq!(elsewhere.status, 502, "{}", elsewhere.body);
+    host.shutdown().await;
+    Ok(())
+}
+
 #[test]
 fn guest_output_lands_in_the_host_log_with_the_workload_name() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;

@@ -1,6 +1,10 @@
 //! Reading a manifest file: TOML parsing, validation, path resolution, and
 //! errors that point at `file:line:column`.
 
+use super::validate::{
+    check_component_file, check_env, check_http_host, check_memory, check_queue, check_subject,
+    check_timeout,
+};
 use super::{
     ComponentSpec, HttpSpec, Limits, LinkMode, Manifest, NatsSpec, PluginGrants, PluginSpec,
     SocketsSpec, SubscriptionSpec, VolumeSpec, WorkloadId, WorkloadSpec, raw, validate_name,
@@ -9,6 +13,9 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+
+/// The largest manifest file read.
+pub const MAX_MANIFEST_SIZE: u64 = 1 << 20;
 
 /// A place in a manifest file, printed `file:line:column` (1-based).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,10 +98,19 @@ impl Manifest {
     /// are resolved against the manifest's folder.
     pub fn load(path: impl AsRef<Path>) -> Result<Manifest, ManifestError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+        let read_error = |source| ManifestError::Read {
             file: path.to_path_buf(),
             source,
-        })?;
+        };
+        // Checked before reading: `/dev/zero` or a FIFO would never end.
+        let metadata = std::fs::metadata(path).map_err(read_error)?;
+        if !metadata.is_file() || metadata.len() > MAX_MANIFEST_SIZE {
+            return Err(read_error(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("a manifest must be a regular file of at most {MAX_MANIFEST_SIZE} bytes"),
+            )));
+        }
+        let text = std::fs::read_to_string(path).map_err(read_error)?;
         Manifest::parse(path, &text)
     }
 
@@ -109,13 +125,13 @@ impl Manifest {
         let nats = match raw.nats {
             Some(nats) => {
                 let url = nats.url.get_ref().trim().to_string();
-                if !url
-                    .split(',')
-                    .all(|u| u.starts_with("nats://") || u.starts_with("tls://"))
+                if crate::manifest::NatsSpec::url(url.clone())
+                    .servers()
+                    .is_err()
                 {
                     return Err(source.error(
                         nats.url.span(),
-                        "`url` must be nats://host:port or tls://host:port",
+                        "`url` must be nats://host:port or tls://host:port, several separated by commas",
                     ));
                 }
                 Some(NatsSpec {
@@ -215,6 +231,7 @@ fn workload_spec(
         None => "default".to_string(),
     };
     let id = WorkloadId::new(namespace, checked_name(source, &raw.name)?);
+    let name_span = raw.name.span();
     if raw.component.is_empty() {
         return Err(source.error(
             raw.name.span(),
@@ -270,9 +287,23 @@ fn workload_spec(
         Some(n) => n.into_inner(),
         None => defaults.max_instances,
     };
+    let memory = match raw.limits.memory {
+        Some(memory) => {
+            check_memory(*memory.get_ref()).map_err(|m| source.error(memory.span(), m))?;
+            memory.into_inner()
+        }
+        None => defaults.memory,
+    };
+    let timeout = match raw.limits.timeout {
+        Some(timeout) => {
+            check_timeout(timeout.get_ref().0).map_err(|m| source.error(timeout.span(), m))?;
+            timeout.into_inner().0
+        }
+        None => defaults.timeout,
+    };
     let limits = Limits {
-        memory: raw.limits.memory.unwrap_or(defaults.memory),
-        timeout: raw.limits.timeout.unwrap_or(defaults.timeout),
+        memory,
+        timeout,
         max_instances,
         queue_timeout: raw.limits.queue_timeout.unwrap_or(defaults.queue_timeout),
         max_request_body: raw
@@ -288,24 +319,19 @@ fn workload_spec(
     let mut subscriptions = Vec::new();
     for subscription in raw.subscription {
         let subject = subscription.subject.get_ref();
-        let valid = !subject.is_empty()
-            && subject.split('.').all(|t| !t.is_empty())
-            && subject
-                .split('.')
-                .enumerate()
-                .all(|(i, t)| t != ">" || i + 1 == subject.split('.').count());
-        if !valid {
-            return Err(source.error(
-                subscription.subject.span(),
-                format!("`{subject}` is not a subject: dot-separated tokens, `*` for one token, `>` last for the rest"),
-            ));
+        check_subject(subject).map_err(|m| source.error(subscription.subject.span(), m))?;
+        if let Some(queue) = &subscription.queue {
+            check_queue(queue).map_err(|m| source.error(subscription.subject.span(), m))?;
         }
         subscriptions.push(SubscriptionSpec {
             subject: subject.clone(),
             queue: subscription.queue,
         });
     }
-    Ok(WorkloadSpec {
+    for (key, value) in &raw.env {
+        check_env(key, value).map_err(|m| source.error(raw.name.span(), m))?;
+    }
+    let spec = WorkloadSpec {
         id,
         components,
         env: raw.env,
@@ -315,7 +341,12 @@ fn workload_spec(
         limits,
         plugins,
         subscriptions,
-    })
+    };
+    // Every field was checked where it is written; this is the library's
+    // check of the whole spec, so the two can never drift apart.
+    spec.validate()
+        .map_err(|e| source.error(name_span, e.to_string()))?;
+    Ok(spec)
 }
 
 fn plugin_spec(
@@ -354,14 +385,19 @@ fn plugin_spec(
         ..PluginGrants::default()
     };
     for pattern in &raw.grants.outgoing_http {
-        crate::http::outgoing::AuthorityPattern::parse(pattern.get_ref())
+        crate::policy::authority::AuthorityPattern::parse(pattern.get_ref())
             .map_err(|m| source.error(pattern.span(), m))?;
         grants.outgoing_http.push(pattern.get_ref().clone());
     }
     for pattern in &raw.grants.sockets {
-        crate::workload::network::SocketPattern::parse(pattern.get_ref())
+        crate::policy::sockets::SocketPattern::parse(pattern.get_ref())
             .map_err(|m| source.error(pattern.span(), m))?;
         grants.sockets.push(pattern.get_ref().clone());
+    }
+    for pattern in &raw.grants.listen {
+        crate::policy::sockets::SocketPattern::parse(pattern.get_ref())
+            .map_err(|m| source.error(pattern.span(), m))?;
+        grants.listen.push(pattern.get_ref().clone());
     }
     for pattern in &raw.grants.subjects {
         crate::core_api::subjects::SubjectGrants::parse(&[pattern.get_ref()])
@@ -396,18 +432,7 @@ fn component_spec(
             )
         })?,
     };
-    let metadata = std::fs::metadata(&path).map_err(|e| {
-        source.error(
-            span.clone(),
-            format!("component file {}: {e}", path.display()),
-        )
-    })?;
-    if !metadata.is_file() {
-        return Err(source.error(
-            span,
-            format!("component path {} is not a file", path.display()),
-        ));
-    }
+    check_component_file(&path).map_err(|m| source.error(span.clone(), m))?;
     Ok(ComponentSpec {
         name,
         path,
@@ -431,17 +456,12 @@ fn http_spec(source: &Source<'_>, raw: raw::Http) -> Result<HttpSpec, ManifestEr
     let mut spec = HttpSpec::default();
     if let Some(host) = raw.host {
         let name = host.get_ref().trim().to_ascii_lowercase();
-        if name.is_empty() || name.contains(['/', ':', ' ']) {
-            return Err(source.error(
-                host.span(),
-                "`host` must be a bare host name like \"api.example.com\" (no scheme or port)",
-            ));
-        }
+        check_http_host(&name).map_err(|m| source.error(host.span(), m))?;
         spec.host_origin = Some(source.locate(host.span().start));
         spec.host = Some(name);
     }
     for pattern in raw.outgoing {
-        crate::http::outgoing::AuthorityPattern::parse(pattern.get_ref())
+        crate::policy::authority::AuthorityPattern::parse(pattern.get_ref())
             .map_err(|m| source.error(pattern.span(), m))?;
         spec.outgoing.push(pattern.into_inner());
     }
@@ -451,12 +471,18 @@ fn http_spec(source: &Source<'_>, raw: raw::Http) -> Result<HttpSpec, ManifestEr
 fn sockets_spec(source: &Source<'_>, raw: raw::Sockets) -> Result<SocketsSpec, ManifestError> {
     let mut spec = SocketsSpec {
         allow: Vec::new(),
+        listen: Vec::new(),
         name_lookup: raw.name_lookup,
     };
     for pattern in raw.allow {
-        crate::workload::network::SocketPattern::parse(pattern.get_ref())
+        crate::policy::sockets::SocketPattern::parse(pattern.get_ref())
             .map_err(|m| source.error(pattern.span(), m))?;
         spec.allow.push(pattern.into_inner());
+    }
+    for pattern in raw.listen {
+        crate::policy::sockets::SocketPattern::parse(pattern.get_ref())
+            .map_err(|m| source.error(pattern.span(), m))?;
+        spec.listen.push(pattern.into_inner());
     }
     Ok(spec)
 }

@@ -64,9 +64,13 @@
 
 mod load;
 mod units;
+mod validate;
 
+pub use crate::policy::names::validate_name;
 pub use load::{Location, ManifestError};
 pub use units::{ByteSize, parse_duration};
+pub use validate::InvalidSpec;
+pub(crate) use validate::check_component_file;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -100,6 +104,34 @@ pub struct NatsSpec {
 }
 
 impl NatsSpec {
+    /// The servers `url` names: one URL, or several separated by commas
+    /// (white space around each is ignored), each `nats://host:port` or
+    /// `tls://host:port`.
+    ///
+    /// ```
+    /// use keel::manifest::NatsSpec;
+    /// let spec = NatsSpec::url("nats://a:4222, nats://b:4222");
+    /// assert_eq!(spec.servers().unwrap(), ["nats://a:4222", "nats://b:4222"]);
+    /// assert!(NatsSpec::url("http://a").servers().is_err());
+    /// ```
+    pub fn servers(&self) -> Result<Vec<String>, String> {
+        let servers: Vec<String> = self.url.split(',').map(|u| u.trim().to_string()).collect();
+        let valid = |u: &str| {
+            ["nats://", "tls://"].iter().any(|scheme| {
+                u.strip_prefix(scheme)
+                    .is_some_and(|rest| !rest.is_empty() && !rest.contains(char::is_whitespace))
+            })
+        };
+        if servers.iter().all(|u| valid(u)) {
+            Ok(servers)
+        } else {
+            Err(format!(
+                "`{}` is not a NATS server list: give nats://host:port or tls://host:port, several separated by commas",
+                crate::policy::names::printable(&self.url)
+            ))
+        }
+    }
+
     /// A connection to `url` with nothing else set.
     pub fn url(url: impl Into<String>) -> NatsSpec {
         NatsSpec {
@@ -202,6 +234,8 @@ pub struct PluginGrants {
     pub outgoing_http: Vec<String>,
     /// Socket allowlist, as `sockets.allow` of a workload.
     pub sockets: Vec<String>,
+    /// Local addresses it may listen on, as `sockets.listen` of a workload.
+    pub listen: Vec<String>,
     /// Whether it may resolve host names.
     pub name_lookup: bool,
     /// NATS subject patterns it may use through `keel:core/nats` (see
@@ -326,9 +360,12 @@ pub struct HttpSpec {
 /// Socket settings of a workload: denied unless listed.
 #[derive(Debug, Clone, Default)]
 pub struct SocketsSpec {
-    /// `ip:port` or `ip:*` patterns the guest may connect or bind to, over
-    /// TCP and UDP. Empty means sockets are denied.
+    /// `ip:port` or `ip:*` patterns of remote addresses the guest may
+    /// connect or send to, over TCP and UDP. Empty means none.
     pub allow: Vec<String>,
+    /// Local addresses the guest may bind and listen on (a server inside the
+    /// guest). Empty, the default, means it may not listen at all.
+    pub listen: Vec<String>,
     /// Whether the guest may resolve host names.
     pub name_lookup: bool,
 }
@@ -374,7 +411,7 @@ impl Default for Limits {
 /// The raw TOML shape, kept private: [`WorkloadSpec`] is what the rest of the
 /// host sees, with paths resolved and defaults applied.
 pub(crate) mod raw {
-    use super::units::{ByteSize, duration};
+    use super::units::{ByteSize, TextDuration, duration};
     use serde::Deserialize;
     use std::collections::BTreeMap;
     use std::time::Duration;
@@ -425,6 +462,8 @@ pub(crate) mod raw {
         #[serde(default)]
         pub sockets: Vec<Spanned<String>>,
         #[serde(default)]
+        pub listen: Vec<Spanned<String>>,
+        #[serde(default)]
         pub name_lookup: bool,
     }
 
@@ -472,15 +511,16 @@ pub(crate) mod raw {
         #[serde(default)]
         pub allow: Vec<Spanned<String>>,
         #[serde(default)]
+        pub listen: Vec<Spanned<String>>,
+        #[serde(default)]
         pub name_lookup: bool,
     }
 
     #[derive(Debug, Default, Deserialize)]
     #[serde(deny_unknown_fields)]
     pub struct Limits {
-        pub memory: Option<ByteSize>,
-        #[serde(default, with = "opt_duration")]
-        pub timeout: Option<Duration>,
+        pub memory: Option<Spanned<ByteSize>>,
+        pub timeout: Option<Spanned<TextDuration>>,
         pub max_instances: Option<Spanned<u32>>,
         #[serde(default, with = "opt_duration")]
         pub queue_timeout: Option<Duration>,
@@ -514,20 +554,5 @@ pub(crate) mod raw {
         pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
             super::duration::deserialize(d).map(Some)
         }
-    }
-}
-
-/// Checks that `text` can be a namespace, workload or component name:
-/// lower-case letters, digits, `-` and `_`, starting with a letter.
-pub fn validate_name(text: &str) -> Result<(), String> {
-    let mut chars = text.chars();
-    let valid = chars.next().is_some_and(|c| c.is_ascii_lowercase())
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
-    if valid && text.len() <= 63 {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{text}` is not a valid name: use up to 63 lower-case letters, digits, `-` or `_`, starting with a letter"
-        ))
     }
 }

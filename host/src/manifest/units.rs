@@ -123,6 +123,17 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("`{text}` is too long"))
 }
 
+/// A [`Duration`] written `"5s"`, as a type (so that it can be wrapped in
+/// `toml::Spanned` to report where it was written).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TextDuration(pub Duration);
+
+impl<'de> Deserialize<'de> for TextDuration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        duration::deserialize(deserializer).map(TextDuration)
+    }
+}
+
 /// Serde adapter for [`Duration`] fields written as `"5s"`.
 pub(crate) mod duration {
     use serde::{Deserialize, Deserializer, de};

@@ -118,9 +118,13 @@ impl PluginSet {
         }
         let at = located(&spec);
         let bytes = match &spec.path {
-            Some(path) => std::fs::read(path).with_context(|| {
-                format!("{at}plugin `{}`: reading {}", spec.name, path.display())
-            })?,
+            Some(path) => {
+                crate::manifest::check_component_file(path)
+                    .map_err(|e| anyhow::anyhow!("{at}plugin `{}`: {e}", spec.name))?;
+                std::fs::read(path).with_context(|| {
+                    format!("{at}plugin `{}`: reading {}", spec.name, path.display())
+                })?
+            }
             None => {
                 let bytes = builtin::builtin(&spec.name)
                     .with_context(|| format!("{at}no built-in plugin `{}`", spec.name))?

@@ -3,12 +3,11 @@
 //! made for each request or message.
 
 use super::limits::GuestLimiter;
-use super::network::SocketAllowlist;
 use super::stdio::{GuestLog, Stream};
 use crate::core_api::broker::Broker;
 use crate::core_api::subjects::SubjectGrants;
 use crate::engine::KeelEngine;
-use crate::http::outgoing::{AuthorityPattern, OutgoingHooks};
+use crate::http::outgoing::OutgoingHooks;
 use crate::manifest::{ComponentSpec, WorkloadSpec};
 use crate::plugins::identity::bindings::keel::core::messaging as messaging_api;
 use crate::plugins::identity::{
@@ -16,6 +15,8 @@ use crate::plugins::identity::{
 };
 use crate::plugins::shared::proxy::ProxyTable;
 use crate::plugins::shared::typed::TypedForwarders;
+use crate::policy::authority::AuthorityPattern;
+use crate::policy::sockets::SocketAllowlist;
 use anyhow::{Context, Result};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -246,7 +247,8 @@ impl InvocationTemplate {
                 .collect(),
             volumes: workload.volumes.clone(),
             sockets: Arc::new(
-                SocketAllowlist::parse(&workload.sockets.allow).map_err(anyhow::Error::msg)?,
+                SocketAllowlist::parse(&workload.sockets.allow, &workload.sockets.listen)
+                    .map_err(anyhow::Error::msg)?,
             ),
             name_lookup: workload.sockets.name_lookup,
             outgoing: Arc::new(outgoing),
@@ -299,15 +301,7 @@ impl InvocationTemplate {
                 .map_err(anyhow::Error::from)
                 .with_context(|| format!("opening volume {}", volume.host.display()))?;
         }
-        if !self.sockets.is_empty() {
-            let allow = self.sockets.clone();
-            wasi.allow_tcp(true)
-                .allow_udp(true)
-                .socket_addr_check(move |addr, _use| {
-                    let ok = allow.allows(&addr);
-                    Box::pin(async move { ok })
-                });
-        }
+        grant_sockets(&mut wasi, &self.sockets);
         let mut state = InvocationState::new(
             wasi.build(),
             OutgoingHooks::new(&self.workload, self.outgoing.clone()),
@@ -372,4 +366,33 @@ pub fn core_linker(
         .map_err(anyhow::Error::from)
         .context("linking keel:core/pipe")?;
     Ok(linker)
+}
+
+/// Lets the guest of `wasi` use the sockets `allow` grants, and nothing
+/// else (no sockets at all when it grants none).
+pub(crate) fn grant_sockets(
+    wasi: &mut wasmtime_wasi::WasiCtxBuilder,
+    allow: &Arc<SocketAllowlist>,
+) {
+    use crate::policy::sockets::SocketUse;
+    use wasmtime_wasi::sockets::SocketAddrUse;
+    if allow.is_empty() {
+        return;
+    }
+    let allow = allow.clone();
+    wasi.allow_tcp(true)
+        .allow_udp(true)
+        .socket_addr_check(move |addr, usage| {
+            let usage = match usage {
+                SocketAddrUse::TcpBind => SocketUse::TcpBind,
+                SocketAddrUse::TcpListen => SocketUse::TcpListen,
+                SocketAddrUse::TcpAccept => SocketUse::TcpAccept,
+                SocketAddrUse::TcpConnect => SocketUse::TcpConnect,
+                SocketAddrUse::UdpBind => SocketUse::UdpBind,
+                SocketAddrUse::UdpSend => SocketUse::UdpSend,
+                SocketAddrUse::UdpReceive => SocketUse::UdpReceive,
+            };
+            let ok = allow.allows(&addr, usage);
+            Box::pin(async move { ok })
+        });
 }

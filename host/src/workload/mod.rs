@@ -9,7 +9,6 @@
 pub mod invocation;
 pub mod limits;
 pub mod messages;
-pub mod network;
 pub mod state;
 pub mod stdio;
 

@@ -33,11 +33,12 @@ pub mod typed;
 use crate::core_api::broker::Broker;
 use crate::core_api::subjects::SubjectGrants;
 use crate::engine::KeelEngine;
-use crate::http::outgoing::{AuthorityPattern, OutgoingHooks};
+use crate::http::outgoing::OutgoingHooks;
 use crate::manifest::{Forwarder, PluginGrants};
 use crate::plugins::identity::{Caller, WorkloadIdentity};
-use crate::workload::invocation::{InvocationState, core_linker};
-use crate::workload::network::SocketAllowlist;
+use crate::policy::authority::AuthorityPattern;
+use crate::policy::sockets::SocketAllowlist;
+use crate::workload::invocation::{InvocationState, core_linker, grant_sockets};
 use crate::workload::stdio::{GuestLog, Stream};
 use anyhow::{Context, Result, anyhow};
 use fair_lock::{FairGuard, FairLock};
@@ -120,7 +121,10 @@ impl SharedPlugin {
             .collect::<Result<Vec<_>>>()?;
         let reach = Reach {
             outgoing: Arc::new(outgoing),
-            sockets: Arc::new(SocketAllowlist::parse(&grants.sockets).map_err(anyhow::Error::msg)?),
+            sockets: Arc::new(
+                SocketAllowlist::parse(&grants.sockets, &grants.listen)
+                    .map_err(anyhow::Error::msg)?,
+            ),
             name_lookup: grants.name_lookup,
             subjects: Arc::new(SubjectGrants::parse(&grants.subjects).map_err(anyhow::Error::msg)?),
         };
@@ -190,15 +194,7 @@ impl SharedPlugin {
         wasi.stdout(GuestLog::new(&label, &self.name, Stream::Stdout))
             .stderr(GuestLog::new(&label, &self.name, Stream::Stderr))
             .allow_ip_name_lookup(self.reach.name_lookup);
-        if !self.reach.sockets.is_empty() {
-            let allow = self.reach.sockets.clone();
-            wasi.allow_tcp(true)
-                .allow_udp(true)
-                .socket_addr_check(move |addr, _use| {
-                    let ok = allow.allows(&addr);
-                    Box::pin(async move { ok })
-                });
-        }
+        grant_sockets(&mut wasi, &self.reach.sockets);
         let nobody = Arc::new(WorkloadIdentity {
             namespace: String::new(),
             name: String::new(),

@@ -1,0 +1,40 @@
+//! The errors of keel's library API ([`Host`](crate::Host)), typed so that
+//! an embedder can tell them apart; inside the crate errors are `anyhow`.
+
+use crate::manifest::{InvalidSpec, WorkloadId};
+use crate::workload::WorkloadState;
+
+/// Why a [`Host`](crate::Host) call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The spec can never run: the field at fault and why.
+    #[error("invalid workload spec: {0}")]
+    InvalidSpec(#[from] InvalidSpec),
+    /// A workload with this id is starting, running or stopping.
+    #[error("workload `{id}` already exists and is {state}")]
+    AlreadyExists {
+        /// The id asked for.
+        id: WorkloadId,
+        /// The state of the workload holding it.
+        state: WorkloadState,
+    },
+    /// No workload has this id.
+    #[error("no workload `{0}`")]
+    NotFound(WorkloadId),
+    /// Another active workload already serves this HTTP host.
+    #[error("HTTP host `{host}` is already routed to workload `{owner}`")]
+    HostTaken {
+        /// The contested host name.
+        host: String,
+        /// The workload serving it.
+        owner: WorkloadId,
+    },
+    /// Starting failed: a component could not be read, compiled or linked,
+    /// or a plugin could not be resolved. The chain says which and why.
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+/// What the library API returns.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,290 @@
+//! Whether a [`WorkloadSpec`] can run: the checks the manifest loader makes
+//! field by field (with file:line:col), made again for specs handed to the
+//! library API, so both paths refuse the same things. Each rule lives once,
+//! here or in [`crate::policy`]; the loader calls the same functions.
+
+use super::{ByteSize, Limits, WorkloadSpec};
+use crate::policy::authority::AuthorityPattern;
+use crate::policy::names::{printable, validate_host_name, validate_name};
+use crate::policy::sockets::SocketPattern;
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// The smallest linear memory an instance may be limited to: one Wasm page.
+pub const MIN_MEMORY: ByteSize = ByteSize(64 << 10);
+
+/// The longest subscription subject, namespace prefix excluded. NATS
+/// servers refuse protocol lines over 4 KiB (`max_control_line`) by
+/// closing the connection every tenant shares.
+pub const MAX_SUBJECT_LEN: usize = 1024;
+
+/// A spec that cannot run: the field at fault (as a path, e.g.
+/// `limits.memory` or `components[0].path`) and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{field}`: {message}")]
+pub struct InvalidSpec {
+    /// The field, as a dotted path into the spec.
+    pub field: String,
+    /// What is wrong with it, and what was expected.
+    pub message: String,
+}
+
+impl InvalidSpec {
+    fn new(field: impl Into<String>, message: impl Into<String>) -> InvalidSpec {
+        InvalidSpec {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl WorkloadSpec {
+    /// Checks every field as strictly as the manifest loader does: names,
+    /// component files, the HTTP host, allowlists, limits, volumes,
+    /// environment and subscriptions. [`Host::start_workload`] calls it.
+    ///
+    /// [`Host::start_workload`]: crate::Host::start_workload
+    pub fn validate(&self) -> Result<(), InvalidSpec> {
+        validate_name(&self.id.namespace).map_err(|m| InvalidSpec::new("id.namespace", m))?;
+        validate_name(&self.id.name).map_err(|m| InvalidSpec::new("id.name", m))?;
+        if self.components.is_empty() {
+            return Err(InvalidSpec::new(
+                "components",
+                "a workload needs a component",
+            ));
+        }
+        let mut names = BTreeSet::new();
+        for (i, component) in self.components.iter().enumerate() {
+            let field = |f: &str| format!("components[{i}].{f}");
+            validate_name(&component.name).map_err(|m| InvalidSpec::new(field("name"), m))?;
+            if !names.insert(&component.name) {
+                return Err(InvalidSpec::new(
+                    field("name"),
+                    format!("component `{}` is declared twice", component.name),
+                ));
+            }
+            check_component_file(&component.path)
+                .map_err(|m| InvalidSpec::new(field("path"), m))?;
+        }
+        if let Some(host) = &self.http.host {
+            check_http_host(host).map_err(|m| InvalidSpec::new("http.host", m))?;
+        }
+        for pattern in &self.http.outgoing {
+            AuthorityPattern::parse(pattern).map_err(|m| InvalidSpec::new("http.outgoing", m))?;
+        }
+        for pattern in &self.sockets.allow {
+            SocketPattern::parse(pattern).map_err(|m| InvalidSpec::new("sockets.allow", m))?;
+        }
+        for pattern in &self.sockets.listen {
+            SocketPattern::parse(pattern).map_err(|m| InvalidSpec::new("sockets.listen", m))?;
+        }
+        self.limits.check()?;
+        for (i, volume) in self.volumes.iter().enumerate() {
+            if !volume.guest.starts_with('/') {
+                return Err(InvalidSpec::new(
+                    format!("volumes[{i}].guest"),
+                    format!("volume guest path `{}` must be absolute", volume.guest),
+                ));
+            }
+            if !volume.host.is_dir() {
+                return Err(InvalidSpec::new(
+                    format!("volumes[{i}].host"),
+                    format!("volume folder {} does not exist", volume.host.display()),
+                ));
+            }
+        }
+        for (key, value) in &self.env {
+            check_env(key, value).map_err(|m| InvalidSpec::new("env", m))?;
+        }
+        for (i, subscription) in self.subscriptions.iter().enumerate() {
+            check_subject(&subscription.subject)
+                .map_err(|m| InvalidSpec::new(format!("subscriptions[{i}].subject"), m))?;
+            if let Some(queue) = &subscription.queue {
+                check_queue(queue)
+                    .map_err(|m| InvalidSpec::new(format!("subscriptions[{i}].queue"), m))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Limits {
+    /// Refuses limits under which no invocation could ever succeed.
+    pub fn check(&self) -> Result<(), InvalidSpec> {
+        check_memory(self.memory).map_err(|m| InvalidSpec::new("limits.memory", m))?;
+        check_timeout(self.timeout).map_err(|m| InvalidSpec::new("limits.timeout", m))?;
+        if self.max_instances == 0 {
+            return Err(InvalidSpec::new(
+                "limits.max_instances",
+                "`max_instances` must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// An instance's memory limit: at least one Wasm page.
+pub(crate) fn check_memory(memory: ByteSize) -> Result<(), String> {
+    if memory < MIN_MEMORY {
+        return Err(format!(
+            "`memory` must be at least {} bytes (one Wasm page, 64KiB): no instance can start with less",
+            MIN_MEMORY.0
+        ));
+    }
+    Ok(())
+}
+
+/// An invocation's timeout: more than nothing.
+pub(crate) fn check_timeout(timeout: Duration) -> Result<(), String> {
+    if timeout.is_zero() {
+        return Err("`timeout` must be more than 0s: every invocation would fail".to_string());
+    }
+    Ok(())
+}
+
+/// The Host header routed to a workload: a lower-case host name.
+pub(crate) fn check_http_host(host: &str) -> Result<(), String> {
+    validate_host_name(host)?;
+    if host.chars().any(|c| c.is_ascii_uppercase()) {
+        return Err(format!(
+            "`{host}` must be written in lower case (Host headers are compared lower-cased)"
+        ));
+    }
+    Ok(())
+}
+
+/// An environment variable: a name without `=` or NUL, a value without NUL.
+pub(crate) fn check_env(key: &str, value: &str) -> Result<(), String> {
+    if key.is_empty() || key.contains(['=', '\0']) || value.contains('\0') {
+        return Err(format!(
+            "environment variable `{}`: a name must be non-empty without `=` or NUL, a value without NUL",
+            printable(key)
+        ));
+    }
+    Ok(())
+}
+
+/// A subscription subject, as a workload writes it (before its namespace is
+/// prefixed): dot-separated tokens, `*` for one token, `>` last, no white
+/// space or control characters, at most [`MAX_SUBJECT_LEN`] bytes.
+pub(crate) fn check_subject(subject: &str) -> Result<(), String> {
+    let tokens: Vec<&str> = subject.split('.').collect();
+    let last = tokens.len().saturating_sub(1);
+    let valid = !subject.is_empty()
+        && !subject.chars().any(|c| c.is_whitespace() || c.is_control())
+        && tokens.iter().enumerate().all(|(i, t)| {
+            !t.is_empty()
+                && (!t.contains('>') || (*t == ">" && i == last))
+                && (!t.contains('*') || *t == "*")
+        });
+    if !valid {
+        return Err(format!(
+            "`{}` is not a subject: dot-separated tokens, `*` for one token, `>` last for the rest",
+            printable(subject)
+        ));
+    }
+    if subject.len() > MAX_SUBJECT_LEN {
+        return Err(format!(
+            "the subject is {} bytes long; at most {MAX_SUBJECT_LEN} are allowed",
+            subject.len()
+        ));
+    }
+    Ok(())
+}
+
+/// A queue group name: one NATS token without wildcards.
+pub(crate) fn check_queue(queue: &str) -> Result<(), String> {
+    let valid = !queue.is_empty()
+        && queue.len() <= MAX_SUBJECT_LEN
+        && !queue
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '*' || c == '>');
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{}` is not a queue group name: no white space or wildcards",
+            printable(queue)
+        ))
+    }
+}
+
+/// A component file: it must exist and be a regular file (not a folder, a
+/// device such as `/dev/zero`, or a pipe), checked before anything reads it.
+pub(crate) fn check_component_file(path: &std::path::Path) -> Result<(), String> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => Ok(()),
+        Ok(_) => Err(format!(
+            "component path {} is not a regular file",
+            path.display()
+        )),
+        Err(e) => Err(format!("component file {}: {e}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{WorkloadId, WorkloadSpec};
+
+    fn spec() -> WorkloadSpec {
+        // Tests run in the crate's folder, where Cargo.toml stands in for a component.
+        WorkloadSpec::single(WorkloadId::new("team-a", "api"), "Cargo.toml")
+    }
+
+    fn field_of(spec: &WorkloadSpec) -> String {
+        spec.validate().expect_err("invalid").field
+    }
+
+    #[test]
+    fn a_plain_spec_is_valid() {
+        spec().validate().unwrap();
+    }
+
+    #[test]
+    fn each_field_is_checked_and_named() {
+        let mut s = spec();
+        s.id.namespace = "a.b".into();
+        assert_eq!(field_of(&s), "id.namespace");
+        let mut s = spec();
+        s.http.host = Some("*.example.com".into());
+        assert_eq!(field_of(&s), "http.host");
+        let mut s = spec();
+        s.http.host = Some("api\u{7}.example.com".into());
+        assert_eq!(field_of(&s), "http.host");
+        let mut s = spec();
+        s.http.outgoing = vec!["a:b:c".into()];
+        assert_eq!(field_of(&s), "http.outgoing");
+        let mut s = spec();
+        s.limits.memory = ByteSize(0);
+        assert_eq!(field_of(&s), "limits.memory");
+        let mut s = spec();
+        s.limits.timeout = Duration::ZERO;
+        assert_eq!(field_of(&s), "limits.timeout");
+        let mut s = spec();
+        s.limits.max_instances = 0;
+        assert_eq!(field_of(&s), "limits.max_instances");
+        let mut s = spec();
+        s.components[0].path = "/dev/zero".into();
+        assert_eq!(field_of(&s), "components[0].path");
+        let mut s = spec();
+        s.env.insert("A=B".into(), "x".into());
+        assert_eq!(field_of(&s), "env");
+        let mut s = spec();
+        s.subscriptions.push(crate::manifest::SubscriptionSpec {
+            subject: "x".repeat(MAX_SUBJECT_LEN + 1),
+            queue: None,
+        });
+        assert_eq!(field_of(&s), "subscriptions[0].subject");
+    }
+
+    #[test]
+    fn subjects_follow_nats_rules() {
+        for good in ["orders", "orders.*", "orders.>", "*.new", "_INBOX.x"] {
+            assert!(check_subject(good).is_ok(), "{good}");
+        }
+        for bad in ["", "a..b", "a.>.b", "a.b>", "a*.b", "a b", "a\tb"] {
+            assert!(check_subject(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! The socket allowlists: which remote addresses a guest may connect (or
+//! send datagrams) to, and separately which local addresses it may bind and
+//! listen on. Listening is denied unless granted: a grant to reach a
+//! database never lets a guest open a server on the host's interfaces.
+
+use std::net::{IpAddr, SocketAddr};
+
+/// One allowed address: `ip:port`, `ip:*`, `[v6]:port`, or `*:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketPattern {
+    ip: Option<IpAddr>,
+    port: Option<u16>,
+}
+
+impl SocketPattern {
+    /// Parses a pattern.
+    ///
+    /// ```
+    /// use keel::policy::sockets::SocketPattern;
+    /// let p = SocketPattern::parse("127.0.0.1:*").unwrap();
+    /// assert!(p.allows(&"127.0.0.1:6379".parse().unwrap()));
+    /// assert!(!p.allows(&"10.0.0.1:6379".parse().unwrap()));
+    /// ```
+    pub fn parse(text: &str) -> Result<SocketPattern, String> {
+        let bad = || {
+            format!(
+                "`{text}` is not a socket pattern: expected `ip:port`, `ip:*`, `[v6]:port` or `*:port`"
+            )
+        };
+        let (ip, port) = text.rsplit_once(':').ok_or_else(bad)?;
+        let ip = ip.trim_start_matches('[').trim_end_matches(']');
+        let ip = if ip == "*" {
+            None
+        } else {
+            Some(ip.parse().map_err(|_| bad())?)
+        };
+        let port = if port == "*" {
+            None
+        } else {
+            Some(port.parse().map_err(|_| bad())?)
+        };
+        Ok(SocketPattern { ip, port })
+    }
+
+    /// Whether `addr` matches.
+    pub fn allows(&self, addr: &SocketAddr) -> bool {
+        self.ip.is_none_or(|ip| ip == addr.ip()) && self.port.is_none_or(|port| port == addr.port())
+    }
+}
+
+/// What a guest does with a socket address (keel's own names for the
+/// checks `wasmtime-wasi` asks for, so that this layer needs no Wasmtime).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SocketUse {
+    /// Binding a TCP socket: explicitly, or implicitly (the wildcard address,
+    /// port 0) before a connect or a listen.
+    TcpBind,
+    /// Putting a TCP socket in listening mode, at its local address.
+    TcpListen,
+    /// Accepting a client on a listening socket (the client's address).
+    TcpAccept,
+    /// Connecting a TCP socket to a remote address.
+    TcpConnect,
+    /// Binding a UDP socket, explicitly or implicitly before a send.
+    UdpBind,
+    /// Sending a datagram to a remote address.
+    UdpSend,
+    /// Receiving a datagram from a remote address.
+    UdpReceive,
+}
+
+/// A guest's socket grants, parsed; both empty denies everything.
+#[derive(Debug, Clone, Default)]
+pub struct SocketAllowlist {
+    /// Remote addresses it may connect or send to.
+    connect: Vec<SocketPattern>,
+    /// Local addresses it may bind and listen on.
+    listen: Vec<SocketPattern>,
+}
+
+impl SocketAllowlist {
+    /// Parses the remote addresses a guest may reach (`connect`) and the
+    /// local ones it may listen on (`listen`).
+    pub fn parse(connect: &[String], listen: &[String]) -> Result<SocketAllowlist, String> {
+        let parse = |patterns: &[String]| {
+            patterns
+                .iter()
+                .map(|p| SocketPattern::parse(p))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        Ok(SocketAllowlist {
+            connect: parse(connect)?,
+            listen: parse(listen)?,
+        })
+    }
+
+    /// Whether any socket use is allowed at all.
+    pub fn is_empty(&self) -> bool {
+        self.connect.is_empty() && self.listen.is_empty()
+    }
+
+    /// Whether `addr` may be used for `usage`.
+    ///
+    /// The implicit bind before a connect or a send (the unspecified address,
+    /// port 0) is allowed whenever some remote address is, since the connect
+    /// or send is checked itself; any other bind, and every listen, must be
+    /// covered by the listen grants.
+    ///
+    /// ```
+    /// use keel::policy::sockets::{SocketAllowlist, SocketUse};
+    /// let db = SocketAllowlist::parse(&["127.0.0.1:5432".into()], &[]).unwrap();
+    /// assert!(db.allows(&"127.0.0.1:5432".parse().unwrap(), SocketUse::TcpConnect));
+    /// assert!(db.allows(&"0.0.0.0:0".parse().unwrap(), SocketUse::TcpBind));
+    /// assert!(!db.allows(&"0.0.0.0:0".parse().unwrap(), SocketUse::TcpListen));
+    /// ```
+    pub fn allows(&self, addr: &SocketAddr, usage: SocketUse) -> bool {
+        let remote = || self.connect.iter().any(|p| p.allows(addr));
+        let local = || self.listen.iter().any(|p| p.allows(addr));
+        let implicit = addr.ip().is_unspecified() && addr.port() == 0;
+        match usage {
+            SocketUse::TcpConnect | SocketUse::UdpSend => remote(),
+            SocketUse::TcpBind | SocketUse::UdpBind => {
+                (implicit && !self.connect.is_empty()) || local()
+            }
+            SocketUse::TcpListen => local(),
+            // Only a socket that was allowed to listen accepts clients.
+            SocketUse::TcpAccept => !self.listen.is_empty(),
+            // Datagrams from the peers it may talk to, or to a socket it
+            // was allowed to bind for serving.
+            SocketUse::UdpReceive => remote() || !self.listen.is_empty(),
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! The library API checks what it is given as strictly as a manifest, and
+//! says what is wrong in errors an embedder can match.
+
+use keel_tests::keel::manifest::ByteSize;
+use keel_tests::keel::{Error, WorkloadId, WorkloadSpec, WorkloadState};
+use keel_tests::{get, guest, start_host};
+
+fn hello(namespace: &str, name: &str, http_host: Option<&str>) -> WorkloadSpec {
+    let mut spec = WorkloadSpec::single(WorkloadId::new(namespace, name), guest("hello"));
+    spec.http.host = http_host.map(str::to_string);
+    spec
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spec_is_checked_like_a_manifest_and_the_field_named() -> anyhow::Result<()> {
+    let host = start_host(None).await?;
+    let refused = |spec: WorkloadSpec| {
+        let host = &host;
+        async move {
+            match host.start_workload(spec).await {
+                Err(Error::InvalidSpec(invalid)) => invalid.field,
+                other => panic!("expected an invalid spec, got {other:?}"),
+            }
+        }
+    };
+    // A dot in a namespace would break the namespacing of its subjects.
+    assert_eq!(refused(hello("a.b", "api", None)).await, "id.namespace");
+    let mut spec = hello("team-a", "api", None);
+    spec.limits.memory = ByteSize(0);
+    assert_eq!(refused(spec).await, "limits.memory");
+    let mut spec = hello("team-a", "api", None);
+    spec.http.outgoing = vec!["a:b:c".to_string()];
+    assert_eq!(refused(spec).await, "http.outgoing");
+    let mut spec = hello("team-a", "api", None);
+    spec.subscriptions
+        .push(keel_tests::keel::manifest::SubscriptionSpec {
+            subject: "orders..new".to_string(),
+            queue: None,
+        });
+    assert_eq!(refused(spec).await, "subscriptions[0].subject");
+    assert!(host.list().is_empty(), "nothing refused was started");
+    host.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_workload_may_not_take_an_http_host_another_serves() -> anyhow::Result<()> {
+    let host = start_host(None).await?;
+    let addr = host.http_addr().expect("ingress");
+    let first = host
+        .start_workload(hello("team-a", "web", Some("shop.test")))
+        .await?;
+    match host
+        .start_workload(hello("team-b", "web", Some("shop.test")))
+        .await
+    {
+        Err(Error::HostTaken { host, owner }) => {
+            assert_eq!(host, "shop.test");
+            assert_eq!(owner, first);
+        }
+        other => panic!("expected the host to be refused, got {other:?}"),
+    }
+    assert_eq!(get(addr, "shop.test", "/").await?.status, 200);
+    let second = WorkloadId::new("team-b", "web");
+    assert!(
+        host.status(&second).is_none(),
+        "the refused workload is not listed"
+    );
+
+    // Once the owner has stopped, the host name is free.
+    host.stop_workload(&first).await?;
+    host.start_workload(hello("team-b", "web", Some("shop.test")))
+        .await?;
+    assert_eq!(
+        host.status(&second).map(|s| s.state),
+        Some(WorkloadState::Running)
+    );
+    assert_eq!(get(addr, "shop.test", "/").await?.status, 200);
+    match host.stop_workload(&WorkloadId::new("team-c", "none")).await {
+        Err(Error::NotFound(id)) => assert_eq!(id.namespace, "team-c"),
+        other => panic!("expected not found, got {other:?}"),
+    }
+    host.shutdown().await;
+    Ok(())
+}
