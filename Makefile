@@ -16,6 +16,7 @@ export CARGO_TARGET_DIR
 GUESTS := $(CURDIR)/target/guests
 GUEST_WORKSPACES := plugins-wasm tests/fixtures examples
 WASM_OUT := $(CARGO_TARGET_DIR)/wasm32-wasip2/release
+TALLY_V0_3 := $(CARGO_TARGET_DIR)/tally-v0-3/wasm32-wasip2/release/tally_plugin.wasm
 
 .PHONY: all setup wasm-target nats-server guests build run test bench lint clean
 
@@ -42,11 +43,18 @@ guests: wasm-target
 	@for ws in $(GUEST_WORKSPACES); do \
 	  $(CARGO) build --release --target wasm32-wasip2 --manifest-path $$ws/Cargo.toml || exit 1; \
 	done
+	@# The tally plugin once more, built against acme:tally@0.3.0 for the semver
+	@# tests, in a target folder of its own so neither build undoes the other.
+	@$(CARGO) build --release --target wasm32-wasip2 --manifest-path tests/fixtures/Cargo.toml \
+	  -p tally-plugin --features v0-3 --target-dir $(CARGO_TARGET_DIR)/tally-v0-3
 	@mkdir -p $(GUESTS)
-	@cp $(WASM_OUT)/*.wasm $(GUESTS)/
-	@# The tally plugin once more, built against acme:tally@0.3.0, for the semver tests.
-	@$(CARGO) build --release --target wasm32-wasip2 --manifest-path tests/fixtures/Cargo.toml -p tally-plugin --features v0-3
-	@cp $(WASM_OUT)/tally_plugin.wasm $(GUESTS)/tally_plugin_v0_3.wasm
+	@# Copy only what changed: host/build.rs embeds the built-in plugins and
+	@# Cargo watches their modification times, so a needless copy would
+	@# rebuild the keel crate.
+	@for f in $(WASM_OUT)/*.wasm; do \
+	  cmp -s "$$f" "$(GUESTS)/$$(basename "$$f")" || cp "$$f" $(GUESTS)/; \
+	done
+	@cmp -s $(TALLY_V0_3) $(GUESTS)/tally_plugin_v0_3.wasm || cp $(TALLY_V0_3) $(GUESTS)/tally_plugin_v0_3.wasm
 
 build: guests
 	$(CARGO) build --release -p keel --bin keel

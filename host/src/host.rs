@@ -20,10 +20,10 @@ use crate::core_api::bus::Bus;
 use crate::engine::{EngineOptions, KeelEngine};
 use crate::error::Error;
 use crate::http::{Ingress, Router};
-use crate::manifest::{NatsSpec, PluginSpec, WorkloadId, WorkloadSpec};
+use crate::manifest::{ByteSize, NatsSpec, PluginSpec, WorkloadId, WorkloadSpec};
 use crate::plugins::PluginSet;
 use crate::services::Services;
-use crate::workload::{Workload, WorkloadStatus};
+use crate::workload::{MemoryBudget, Workload, WorkloadStatus};
 use anyhow::Result;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -38,6 +38,7 @@ pub struct HostBuilder {
     engine: EngineOptions,
     builtin_plugins: bool,
     nats: Option<NatsSpec>,
+    memory_budget: Option<ByteSize>,
 }
 
 impl Default for HostBuilder {
@@ -48,6 +49,7 @@ impl Default for HostBuilder {
             engine: EngineOptions::default(),
             builtin_plugins: true,
             nats: None,
+            memory_budget: None,
         }
     }
 }
@@ -80,6 +82,14 @@ impl HostBuilder {
         self
     }
 
+    /// The linear memory all workload instances of the host may hold at
+    /// once (each workload also has its own budget, `limits.memory_total`).
+    /// Default: three quarters of the machine's memory.
+    pub fn memory_budget(mut self, budget: ByteSize) -> HostBuilder {
+        self.memory_budget = Some(budget);
+        self
+    }
+
     /// Carry messaging over this NATS server instead of the in-process bus.
     pub fn nats(mut self, nats: NatsSpec) -> HostBuilder {
         self.nats = Some(nats);
@@ -107,6 +117,11 @@ impl HostBuilder {
                 Some(nats) => Broker::Nats(connect(nats).await?),
                 None => Broker::Bus(Bus::new()),
             },
+            memory_budget: MemoryBudget::new(
+                self.memory_budget
+                    .map_or_else(default_memory_budget, |b| b.as_usize()),
+                None,
+            ),
         });
         Ok(Host {
             services,
@@ -281,4 +296,26 @@ async fn connect(nats: &NatsSpec) -> Result<async_nats::Client> {
         .with_context(|| format!("connecting to NATS at {}", nats.url))?;
     tracing::info!(url = nats.url, "messaging goes through NATS");
     Ok(client)
+}
+
+/// Three quarters of the machine's memory (`MemTotal` in `/proc/meminfo`),
+/// or no bound where that cannot be read.
+fn default_memory_budget() -> usize {
+    let total_kib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|line| line.strip_prefix("MemTotal:"))
+                .and_then(|rest| {
+                    rest.trim()
+                        .trim_end_matches("kB")
+                        .trim()
+                        .parse::<u64>()
+                        .ok()
+                })
+        });
+    match total_kib {
+        Some(kib) => usize::try_from(kib.saturating_mul(1024) / 4 * 3).unwrap_or(usize::MAX),
+        None => usize::MAX,
+    }
 }

@@ -5,6 +5,7 @@ use crate::cache::ComponentCache;
 use crate::core_api::broker::Broker;
 use crate::engine::KeelEngine;
 use crate::plugins::PluginSet;
+use crate::workload::MemoryBudget;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A host's shared services; workloads hold an `Arc` of it while starting.
@@ -17,6 +18,8 @@ pub struct Services {
     pub plugins: Mutex<PluginSet>,
     /// Where `keel:core/messaging` goes: the in-process bus, or NATS.
     pub broker: Broker,
+    /// The linear memory all workload instances of the host may hold at once.
+    pub memory_budget: Arc<MemoryBudget>,
 }
 
 impl Services {

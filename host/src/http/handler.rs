@@ -20,6 +20,7 @@ enum Ending {
     Finished,
     Deadline,
     MemoryLimit,
+    MemoryBudget,
     Trap,
 }
 
@@ -36,14 +37,7 @@ pub async fn handle(
     };
     let permit = match workload.admit().await {
         Ok(permit) => permit,
-        Err(Unavailable::Busy(_)) => {
-            let mut response = text(503, "workload is busy\n");
-            response.headers_mut().insert(
-                http::header::RETRY_AFTER,
-                http::HeaderValue::from_static("1"),
-            );
-            return response;
-        }
+        Err(Unavailable::Busy(_)) => return retry_later(text(503, "workload is busy\n")),
         Err(e @ Unavailable::NotRunning(_)) => return text(503, &format!("{e}\n")),
     };
     if workload.http().is_none() {
@@ -137,6 +131,10 @@ async fn invoke(
             _ if tripped.load(Ordering::Acquire) => too_large(limit),
             Ok(Ending::Deadline) => text(504, "the workload ran past its deadline\n"),
             Ok(Ending::MemoryLimit) => text(500, "the workload ran out of memory\n"),
+            Ok(Ending::MemoryBudget) => retry_later(text(
+                503,
+                "the workload's requests in flight hold all the memory it may use\n",
+            )),
             Ok(Ending::Trap) | Err(_) => text(500, "the workload failed\n"),
             Ok(Ending::Finished) => text(500, "the workload sent no response\n"),
         },
@@ -151,6 +149,7 @@ fn ending(result: &CallResult, store: &Store<InvocationState>) -> Ending {
         Err(_elapsed) => Ending::Deadline,
         Ok(Err(_)) if store.data().deadline_hit() => Ending::Deadline,
         Ok(Err(_)) if store.data().memory_limit_hit() => Ending::MemoryLimit,
+        Ok(Err(_)) if store.data().memory_budget_hit() => Ending::MemoryBudget,
         Ok(Err(_)) => Ending::Trap,
     }
 }
@@ -182,8 +181,23 @@ fn log_ending(
             error,
             "guest stopped at its memory limit"
         ),
+        Ending::MemoryBudget => tracing::warn!(
+            workload,
+            component,
+            memory_used = store.data().memory_used(),
+            "guest stopped: the memory budget of the workload (or the host) is spent by invocations in flight"
+        ),
         Ending::Trap => tracing::warn!(workload, component, error, "guest trapped"),
     }
+}
+
+/// `response` with `Retry-After: 1`: the condition passes as requests end.
+fn retry_later(mut response: http::Response<ResponseBody>) -> http::Response<ResponseBody> {
+    response.headers_mut().insert(
+        http::header::RETRY_AFTER,
+        http::HeaderValue::from_static("1"),
+    );
+    response
 }
 
 fn too_large(limit: u64) -> http::Response<ResponseBody> {

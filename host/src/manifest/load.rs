@@ -2,8 +2,8 @@
 //! errors that point at `file:line:column`.
 
 use super::validate::{
-    check_component_file, check_env, check_http_host, check_memory, check_queue, check_subject,
-    check_timeout,
+    check_component_file, check_env, check_http_host, check_memory, check_memory_total,
+    check_queue, check_subject, check_timeout,
 };
 use super::{
     ComponentSpec, HttpSpec, Limits, LinkMode, Manifest, NatsSpec, PluginGrants, PluginSpec,
@@ -301,8 +301,17 @@ fn workload_spec(
         }
         None => defaults.timeout,
     };
+    let memory_total = match raw.limits.memory_total {
+        Some(total) => {
+            check_memory_total(memory, *total.get_ref())
+                .map_err(|m| source.error(total.span(), m))?;
+            Some(total.into_inner())
+        }
+        None => None,
+    };
     let limits = Limits {
         memory,
+        memory_total,
         timeout,
         max_instances,
         queue_timeout: raw.limits.queue_timeout.unwrap_or(defaults.queue_timeout),

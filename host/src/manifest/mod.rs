@@ -386,6 +386,10 @@ pub struct VolumeSpec {
 pub struct Limits {
     /// Linear memory one instance may grow to.
     pub memory: ByteSize,
+    /// Linear memory all the workload's instances in flight may hold
+    /// together; past it a growth fails (the request gets 503). `None`:
+    /// [`Limits::DEFAULT_MEMORY_TOTAL`], or `memory` if that is larger.
+    pub memory_total: Option<ByteSize>,
     /// Wall-clock time one invocation may take, CPU included.
     pub timeout: Duration,
     /// Instances in flight at once; further requests wait for a free slot.
@@ -396,10 +400,22 @@ pub struct Limits {
     pub max_request_body: ByteSize,
 }
 
+impl Limits {
+    /// The memory budget of a workload that sets none.
+    pub const DEFAULT_MEMORY_TOTAL: ByteSize = ByteSize::mib(1024);
+
+    /// The memory budget across the workload's instances in flight.
+    pub fn memory_total(&self) -> ByteSize {
+        self.memory_total
+            .unwrap_or(Limits::DEFAULT_MEMORY_TOTAL.max(self.memory))
+    }
+}
+
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
             memory: ByteSize::mib(128),
+            memory_total: None,
             timeout: Duration::from_secs(30),
             max_instances: 100,
             queue_timeout: Duration::from_secs(1),
@@ -520,6 +536,7 @@ pub(crate) mod raw {
     #[serde(deny_unknown_fields)]
     pub struct Limits {
         pub memory: Option<Spanned<ByteSize>>,
+        pub memory_total: Option<Spanned<ByteSize>>,
         pub timeout: Option<Spanned<TextDuration>>,
         pub max_instances: Option<Spanned<u32>>,
         #[serde(default, with = "opt_duration")]

@@ -112,6 +112,8 @@ impl Limits {
     /// Refuses limits under which no invocation could ever succeed.
     pub fn check(&self) -> Result<(), InvalidSpec> {
         check_memory(self.memory).map_err(|m| InvalidSpec::new("limits.memory", m))?;
+        check_memory_total(self.memory, self.memory_total())
+            .map_err(|m| InvalidSpec::new("limits.memory_total", m))?;
         check_timeout(self.timeout).map_err(|m| InvalidSpec::new("limits.timeout", m))?;
         if self.max_instances == 0 {
             return Err(InvalidSpec::new(
@@ -129,6 +131,16 @@ pub(crate) fn check_memory(memory: ByteSize) -> Result<(), String> {
         return Err(format!(
             "`memory` must be at least {} bytes (one Wasm page, 64KiB): no instance can start with less",
             MIN_MEMORY.0
+        ));
+    }
+    Ok(())
+}
+
+/// A workload's memory budget: room for at least one instance.
+pub(crate) fn check_memory_total(memory: ByteSize, total: ByteSize) -> Result<(), String> {
+    if total < memory {
+        return Err(format!(
+            "`memory_total` ({total}) must be at least `memory` ({memory}), one instance's limit"
         ));
     }
     Ok(())

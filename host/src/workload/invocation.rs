@@ -2,7 +2,7 @@
 //! context, HTTP context, resource table, limits) and how a fresh Store is
 //! made for each request or message.
 
-use super::limits::GuestLimiter;
+use super::limits::{GuestLimiter, MemoryBudget};
 use super::stdio::{GuestLog, Stream};
 use crate::core_api::broker::Broker;
 use crate::core_api::subjects::SubjectGrants;
@@ -143,6 +143,12 @@ impl InvocationState {
     pub fn memory_limit_hit(&self) -> bool {
         self.limiter.hit_memory_limit()
     }
+
+    /// Whether the guest's growth was refused because its workload's (or
+    /// the host's) memory budget was spent by invocations running at once.
+    pub fn memory_budget_hit(&self) -> bool {
+        self.limiter.hit_budget()
+    }
 }
 
 /// The caller: the workload itself for composed plugins (they run in its
@@ -215,6 +221,7 @@ pub struct InvocationTemplate {
     name_lookup: bool,
     outgoing: Arc<Vec<AuthorityPattern>>,
     memory: usize,
+    memory_budget: Arc<MemoryBudget>,
     timeout: Duration,
     identity: Arc<WorkloadIdentity>,
     broker: Broker,
@@ -224,12 +231,14 @@ pub struct InvocationTemplate {
 
 impl InvocationTemplate {
     /// The template for `component` of `workload`, whose composed plugins
-    /// are granted `subjects`.
+    /// are granted `subjects`, and whose instances draw their memory from
+    /// the workload's `memory_budget`.
     pub fn new(
         workload: &WorkloadSpec,
         component: &ComponentSpec,
         broker: &Broker,
         subjects: Arc<SubjectGrants>,
+        memory_budget: Arc<MemoryBudget>,
     ) -> Result<InvocationTemplate> {
         let outgoing = workload
             .http
@@ -253,6 +262,7 @@ impl InvocationTemplate {
             name_lookup: workload.sockets.name_lookup,
             outgoing: Arc::new(outgoing),
             memory: workload.limits.memory.as_usize(),
+            memory_budget,
             timeout: workload.limits.timeout,
             identity: Arc::new(identity_of(&workload.id, &component.name)),
             broker: broker.clone(),
@@ -311,6 +321,8 @@ impl InvocationTemplate {
             self.subjects.clone(),
         );
         state.typed = self.typed.clone();
+        state.limiter =
+            GuestLimiter::new(self.memory).with_budget(Some(self.memory_budget.clone()));
         let deadline = Instant::now() + self.timeout;
         state.deadline = Some(deadline);
         let mut store = Store::new(engine.engine(), state);

@@ -13,6 +13,7 @@ pub mod state;
 pub mod stdio;
 
 pub use invocation::{DeadlineExceeded, InvocationState, InvocationTemplate};
+pub use limits::MemoryBudget;
 pub use state::{WorkloadState, WorkloadStatus};
 
 use crate::core_api::broker::BrokerSubscription;
@@ -204,6 +205,12 @@ impl Workload {
         let engine = &*services.engine;
         let mut http = None;
         let mut handler = None;
+        // One budget for every instance of the workload in flight, whichever
+        // component and whatever the trigger, inside the host's.
+        let memory_budget = MemoryBudget::new(
+            self.spec.limits.memory_total().as_usize(),
+            Some(services.memory_budget.clone()),
+        );
         for spec in &self.spec.components {
             let (component, plan, shared) = load_component(services, spec, &self.spec)?;
             let mut linker = invocation::core_linker(engine.engine())?;
@@ -244,8 +251,14 @@ impl Workload {
                 .map_err(|e| located(spec, e.into()))?;
             let subjects = Arc::new(plan.subjects.clone());
             let template = || {
-                InvocationTemplate::new(&self.spec, spec, &services.broker, subjects.clone())
-                    .map(|template| template.with_typed(typed.clone()))
+                InvocationTemplate::new(
+                    &self.spec,
+                    spec,
+                    &services.broker,
+                    subjects.clone(),
+                    memory_budget.clone(),
+                )
+                .map(|template| template.with_typed(typed.clone()))
             };
             if let Some(found) =
                 messages::HandlerComponent::find(&component, engine.engine(), &pre, template)?
