@@ -159,6 +159,13 @@ impl Host {
         Ok(())
     }
 
+    /// How many times the shared instances of plugin `name` restarted after
+    /// a trap or a call past its time limit (each restart lost the state of
+    /// the workloads that instance served).
+    pub fn shared_plugin_restarts(&self, name: &str) -> u64 {
+        self.services.plugins().shared_restarts(name)
+    }
+
     /// Starts a workload and waits until it runs. An id that is starting,
     /// running or stopping is refused; a stopped or failed one is replaced.
     /// On failure the workload stays listed in state `Error`.
