@@ -64,8 +64,8 @@ async fn host_pipes_work_in_composed_mode_too() -> anyhow::Result<()> {
 /// another tenant's objects (on the same instance, with `scope = "host"`)
 /// are still there and still writable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_tenant_filling_memory_gets_quota_errors_and_others_keep_their_data()
--> anyhow::Result<()> {
+async fn a_tenant_filling_memory_gets_quota_errors_and_others_keep_their_data() -> anyhow::Result<()>
+{
     use keel_tests::keel::manifest::{LinkMode, PluginSpec, SharedScope};
     use keel_tests::{get, request};
     let host = start_host(None).await?;
@@ -102,9 +102,7 @@ async fn a_tenant_filling_memory_gets_quota_errors_and_others_keep_their_data()
     assert_eq!(at, 7);
     assert_eq!(answer.status, 500);
     assert!(
-        answer
-            .body
-            .contains("quota exceeded: namespace `greedy`"),
+        answer.body.contains("quota exceeded: namespace `greedy`"),
         "{}",
         answer.body
     );
@@ -118,7 +116,14 @@ async fn a_tenant_filling_memory_gets_quota_errors_and_others_keep_their_data()
     // Clearing the container makes room again.
     let cleared = request(addr, "POST", "a.test", "/clear?c=c", "").await?;
     assert_eq!(cleared.status, 200, "{}", cleared.body);
-    let again = request(addr, "PUT", "a.test", "/object?c=c&o=v7", vec![b'y'; 9 << 20]).await?;
+    let again = request(
+        addr,
+        "PUT",
+        "a.test",
+        "/object?c=c&o=v7",
+        vec![b'y'; 9 << 20],
+    )
+    .await?;
     assert_eq!(again.status, 200, "{}", again.body);
     host.shutdown().await;
     Ok(())

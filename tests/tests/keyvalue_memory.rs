@@ -156,7 +156,13 @@ async fn user(
 async fn a_workload_running_out_of_time_mid_call_costs_no_one_their_data() -> anyhow::Result<()> {
     use keel_tests::{get, request};
     let host = start_host(None).await?;
-    user(&host, "kv", "a", Some(std::time::Duration::from_millis(500))).await?;
+    user(
+        &host,
+        "kv",
+        "a",
+        Some(std::time::Duration::from_millis(500)),
+    )
+    .await?;
     user(&host, "kv", "b", None).await?;
     let addr = host.http_addr().expect("ingress");
     let set = request(addr, "PUT", "b.test", "/set?bucket=default&key=kept", "b's").await?;
@@ -184,8 +190,8 @@ async fn a_workload_running_out_of_time_mid_call_costs_no_one_their_data() -> an
 /// another tenant's data (on the same instance, with `scope = "host"`) is
 /// still there and still writable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_tenant_filling_memory_gets_quota_errors_and_others_keep_their_data()
--> anyhow::Result<()> {
+async fn a_tenant_filling_memory_gets_quota_errors_and_others_keep_their_data() -> anyhow::Result<()>
+{
     use keel_tests::keel::manifest::{LinkMode, PluginSpec, SharedScope};
     use keel_tests::{get, request};
     let host = start_host(None).await?;
@@ -214,7 +220,9 @@ async fn a_tenant_filling_memory_gets_quota_errors_and_others_keep_their_data()
     assert_eq!(at, 7);
     assert_eq!(answer.status, 500);
     assert!(
-        answer.body.starts_with("Other(\"quota exceeded: namespace `greedy`"),
+        answer
+            .body
+            .starts_with("Error::Other(\"quota exceeded: namespace `greedy`"),
         "{}",
         answer.body
     );
@@ -227,9 +235,23 @@ async fn a_tenant_filling_memory_gets_quota_errors_and_others_keep_their_data()
     let more = request(addr, "PUT", "b.test", "/set?bucket=default&key=more", value).await?;
     assert_eq!(more.status, 200, "{}", more.body);
     // Deleting makes room again.
-    let deleted = request(addr, "DELETE", "a.test", "/delete?bucket=default&key=v0", "").await?;
+    let deleted = request(
+        addr,
+        "DELETE",
+        "a.test",
+        "/delete?bucket=default&key=v0",
+        "",
+    )
+    .await?;
     assert_eq!(deleted.status, 200);
-    let again = request(addr, "PUT", "a.test", "/set?bucket=default&key=v7", vec![b'y'; 9 << 20]).await?;
+    let again = request(
+        addr,
+        "PUT",
+        "a.test",
+        "/set?bucket=default&key=v7",
+        vec![b'y'; 9 << 20],
+    )
+    .await?;
     assert_eq!(again.status, 200, "{}", again.body);
     host.shutdown().await;
     Ok(())

@@ -173,12 +173,18 @@ async fn a_callers_deadline_passing_mid_call_leaves_the_plugin_running() -> anyh
     host.start_workload(impatient).await?;
     host.start_workload(user("b", "b.test")).await?;
     let addr = host.http_addr().expect("ingress");
-    assert_eq!(get(addr, "b.test", "/add?name=kept&delta=5").await?.body, "5");
+    assert_eq!(
+        get(addr, "b.test", "/add?name=kept&delta=5").await?.body,
+        "5"
+    );
     // One plugin call of 1.5 s, well past the caller's 300 ms.
     let late = get(addr, "a.test", "/add?name=slow:1500&delta=1").await?;
     assert_eq!(late.status, 504, "{}", late.body);
     assert_eq!(host.shared_plugin_restarts("tally"), 0);
-    assert_eq!(get(addr, "b.test", "/add?name=kept&delta=1").await?.body, "6");
+    assert_eq!(
+        get(addr, "b.test", "/add?name=kept&delta=1").await?.body,
+        "6"
+    );
     host.shutdown().await;
     Ok(())
 }
@@ -191,13 +197,25 @@ async fn a_trap_restarts_only_the_instance_of_the_callers_namespace() -> anyhow:
     let mut other = WorkloadSpec::single(WorkloadId::new("others", "c"), guest("tally_user"));
     other.http.host = Some("c.test".into());
     host.start_workload(other).await?;
-    assert_eq!(get(addr, "c.test", "/add?name=kept&delta=5").await?.body, "5");
-    assert_eq!(get(addr, "a.test", "/add?name=kept&delta=7").await?.body, "7");
+    assert_eq!(
+        get(addr, "c.test", "/add?name=kept&delta=5").await?.body,
+        "5"
+    );
+    assert_eq!(
+        get(addr, "a.test", "/add?name=kept&delta=7").await?.body,
+        "7"
+    );
     assert_eq!(get(addr, "a.test", "/crash").await?.status, 500);
     assert_eq!(host.shared_plugin_restarts("tally"), 1);
-    assert_eq!(get(addr, "c.test", "/add?name=kept&delta=1").await?.body, "6");
+    assert_eq!(
+        get(addr, "c.test", "/add?name=kept&delta=1").await?.body,
+        "6"
+    );
     // The crashing tenant's own instance started afresh.
-    assert_eq!(get(addr, "a.test", "/add?name=kept&delta=1").await?.body, "1");
+    assert_eq!(
+        get(addr, "a.test", "/add?name=kept&delta=1").await?.body,
+        "1"
+    );
     host.shutdown().await;
     Ok(())
 }

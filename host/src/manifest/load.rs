@@ -549,7 +549,8 @@ mod tests {
     #[test]
     fn a_shared_plugins_scope_memory_and_call_timeout_are_read() {
         use super::super::SharedScope;
-        let workload = "[[workload]]\nname = \"a\"\n[[workload.component]]\npath = \"Cargo.toml\"\n";
+        let workload =
+            "[[workload]]\nname = \"a\"\n[[workload.component]]\npath = \"Cargo.toml\"\n";
         let defaults = parse(&format!(
             "[[plugin]]\nname = \"keyvalue-memory\"\n{workload}"
         ))

@@ -226,10 +226,7 @@ impl PluginSet {
         let loaded = self
             .get(name)
             .with_context(|| format!("no plugin `{name}`"))?;
-        let key = (
-            name.to_string(),
-            Serves::of(loaded.spec.scope, workload),
-        );
+        let key = (name.to_string(), Serves::of(loaded.spec.scope, workload));
         if let Some(plugin) = self.shared.get(&key) {
             return Ok(plugin.clone());
         }

@@ -123,7 +123,12 @@ struct Account {
 
 impl Account {
     fn of(namespace: String) -> Account {
-        let usage = USAGE.with(|all| all.borrow_mut().entry(namespace.clone()).or_default().clone());
+        let usage = USAGE.with(|all| {
+            all.borrow_mut()
+                .entry(namespace.clone())
+                .or_default()
+                .clone()
+        });
         Account { namespace, usage }
     }
 

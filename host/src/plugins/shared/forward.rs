@@ -12,8 +12,8 @@
 //! carried too.
 
 use super::proxy::Proxy;
-use super::{PluginCall, SharedPlugin};
 use super::streams::{self, HostObject};
+use super::{PluginCall, SharedPlugin};
 use crate::plugins::identity::Caller;
 use crate::workload::InvocationState;
 use anyhow::{Context, Result, bail};
