@@ -177,6 +177,13 @@ impl Host {
         Ok(())
     }
 
+    /// How many times the shared instances of plugin `name` restarted after
+    /// a trap or a call past its time limit (each restart lost the state of
+    /// the workloads that instance served).
+    pub fn shared_plugin_restarts(&self, name: &str) -> u64 {
+        self.services.plugins().shared_restarts(name)
+    }
+
     /// Starts a workload and waits until it runs. The spec is checked first
     /// as strictly as a manifest ([`WorkloadSpec::validate`]). An id that is
     /// starting, running or stopping is refused, and so is an HTTP host

@@ -58,3 +58,73 @@ async fn host_pipes_work_in_composed_mode_too() -> anyhow::Result<()> {
     host.shutdown().await;
     Ok(())
 }
+
+/// A tenant filling the plugin with 9 MiB objects meets its namespace's
+/// quota as an error value: nothing traps, the plugin keeps running, and
+/// another tenant's objects (on the same instance, with `scope = "host"`)
+/// are still there and still writable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_tenant_filling_memory_gets_quota_errors_and_others_keep_their_data() -> anyhow::Result<()>
+{
+    use keel_tests::keel::manifest::{LinkMode, PluginSpec, SharedScope};
+    use keel_tests::{get, request};
+    let host = start_host(None).await?;
+    host.add_plugin(PluginSpec {
+        scope: SharedScope::Host,
+        ..PluginSpec::new("blobstore-memory", None, LinkMode::Shared)
+    })
+    .await?;
+    for (namespace, name) in [("greedy", "a"), ("modest", "b")] {
+        let mut spec =
+            WorkloadSpec::single(WorkloadId::new(namespace, name), guest("blobstore_user"));
+        spec.http.host = Some(format!("{name}.test"));
+        host.start_workload(spec).await?;
+    }
+    let addr = host.http_addr().expect("ingress");
+    for who in ["a.test", "b.test"] {
+        let made = request(addr, "PUT", who, "/container?c=c", "").await?;
+        assert_eq!(made.status, 200, "{}", made.body);
+    }
+    let kept = request(addr, "PUT", "b.test", "/object?c=c&o=kept", "b's").await?;
+    assert_eq!(kept.status, 200, "{}", kept.body);
+    let value = vec![b'x'; 9 << 20];
+    let mut refused = None;
+    for i in 0..28 {
+        let path = format!("/object?c=c&o=v{i}");
+        let answer = request(addr, "PUT", "a.test", &path, value.clone()).await?;
+        if answer.status != 200 {
+            refused = Some((i, answer));
+            break;
+        }
+    }
+    let (at, answer) = refused.expect("the quota never refused a value");
+    // 64 MiB by default: the eighth 9 MiB value is one too many.
+    assert_eq!(at, 7);
+    assert_eq!(answer.status, 500);
+    assert!(
+        answer.body.contains("quota exceeded: namespace `greedy`"),
+        "{}",
+        answer.body
+    );
+    assert_eq!(host.shared_plugin_restarts("blobstore-memory"), 0);
+    let first = get(addr, "a.test", "/has-object?c=c&o=v0").await?;
+    assert_eq!(first.body, "true");
+    let kept = get(addr, "b.test", "/object?c=c&o=kept").await?;
+    assert_eq!((kept.status, kept.body.as_str()), (200, "b's"));
+    let more = request(addr, "PUT", "b.test", "/object?c=c&o=more", value).await?;
+    assert_eq!(more.status, 200, "{}", more.body);
+    // Clearing the container makes room again.
+    let cleared = request(addr, "POST", "a.test", "/clear?c=c", "").await?;
+    assert_eq!(cleared.status, 200, "{}", cleared.body);
+    let again = request(
+        addr,
+        "PUT",
+        "a.test",
+        "/object?c=c&o=v7",
+        vec![b'y'; 9 << 20],
+    )
+    .await?;
+    assert_eq!(again.status, 200, "{}", again.body);
+    host.shutdown().await;
+    Ok(())
+}

@@ -125,3 +125,166 @@ async fn calls_from_many_threads_at_once_wait_their_turn() -> anyhow::Result<()>
     assert_eq!(total.body, (REQUESTS * TIMES).to_string());
     Ok(())
 }
+
+/// Starts workload `namespace/name` of the `keyvalue-user` fixture, routed
+/// as `<name>.test`, with invocation `timeout` if given.
+async fn user(
+    host: &keel_tests::keel::Host,
+    namespace: &str,
+    name: &str,
+    timeout: Option<std::time::Duration>,
+) -> anyhow::Result<()> {
+    use keel_tests::keel::{WorkloadId, WorkloadSpec};
+    let mut spec = WorkloadSpec::single(
+        WorkloadId::new(namespace, name),
+        keel_tests::guest("keyvalue_user"),
+    );
+    spec.http.host = Some(format!("{name}.test"));
+    if let Some(timeout) = timeout {
+        spec.limits.timeout = timeout;
+    }
+    host.start_workload(spec).await?;
+    Ok(())
+}
+
+/// A workload incrementing in a loop until its deadline passes, most of
+/// its time inside the plugin: the deadline ends the workload's request,
+/// never the plugin instance its namespace shares, so another workload's
+/// key survives (the plugin used to trap when a caller's deadline passed
+/// mid-call, and restart empty).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_workload_running_out_of_time_mid_call_costs_no_one_their_data() -> anyhow::Result<()> {
+    use keel_tests::{get, request};
+    let host = start_host(None).await?;
+    user(
+        &host,
+        "kv",
+        "a",
+        Some(std::time::Duration::from_millis(500)),
+    )
+    .await?;
+    user(&host, "kv", "b", None).await?;
+    let addr = host.http_addr().expect("ingress");
+    let set = request(addr, "PUT", "b.test", "/set?bucket=default&key=kept", "b's").await?;
+    assert_eq!(set.status, 200, "{}", set.body);
+    for _ in 0..4 {
+        let busy = request(
+            addr,
+            "POST",
+            "a.test",
+            "/increment?bucket=default&key=n&times=100000000",
+            "",
+        )
+        .await?;
+        assert_eq!(busy.status, 504, "{}", busy.body);
+        assert_eq!(host.shared_plugin_restarts("keyvalue-memory"), 0);
+    }
+    let kept = get(addr, "b.test", "/get?bucket=default&key=kept").await?;
+    assert_eq!((kept.status, kept.body.as_str()), (200, "b's"));
+    host.shutdown().await;
+    Ok(())
+}
+
+/// A tenant filling the plugin with 9 MiB values meets its namespace's
+/// quota as an error value: nothing traps, the plugin keeps running, and
+/// another tenant's data (on the same instance, with `scope = "host"`) is
+/// still there and still writable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_tenant_filling_memory_gets_quota_errors_and_others_keep_their_data() -> anyhow::Result<()>
+{
+    use keel_tests::keel::manifest::{LinkMode, PluginSpec, SharedScope};
+    use keel_tests::{get, request};
+    let host = start_host(None).await?;
+    host.add_plugin(PluginSpec {
+        scope: SharedScope::Host,
+        ..PluginSpec::new("keyvalue-memory", None, LinkMode::Shared)
+    })
+    .await?;
+    user(&host, "greedy", "a", None).await?;
+    user(&host, "modest", "b", None).await?;
+    let addr = host.http_addr().expect("ingress");
+    let set = request(addr, "PUT", "b.test", "/set?bucket=default&key=kept", "b's").await?;
+    assert_eq!(set.status, 200, "{}", set.body);
+    let value = vec![b'x'; 9 << 20];
+    let mut refused = None;
+    for i in 0..28 {
+        let path = format!("/set?bucket=default&key=v{i}");
+        let answer = request(addr, "PUT", "a.test", &path, value.clone()).await?;
+        if answer.status != 200 {
+            refused = Some((i, answer));
+            break;
+        }
+    }
+    let (at, answer) = refused.expect("the quota never refused a value");
+    // 64 MiB by default: the eighth 9 MiB value is one too many.
+    assert_eq!(at, 7);
+    assert_eq!(answer.status, 500);
+    assert!(
+        answer
+            .body
+            .starts_with("Error::Other(\"quota exceeded: namespace `greedy`"),
+        "{}",
+        answer.body
+    );
+    assert_eq!(host.shared_plugin_restarts("keyvalue-memory"), 0);
+    // The greedy tenant's earlier values, and the other tenant's, are kept.
+    let first = get(addr, "a.test", "/exists?bucket=default&key=v0").await?;
+    assert_eq!(first.body, "true");
+    let kept = get(addr, "b.test", "/get?bucket=default&key=kept").await?;
+    assert_eq!((kept.status, kept.body.as_str()), (200, "b's"));
+    let more = request(addr, "PUT", "b.test", "/set?bucket=default&key=more", value).await?;
+    assert_eq!(more.status, 200, "{}", more.body);
+    // Deleting makes room again.
+    let deleted = request(
+        addr,
+        "DELETE",
+        "a.test",
+        "/delete?bucket=default&key=v0",
+        "",
+    )
+    .await?;
+    assert_eq!(deleted.status, 200);
+    let again = request(
+        addr,
+        "PUT",
+        "a.test",
+        "/set?bucket=default&key=v7",
+        vec![b'y'; 9 << 20],
+    )
+    .await?;
+    assert_eq!(again.status, 200, "{}", again.body);
+    host.shutdown().await;
+    Ok(())
+}
+
+/// The quota is the plugin's config: `max_keys_per_namespace` bounds the
+/// keys (and buckets) of a namespace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_key_quota_comes_from_the_plugins_config() -> anyhow::Result<()> {
+    use keel_tests::keel::manifest::{LinkMode, PluginSpec};
+    use keel_tests::request;
+    let host = start_host(None).await?;
+    host.add_plugin(PluginSpec {
+        config: [("max_keys_per_namespace".to_string(), "10".to_string())].into(),
+        ..PluginSpec::new("keyvalue-memory", None, LinkMode::Shared)
+    })
+    .await?;
+    user(&host, "kv", "a", None).await?;
+    let addr = host.http_addr().expect("ingress");
+    // The bucket counts as one: nine keys fit.
+    let nine = request(addr, "POST", "a.test", "/fill?bucket=b&n=9&prefix=k", "").await?;
+    assert_eq!(nine.status, 200, "{}", nine.body);
+    let tenth = request(addr, "PUT", "a.test", "/set?bucket=b&key=one-more", "x").await?;
+    assert_eq!(tenth.status, 500);
+    assert!(
+        tenth.body.contains("over its max_keys_per_namespace of 10"),
+        "{}",
+        tenth.body
+    );
+    // Replacing a value adds no key.
+    let replaced = request(addr, "PUT", "a.test", "/set?bucket=b&key=k0", "new").await?;
+    assert_eq!(replaced.status, 200, "{}", replaced.body);
+    assert_eq!(host.shared_plugin_restarts("keyvalue-memory"), 0);
+    host.shutdown().await;
+    Ok(())
+}

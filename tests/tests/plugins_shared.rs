@@ -128,9 +128,11 @@ async fn a_trapping_shared_plugin_is_restarted_and_only_that_call_fails() -> any
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_plugin_call_that_never_returns_ends_by_its_callers_deadline() -> anyhow::Result<()> {
+async fn a_plugin_call_that_never_returns_ends_by_the_plugins_call_timeout() -> anyhow::Result<()> {
     let host = start_host(None).await?;
-    host.add_plugin(tally(LinkMode::Shared)).await?;
+    let mut plugin = tally(LinkMode::Shared);
+    plugin.call_timeout = Duration::from_secs(1);
+    host.add_plugin(plugin).await?;
     let mut impatient = user("a", "a.test");
     impatient.limits.timeout = Duration::from_millis(300);
     host.start_workload(impatient).await?;
@@ -150,6 +152,66 @@ async fn a_plugin_call_that_never_returns_ends_by_its_callers_deadline() -> anyh
         started.elapsed()
     );
     // The plugin restarted: later calls work, and the old state is gone.
+    assert_eq!(host.shared_plugin_restarts("tally"), 1);
+    assert_eq!(
+        get(addr, "a.test", "/add?name=kept&delta=1").await?.body,
+        "1"
+    );
+    host.shutdown().await;
+    Ok(())
+}
+
+/// A caller whose deadline passes while its call computes in the plugin
+/// gets its deadline error once the call returns; the plugin is not
+/// trapped, and keeps every workload's state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_callers_deadline_passing_mid_call_leaves_the_plugin_running() -> anyhow::Result<()> {
+    let host = start_host(None).await?;
+    host.add_plugin(tally(LinkMode::Shared)).await?;
+    let mut impatient = user("a", "a.test");
+    impatient.limits.timeout = Duration::from_millis(300);
+    host.start_workload(impatient).await?;
+    host.start_workload(user("b", "b.test")).await?;
+    let addr = host.http_addr().expect("ingress");
+    assert_eq!(
+        get(addr, "b.test", "/add?name=kept&delta=5").await?.body,
+        "5"
+    );
+    // One plugin call of 1.5 s, well past the caller's 300 ms.
+    let late = get(addr, "a.test", "/add?name=slow:1500&delta=1").await?;
+    assert_eq!(late.status, 504, "{}", late.body);
+    assert_eq!(host.shared_plugin_restarts("tally"), 0);
+    assert_eq!(
+        get(addr, "b.test", "/add?name=kept&delta=1").await?.body,
+        "6"
+    );
+    host.shutdown().await;
+    Ok(())
+}
+
+/// By default a shared plugin has one instance per namespace: a tenant
+/// that traps its instance loses its own state, and no other tenant's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_trap_restarts_only_the_instance_of_the_callers_namespace() -> anyhow::Result<()> {
+    let (host, addr) = host_in(LinkMode::Shared).await?;
+    let mut other = WorkloadSpec::single(WorkloadId::new("others", "c"), guest("tally_user"));
+    other.http.host = Some("c.test".into());
+    host.start_workload(other).await?;
+    assert_eq!(
+        get(addr, "c.test", "/add?name=kept&delta=5").await?.body,
+        "5"
+    );
+    assert_eq!(
+        get(addr, "a.test", "/add?name=kept&delta=7").await?.body,
+        "7"
+    );
+    assert_eq!(get(addr, "a.test", "/crash").await?.status, 500);
+    assert_eq!(host.shared_plugin_restarts("tally"), 1);
+    assert_eq!(
+        get(addr, "c.test", "/add?name=kept&delta=1").await?.body,
+        "6"
+    );
+    // The crashing tenant's own instance started afresh.
     assert_eq!(
         get(addr, "a.test", "/add?name=kept&delta=1").await?.body,
         "1"

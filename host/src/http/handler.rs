@@ -5,6 +5,7 @@
 use super::body::{LimitedBody, ResponseBody, full};
 use super::router::{Router, request_host};
 use crate::engine::KeelEngine;
+use crate::plugins::shared::in_flight::DeadlinePassed;
 use crate::workload::{InvocationState, Unavailable, Workload};
 use hyper::body::Incoming;
 use std::sync::Arc;
@@ -103,6 +104,7 @@ async fn invoke(
     let deadline = tokio::time::Instant::now() + template.timeout();
     let guest = tokio::spawn(async move {
         let _permit = permit;
+        let in_flight = store.data().in_flight().clone();
         let call = async {
             let proxy = pre.instantiate_async(&mut store).await?;
             proxy
@@ -110,7 +112,9 @@ async fn invoke(
                 .call_handle(&mut store, guest_request, out)
                 .await
         };
-        let result = tokio::time::timeout_at(deadline, call).await;
+        // A call under way in a shared plugin at the deadline finishes
+        // first: dropping it would cost the plugin its state.
+        let result = in_flight.until(deadline, call).await;
         let ending = ending(&result, &store);
         log_ending(ending, &template, &result, &store);
         ending
@@ -141,7 +145,7 @@ async fn invoke(
     }
 }
 
-type CallResult = Result<wasmtime::Result<()>, tokio::time::error::Elapsed>;
+type CallResult = Result<wasmtime::Result<()>, DeadlinePassed>;
 
 fn ending(result: &CallResult, store: &Store<InvocationState>) -> Ending {
     match result {

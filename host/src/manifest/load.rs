@@ -421,6 +421,8 @@ fn plugin_spec(
         grants,
         scope: raw.scope,
         forwarder: raw.forwarder,
+        memory: raw.memory.unwrap_or(PluginSpec::DEFAULT_MEMORY),
+        call_timeout: raw.call_timeout.unwrap_or(PluginSpec::DEFAULT_CALL_TIMEOUT),
         origin: Some(source.locate(at.start)),
     })
 }
@@ -577,6 +579,32 @@ mod tests {
             err.to_string().starts_with("app.toml:3:13: ") && err.to_string().contains("`typed`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_shared_plugins_scope_memory_and_call_timeout_are_read() {
+        use super::super::SharedScope;
+        let workload =
+            "[[workload]]\nname = \"a\"\n[[workload.component]]\npath = \"Cargo.toml\"\n";
+        let defaults = parse(&format!(
+            "[[plugin]]\nname = \"keyvalue-memory\"\n{workload}"
+        ))
+        .unwrap();
+        let plugin = &defaults.plugins[0];
+        assert_eq!(plugin.scope, SharedScope::Namespace);
+        assert_eq!(plugin.memory, PluginSpec::DEFAULT_MEMORY);
+        assert_eq!(plugin.call_timeout, PluginSpec::DEFAULT_CALL_TIMEOUT);
+        let set = parse(&format!(
+            "[[plugin]]\nname = \"keyvalue-memory\"\nscope = \"host\"\nmemory = \"64MiB\"\n\
+             call_timeout = \"250ms\"\n{workload}"
+        ))
+        .unwrap();
+        let plugin = &set.plugins[0];
+        assert_eq!(plugin.scope, SharedScope::Host);
+        assert_eq!(plugin.memory, super::super::ByteSize::mib(64));
+        assert_eq!(plugin.call_timeout, std::time::Duration::from_millis(250));
+        let err = parse("[[plugin]]\nname = \"config\"\nscope = \"tenant\"\n").unwrap_err();
+        assert!(err.to_string().contains("`namespace`"), "{err}");
     }
 
     #[test]

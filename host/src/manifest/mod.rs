@@ -49,8 +49,10 @@
 //! name = "tally"
 //! path = "tally_plugin.wasm"
 //! mode = "composed"           # or "shared"
-//! scope = "host"              # shared: one instance per host, or "workload"
+//! scope = "namespace"         # shared: one instance per namespace, "host" or "workload"
 //! forwarder = "typed"         # shared: typed where keel has one, or "generic"
+//! memory = "256MiB"           # shared: linear memory of one instance
+//! call_timeout = "5s"         # shared: how long one call may run in the plugin
 //!
 //! [plugin.grants]             # what the plugin itself may reach
 //! outgoing_http = ["api.example.com"]   # shared mode only
@@ -170,10 +172,17 @@ pub struct PluginSpec {
     /// What the plugin itself may reach (shared plugins only; a plugin never
     /// inherits the grants of the workloads it serves).
     pub grants: PluginGrants,
-    /// For shared plugins: one instance per host, or one per workload.
+    /// For shared plugins: one instance per namespace (the default), per
+    /// host, or per workload.
     pub scope: SharedScope,
     /// For shared plugins: which forwarder carries the calls.
     pub forwarder: Forwarder,
+    /// For shared plugins: the linear memory one instance may hold.
+    pub memory: ByteSize,
+    /// For shared plugins: how long one call may run in the plugin's Store,
+    /// whatever its caller's deadline. Past it the plugin traps and
+    /// restarts.
+    pub call_timeout: Duration,
     /// Where the manifest declared it, for error messages.
     pub origin: Option<Location>,
 }
@@ -197,20 +206,48 @@ impl PluginSpec {
             grants: PluginGrants::default(),
             scope: SharedScope::default(),
             forwarder: Forwarder::default(),
+            memory: PluginSpec::DEFAULT_MEMORY,
+            call_timeout: PluginSpec::DEFAULT_CALL_TIMEOUT,
             origin: None,
         }
     }
+
+    /// A shared plugin instance's memory when the manifest names none.
+    pub const DEFAULT_MEMORY: ByteSize = ByteSize::mib(256);
+
+    /// A shared plugin call's time limit when the manifest names none:
+    /// generous, since calls normally take microseconds, and short enough
+    /// that a plugin stuck in a loop holds its callers only briefly.
+    pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 }
 
 /// How many instances of a shared plugin there are.
+///
+/// An instance is the unit that fails together: a trap restarts it empty,
+/// losing the state of every workload it serves. The default keeps one
+/// tenant (namespace) from ever costing another its data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SharedScope {
-    /// One instance serves every workload of the host.
+    /// Each namespace gets its own instance, shared by its workloads.
     #[default]
+    Namespace,
+    /// One instance serves every workload of the host, whatever its
+    /// namespace (what state shared across namespaces needs).
     Host,
     /// Each workload gets its own instance.
     Workload,
+}
+
+impl SharedScope {
+    /// `namespace`, `host` or `workload`, as the manifest writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SharedScope::Namespace => "namespace",
+            SharedScope::Host => "host",
+            SharedScope::Workload => "workload",
+        }
+    }
 }
 
 /// How calls reach a shared plugin.
@@ -466,6 +503,9 @@ pub(crate) mod raw {
         pub scope: super::SharedScope,
         #[serde(default)]
         pub forwarder: super::Forwarder,
+        pub memory: Option<ByteSize>,
+        #[serde(default, with = "opt_duration")]
+        pub call_timeout: Option<Duration>,
     }
 
     #[derive(Debug, Default, Deserialize)]

@@ -36,11 +36,17 @@ pub fn identity_of(id: &WorkloadId, component: &str) -> WorkloadIdentity {
 }
 
 /// Whom a shared plugin's call serves: the calling workload, and when that
-/// workload's invocation must end (the call must end by then too).
+/// workload's invocation must end. The deadline bounds the caller's wait
+/// for a busy plugin, and no call begins past it; a call under way runs on
+/// under the plugin's own time limit (see
+/// [`in_flight`](crate::plugins::shared::in_flight)).
 #[derive(Debug, Clone, Copy)]
 pub struct Caller<'a> {
     /// The calling workload's identity.
     pub identity: &'a std::sync::Arc<WorkloadIdentity>,
     /// The caller's deadline, if it has one.
     pub deadline: Option<std::time::Instant>,
+    /// The caller's marker of a call under way in an async plugin, if it
+    /// has one.
+    pub in_flight: Option<&'a crate::plugins::shared::in_flight::InFlight>,
 }

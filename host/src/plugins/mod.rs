@@ -47,9 +47,39 @@ pub struct LoadedPlugin {
 pub struct PluginSet {
     plugins: Vec<LoadedPlugin>,
     registry: Registry,
-    /// Live shared instances by plugin name, and workload for those scoped
-    /// per workload.
-    shared: BTreeMap<(String, Option<WorkloadId>), Arc<SharedPlugin>>,
+    /// Live shared instances by plugin name and whom they serve.
+    shared: BTreeMap<(String, Serves), Arc<SharedPlugin>>,
+}
+
+/// Whom one shared plugin instance serves (see [`SharedScope`]).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Serves {
+    /// Every workload of the host.
+    Host,
+    /// The workloads of one namespace.
+    Namespace(String),
+    /// One workload.
+    Workload(WorkloadId),
+}
+
+impl Serves {
+    /// Whom an instance of scope `scope` serving `workload` serves.
+    fn of(scope: SharedScope, workload: &WorkloadId) -> Serves {
+        match scope {
+            SharedScope::Host => Serves::Host,
+            SharedScope::Namespace => Serves::Namespace(workload.namespace.clone()),
+            SharedScope::Workload => Serves::Workload(workload.clone()),
+        }
+    }
+
+    /// For log lines.
+    fn describe(&self) -> String {
+        match self {
+            Serves::Host => "every workload of the host".to_string(),
+            Serves::Namespace(namespace) => format!("namespace {namespace}"),
+            Serves::Workload(id) => format!("workload {id}"),
+        }
+    }
 }
 
 /// How one component's imports are served.
@@ -185,9 +215,10 @@ impl PluginSet {
         self.plugins.iter()
     }
 
-    /// The shared instance of plugin `name` serving `workload`: the host's
-    /// one, or the workload's own for `scope = "workload"` (created, and its
-    /// component compiled or loaded from the cache, on first use).
+    /// The shared instance of plugin `name` serving `workload`: its
+    /// namespace's (the default scope), the host's one for `scope =
+    /// "host"`, or the workload's own for `scope = "workload"` (created,
+    /// and its component compiled or loaded from the cache, on first use).
     pub fn shared_instance(
         &mut self,
         engine: &KeelEngine,
@@ -199,10 +230,7 @@ impl PluginSet {
         let loaded = self
             .get(name)
             .with_context(|| format!("no plugin `{name}`"))?;
-        let key = match loaded.spec.scope {
-            SharedScope::Host => (name.to_string(), None),
-            SharedScope::Workload => (name.to_string(), Some(workload.clone())),
-        };
+        let key = (name.to_string(), Serves::of(loaded.spec.scope, workload));
         if let Some(plugin) = self.shared.get(&key) {
             return Ok(plugin.clone());
         }
@@ -220,12 +248,25 @@ impl PluginSet {
             loaded.bytes.to_vec()
         };
         let component = cache.load(engine.engine(), name, &bytes)?;
+        let spec = &loaded.spec;
         let plugin = Arc::new(
-            SharedPlugin::new(engine, name, &component, &loaded.spec.grants, broker)?
-                .with_forwarder(loaded.spec.forwarder),
+            SharedPlugin::new(engine, name, &component, &spec.grants, broker)?
+                .with_forwarder(spec.forwarder)
+                .with_limits(spec.memory.as_usize(), spec.call_timeout)
+                .serving(key.1.describe()),
         );
         self.shared.insert(key, plugin.clone());
         Ok(plugin)
+    }
+
+    /// How many times the shared instances of plugin `name` restarted,
+    /// together.
+    pub fn shared_restarts(&self, name: &str) -> u64 {
+        self.shared
+            .iter()
+            .filter(|((plugin, _), _)| plugin == name)
+            .map(|(_, instance)| instance.restarts())
+            .sum()
     }
 
     /// Decides how each import of `component` is served. `picks` maps

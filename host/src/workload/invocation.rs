@@ -13,6 +13,7 @@ use crate::plugins::identity::bindings::keel::core::messaging as messaging_api;
 use crate::plugins::identity::{
     Caller, WorkloadIdentity, bindings::keel::core::identity as identity_api, identity_of,
 };
+use crate::plugins::shared::in_flight::InFlight;
 use crate::plugins::shared::proxy::ProxyTable;
 use crate::plugins::shared::typed::TypedForwarders;
 use crate::policy::authority::AuthorityPattern;
@@ -47,6 +48,8 @@ pub struct InvocationState {
     pub(crate) proxies: ProxyTable,
     /// The typed forwarders of the component's shared plugins.
     pub(crate) typed: TypedForwarders,
+    /// Set while a call of this invocation runs in an async shared plugin.
+    in_flight: InFlight,
 }
 
 impl InvocationState {
@@ -74,13 +77,14 @@ impl InvocationState {
             subjects,
             proxies: ProxyTable::default(),
             typed: TypedForwarders::default(),
+            in_flight: InFlight::default(),
         }
     }
 
     /// Serves `caller` from now on (a shared plugin, per call): acts as its
-    /// identity and ends by its deadline.
+    /// identity. The plugin sets its own deadline per call
+    /// ([`serve_until`](Self::serve_until)), not the caller's.
     pub fn serve(&mut self, caller: Caller<'_>) {
-        self.serve_until(caller.deadline);
         if !Arc::ptr_eq(&self.identity, caller.identity) {
             self.identity = caller.identity.clone();
         }
@@ -91,7 +95,15 @@ impl InvocationState {
         Caller {
             identity: &self.identity,
             deadline: self.deadline,
+            in_flight: Some(&self.in_flight),
         }
+    }
+
+    /// The marker of a call of this invocation under way in an async shared
+    /// plugin: what ends the invocation at its deadline uses it (see
+    /// [`InFlight::until`]).
+    pub fn in_flight(&self) -> &InFlight {
+        &self.in_flight
     }
 
     /// Ends by `deadline` from now on (`None`: no deadline of its own).

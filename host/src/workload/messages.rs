@@ -99,6 +99,7 @@ async fn handle(
     let outcome = async {
         let mut store = handler.template.new_store(engine)?;
         let deadline = tokio::time::Instant::now() + handler.template.timeout();
+        let in_flight = store.data().in_flight().clone();
         let call = async {
             let instance = handler.pre.instantiate_async(&mut store).await?;
             let func = instance.get_typed_func::<(BrokerMessage,), (Result<(), String>,)>(
@@ -113,7 +114,8 @@ async fn handle(
             let (result,) = func.call_async(&mut store, (argument,)).await?;
             wasmtime::Result::<Result<(), String>>::Ok(result)
         };
-        match tokio::time::timeout_at(deadline, call).await {
+        // As for an HTTP request: a plugin call under way finishes first.
+        match in_flight.until(deadline, call).await {
             Ok(result) => result.map_err(anyhow::Error::from),
             Err(_) => Err(anyhow::anyhow!(
                 "the handler ran past its {:?} deadline",

@@ -16,6 +16,13 @@
 //! past the end gives no bytes. Timestamps are seconds since the Unix
 //! epoch. `list-objects` lists names in order, from a snapshot taken when it
 //! is called.
+//!
+//! Each namespace has a quota (config `max_bytes_per_namespace`, default
+//! 64 MiB of container names, object names and values, including values
+//! still being written; `max_objects_per_namespace`, default 100,000
+//! objects and containers). A write past it fails with a `quota exceeded:
+//! …` error and changes nothing, rather than filling the instance's memory
+//! until an allocation traps it.
 
 wit_bindgen::generate!({
     inline: "
@@ -130,19 +137,11 @@ impl GuestContainer for Container {
     }
 
     fn delete_object(&self, name: String) -> Result<(), Error> {
-        store::with(&self.0, |c| {
-            c.objects.remove(&name);
-            Ok(())
-        })
+        store::remove(&self.0, &[name])
     }
 
     fn delete_objects(&self, names: Vec<String>) -> Result<(), Error> {
-        store::with(&self.0, |c| {
-            for name in &names {
-                c.objects.remove(name);
-            }
-            Ok(())
-        })
+        store::remove(&self.0, &names)
     }
 
     fn has_object(&self, name: String) -> Result<bool, Error> {
@@ -165,10 +164,7 @@ impl GuestContainer for Container {
     }
 
     fn clear(&self) -> Result<(), Error> {
-        store::with(&self.0, |c| {
-            c.objects.clear();
-            Ok(())
-        })
+        store::clear(&self.0)
     }
 }
 

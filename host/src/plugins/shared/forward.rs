@@ -11,9 +11,9 @@
 //! so resources nested in records, lists, options, results and variants are
 //! carried too.
 
-use super::SharedPlugin;
 use super::proxy::Proxy;
 use super::streams::{self, HostObject};
+use super::{PluginCall, SharedPlugin};
 use crate::plugins::identity::Caller;
 use crate::workload::InvocationState;
 use anyhow::{Context, Result, bail};
@@ -188,6 +188,7 @@ async fn call(
     generation_of_params: Option<u64>,
 ) -> Result<Reply> {
     let mut call = plugin.begin(caller, generation_of_params).await?;
+    let deadline = call.deadline();
     let running = &mut call.running;
     let outcome = async {
         // Failing to place a stream leaves the plugin sound: the error goes
@@ -217,7 +218,8 @@ async fn call(
             func.call(&mut running.store, &params, &mut results)?;
         } else {
             // Boxed: a large future that synchronous calls need not carry.
-            Box::pin(func.call_async(&mut running.store, &params, &mut results)).await?;
+            let called = func.call_async(&mut running.store, &params, &mut results);
+            Box::pin(PluginCall::bounded(deadline, called)).await?;
         }
         let mut store = running.store.as_context_mut();
         let mut returned = Vec::new();

@@ -8,23 +8,30 @@
 //! workload's calls, and costs one atomic operation each way when nobody
 //! waits. The running instance is taken out of the lock's slot for the
 //! duration of a call and put back only when the call returns normally: a
-//! trap, or a call abandoned half-way (its workload hit its deadline),
-//! leaves the slot empty, and the next call starts a fresh instance in a
-//! fresh Store — the supervisor's restart. The plugin's state is lost then,
-//! and the log says so. Handles from the old instance are recognised by
-//! their generation and refused.
+//! trap, or a call abandoned half-way, leaves the slot empty, and the next
+//! call starts a fresh instance in a fresh Store — the supervisor's
+//! restart. The plugin's state is lost then, and the log says so. Handles
+//! from the old instance are recognised by their generation and refused.
+//!
+//! One instance serves the workloads of its scope (a namespace by default,
+//! see [`SharedScope`](crate::manifest::SharedScope)), so a restart costs
+//! those workloads their state, and nobody else's.
 //!
 //! A plugin that can never wait runs in a synchronous Store
-//! ([`sync_store`]); the others in an async one. Either way a call ends by
-//! its caller's deadline: the plugin traps when it passes. A synchronous
-//! plugin may be called from synchronous host functions (see
-//! [`typed`]), which wait for a busy plugin on their thread
-//! ([`sync_wait`]).
+//! ([`sync_store`]); the others in an async one. Either way a call runs
+//! under the plugin's own time limit (`call_timeout`), not its caller's
+//! deadline: a caller whose deadline passes mid-call gets its error once
+//! the call returns ([`in_flight`]), and the plugin keeps its state. Only a
+//! call past the plugin's own limit traps it. A synchronous plugin may be
+//! called from synchronous host functions (see [`typed`]), which wait for a
+//! busy plugin on their thread ([`sync_wait`]).
 
 pub mod fair_lock;
 pub mod forward;
+pub mod in_flight;
 pub mod nonblocking_io;
 pub mod proxy;
+mod release;
 pub mod streams;
 pub mod sync_store;
 pub mod sync_wait;
@@ -42,6 +49,7 @@ use crate::workload::invocation::{InvocationState, core_linker, grant_sockets};
 use crate::workload::stdio::{GuestLog, Stream};
 use anyhow::{Context, Result, anyhow};
 use fair_lock::{FairGuard, FairLock};
+use in_flight::InFlightGuard;
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -52,9 +60,6 @@ use wasmtime::component::{
 };
 use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::WasiCtx;
-
-/// Linear memory a shared plugin instance may hold.
-const PLUGIN_MEMORY: usize = 256 << 20;
 
 /// How long dropping released handles may run in the plugin (no workload
 /// waits for it, so no caller's deadline bounds it).
@@ -101,6 +106,12 @@ pub struct SharedPlugin {
     any_released: AtomicBool,
     /// Whether a typed forwarder may carry its calls (see [`typed`]).
     typed: bool,
+    /// Linear memory the instance may hold.
+    memory: usize,
+    /// How long one call may run in the plugin.
+    call_timeout: Duration,
+    /// Whom the instance serves, for log lines (`namespace shop`, say).
+    serves: String,
 }
 
 impl SharedPlugin {
@@ -157,7 +168,24 @@ impl SharedPlugin {
             released: Mutex::new(Vec::new()),
             any_released: AtomicBool::new(false),
             typed: true,
+            memory: crate::manifest::PluginSpec::DEFAULT_MEMORY.as_usize(),
+            call_timeout: crate::manifest::PluginSpec::DEFAULT_CALL_TIMEOUT,
+            serves: "every workload of the host".to_string(),
         })
+    }
+
+    /// Bounds the instance to `memory` bytes of linear memory, and each
+    /// call to `call_timeout`.
+    pub fn with_limits(mut self, memory: usize, call_timeout: Duration) -> SharedPlugin {
+        self.memory = memory;
+        self.call_timeout = call_timeout;
+        self
+    }
+
+    /// Names whom the instance serves in log lines (`namespace shop`).
+    pub fn serving(mut self, serves: impl Into<String>) -> SharedPlugin {
+        self.serves = serves.into();
+        self
     }
 
     /// Uses `forwarder` for the plugin's calls.
@@ -186,8 +214,8 @@ impl SharedPlugin {
         self.generations.load(Ordering::Relaxed)
     }
 
-    /// A fresh instance, whose start must end by `deadline`.
-    async fn start(&self, deadline: Option<Instant>) -> Result<Running> {
+    /// A fresh instance, whose start must end within the call time limit.
+    async fn start(&self) -> Result<Running> {
         let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
         let label = format!("plugin:{}", self.name);
         let mut wasi = WasiCtx::builder();
@@ -204,23 +232,25 @@ impl SharedPlugin {
         let mut state = InvocationState::new(
             wasi.build(),
             hooks,
-            PLUGIN_MEMORY,
+            self.memory,
             nobody,
             self.broker.clone(),
             self.reach.subjects.clone(),
         );
-        state.serve_until(deadline);
+        state.serve_until(Some(Instant::now() + self.call_timeout));
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|s| s.limiter());
-        // Each call sets the deadline of the caller it serves. An async
-        // Store yields every tick, so the runtime's other tasks run; a
-        // synchronous one cannot yield and simply goes on.
+        // Each call sets its own deadline, `call_timeout` after it begins
+        // (never its caller's: see `in_flight`). An async Store yields every
+        // tick, so the runtime's other tasks run; a synchronous one cannot
+        // yield and simply goes on.
         let sync = self.sync;
+        let timeout = self.call_timeout;
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |cx| {
             if cx.data().deadline().is_some_and(|d| Instant::now() >= d) {
                 return Err(wasmtime::format_err!(
-                    "the plugin call ran past its caller's deadline"
+                    "the plugin call ran past its time limit of {timeout:?} (`call_timeout`)"
                 ));
             }
             Ok(if sync {
@@ -274,11 +304,20 @@ impl SharedPlugin {
     /// instance, and drops the handles released since the last call. The
     /// call runs on [`PluginCall::running`] and ends with
     /// [`PluginCall::finish`].
+    ///
+    /// Past the caller's deadline no call into an async Store begins: the
+    /// caller is about to end, and a call begun now would hold it up.
     pub(crate) async fn begin(
         &self,
         caller: Caller<'_>,
         generation_of_params: Option<u64>,
     ) -> Result<PluginCall<'_>> {
+        if !self.sync && caller.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(anyhow!(
+                "the caller's deadline passed before its call to plugin `{}` began",
+                self.name
+            ));
+        }
         let slot = self.lock_running().await;
         self.begin_locked(slot, caller, generation_of_params).await
     }
@@ -290,17 +329,30 @@ impl SharedPlugin {
         caller: Caller<'_>,
         generation_of_params: Option<u64>,
     ) -> Result<PluginCall<'p>> {
+        // From here on the instance is out of its slot: the caller must not
+        // drop this half-way (see `in_flight`). A synchronous Store's steps
+        // never wait, so they cannot be dropped half-way.
+        let in_flight = match caller.in_flight {
+            Some(marker) if !self.sync => Some(marker.enter()),
+            _ => None,
+        };
         let mut running = match slot.take() {
             Some(running) => running,
             // Boxed: instantiation's future is large, and every call's
             // future would carry its size otherwise.
-            None => Box::new(Box::pin(self.start(caller.deadline)).await?),
+            None => Box::new(Box::pin(self.start()).await?),
         };
         running.store.data_mut().serve(caller);
         if self.any_released.load(Ordering::Acquire) {
+            running
+                .store
+                .data_mut()
+                .serve_until(Some(Instant::now() + RELEASE_BUDGET));
             Box::pin(self.drop_released(&mut running)).await;
         }
-        self.call_on(slot, running, caller, generation_of_params)
+        let mut call = self.call_on(slot, running, caller, generation_of_params)?;
+        call.in_flight = in_flight;
+        Ok(call)
     }
 
     /// [`begin`](Self::begin) without waiting for another call: `None` if
@@ -352,11 +404,14 @@ impl SharedPlugin {
                 self.name
             ));
         }
-        running.store.data_mut().serve(caller);
+        let data = running.store.data_mut();
+        data.serve(caller);
+        data.serve_until(Some(Instant::now() + self.call_timeout));
         Ok(PluginCall {
             plugin: self,
             slot,
             running,
+            in_flight: None,
         })
     }
 
@@ -365,106 +420,10 @@ impl SharedPlugin {
         self.restarts.fetch_add(1, Ordering::Relaxed);
         tracing::error!(
             plugin = self.name,
+            serving = self.serves,
             error = format!("{error:#}"),
             "shared plugin {what}; its state was lost and it restarts on the next call"
         );
-    }
-
-    /// Drops `handle` in the plugin now (a workload dropped its proxy).
-    pub async fn release(&self, generation: u64, handle: ResourceAny) -> Result<()> {
-        let slot = self.lock_running().await;
-        self.release_locked(slot, generation, handle).await
-    }
-
-    /// [`release`](Self::release) from where waiting is impossible (a
-    /// synchronous host function): now if no other call holds the plugin,
-    /// else at its next chance ([`release_later`](Self::release_later)).
-    /// For a plugin in a synchronous Store.
-    pub fn release_sync(self: &Arc<Self>, generation: u64, handle: ResourceAny) -> Result<()> {
-        match self.running.try_lock() {
-            Some(slot) => sync_store::now(self.release_locked(slot, generation, handle))?,
-            None => {
-                self.release_later(generation, handle);
-                Ok(())
-            }
-        }
-    }
-
-    /// [`release`](Self::release), the lock taken.
-    async fn release_locked(
-        &self,
-        mut slot: Slot<'_>,
-        generation: u64,
-        handle: ResourceAny,
-    ) -> Result<()> {
-        let Some(mut running) = slot.take() else {
-            return Ok(());
-        };
-        running
-            .store
-            .data_mut()
-            .serve_until(Some(Instant::now() + RELEASE_BUDGET));
-        let result = if running.generation == generation {
-            running.drop_handle(handle).await
-        } else {
-            Ok(())
-        };
-        self.drop_released(&mut running).await;
-        match result {
-            Ok(()) => {
-                *slot = Some(running);
-                Ok(())
-            }
-            Err(e) => {
-                self.failed(&e, "trapped dropping a handle");
-                Err(e.into())
-            }
-        }
-    }
-
-    /// Queues `handle` to be dropped at the plugin's next call (used where
-    /// waiting for the plugin is impossible: a workload Store being dropped).
-    pub fn release_later(self: &std::sync::Arc<Self>, generation: u64, handle: ResourceAny) {
-        self.released
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push((generation, handle));
-        self.any_released.store(true, Ordering::Release);
-        // Drain soon even if no call comes.
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let plugin = self.clone();
-            runtime.spawn(async move {
-                let mut slot = plugin.running.lock().await;
-                if let Some(mut running) = slot.take() {
-                    running
-                        .store
-                        .data_mut()
-                        .serve_until(Some(Instant::now() + RELEASE_BUDGET));
-                    plugin.drop_released(&mut running).await;
-                    *slot = Some(running);
-                }
-            });
-        }
-    }
-
-    async fn drop_released(&self, running: &mut Running) {
-        if !self.any_released.swap(false, Ordering::Acquire) {
-            return;
-        }
-        let released =
-            std::mem::take(&mut *self.released.lock().unwrap_or_else(|p| p.into_inner()));
-        for (generation, handle) in released {
-            if generation != running.generation {
-                continue;
-            }
-            if let Err(e) = running.drop_handle(handle).await {
-                tracing::warn!(
-                    plugin = self.name,
-                    error = format!("{e:#}"),
-                    "dropping a released handle failed"
-                );
-            }
-        }
     }
 }
 
@@ -480,6 +439,9 @@ pub(crate) struct PluginCall<'p> {
     slot: Slot<'p>,
     /// The instance, out of its slot while the call runs.
     pub(crate) running: Box<Running>,
+    /// Marks the caller's invocation busy in an async plugin until the call
+    /// ends.
+    in_flight: Option<InFlightGuard>,
 }
 
 impl PluginCall<'_> {
@@ -495,6 +457,7 @@ impl PluginCall<'_> {
             plugin,
             mut slot,
             running,
+            in_flight: _in_flight,
         } = self;
         match result {
             Ok(reply) => {
@@ -508,6 +471,33 @@ impl PluginCall<'_> {
                     .context(format!("shared plugin `{}` failed", plugin.name)))
             }
         }
+    }
+}
+
+impl PluginCall<'_> {
+    /// Runs `call`, a call into the plugin's async Store, until it returns
+    /// or the call's time limit passes while it waits (a plugin spinning is
+    /// stopped by its epoch callback; one waiting on the network, here).
+    /// Past the limit the call is dropped half-way and fails: [`finish`](
+    /// Self::finish) then drops the instance.
+    pub(crate) async fn bounded<T>(
+        deadline: Option<Instant>,
+        call: impl Future<Output = wasmtime::Result<T>>,
+    ) -> wasmtime::Result<T> {
+        let Some(deadline) = deadline else {
+            return call.await;
+        };
+        match tokio::time::timeout_at(deadline.into(), call).await {
+            Ok(done) => done,
+            Err(_) => Err(wasmtime::format_err!(
+                "the plugin call waited past its time limit (`call_timeout`)"
+            )),
+        }
+    }
+
+    /// When the call must end.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.running.store.data().deadline()
     }
 }
 

@@ -164,6 +164,7 @@ mod tests {
             Caller {
                 identity: &identity,
                 deadline,
+                in_flight: None,
             },
             None,
         )?;

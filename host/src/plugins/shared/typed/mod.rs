@@ -235,8 +235,9 @@ impl<E: Exports> TypedPlugin<E> {
             .await
             .map_err(failed)?;
         let (mut call, func) = self.pick(call, pick)?;
+        let deadline = call.deadline();
         let store = &mut call.running.store;
-        let result = func.call_async(&mut *store, params).await;
+        let result = PluginCall::bounded(deadline, func.call_async(&mut *store, params)).await;
         let result = result.map(|results| then(store, results));
         call.finish(result).map_err(failed)
     }
