@@ -4,7 +4,8 @@
 
 use super::limits::GuestLimiter;
 use super::network::SocketAllowlist;
-use super::stdio::{GuestLog, Stream};
+use super::stdio::{GuestLog, OutputRate, Stream};
+use crate::budget::MemoryBudget;
 use crate::core_api::broker::Broker;
 use crate::core_api::subjects::SubjectGrants;
 use crate::engine::KeelEngine;
@@ -142,6 +143,11 @@ impl InvocationState {
     pub fn memory_limit_hit(&self) -> bool {
         self.limiter.hit_memory_limit()
     }
+
+    /// The memory budget the guest's linear memory and its host pipes share.
+    pub fn memory_budget(&self) -> &Arc<MemoryBudget> {
+        self.limiter.budget()
+    }
 }
 
 /// The caller: the workload itself for composed plugins (they run in its
@@ -219,6 +225,8 @@ pub struct InvocationTemplate {
     broker: Broker,
     subjects: Arc<SubjectGrants>,
     typed: TypedForwarders,
+    /// The log rate of the workload's guests, shared by all its Stores.
+    output: Arc<OutputRate>,
 }
 
 impl InvocationTemplate {
@@ -256,7 +264,15 @@ impl InvocationTemplate {
             broker: broker.clone(),
             subjects,
             typed: TypedForwarders::default(),
+            output: super::stdio::log_rate(workload.limits.log_rate.0),
         })
+    }
+
+    /// Stores made from this template log within `output`, a rate the
+    /// workload's other components share.
+    pub fn with_output(mut self, output: Arc<OutputRate>) -> InvocationTemplate {
+        self.output = output;
+        self
     }
 
     /// Stores made from this template carry calls to shared plugins through
@@ -282,11 +298,13 @@ impl InvocationTemplate {
                 &self.workload,
                 &self.component,
                 Stream::Stdout,
+                self.output.clone(),
             ))
             .stderr(GuestLog::new(
                 &self.workload,
                 &self.component,
                 Stream::Stderr,
+                self.output.clone(),
             ))
             .allow_ip_name_lookup(self.name_lookup);
         for volume in &self.volumes {

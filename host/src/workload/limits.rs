@@ -1,26 +1,30 @@
 //! Per-invocation bounds on guest memory and tables.
 
+use crate::budget::MemoryBudget;
+use std::sync::Arc;
 use wasmtime::ResourceLimiter;
 
 /// Caps the linear memory of one invocation's Store (summed over every memory
 /// of every instance in it, so a composed workload cannot dodge the limit by
 /// spreading across components) and remembers when the cap was hit, so the
 /// host can say "memory limit" instead of a bare trap.
+///
+/// The cap is a [`MemoryBudget`] the Store's host pipes draw on too: bytes
+/// waiting in a pipe are memory the guest cannot grow into.
 #[derive(Debug)]
 pub struct GuestLimiter {
-    memory_limit: usize,
-    memory_used: usize,
+    budget: Arc<MemoryBudget>,
     last_grant: usize,
     table_elements_limit: usize,
     hit_memory_limit: bool,
 }
 
 impl GuestLimiter {
-    /// A limiter allowing `memory_limit` bytes of linear memory in total.
+    /// A limiter allowing `memory_limit` bytes of linear memory and host
+    /// buffers in total.
     pub fn new(memory_limit: usize) -> GuestLimiter {
         GuestLimiter {
-            memory_limit,
-            memory_used: 0,
+            budget: MemoryBudget::new(memory_limit),
             last_grant: 0,
             table_elements_limit: 1_000_000,
             hit_memory_limit: false,
@@ -34,7 +38,12 @@ impl GuestLimiter {
 
     /// Bytes of linear memory currently granted.
     pub fn memory_used(&self) -> usize {
-        self.memory_used
+        self.budget.linear()
+    }
+
+    /// The budget linear memory and host buffers share.
+    pub fn budget(&self) -> &Arc<MemoryBudget> {
+        &self.budget
     }
 }
 
@@ -46,18 +55,19 @@ impl ResourceLimiter for GuestLimiter {
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         let delta = desired.saturating_sub(current);
-        let total = self.memory_used.saturating_add(delta);
-        if total > self.memory_limit || maximum.is_some_and(|max| desired > max) {
-            self.hit_memory_limit |= total > self.memory_limit;
+        if maximum.is_some_and(|max| desired > max) {
             return Ok(false);
         }
-        self.memory_used = total;
+        if !self.budget.grow_linear(delta) {
+            self.hit_memory_limit = true;
+            return Ok(false);
+        }
         self.last_grant = delta;
         Ok(true)
     }
 
     fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
-        self.memory_used = self.memory_used.saturating_sub(self.last_grant);
+        self.budget.shrink_linear(self.last_grant);
         self.last_grant = 0;
         Ok(())
     }

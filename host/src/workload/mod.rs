@@ -205,6 +205,8 @@ impl Workload {
         let engine = &*services.engine;
         let mut http = None;
         let mut handler = None;
+        // One log rate for the whole workload, whichever component writes.
+        let output = stdio::log_rate(self.spec.limits.log_rate.0);
         for spec in &self.spec.components {
             let (component, plan, shared) = load_component(services, spec, &self.spec)?;
             let mut linker = invocation::core_linker(engine.engine())?;
@@ -245,8 +247,13 @@ impl Workload {
                 .map_err(|e| located(spec, e.into()))?;
             let subjects = Arc::new(plan.subjects.clone());
             let template = || {
-                InvocationTemplate::new(&self.spec, spec, &services.broker, subjects.clone())
-                    .map(|template| template.with_typed(typed.clone()))
+                InvocationTemplate::new(&self.spec, spec, &services.broker, subjects.clone()).map(
+                    |template| {
+                        template
+                            .with_typed(typed.clone())
+                            .with_output(output.clone())
+                    },
+                )
             };
             if let Some(found) =
                 messages::HandlerComponent::find(&component, engine.engine(), &pre, template)?

@@ -38,7 +38,7 @@ use crate::manifest::{Forwarder, PluginGrants};
 use crate::plugins::identity::{Caller, WorkloadIdentity};
 use crate::workload::invocation::{InvocationState, core_linker};
 use crate::workload::network::SocketAllowlist;
-use crate::workload::stdio::{GuestLog, Stream};
+use crate::workload::stdio::{self, GuestLog, OutputRate, Stream};
 use anyhow::{Context, Result, anyhow};
 use fair_lock::{FairGuard, FairLock};
 use std::any::{Any, TypeId};
@@ -100,6 +100,8 @@ pub struct SharedPlugin {
     any_released: AtomicBool,
     /// Whether a typed forwarder may carry its calls (see [`typed`]).
     typed: bool,
+    /// How much the plugin may log, across restarts.
+    output: Arc<OutputRate>,
 }
 
 impl SharedPlugin {
@@ -153,6 +155,7 @@ impl SharedPlugin {
             released: Mutex::new(Vec::new()),
             any_released: AtomicBool::new(false),
             typed: true,
+            output: stdio::log_rate(stdio::DEFAULT_LOG_RATE),
         })
     }
 
@@ -187,9 +190,19 @@ impl SharedPlugin {
         let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
         let label = format!("plugin:{}", self.name);
         let mut wasi = WasiCtx::builder();
-        wasi.stdout(GuestLog::new(&label, &self.name, Stream::Stdout))
-            .stderr(GuestLog::new(&label, &self.name, Stream::Stderr))
-            .allow_ip_name_lookup(self.reach.name_lookup);
+        wasi.stdout(GuestLog::new(
+            &label,
+            &self.name,
+            Stream::Stdout,
+            self.output.clone(),
+        ))
+        .stderr(GuestLog::new(
+            &label,
+            &self.name,
+            Stream::Stderr,
+            self.output.clone(),
+        ))
+        .allow_ip_name_lookup(self.reach.name_lookup);
         if !self.reach.sockets.is_empty() {
             let allow = self.reach.sockets.clone();
             wasi.allow_tcp(true)
@@ -365,12 +378,17 @@ impl SharedPlugin {
     }
 
     /// Logs that the plugin failed with `error` and lost its state.
-    fn failed(&self, error: &dyn std::fmt::Display, what: &str) {
+    fn failed(&self, error: &wasmtime::Error, what: &str) {
         self.restarts.fetch_add(1, Ordering::Relaxed);
         tracing::error!(
             plugin = self.name,
-            error = format!("{error:#}"),
+            error = crate::trap::summary(error),
             "shared plugin {what}; its state was lost and it restarts on the next call"
+        );
+        tracing::debug!(
+            plugin = self.name,
+            error = format!("{error:?}"),
+            "the whole error"
         );
     }
 
@@ -464,7 +482,7 @@ impl SharedPlugin {
             if let Err(e) = running.drop_handle(handle).await {
                 tracing::warn!(
                     plugin = self.name,
-                    error = format!("{e:#}"),
+                    error = crate::trap::summary(&e),
                     "dropping a released handle failed"
                 );
             }
