@@ -9,11 +9,18 @@
 //! its pipes share one [`MemoryBudget`], so memory the pipes hold is memory
 //! the guest cannot grow into, and the other way round.
 //!
+//! Host buffers never take the last [`LINEAR_RESERVE`] bytes (or a quarter
+//! of a small budget): that much is kept for linear memory, so a guest
+//! whose write was refused can still grow its heap to handle the error.
+//!
 //! A pipe may outlive its Store or be written from another Store (a shared
 //! plugin's pipe written by a workload), so the budget is shared and
 //! thread-safe.
 
 use std::sync::{Arc, Mutex};
+
+/// The part of a budget only linear memory may use (see the module doc).
+pub const LINEAR_RESERVE: usize = 1 << 20;
 
 /// The memory one Store may hold: its linear memory plus its host buffers.
 #[derive(Debug)]
@@ -81,9 +88,15 @@ impl MemoryBudget {
         self.with(|u| u.buffered)
     }
 
-    /// Bytes still free.
-    pub fn room(&self) -> usize {
-        self.with(|u| self.limit.saturating_sub(u.total()))
+    /// The most host buffers may bring the total to: the limit less what
+    /// is kept for linear memory.
+    fn buffer_ceiling(&self) -> usize {
+        self.limit - LINEAR_RESERVE.min(self.limit / 4)
+    }
+
+    /// Bytes host buffers may still take.
+    pub fn buffer_room(&self) -> usize {
+        self.with(|u| self.buffer_ceiling().saturating_sub(u.total()))
     }
 
     /// Grants `delta` more bytes of linear memory if they fit.
@@ -106,7 +119,7 @@ impl MemoryBudget {
     /// Reserves `bytes` for a host buffer, or says why not.
     pub fn reserve(&self, bytes: usize) -> Result<(), OverBudget> {
         self.with(|u| {
-            if u.total().saturating_add(bytes) > self.limit {
+            if u.total().saturating_add(bytes) > self.buffer_ceiling() {
                 return Err(OverBudget {
                     limit: self.limit,
                     linear: u.linear,
@@ -132,17 +145,28 @@ mod tests {
     #[test]
     fn linear_memory_and_buffers_share_the_limit() {
         let budget = MemoryBudget::new(100);
-        assert!(budget.grow_linear(60));
-        assert_eq!(budget.reserve(40), Ok(()));
+        assert!(budget.grow_linear(40));
+        assert_eq!(
+            budget.buffer_room(),
+            35,
+            "a quarter stays for linear memory"
+        );
+        assert_eq!(budget.reserve(35), Ok(()));
         let refused = budget.reserve(1).unwrap_err();
         assert_eq!(
             (refused.linear, refused.buffered, refused.wanted),
-            (60, 40, 1)
+            (40, 35, 1)
         );
-        assert!(!budget.grow_linear(1), "buffers hold the rest");
+        assert!(budget.grow_linear(25), "linear memory may use the reserve");
+        assert!(!budget.grow_linear(1), "and no more");
         budget.release(30);
-        assert_eq!(budget.room(), 30);
         assert!(budget.grow_linear(30));
-        assert_eq!(budget.room(), 0);
+        assert_eq!(budget.buffer_room(), 0);
+    }
+
+    #[test]
+    fn a_large_budget_keeps_a_mebibyte_for_linear_memory() {
+        let budget = MemoryBudget::new(64 << 20);
+        assert_eq!(budget.buffer_room(), 63 << 20);
     }
 }

@@ -13,7 +13,9 @@
 //! buffered byte is reserved from the [`MemoryBudget`] of the Store that
 //! made the pipe (the same budget that bounds its linear memory), and given
 //! back as it is read. `check-write` answers the room the budget has left
-//! (at most [`WRITE_CHUNK`]); once it has none, `check-write` and `write`
+//! for buffers (at most [`WRITE_CHUNK`]; the budget keeps its last
+//! mebibyte for linear memory, so a refused guest can still handle the
+//! error); once it has none, `check-write` and `write`
 //! fail with an error naming the limit, rather than answering 0 and leaving
 //! the writer waiting for room that only a reader could make. The output
 //! stream's pollable is therefore always ready: there is always either room
@@ -107,7 +109,7 @@ impl OutputStream for PipeWriter {
         if self.0.with(|b| b.reader_gone) {
             return Err(StreamError::Closed);
         }
-        match self.0.budget.room() {
+        match self.0.budget.buffer_room() {
             0 => Err(over_budget(crate::budget::OverBudget {
                 limit: self.0.budget.limit(),
                 linear: self.0.budget.linear(),
@@ -222,14 +224,16 @@ mod tests {
 
     #[test]
     fn buffered_bytes_are_paid_from_the_budget_and_given_back_when_read() {
-        let budget = MemoryBudget::new(10);
+        // A quarter of a small budget stays for linear memory.
+        let budget = MemoryBudget::new(40);
+        assert!(budget.grow_linear(20));
         let (mut writer, mut reader) = pipe(budget.clone());
         assert_eq!(writer.check_write().unwrap(), 10, "the room the budget has");
         writer.write(Bytes::from_static(b"12345678")).unwrap();
         assert_eq!(writer.check_write().unwrap(), 2);
         let refused = writer.write(Bytes::from_static(b"abc")).unwrap_err();
         assert!(
-            refused.to_string().contains("memory limit of 10 bytes"),
+            refused.to_string().contains("memory limit of 40 bytes"),
             "{refused}"
         );
         writer.write(Bytes::from_static(b"90")).unwrap();
