@@ -155,7 +155,8 @@ impl SharedPlugin {
             released: Mutex::new(Vec::new()),
             any_released: AtomicBool::new(false),
             typed: true,
-            output: stdio::log_rate(stdio::DEFAULT_LOG_RATE),
+            // A plugin logs at the rate a workload gets by default.
+            output: stdio::log_rate(crate::manifest::Limits::default().log_rate.0),
         })
     }
 

@@ -35,12 +35,9 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 /// The most of one line that is logged; the rest is cut.
 pub const MAX_LINE: usize = 16 * 1024;
 
-/// A workload's default log rate in bytes per second (see [`rate`]);
-/// `[workload.limits] log_rate` in the manifest overrides it.
-pub const DEFAULT_LOG_RATE: u64 = 1 << 20;
-
 /// A log rate of `bytes_per_second` for one workload's guests (or one
-/// shared plugin's).
+/// shared plugin's). A workload's comes from `[workload.limits] log_rate`
+/// ([`crate::manifest::Limits`], 1 MiB/s by default).
 pub fn log_rate(bytes_per_second: u64) -> Arc<OutputRate> {
     Arc::new(OutputRate::new(bytes_per_second, MAX_LINE))
 }
