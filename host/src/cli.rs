@@ -84,10 +84,13 @@ pub struct RunArgs {
 /// Parses the arguments, runs, and maps the outcome to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = logging::init(cli.log_format) {
-        eprintln!("error: {e:#}");
-        return ExitCode::FAILURE;
-    }
+    let log = match logging::init(cli.log_format) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("keel")
@@ -104,6 +107,10 @@ pub fn main() -> ExitCode {
         Command::Inspect(args) => inspect(args),
         Command::Compose(args) => compose(args),
     };
+    // What is logged, down to the runtime's last tasks, comes out before
+    // the outcome, as it happened.
+    drop(runtime);
+    drop(log);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

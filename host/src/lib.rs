@@ -11,6 +11,7 @@
 //! [`http::handler`] → a fresh instance of the workload's component in a new
 //! Store ([`workload::invocation`]), bounded in time, memory and concurrency.
 
+pub mod budget;
 pub mod cache;
 pub mod cli;
 pub mod core_api;
@@ -23,6 +24,7 @@ pub mod manifest;
 pub mod plugins;
 pub mod policy;
 pub mod services;
+pub mod trap;
 pub mod workload;
 
 pub use cache::CacheStats;

@@ -193,6 +193,16 @@ impl KeelProcess {
     /// Starts `keel run <manifest> --listen 127.0.0.1:0` with its own cache
     /// folder, plus `extra` arguments.
     pub fn spawn(manifest: &Path, cache_dir: &Path, extra: &[&str]) -> Result<KeelProcess> {
+        KeelProcess::spawn_with_env(manifest, cache_dir, extra, &[])
+    }
+
+    /// [`KeelProcess::spawn`] with extra environment variables `env`.
+    pub fn spawn_with_env(
+        manifest: &Path,
+        cache_dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<KeelProcess> {
         let mut child = Command::new(keel_bin())
             .arg("run")
             .arg(manifest)
@@ -200,6 +210,7 @@ impl KeelProcess {
             .arg(cache_dir)
             .args(extra)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

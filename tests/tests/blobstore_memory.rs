@@ -128,3 +128,50 @@ async fn a_tenant_filling_memory_gets_quota_errors_and_others_keep_their_data() 
     host.shutdown().await;
     Ok(())
 }
+
+/// A workload writing into an `outgoing-value` body before `write-data`,
+/// so nothing reads the host pipe, is refused at its memory limit: the
+/// pipe's bytes are paid from the Store's memory budget instead of growing
+/// the host's memory without bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pipe_nobody_reads_is_refused_at_the_memory_limit() -> anyhow::Result<()> {
+    use keel_tests::keel::manifest::{ByteSize, LinkMode, PluginSpec};
+    let host = start_host(None).await?;
+    host.add_plugin(PluginSpec::new(
+        "blobstore-memory",
+        None,
+        LinkMode::Composed,
+    ))
+    .await?;
+    let mut spec = WorkloadSpec::single(WorkloadId::new("blob", "a"), guest("blobstore_user"));
+    spec.http.host = Some("a.test".into());
+    spec.limits.memory = ByteSize::mib(16);
+    host.start_workload(spec).await?;
+    let addr = host.http_addr().expect("ingress");
+
+    let answer = keel_tests::request(addr, "POST", "a.test", "/flood-body?mib=256", "").await?;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let written: u64 = answer
+        .body
+        .strip_prefix("refused after ")
+        .and_then(|rest| rest.split_once(' '))
+        .and_then(|(n, _)| n.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("not refused: {}", answer.body))?;
+    assert!(
+        written < 16 << 20,
+        "{written} bytes buffered under a 16 MiB limit"
+    );
+    assert!(
+        answer.body.contains("memory limit of 16777216 bytes"),
+        "the error names the limit: {}",
+        answer.body
+    );
+
+    // The refused body is gone with its request: the next one works.
+    let body = "x".repeat(100_000);
+    let round =
+        keel_tests::request(addr, "POST", "a.test", "/round-trip?c=c&o=o", body.clone()).await?;
+    assert_eq!((round.status, round.body == body), (200, true));
+    host.shutdown().await;
+    Ok(())
+}

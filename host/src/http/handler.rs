@@ -167,7 +167,15 @@ fn log_ending(
     let workload = template.workload();
     let component = template.component();
     let error = match result {
-        Ok(Err(e)) => format!("{e:?}"),
+        Ok(Err(e)) => {
+            tracing::debug!(
+                workload,
+                component,
+                error = format!("{e:?}"),
+                "the whole error"
+            );
+            crate::trap::summary(e)
+        }
         _ => String::new(),
     };
     match ending {

@@ -319,6 +319,7 @@ fn workload_spec(
             .limits
             .max_request_body
             .unwrap_or(defaults.max_request_body),
+        log_rate: raw.limits.log_rate.unwrap_or(defaults.log_rate),
     };
     let plugins = raw
         .plugins

@@ -435,6 +435,9 @@ pub struct Limits {
     pub queue_timeout: Duration,
     /// Largest request body accepted; larger ones get 413.
     pub max_request_body: ByteSize,
+    /// Bytes per second of stdout and stderr the workload's guests may log
+    /// together; what is over it is dropped and reported.
+    pub log_rate: ByteSize,
 }
 
 impl Limits {
@@ -457,6 +460,7 @@ impl Default for Limits {
             max_instances: 100,
             queue_timeout: Duration::from_secs(1),
             max_request_body: ByteSize::mib(10),
+            log_rate: ByteSize::mib(1),
         }
     }
 }
@@ -582,6 +586,7 @@ pub(crate) mod raw {
         #[serde(default, with = "opt_duration")]
         pub queue_timeout: Option<Duration>,
         pub max_request_body: Option<ByteSize>,
+        pub log_rate: Option<ByteSize>,
     }
 
     #[derive(Debug, Deserialize)]

@@ -2,8 +2,9 @@
 //! context, HTTP context, resource table, limits) and how a fresh Store is
 //! made for each request or message.
 
-use super::limits::{GuestLimiter, MemoryBudget};
-use super::stdio::{GuestLog, Stream};
+use super::limits::GuestLimiter;
+use super::stdio::{GuestLog, OutputRate, Stream};
+use crate::budget::{MemoryBudget, StoreMemory};
 use crate::core_api::broker::Broker;
 use crate::core_api::subjects::SubjectGrants;
 use crate::engine::KeelEngine;
@@ -69,7 +70,7 @@ impl InvocationState {
             wasi,
             http: WasiHttpCtx::new(),
             hooks,
-            limiter: GuestLimiter::new(memory_limit),
+            limiter: GuestLimiter::new(memory_limit, None),
             deadline_hit: false,
             deadline: None,
             identity,
@@ -161,6 +162,11 @@ impl InvocationState {
     pub fn memory_budget_hit(&self) -> bool {
         self.limiter.hit_budget()
     }
+
+    /// The memory the guest's linear memory and its host pipes share.
+    pub fn store_memory(&self) -> &Arc<StoreMemory> {
+        self.limiter.memory()
+    }
 }
 
 /// The caller: the workload itself for composed plugins (they run in its
@@ -239,6 +245,8 @@ pub struct InvocationTemplate {
     broker: Broker,
     subjects: Arc<SubjectGrants>,
     typed: TypedForwarders,
+    /// The log rate of the workload's guests, shared by all its Stores.
+    output: Arc<OutputRate>,
 }
 
 impl InvocationTemplate {
@@ -280,7 +288,15 @@ impl InvocationTemplate {
             broker: broker.clone(),
             subjects,
             typed: TypedForwarders::default(),
+            output: super::stdio::log_rate(workload.limits.log_rate.0),
         })
+    }
+
+    /// Stores made from this template log within `output`, a rate the
+    /// workload's other components share.
+    pub fn with_output(mut self, output: Arc<OutputRate>) -> InvocationTemplate {
+        self.output = output;
+        self
     }
 
     /// Stores made from this template carry calls to shared plugins through
@@ -306,11 +322,13 @@ impl InvocationTemplate {
                 &self.workload,
                 &self.component,
                 Stream::Stdout,
+                self.output.clone(),
             ))
             .stderr(GuestLog::new(
                 &self.workload,
                 &self.component,
                 Stream::Stderr,
+                self.output.clone(),
             ))
             .allow_ip_name_lookup(self.name_lookup);
         for volume in &self.volumes {
@@ -333,8 +351,7 @@ impl InvocationTemplate {
             self.subjects.clone(),
         );
         state.typed = self.typed.clone();
-        state.limiter =
-            GuestLimiter::new(self.memory).with_budget(Some(self.memory_budget.clone()));
+        state.limiter = GuestLimiter::new(self.memory, Some(self.memory_budget.clone()));
         let deadline = Instant::now() + self.timeout;
         state.deadline = Some(deadline);
         let mut store = Store::new(engine.engine(), state);

@@ -130,7 +130,8 @@ async fn handle(
             tracing::warn!(workload = %workload.id(), subject, error, "message handler failed")
         }
         Err(e) => {
-            tracing::warn!(workload = %workload.id(), subject, error = format!("{e:#}"), "message handler trapped")
+            tracing::warn!(workload = %workload.id(), subject, error = crate::trap::summary_anyhow(&e), "message handler trapped");
+            tracing::debug!(workload = %workload.id(), subject, error = format!("{e:?}"), "the whole error");
         }
     }
 }

@@ -12,8 +12,8 @@ pub mod messages;
 pub mod state;
 pub mod stdio;
 
+pub use crate::budget::MemoryBudget;
 pub use invocation::{DeadlineExceeded, InvocationState, InvocationTemplate};
-pub use limits::MemoryBudget;
 pub use state::{WorkloadState, WorkloadStatus};
 
 use crate::core_api::broker::BrokerSubscription;
@@ -211,6 +211,8 @@ impl Workload {
             self.spec.limits.memory_total().as_usize(),
             Some(services.memory_budget.clone()),
         );
+        // One log rate for the whole workload, whichever component writes.
+        let output = stdio::log_rate(self.spec.limits.log_rate.0);
         for spec in &self.spec.components {
             let (component, plan, shared) = load_component(services, spec, &self.spec)?;
             let mut linker = invocation::core_linker(engine.engine())?;
@@ -258,7 +260,11 @@ impl Workload {
                     subjects.clone(),
                     memory_budget.clone(),
                 )
-                .map(|template| template.with_typed(typed.clone()))
+                .map(|template| {
+                    template
+                        .with_typed(typed.clone())
+                        .with_output(output.clone())
+                })
             };
             if let Some(found) =
                 messages::HandlerComponent::find(&component, engine.engine(), &pre, template)?

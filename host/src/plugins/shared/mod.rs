@@ -46,7 +46,7 @@ use crate::plugins::identity::{Caller, WorkloadIdentity};
 use crate::policy::authority::AuthorityPattern;
 use crate::policy::sockets::SocketAllowlist;
 use crate::workload::invocation::{InvocationState, core_linker, grant_sockets};
-use crate::workload::stdio::{GuestLog, Stream};
+use crate::workload::stdio::{self, GuestLog, OutputRate, Stream};
 use anyhow::{Context, Result, anyhow};
 use fair_lock::{FairGuard, FairLock};
 use in_flight::InFlightGuard;
@@ -112,6 +112,8 @@ pub struct SharedPlugin {
     call_timeout: Duration,
     /// Whom the instance serves, for log lines (`namespace shop`, say).
     serves: String,
+    /// How much the plugin may log, across restarts.
+    output: Arc<OutputRate>,
 }
 
 impl SharedPlugin {
@@ -171,6 +173,8 @@ impl SharedPlugin {
             memory: crate::manifest::PluginSpec::DEFAULT_MEMORY.as_usize(),
             call_timeout: crate::manifest::PluginSpec::DEFAULT_CALL_TIMEOUT,
             serves: "every workload of the host".to_string(),
+            // A plugin logs at the rate a workload gets by default.
+            output: stdio::log_rate(crate::manifest::Limits::default().log_rate.0),
         })
     }
 
@@ -219,9 +223,19 @@ impl SharedPlugin {
         let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
         let label = format!("plugin:{}", self.name);
         let mut wasi = WasiCtx::builder();
-        wasi.stdout(GuestLog::new(&label, &self.name, Stream::Stdout))
-            .stderr(GuestLog::new(&label, &self.name, Stream::Stderr))
-            .allow_ip_name_lookup(self.reach.name_lookup);
+        wasi.stdout(GuestLog::new(
+            &label,
+            &self.name,
+            Stream::Stdout,
+            self.output.clone(),
+        ))
+        .stderr(GuestLog::new(
+            &label,
+            &self.name,
+            Stream::Stderr,
+            self.output.clone(),
+        ))
+        .allow_ip_name_lookup(self.reach.name_lookup);
         grant_sockets(&mut wasi, &self.reach.sockets);
         let nobody = Arc::new(WorkloadIdentity {
             namespace: String::new(),
@@ -416,13 +430,18 @@ impl SharedPlugin {
     }
 
     /// Logs that the plugin failed with `error` and lost its state.
-    fn failed(&self, error: &dyn std::fmt::Display, what: &str) {
+    fn failed(&self, error: &wasmtime::Error, what: &str) {
         self.restarts.fetch_add(1, Ordering::Relaxed);
         tracing::error!(
             plugin = self.name,
             serving = self.serves,
-            error = format!("{error:#}"),
+            error = crate::trap::summary(error),
             "shared plugin {what}; its state was lost and it restarts on the next call"
+        );
+        tracing::debug!(
+            plugin = self.name,
+            error = format!("{error:?}"),
+            "the whole error"
         );
     }
 }

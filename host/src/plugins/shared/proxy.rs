@@ -43,7 +43,7 @@ impl Proxy {
         if let Err(e) = released {
             tracing::warn!(
                 plugin = self.plugin.name(),
-                error = format!("{e:#}"),
+                error = crate::trap::summary_anyhow(&e),
                 "releasing a plugin handle failed"
             );
         }

@@ -109,7 +109,7 @@ impl SharedPlugin {
             if let Err(e) = running.drop_handle(handle).await {
                 tracing::warn!(
                     plugin = self.name,
-                    error = format!("{e:#}"),
+                    error = crate::trap::summary(&e),
                     "dropping a released handle failed"
                 );
             }

@@ -266,9 +266,10 @@ impl<E: Exports> TypedPlugin<E> {
     }
 }
 
-/// How a failed call reads in the interface's error string.
+/// How a failed call reads in the interface's error string: a bounded
+/// summary, not the plugin's whole backtrace.
 fn failed(e: anyhow::Error) -> String {
-    format!("{e:#}")
+    crate::trap::summary_anyhow(&e)
 }
 
 /// The typed forwarders a component's Stores use, one per interface family

@@ -1,9 +1,14 @@
 //! The host's log: `tracing` records, filtered `RUST_LOG`-style, printed as
-//! text for people or JSON lines for machines.
+//! text for people or JSON lines for machines, written to stderr by a
+//! thread of their own ([`sink`]).
+
+pub mod sink;
 
 use anyhow::{Result, anyhow};
 use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
+
+pub use sink::LogGuard;
 
 /// How log records are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -18,13 +23,17 @@ pub enum LogFormat {
 /// Installs the global subscriber, writing to stderr. The filter comes from
 /// `RUST_LOG` (e.g. `keel=debug,keel::guest=warn`) and defaults to `info`.
 /// Text is coloured only when stderr is a terminal and `NO_COLOR` is unset.
-pub fn init(format: LogFormat) -> Result<()> {
+/// Keep the returned guard until the end: dropping it writes out what is
+/// still queued.
+pub fn init(format: LogFormat) -> Result<LogGuard> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // Colour only for people at a terminal: never in pipes and log files.
     let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let (writer, guard) =
+        sink::start(format).map_err(|e| anyhow!("starting the log writer thread: {e}"))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(ansi);
     let result = match format {
         LogFormat::Text => builder.try_init(),
@@ -34,5 +43,6 @@ pub fn init(format: LogFormat) -> Result<()> {
             .with_current_span(false)
             .try_init(),
     };
-    result.map_err(|e| anyhow!("installing the logger: {e}"))
+    result.map_err(|e| anyhow!("installing the logger: {e}"))?;
+    Ok(guard)
 }

@@ -4,22 +4,46 @@
 //! The WASI P2 stream a guest writes to logs in the write itself and is
 //! always ready: a guest never waits on its log, and a plugin in a
 //! synchronous Store (see `plugins::shared::sync_store`) can print without
-//! the async runtime.
+//! the async runtime. What a guest can make the host do is bounded:
+//!
+//! - splitting is linear in the bytes written ([`lines`]);
+//! - a line keeps at most [`MAX_LINE`] bytes; a longer one is logged cut,
+//!   ending with `… [N bytes cut]`;
+//! - a workload's output is limited to a rate in bytes per second, shared by
+//!   all its invocations and both streams ([`rate`]); what is over it is
+//!   dropped and reported as "N bytes of output dropped".
+//!
+//! Records go to whatever `tracing` subscriber is installed; `keel run`'s
+//! writes them from a thread of its own (see [`crate::logging`]), so
+//! logging never blocks a runtime worker on stderr.
 
+pub mod lines;
+pub mod rate;
+
+pub use rate::OutputRate;
+
+use lines::{Line, LineSplitter};
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
-/// Lines longer than this are logged in pieces, so a guest cannot make the
-/// host buffer without bound.
-const MAX_LINE: usize = 16 * 1024;
+/// The most of one line that is logged; the rest is cut.
+pub const MAX_LINE: usize = 16 * 1024;
+
+/// A log rate of `bytes_per_second` for one workload's guests (or one
+/// shared plugin's). A workload's comes from `[workload.limits] log_rate`
+/// ([`crate::manifest::Limits`], 1 MiB/s by default).
+pub fn log_rate(bytes_per_second: u64) -> Arc<OutputRate> {
+    Arc::new(OutputRate::new(bytes_per_second, MAX_LINE))
+}
 
 /// How many bytes a guest may hand over in one `write` (what `check-write`
-/// answers).
+/// answers). A larger write is taken too, in the same linear pass.
 const WRITE_PERMIT: usize = 64 * 1024;
 
 /// Which of the two output streams.
@@ -36,6 +60,7 @@ pub enum Stream {
 pub struct GuestLog {
     labels: Arc<Labels>,
     stream: Stream,
+    rate: Arc<OutputRate>,
 }
 
 #[derive(Debug)]
@@ -45,20 +70,34 @@ struct Labels {
 }
 
 impl GuestLog {
-    /// A sink for `stream` of `component` in `workload`.
-    pub fn new(workload: &str, component: &str, stream: Stream) -> GuestLog {
+    /// A sink for `stream` of `component` in `workload`, drawing on the
+    /// workload's log `rate`.
+    pub fn new(workload: &str, component: &str, stream: Stream, rate: Arc<OutputRate>) -> GuestLog {
         GuestLog {
             labels: Arc::new(Labels {
                 workload: workload.to_string(),
                 component: component.to_string(),
             }),
             stream,
+            rate,
         }
     }
 
-    fn emit(&self, line: &[u8]) {
-        let line = String::from_utf8_lossy(line);
-        let line = line.trim_end_matches(['\r', '\n']);
+    /// Logs `line` if the rate allows it.
+    fn take(&self, line: Line<'_>) {
+        let cost = (line.text.len() as u64).saturating_add(rate::RECORD_COST);
+        if !self.rate.admit(cost, line.written as u64) {
+            return;
+        }
+        let text = String::from_utf8_lossy(line.text);
+        if line.cut > 0 {
+            self.emit(&format!("{text} … [{} bytes cut]", line.cut));
+        } else {
+            self.emit(&text);
+        }
+    }
+
+    fn emit(&self, line: &str) {
         let Labels {
             workload,
             component,
@@ -75,6 +114,27 @@ impl GuestLog {
                 tracing::warn!(target: "keel::guest", workload, component, stream = "stderr", "{line}")
             }
         }
+    }
+
+    /// Reports dropped output, if a report is due.
+    fn report(&self, now: Instant, stream_ended: bool) {
+        let Some(report) = self.rate.report_due(now, stream_ended) else {
+            return;
+        };
+        let Labels {
+            workload,
+            component,
+        } = &*self.labels;
+        let bytes = report.bytes;
+        tracing::warn!(
+            target: "keel::guest",
+            workload,
+            component,
+            dropped_bytes = bytes,
+            log_rate = self.rate.rate(),
+            "{bytes} bytes of output dropped: the workload wrote more than its log rate of {} bytes/s",
+            self.rate.rate()
+        );
     }
 }
 
@@ -157,7 +217,7 @@ impl GuestLog {
     fn line_writer(&self) -> LineWriter {
         LineWriter {
             sink: self.clone(),
-            pending: Vec::new(),
+            lines: LineSplitter::new(MAX_LINE),
         }
     }
 }
@@ -174,8 +234,7 @@ impl Pollable for LogOutputStream {
 #[wasmtime_wasi::async_trait]
 impl OutputStream for LogOutputStream {
     fn write(&mut self, bytes: bytes::Bytes) -> StreamResult<()> {
-        self.0.pending.extend_from_slice(&bytes);
-        self.0.take_lines();
+        self.0.write(&bytes);
         Ok(())
     }
 
@@ -188,30 +247,28 @@ impl OutputStream for LogOutputStream {
     }
 }
 
-/// Splits writes into lines; a partial line is logged when the stream is
-/// flushed, shut down or dropped.
+/// Splits writes into lines and logs them within the rate; a partial line
+/// is logged when the stream is shut down or dropped.
 struct LineWriter {
     sink: GuestLog,
-    pending: Vec<u8>,
+    lines: LineSplitter,
 }
 
 impl LineWriter {
-    fn take_lines(&mut self) {
-        while let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = self.pending.drain(..=end).collect();
-            self.sink.emit(&line);
-        }
-        while self.pending.len() >= MAX_LINE {
-            let piece: Vec<u8> = self.pending.drain(..MAX_LINE).collect();
-            self.sink.emit(&piece);
-        }
+    fn write(&mut self, bytes: &[u8]) {
+        let now = Instant::now();
+        self.sink.rate.refill(now);
+        // An episode that just ended is reported before the lines after it.
+        self.sink.report(now, false);
+        let sink = &self.sink;
+        self.lines.push(bytes, |line| sink.take(line));
+        self.sink.report(now, false);
     }
 
-    fn flush_partial(&mut self) {
-        if !self.pending.is_empty() {
-            let rest = std::mem::take(&mut self.pending);
-            self.sink.emit(&rest);
-        }
+    fn end(&mut self) {
+        let sink = &self.sink;
+        self.lines.flush(|line| sink.take(line));
+        self.sink.report(Instant::now(), true);
     }
 }
 
@@ -221,8 +278,7 @@ impl AsyncWrite for LineWriter {
         _cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.pending.extend_from_slice(buf);
-        self.take_lines();
+        self.write(buf);
         Poll::Ready(Ok(buf.len()))
     }
 
@@ -231,13 +287,13 @@ impl AsyncWrite for LineWriter {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.flush_partial();
+        self.end();
         Poll::Ready(Ok(()))
     }
 }
 
 impl Drop for LineWriter {
     fn drop(&mut self) {
-        self.flush_partial();
+        self.end();
     }
 }
