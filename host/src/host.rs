@@ -18,7 +18,7 @@ use crate::cache::{CacheStats, ComponentCache};
 use crate::core_api::broker::Broker;
 use crate::core_api::bus::Bus;
 use crate::engine::{EngineOptions, KeelEngine};
-use crate::http::{Ingress, Router};
+use crate::http::{Ingress, IngressOptions, Router};
 use crate::manifest::{NatsSpec, PluginSpec, WorkloadId, WorkloadSpec};
 use crate::plugins::PluginSet;
 use crate::services::Services;
@@ -33,6 +33,7 @@ use std::sync::{Arc, Mutex};
 #[derive(Debug, Clone)]
 pub struct HostBuilder {
     http_listen: Option<SocketAddr>,
+    ingress: IngressOptions,
     cache_dir: Option<PathBuf>,
     engine: EngineOptions,
     builtin_plugins: bool,
@@ -43,6 +44,7 @@ impl Default for HostBuilder {
     fn default() -> HostBuilder {
         HostBuilder {
             http_listen: None,
+            ingress: IngressOptions::default(),
             cache_dir: None,
             engine: EngineOptions::default(),
             builtin_plugins: true,
@@ -56,6 +58,13 @@ impl HostBuilder {
     /// runs no HTTP ingress.
     pub fn http_listen(mut self, addr: SocketAddr) -> HostBuilder {
         self.http_listen = Some(addr);
+        self
+    }
+
+    /// Bounds of the HTTP ingress: connections at once, header, idle and
+    /// write timeouts, and how long shutdown waits for open connections.
+    pub fn ingress_options(mut self, options: IngressOptions) -> HostBuilder {
+        self.ingress = options;
         self
     }
 
@@ -95,7 +104,9 @@ impl HostBuilder {
         };
         let router = Arc::new(Router::default());
         let ingress = match self.http_listen {
-            Some(addr) => Some(Ingress::bind(addr, router.clone(), engine.clone()).await?),
+            Some(addr) => {
+                Some(Ingress::bind(addr, router.clone(), engine.clone(), self.ingress).await?)
+            }
             None => None,
         };
         let services = Arc::new(Services {
@@ -133,6 +144,11 @@ impl Host {
     /// Where HTTP is served, if anywhere.
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.lock_ingress().as_ref().map(Ingress::local_addr)
+    }
+
+    /// HTTP connections open now (`None` without an ingress).
+    pub fn http_connections(&self) -> Option<usize> {
+        self.lock_ingress().as_ref().map(Ingress::open_connections)
     }
 
     /// The engine shared by all workloads.
@@ -200,8 +216,9 @@ impl Host {
         self.lock_workloads().values().map(|w| w.status()).collect()
     }
 
-    /// Stops accepting HTTP connections, lets in-flight requests finish, and
-    /// stops every workload.
+    /// Stops accepting HTTP connections, lets in-flight requests finish (up
+    /// to the ingress's shutdown timeout, then closes the connections still
+    /// open), and stops every workload.
     pub async fn shutdown(&self) {
         let ingress = self.lock_ingress().take();
         let workloads: Vec<_> = self.lock_workloads().values().cloned().collect();
