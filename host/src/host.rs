@@ -103,6 +103,7 @@ impl HostBuilder {
             PluginSet::default()
         };
         let router = Arc::new(Router::default());
+        let shutdown_timeout = self.ingress.shutdown_timeout;
         let ingress = match self.http_listen {
             Some(addr) => {
                 Some(Ingress::bind(addr, router.clone(), engine.clone(), self.ingress).await?)
@@ -123,6 +124,7 @@ impl HostBuilder {
             router,
             workloads: Mutex::new(BTreeMap::new()),
             ingress: Mutex::new(ingress),
+            shutdown_timeout,
         })
     }
 }
@@ -133,6 +135,7 @@ pub struct Host {
     router: Arc<Router>,
     workloads: Mutex<BTreeMap<WorkloadId, Arc<Workload>>>,
     ingress: Mutex<Option<Ingress>>,
+    shutdown_timeout: std::time::Duration,
 }
 
 impl Host {
@@ -192,7 +195,12 @@ impl Host {
         }
         self.router.insert(workload.clone());
         workload.start(self.services.clone()).await?;
-        tracing::info!(workload = %id, http_host = workload.spec().http.host.as_deref().unwrap_or("(default)"), "workload running");
+        let http_host = match (workload.serves_http(), &workload.spec().http.host) {
+            (Some(true), Some(host)) => host.as_str(),
+            (Some(true), None) => "(default)",
+            _ => "(none: it serves no HTTP)",
+        };
+        tracing::info!(workload = %id, http_host, "workload running");
         Ok(id)
     }
 
@@ -216,10 +224,12 @@ impl Host {
         self.lock_workloads().values().map(|w| w.status()).collect()
     }
 
-    /// Stops accepting HTTP connections, lets in-flight requests finish (up
-    /// to the ingress's shutdown timeout, then closes the connections still
-    /// open), and stops every workload.
+    /// Stops accepting HTTP connections, lets in-flight requests finish, and
+    /// stops every workload, all within the ingress's shutdown timeout: at
+    /// that deadline the connections still open are closed, and
+    /// invocations still running are left to end at their own deadline.
     pub async fn shutdown(&self) {
+        let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
         let ingress = self.lock_ingress().take();
         let workloads: Vec<_> = self.lock_workloads().values().cloned().collect();
         // Stopping the workloads first would turn requests already accepted
@@ -227,8 +237,23 @@ impl Host {
         if let Some(ingress) = ingress {
             ingress.shutdown().await;
         }
+        // A closed connection's invocation, or a message's, may still run.
+        let mut stopping = tokio::task::JoinSet::new();
         for workload in workloads {
-            workload.stop().await;
+            stopping.spawn(async move { workload.stop().await });
+        }
+        let stopped = tokio::time::timeout_at(deadline, async {
+            while stopping.join_next().await.is_some() {}
+        })
+        .await;
+        if stopped.is_err() {
+            tracing::warn!(
+                workloads = stopping.len(),
+                "workloads with invocations still running at the shutdown deadline: \
+                 not waiting for them"
+            );
+            // They finish stopping in the background.
+            stopping.detach_all();
         }
     }
 

@@ -1,8 +1,10 @@
 //! The host API: start, stop (draining in-flight work), status and list;
-//! and the `keel run` process draining on SIGTERM.
+//! routing while workloads start; and the `keel run` process draining on
+//! SIGTERM, also during startup.
 
 use keel_tests::keel::workload::{Unavailable, Workload};
 use keel_tests::keel::{WorkloadId, WorkloadSpec, WorkloadState};
+use keel_tests::raw::wait_until;
 use keel_tests::{KeelProcess, get, guest, start_host, write_file};
 use std::time::Duration;
 
@@ -135,5 +137,136 @@ fn sigterm_finishes_in_flight_requests_and_exits_zero() -> anyhow::Result<()> {
     );
     // After the signal nothing new is accepted.
     assert!(runtime.block_on(get(addr, "x", "/")).is_err());
+    Ok(())
+}
+
+/// A named pipe standing in for a component file: starting a workload from
+/// it blocks on reading it until the test writes a component into it, which
+/// holds that workload in `starting` for exactly as long as the test needs.
+fn held_component(dir: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    let path = dir.join("held.wasm");
+    let made = std::process::Command::new("mkfifo").arg(&path).status()?;
+    anyhow::ensure!(made.success(), "mkfifo {} failed", path.display());
+    Ok(path)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_http_workload_answers_while_another_is_still_starting() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let fifo = held_component(dir.path())?;
+    let host = std::sync::Arc::new(start_host(None).await?);
+    host.start_workload(fixture("web")).await?;
+    let addr = host.http_addr().expect("ingress");
+    let slow = WorkloadId::new("life", "slow");
+    let starting = {
+        let (host, spec) = (host.clone(), WorkloadSpec::single(slow.clone(), &fifo));
+        tokio::spawn(async move { host.start_workload(spec).await })
+    };
+    wait_until("the second workload starting", Duration::from_secs(20), || {
+        host.status(&slow).map(|s| s.state) == Some(WorkloadState::Starting)
+    })
+    .await?;
+    // Both have no host name; the one that serves HTTP takes the requests.
+    let answer = get(addr, "x", "/").await?;
+    assert_eq!(
+        (answer.status, answer.body.as_str()),
+        (200, "hello from fixture")
+    );
+    // Let the second one start: it serves no HTTP, so nothing changes.
+    let component = guest("no-http");
+    tokio::task::spawn_blocking(move || std::fs::write(&fifo, std::fs::read(component)?))
+        .await??;
+    starting.await??;
+    assert_eq!(
+        host.status(&slow).map(|s| (s.state, s.serves_http)),
+        Some((WorkloadState::Running, Some(false)))
+    );
+    assert_eq!(get(addr, "x", "/").await?.status, 200);
+    host.shutdown().await;
+    Ok(())
+}
+
+#[test]
+fn sigterm_while_workloads_start_drains_what_runs_and_exits_zero() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let fifo = held_component(dir.path())?;
+    let manifest = write_file(
+        dir.path(),
+        "app.toml",
+        &format!(
+            "[[workload]]\nname = \"web\"\n[[workload.component]]\npath = {:?}\n\n\
+             [[workload]]\nname = \"slow\"\n[[workload.component]]\npath = {fifo:?}\n",
+            guest("http_behaviours")
+        ),
+    );
+    let mut keel = KeelProcess::spawn(&manifest, &dir.path().join("cache"), &[])?;
+    let addr = keel.http_addr()?;
+    keel.wait_for_log("workload running workload=default/web", Duration::from_secs(60))?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let held = runtime.spawn(async move { get(addr, "x", "/hold?ms=500").await });
+    keel.wait_for_log("holding the request", Duration::from_secs(20))?;
+    // `slow` is still reading its component: startup has not finished.
+    keel.signal("TERM")?;
+    let answer = runtime.block_on(held)??;
+    assert_eq!((answer.status, answer.body.as_str()), (200, "held"));
+    assert_eq!(
+        keel.wait(Duration::from_secs(20))?,
+        Some(0),
+        "log:\n{}",
+        keel.log().join("\n")
+    );
+    let log = keel.log();
+    assert!(
+        log.iter()
+            .any(|l| l.contains("shutting down while workloads were starting")),
+        "{}",
+        log.join("\n")
+    );
+    assert!(
+        !log.iter().any(|l| l.contains("default/slow") && l.contains("running")),
+        "{}",
+        log.join("\n")
+    );
+    Ok(())
+}
+
+#[test]
+fn a_second_signal_exits_without_waiting_for_in_flight_requests() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let manifest = write_file(
+        dir.path(),
+        "app.toml",
+        &format!(
+            "[[workload]]\nname = \"stuck\"\n[workload.limits]\ntimeout = \"10m\"\n\
+             [[workload.component]]\npath = {:?}\n",
+            guest("http_behaviours")
+        ),
+    );
+    let mut keel = KeelProcess::spawn(
+        &manifest,
+        &dir.path().join("cache"),
+        &["--shutdown-timeout", "1h"],
+    )?;
+    let addr = keel.http_addr()?;
+    keel.wait_for_log("workload running", Duration::from_secs(60))?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let _held = runtime.spawn(async move { get(addr, "x", "/hold?ms=600000").await });
+    keel.wait_for_log("holding the request", Duration::from_secs(20))?;
+    keel.signal("INT")?;
+    keel.wait_for_log("shutting down", Duration::from_secs(20))?;
+    // Draining would wait ten minutes for the held request; a second
+    // signal ends it now.
+    keel.signal("INT")?;
+    assert_eq!(
+        keel.wait(Duration::from_secs(20))?,
+        Some(1),
+        "log:\n{}",
+        keel.log().join("\n")
+    );
+    assert!(
+        keel.log().iter().any(|l| l.contains("a second signal")),
+        "{}",
+        keel.log().join("\n")
+    );
     Ok(())
 }

@@ -26,7 +26,8 @@ pub struct IngressOptions {
     /// reading) before the connection is closed.
     pub write_timeout: Duration,
     /// How long shutdown waits for open connections to finish their
-    /// requests before it closes them.
+    /// requests before it closes them (and, in [`Host`](crate::Host), for
+    /// workloads to finish their invocations).
     pub shutdown_timeout: Duration,
 }
 
