@@ -402,10 +402,15 @@ fn component_spec(
             format!("component file {}: {e}", path.display()),
         )
     })?;
-    if !metadata.is_file() {
+    // Anything readable but a folder: a named pipe or a shell's process
+    // substitution (`<(curl …)`) is read like a file when the workload starts.
+    if metadata.is_dir() {
         return Err(source.error(
             span,
-            format!("component path {} is not a file", path.display()),
+            format!(
+                "component path {} is a folder, not a component file",
+                path.display()
+            ),
         ));
     }
     Ok(ComponentSpec {
