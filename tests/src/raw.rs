@@ -148,7 +148,11 @@ impl RawConnection {
 
 /// Polls `check` until it holds, at most `timeout`: for waiting on a state
 /// the host reports (never a sleep standing in for a signal).
-pub async fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) -> Result<()> {
+pub async fn wait_until(
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> bool,
+) -> Result<()> {
     let until = tokio::time::Instant::now() + timeout;
     while !check() {
         if tokio::time::Instant::now() > until {

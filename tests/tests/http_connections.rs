@@ -58,9 +58,15 @@ async fn connections_over_the_limit_are_refused_until_a_slot_frees() -> anyhow::
     }
 
     drop(held.pop());
-    wait_until("a slot freed", BOUNDED, || host.http_connections() == Some(3)).await?;
+    wait_until("a slot freed", BOUNDED, || {
+        host.http_connections() == Some(3)
+    })
+    .await?;
     let answer = get(addr, "x", "/").await?;
-    assert_eq!((answer.status, answer.body.as_str()), (200, "hello from fixture"));
+    assert_eq!(
+        (answer.status, answer.body.as_str()),
+        (200, "hello from fixture")
+    );
     host.shutdown().await;
     Ok(())
 }
@@ -77,13 +83,14 @@ async fn an_idle_kept_alive_connection_is_closed_after_the_idle_timeout() -> any
     })
     .await?;
     let mut connection = RawConnection::connect(addr).await?;
+    // The server's idle time starts after this (when its response ends).
+    let sent = Instant::now();
     assert_eq!(connection.get("/").await?.0, 200);
-    let idle_from = Instant::now();
     assert_eq!(connection.wait_closed(BOUNDED).await?, 0);
     assert!(
-        idle_from.elapsed() >= idle,
-        "closed after {:?}",
-        idle_from.elapsed()
+        sent.elapsed() >= idle,
+        "closed {:?} after the request",
+        sent.elapsed()
     );
     wait_until("the connection gone", BOUNDED, || {
         host.http_connections() == Some(0)
@@ -101,8 +108,9 @@ async fn a_trickling_request_head_is_cut_at_the_header_timeout() -> anyhow::Resu
         ..options()
     })
     .await?;
-    let stream = tokio::net::TcpStream::connect(addr).await?;
+    // Before connecting: the server times the head from its accept.
     let started = Instant::now();
+    let stream = tokio::net::TcpStream::connect(addr).await?;
     let (mut reader, mut writer) = stream.into_split();
     // The client: a request line, then one byte of a header every 20 ms,
     // until the server closes.
@@ -131,7 +139,11 @@ async fn a_trickling_request_head_is_cut_at_the_header_timeout() -> anyhow::Resu
     .await;
     trickle.abort();
     assert!(closed.is_ok(), "a trickling client kept its connection");
-    assert!(started.elapsed() >= header, "cut after {:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= header,
+        "cut after {:?}",
+        started.elapsed()
+    );
     host.shutdown().await;
     Ok(())
 }

@@ -162,9 +162,11 @@ async fn an_http_workload_answers_while_another_is_still_starting() -> anyhow::R
         let (host, spec) = (host.clone(), WorkloadSpec::single(slow.clone(), &fifo));
         tokio::spawn(async move { host.start_workload(spec).await })
     };
-    wait_until("the second workload starting", Duration::from_secs(20), || {
-        host.status(&slow).map(|s| s.state) == Some(WorkloadState::Starting)
-    })
+    wait_until(
+        "the second workload starting",
+        Duration::from_secs(20),
+        || host.status(&slow).map(|s| s.state) == Some(WorkloadState::Starting),
+    )
     .await?;
     // Both have no host name; the one that serves HTTP takes the requests.
     let answer = get(addr, "x", "/").await?;
@@ -174,8 +176,7 @@ async fn an_http_workload_answers_while_another_is_still_starting() -> anyhow::R
     );
     // Let the second one start: it serves no HTTP, so nothing changes.
     let component = guest("no-http");
-    tokio::task::spawn_blocking(move || std::fs::write(&fifo, std::fs::read(component)?))
-        .await??;
+    tokio::task::spawn_blocking(move || std::fs::write(&fifo, std::fs::read(component)?)).await??;
     starting.await??;
     assert_eq!(
         host.status(&slow).map(|s| (s.state, s.serves_http)),
@@ -201,7 +202,10 @@ fn sigterm_while_workloads_start_drains_what_runs_and_exits_zero() -> anyhow::Re
     );
     let mut keel = KeelProcess::spawn(&manifest, &dir.path().join("cache"), &[])?;
     let addr = keel.http_addr()?;
-    keel.wait_for_log("workload running workload=default/web", Duration::from_secs(60))?;
+    keel.wait_for_log(
+        "workload running workload=default/web",
+        Duration::from_secs(60),
+    )?;
     let runtime = tokio::runtime::Runtime::new()?;
     let held = runtime.spawn(async move { get(addr, "x", "/hold?ms=500").await });
     keel.wait_for_log("holding the request", Duration::from_secs(20))?;
@@ -223,7 +227,8 @@ fn sigterm_while_workloads_start_drains_what_runs_and_exits_zero() -> anyhow::Re
         log.join("\n")
     );
     assert!(
-        !log.iter().any(|l| l.contains("default/slow") && l.contains("running")),
+        !log.iter()
+            .any(|l| l.contains("default/slow") && l.contains("running")),
         "{}",
         log.join("\n")
     );

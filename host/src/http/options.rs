@@ -78,7 +78,10 @@ mod tests {
         let max = default_max_connections();
         assert!((MIN_DEFAULT_CONNECTIONS..=DEFAULT_MAX_CONNECTIONS).contains(&max));
         if let Some(limit) = open_files_limit() {
-            assert!(max <= (limit / 2).max(MIN_DEFAULT_CONNECTIONS), "{max} of {limit}");
+            assert!(
+                max <= (limit / 2).max(MIN_DEFAULT_CONNECTIONS),
+                "{max} of {limit}"
+            );
         }
     }
 }

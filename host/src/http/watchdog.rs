@@ -303,8 +303,9 @@ impl<B: Body<Data = Bytes> + Unpin> Body for Tracked<B> {
 mod tests {
     use super::*;
 
-    // Real time, small timeouts: the assertions are lower bounds and which
-    // timeout fired, never an upper bound on how long it took.
+    // Real time, small timeouts: the assertions are lower bounds (from an
+    // instant taken before the clock under test starts) and which timeout
+    // fired, never an upper bound on how long it took.
     fn options() -> IngressOptions {
         IngressOptions {
             header_read_timeout: Duration::from_millis(50),
@@ -316,8 +317,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_fresh_connection_must_send_its_head_in_time() {
-        let activity = Activity::new(&options());
         let started = Instant::now();
+        let activity = Activity::new(&options());
         assert_eq!(activity.expired().await, Expiry::HeaderRead);
         assert!(started.elapsed() >= Duration::from_millis(50));
     }
@@ -325,8 +326,8 @@ mod tests {
     #[tokio::test]
     async fn idle_time_counts_from_the_last_response() {
         let activity = Activity::new(&options());
-        drop(activity.request_started());
         let idle_from = Instant::now();
+        drop(activity.request_started());
         assert_eq!(activity.expired().await, Expiry::Idle);
         assert!(idle_from.elapsed() >= Duration::from_millis(400));
     }
@@ -335,8 +336,8 @@ mod tests {
     async fn the_first_byte_of_a_request_starts_its_head_clock() {
         let activity = Activity::new(&options());
         drop(activity.request_started());
-        activity.bytes_read();
         let head_from = Instant::now();
+        activity.bytes_read();
         // More bytes trickling in do not extend it.
         activity.bytes_read();
         assert_eq!(activity.expired().await, Expiry::HeaderRead);
@@ -347,8 +348,8 @@ mod tests {
     async fn a_request_in_flight_is_not_timed_but_a_stuck_write_is() {
         let activity = Activity::new(&options());
         let request = activity.request_started();
-        activity.write_blocked();
         let blocked_from = Instant::now();
+        activity.write_blocked();
         assert_eq!(activity.expired().await, Expiry::Write);
         assert!(blocked_from.elapsed() >= Duration::from_millis(100));
         activity.write_progressed();
