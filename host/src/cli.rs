@@ -3,13 +3,19 @@
 
 use crate::engine::EngineOptions;
 use crate::host::Host;
+use crate::http::IngressOptions;
 use crate::logging::{self, LogFormat};
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, WorkloadId, parse_duration};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
+
+/// How long the process waits, after `run` returns, for blocking work it can
+/// no longer use (a component still compiling when a signal came).
+const EXIT_GRACE: Duration = Duration::from_millis(500);
 
 /// keel runs WebAssembly components whose capabilities are components too.
 #[derive(Debug, Parser)]
@@ -79,6 +85,38 @@ pub struct RunArgs {
     /// Carry messaging over this NATS server (overrides the manifest's `[nats] url`).
     #[arg(long, value_name = "nats://host:port")]
     pub nats: Option<String>,
+    /// HTTP connections served at once; more are answered 503 and closed
+    /// [default: 1000, or half the open-files limit when that is lower].
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// How long a request's head (request line and headers) may take to arrive.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+    /// How long a kept-alive connection may wait for its next request.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+    /// How long a response may wait for a client that stopped reading it.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub write_timeout: Duration,
+    /// On SIGINT or SIGTERM, how long in-flight requests may take to finish
+    /// before their connections are closed. A second signal exits at once.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+}
+
+impl RunArgs {
+    /// The ingress bounds these arguments ask for.
+    pub fn ingress_options(&self) -> IngressOptions {
+        IngressOptions {
+            max_connections: self
+                .max_connections
+                .unwrap_or_else(crate::http::options::default_max_connections),
+            header_read_timeout: self.header_timeout,
+            idle_timeout: self.idle_timeout,
+            write_timeout: self.write_timeout,
+            shutdown_timeout: self.shutdown_timeout,
+        }
+    }
 }
 
 /// Parses the arguments, runs, and maps the outcome to an exit code.
@@ -107,9 +145,11 @@ pub fn main() -> ExitCode {
         Command::Inspect(args) => inspect(args),
         Command::Compose(args) => compose(args),
     };
-    // What is logged, down to the runtime's last tasks, comes out before
-    // the outcome, as it happened.
-    drop(runtime);
+    // Dropping the runtime would wait for every blocking task, such as a
+    // workload still compiling when a signal ended the start. What is
+    // logged, down to the runtime's last tasks, comes out before the
+    // outcome, as it happened.
+    runtime.shutdown_timeout(EXIT_GRACE);
     drop(log);
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -121,11 +161,15 @@ pub fn main() -> ExitCode {
 }
 
 /// `keel run`: load the manifest, start every workload, serve until a
-/// signal, then drain and stop.
+/// signal, then drain and stop. A signal while workloads are starting stops
+/// the start and drains what already runs; a second signal while draining
+/// exits at once.
 pub async fn run(args: RunArgs) -> Result<()> {
     let manifest = Manifest::load(&args.manifest)?;
+    let mut signals = Signals::new()?;
     let mut builder = Host::builder()
         .http_listen(args.listen)
+        .ingress_options(args.ingress_options())
         .engine_options(EngineOptions::default())
         .builtin_plugins(!args.no_builtin_plugins);
     let nats = match (&args.nats, &manifest.nats) {
@@ -148,33 +192,85 @@ pub async fn run(args: RunArgs) -> Result<()> {
     if let Some(addr) = host.http_addr() {
         tracing::info!("listening on http://{addr}");
     }
-    for plugin in manifest.plugins {
-        if let Err(e) = host.add_plugin(plugin).await {
+    let started = tokio::select! {
+        started = start_all(&host, manifest) => Some(started),
+        signal = signals.next() => {
+            signal?;
+            tracing::info!("shutting down while workloads were starting: finishing in-flight requests");
+            None
+        }
+    };
+    match started {
+        Some(Err(e)) => {
             host.shutdown().await;
-            return Err(e.into());
+            return Err(e);
+        }
+        Some(Ok(())) => {
+            signals.next().await?;
+            tracing::info!("shutting down: finishing in-flight requests");
+        }
+        None => {}
+    }
+    tokio::select! {
+        () = host.shutdown() => {}
+        signal = signals.next() => {
+            signal?;
+            anyhow::bail!("a second signal: exiting without finishing in-flight requests");
         }
     }
-    for spec in manifest.workloads {
-        let route = spec.http.host.clone();
-        let id = match host.start_workload(spec).await {
-            Ok(id) => id,
-            Err(e) => {
-                host.shutdown().await;
-                return Err(e.into());
-            }
-        };
-        match route {
-            Some(name) => tracing::info!(workload = %id, "route: Host {name} -> {id}"),
-            None => {
-                tracing::info!(workload = %id, "route: any host -> {id} (the only workload without a host name)")
-            }
-        }
-    }
-    shutdown_signal().await?;
-    tracing::info!("shutting down: finishing in-flight requests");
-    host.shutdown().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Registers the manifest's plugins and starts its workloads in order,
+/// logging each HTTP route as it comes up.
+async fn start_all(host: &Host, manifest: Manifest) -> Result<()> {
+    for plugin in manifest.plugins {
+        host.add_plugin(plugin).await?;
+    }
+    let mut routes = Routes::default();
+    for spec in manifest.workloads {
+        let name = spec.http.host.clone();
+        let id = host.start_workload(spec).await?;
+        if host.status(&id).and_then(|s| s.serves_http) == Some(true) {
+            routes.log(id, name.as_deref());
+        }
+    }
+    Ok(())
+}
+
+/// What `keel run` has said about routes so far.
+#[derive(Default)]
+struct Routes {
+    /// Running HTTP workloads without a host name.
+    hostless: Vec<WorkloadId>,
+}
+
+impl Routes {
+    /// Logs the route of HTTP workload `id`, now running, routed by Host
+    /// `name` or by default.
+    fn log(&mut self, id: WorkloadId, name: Option<&str>) {
+        if let Some(name) = name {
+            tracing::info!(workload = %id, "route: Host {name} -> {id}");
+            return;
+        }
+        self.hostless.push(id.clone());
+        match self.hostless.as_slice() {
+            [_] => tracing::info!(
+                workload = %id,
+                "route: any other host -> {id} (the only HTTP workload without a host name)"
+            ),
+            several => {
+                let names: Vec<String> = several.iter().map(ToString::to_string).collect();
+                tracing::warn!(
+                    workload = %id,
+                    "route: none by default: {} serve HTTP without a host name; requests for \
+                     other hosts get 404 (give each an `http.host`)",
+                    names.join(", ")
+                );
+            }
+        }
+    }
 }
 
 /// `keel inspect`: print imports, exports and how each import is served.
@@ -208,12 +304,27 @@ pub fn compose(args: ComposeArgs) -> Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() -> Result<()> {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("listening for SIGTERM")?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result.context("listening for SIGINT")?,
-        _ = terminate.recv() => {}
+/// SIGINT and SIGTERM, listened to from the start, so that a signal during
+/// startup is a clean shutdown and not the default (abrupt) exit.
+struct Signals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            terminate: signal(SignalKind::terminate()).context("listening for SIGTERM")?,
+            interrupt: signal(SignalKind::interrupt()).context("listening for SIGINT")?,
+        })
     }
-    Ok(())
+
+    /// The next SIGINT or SIGTERM.
+    async fn next(&mut self) -> Result<()> {
+        tokio::select! {
+            received = self.interrupt.recv() => received.context("listening for SIGINT"),
+            received = self.terminate.recv() => received.context("listening for SIGTERM"),
+        }
+    }
 }

@@ -19,7 +19,7 @@ use crate::core_api::broker::Broker;
 use crate::core_api::bus::Bus;
 use crate::engine::{EngineOptions, KeelEngine};
 use crate::error::Error;
-use crate::http::{Ingress, Router};
+use crate::http::{Ingress, IngressOptions, Router};
 use crate::manifest::{ByteSize, NatsSpec, PluginSpec, WorkloadId, WorkloadSpec};
 use crate::plugins::PluginSet;
 use crate::services::Services;
@@ -34,6 +34,7 @@ use std::sync::{Arc, Mutex};
 #[derive(Debug, Clone)]
 pub struct HostBuilder {
     http_listen: Option<SocketAddr>,
+    ingress: IngressOptions,
     cache_dir: Option<PathBuf>,
     engine: EngineOptions,
     builtin_plugins: bool,
@@ -45,6 +46,7 @@ impl Default for HostBuilder {
     fn default() -> HostBuilder {
         HostBuilder {
             http_listen: None,
+            ingress: IngressOptions::default(),
             cache_dir: None,
             engine: EngineOptions::default(),
             builtin_plugins: true,
@@ -59,6 +61,13 @@ impl HostBuilder {
     /// runs no HTTP ingress.
     pub fn http_listen(mut self, addr: SocketAddr) -> HostBuilder {
         self.http_listen = Some(addr);
+        self
+    }
+
+    /// Bounds of the HTTP ingress: connections at once, header, idle and
+    /// write timeouts, and how long shutdown waits for open connections.
+    pub fn ingress_options(mut self, options: IngressOptions) -> HostBuilder {
+        self.ingress = options;
         self
     }
 
@@ -105,8 +114,11 @@ impl HostBuilder {
             PluginSet::default()
         };
         let router = Arc::new(Router::default());
+        let shutdown_timeout = self.ingress.shutdown_timeout;
         let ingress = match self.http_listen {
-            Some(addr) => Some(Ingress::bind(addr, router.clone(), engine.clone()).await?),
+            Some(addr) => {
+                Some(Ingress::bind(addr, router.clone(), engine.clone(), self.ingress).await?)
+            }
             None => None,
         };
         let services = Arc::new(Services {
@@ -128,6 +140,7 @@ impl HostBuilder {
             router,
             workloads: Mutex::new(BTreeMap::new()),
             ingress: Mutex::new(ingress),
+            shutdown_timeout,
         })
     }
 }
@@ -138,6 +151,7 @@ pub struct Host {
     router: Arc<Router>,
     workloads: Mutex<BTreeMap<WorkloadId, Arc<Workload>>>,
     ingress: Mutex<Option<Ingress>>,
+    shutdown_timeout: std::time::Duration,
 }
 
 impl Host {
@@ -149,6 +163,11 @@ impl Host {
     /// Where HTTP is served, if anywhere.
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.lock_ingress().as_ref().map(Ingress::local_addr)
+    }
+
+    /// HTTP connections open now (`None` without an ingress).
+    pub fn http_connections(&self) -> Option<usize> {
+        self.lock_ingress().as_ref().map(Ingress::open_connections)
     }
 
     /// The engine shared by all workloads.
@@ -219,7 +238,12 @@ impl Host {
         }
         self.router.insert(workload.clone());
         workload.start(self.services.clone()).await?;
-        tracing::info!(workload = %id, http_host = workload.spec().http.host.as_deref().unwrap_or("(default)"), "workload running");
+        let http_host = match (workload.serves_http(), &workload.spec().http.host) {
+            (Some(true), Some(host)) => host.as_str(),
+            (Some(true), None) => "(default)",
+            _ => "(none: it serves no HTTP)",
+        };
+        tracing::info!(workload = %id, http_host, "workload running");
         Ok(id)
     }
 
@@ -244,8 +268,11 @@ impl Host {
     }
 
     /// Stops accepting HTTP connections, lets in-flight requests finish, and
-    /// stops every workload.
+    /// stops every workload, all within the ingress's shutdown timeout: at
+    /// that deadline the connections still open are closed, and
+    /// invocations still running are left to end at their own deadline.
     pub async fn shutdown(&self) {
+        let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
         let ingress = self.lock_ingress().take();
         let workloads: Vec<_> = self.lock_workloads().values().cloned().collect();
         // Stopping the workloads first would turn requests already accepted
@@ -253,8 +280,23 @@ impl Host {
         if let Some(ingress) = ingress {
             ingress.shutdown().await;
         }
+        // A closed connection's invocation, or a message's, may still run.
+        let mut stopping = tokio::task::JoinSet::new();
         for workload in workloads {
-            workload.stop().await;
+            stopping.spawn(async move { workload.stop().await });
+        }
+        let stopped = tokio::time::timeout_at(deadline, async {
+            while stopping.join_next().await.is_some() {}
+        })
+        .await;
+        if stopped.is_err() {
+            tracing::warn!(
+                workloads = stopping.len(),
+                "workloads with invocations still running at the shutdown deadline: \
+                 not waiting for them"
+            );
+            // They finish stopping in the background.
+            stopping.detach_all();
         }
     }
 

@@ -19,6 +19,7 @@ pub mod blobstore_suite;
 pub mod keyvalue_suite;
 pub mod load;
 pub mod nats;
+pub mod raw;
 pub mod stock;
 pub mod suite;
 
@@ -78,6 +79,17 @@ pub async fn start_host(cache: Option<&Path>) -> Result<keel::Host> {
         builder = builder.cache_dir(dir);
     }
     builder.start().await
+}
+
+/// A host in this process serving HTTP on a free loopback port, within
+/// the ingress bounds `options`.
+pub async fn start_host_with(options: keel::http::IngressOptions) -> Result<keel::Host> {
+    keel::Host::builder()
+        .http_listen("127.0.0.1:0".parse()?)
+        .ingress_options(options)
+        .engine_options(test_engine())
+        .start()
+        .await
 }
 
 /// An HTTP answer, body read whole.

@@ -53,6 +53,28 @@ impl NatsServer {
         self.wait_ready()
     }
 
+    /// Freezes the server (SIGSTOP): connections stay open, nothing is
+    /// answered, so a client waiting on the server waits until
+    /// [`resume`](Self::resume). A way to hold a host mid-operation on a
+    /// signal rather than a timer.
+    pub fn pause(&self) -> Result<()> {
+        self.signal("STOP")
+    }
+
+    /// Lets a [`pause`](Self::pause)d server go on (SIGCONT).
+    pub fn resume(&self) -> Result<()> {
+        self.signal("CONT")
+    }
+
+    fn signal(&self, signal: &str) -> Result<()> {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -{signal} nats-server failed");
+        Ok(())
+    }
+
     /// `nats://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
@@ -75,6 +97,7 @@ impl NatsServer {
 
 impl Drop for NatsServer {
     fn drop(&mut self) {
+        let _ = self.signal("CONT");
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -64,6 +64,17 @@ fn inspect_shows_exports_imports_and_what_serves_each() {
     );
 }
 
+#[test]
+fn inspect_says_an_interface_of_only_types_needs_nothing() {
+    let ponger = keel_tests::repo_root().join("target/guests/ponger.wasm");
+    let (code, out, err) = stdout_of(&["inspect", ponger.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("wasmcloud:messaging/types@0.2.0 (instance) -> types only, nothing to serve"),
+        "{out}"
+    );
+}
+
 /// Runs `keel compose MANIFEST -o OUTPUT`: (exit code, stderr).
 fn compose_to(manifest: &std::path::Path, output: &std::path::Path) -> (Option<i32>, String) {
     let args = [

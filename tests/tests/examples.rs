@@ -90,6 +90,21 @@ fn messaging_ping_pong_answers_over_request_reply() -> anyhow::Result<()> {
         "workload running workload=examples/ponger",
         Duration::from_secs(60),
     )?;
+    // One route line, for the one workload serving HTTP; and no denial of
+    // `wasmcloud:messaging/types`, which holds only types.
+    let log = keel.log();
+    let routes: Vec<&String> = log.iter().filter(|l| l.contains("route:")).collect();
+    assert_eq!(routes.len(), 1, "{routes:?}");
+    assert!(
+        routes[0].contains("route: any other host -> examples/pinger"),
+        "{}",
+        routes[0]
+    );
+    assert!(
+        !log.iter().any(|l| l.contains("import denied")),
+        "{}",
+        log.join("\n")
+    );
     let runtime = tokio::runtime::Runtime::new()?;
     let ask = |path: &str| runtime.block_on(get(addr, "localhost", path));
     assert_eq!(ask("/?msg=hello")?.body, "pong: hello\n");

@@ -1,8 +1,10 @@
 //! The host API: start, stop (draining in-flight work), status and list;
-//! and the `keel run` process draining on SIGTERM.
+//! routing while workloads start; and the `keel run` process draining on
+//! SIGTERM, also during startup.
 
 use keel_tests::keel::workload::{Unavailable, Workload};
 use keel_tests::keel::{WorkloadId, WorkloadSpec, WorkloadState};
+use keel_tests::raw::wait_until;
 use keel_tests::{KeelProcess, get, guest, start_host, write_file};
 use std::time::Duration;
 
@@ -135,5 +137,157 @@ fn sigterm_finishes_in_flight_requests_and_exits_zero() -> anyhow::Result<()> {
     );
     // After the signal nothing new is accepted.
     assert!(runtime.block_on(get(addr, "x", "/")).is_err());
+    Ok(())
+}
+
+/// A workload that subscribes to `ping` (over NATS when the host has it):
+/// while the NATS server is paused its start waits for the server to confirm
+/// the subscription, which holds it in `starting` for exactly as long as a
+/// test needs.
+fn subscriber(name: &str) -> WorkloadSpec {
+    let mut spec = WorkloadSpec::single(WorkloadId::new("life", name), guest("ponger"));
+    spec.subscriptions
+        .push(keel_tests::keel::manifest::SubscriptionSpec {
+            subject: "ping".into(),
+            queue: None,
+        });
+    spec
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_http_workload_answers_while_another_is_still_starting() -> anyhow::Result<()> {
+    let nats = keel_tests::nats::NatsServer::start()?;
+    let host = std::sync::Arc::new(keel_tests::nats::host_on(&nats).await?);
+    host.start_workload(fixture("web")).await?;
+    let addr = host.http_addr().expect("ingress");
+    let slow = WorkloadId::new("life", "slow");
+    nats.pause()?;
+    let starting = {
+        let host = host.clone();
+        tokio::spawn(async move { host.start_workload(subscriber("slow")).await })
+    };
+    wait_until(
+        "the second workload starting",
+        Duration::from_secs(20),
+        || host.status(&slow).map(|s| s.state) == Some(WorkloadState::Starting),
+    )
+    .await?;
+    // Both have no host name; the one that serves HTTP takes the requests.
+    let answer = get(addr, "x", "/").await?;
+    assert_eq!(
+        (answer.status, answer.body.as_str()),
+        (200, "hello from fixture")
+    );
+    assert_eq!(
+        host.status(&slow).map(|s| s.state),
+        Some(WorkloadState::Starting),
+        "still held"
+    );
+    // Let the second one start: it serves no HTTP, so nothing changes.
+    nats.resume()?;
+    starting.await??;
+    assert_eq!(
+        host.status(&slow).map(|s| (s.state, s.serves_http)),
+        Some((WorkloadState::Running, Some(false)))
+    );
+    assert_eq!(get(addr, "x", "/").await?.status, 200);
+    host.shutdown().await;
+    Ok(())
+}
+
+#[test]
+fn sigterm_while_workloads_start_drains_what_runs_and_exits_zero() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let nats = keel_tests::nats::NatsServer::start()?;
+    let manifest = write_file(
+        dir.path(),
+        "app.toml",
+        &format!(
+            "[nats]\nurl = {:?}\n\n\
+             [[workload]]\nname = \"web\"\n[[workload.component]]\npath = {:?}\n\n\
+             [[workload]]\nname = \"slow\"\n[[workload.component]]\npath = {:?}\n\
+             [[workload.subscription]]\nsubject = \"ping\"\n",
+            nats.url(),
+            guest("http_behaviours"),
+            guest("ponger"),
+        ),
+    );
+    let mut keel = KeelProcess::spawn(&manifest, &dir.path().join("cache"), &[])?;
+    let addr = keel.http_addr()?;
+    // Connected: from here on `web` needs nothing of NATS, and `slow` waits
+    // for the paused server to confirm its subscription.
+    keel.wait_for_log("messaging goes through NATS", Duration::from_secs(60))?;
+    nats.pause()?;
+    keel.wait_for_log(
+        "workload running workload=default/web",
+        Duration::from_secs(60),
+    )?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let held = runtime.spawn(async move { get(addr, "x", "/hold?ms=500").await });
+    keel.wait_for_log("holding the request", Duration::from_secs(20))?;
+    // `slow` is still subscribing: startup has not finished.
+    keel.signal("TERM")?;
+    let answer = runtime.block_on(held)??;
+    assert_eq!((answer.status, answer.body.as_str()), (200, "held"));
+    assert_eq!(
+        keel.wait(Duration::from_secs(20))?,
+        Some(0),
+        "log:\n{}",
+        keel.log().join("\n")
+    );
+    let log = keel.log();
+    assert!(
+        log.iter()
+            .any(|l| l.contains("shutting down while workloads were starting")),
+        "{}",
+        log.join("\n")
+    );
+    assert!(
+        !log.iter()
+            .any(|l| l.contains("default/slow") && l.contains("running")),
+        "{}",
+        log.join("\n")
+    );
+    Ok(())
+}
+
+#[test]
+fn a_second_signal_exits_without_waiting_for_in_flight_requests() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let manifest = write_file(
+        dir.path(),
+        "app.toml",
+        &format!(
+            "[[workload]]\nname = \"stuck\"\n[workload.limits]\ntimeout = \"10m\"\n\
+             [[workload.component]]\npath = {:?}\n",
+            guest("http_behaviours")
+        ),
+    );
+    let mut keel = KeelProcess::spawn(
+        &manifest,
+        &dir.path().join("cache"),
+        &["--shutdown-timeout", "1h"],
+    )?;
+    let addr = keel.http_addr()?;
+    keel.wait_for_log("workload running", Duration::from_secs(60))?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let _held = runtime.spawn(async move { get(addr, "x", "/hold?ms=600000").await });
+    keel.wait_for_log("holding the request", Duration::from_secs(20))?;
+    keel.signal("INT")?;
+    keel.wait_for_log("shutting down", Duration::from_secs(20))?;
+    // Draining would wait ten minutes for the held request; a second
+    // signal ends it now.
+    keel.signal("INT")?;
+    assert_eq!(
+        keel.wait(Duration::from_secs(20))?,
+        Some(1),
+        "log:\n{}",
+        keel.log().join("\n")
+    );
+    assert!(
+        keel.log().iter().any(|l| l.contains("a second signal")),
+        "{}",
+        keel.log().join("\n")
+    );
     Ok(())
 }

@@ -51,7 +51,7 @@ async fn instances_in_flight_share_the_workload_budget() -> anyhow::Result<()> {
         get(
             addr,
             "greedy.test",
-            &format!("/hold?mib=40&addr={gate_addr}"),
+            &format!("/hold-memory?mib=40&addr={gate_addr}"),
         )
         .await
     });
@@ -59,11 +59,11 @@ async fn instances_in_flight_share_the_workload_budget() -> anyhow::Result<()> {
 
     // A second 40 MiB request of the same workload does not fit beside it:
     // 503, and the first is untouched.
-    let refused = get(addr, "greedy.test", "/hold?mib=40").await?;
+    let refused = get(addr, "greedy.test", "/hold-memory?mib=40").await?;
     assert_eq!(refused.status, 503, "{}", refused.body);
     assert!(refused.headers.contains_key("retry-after"));
     // The neighbour's budget is its own.
-    let neighbour = get(addr, "neighbour.test", "/hold?mib=40").await?;
+    let neighbour = get(addr, "neighbour.test", "/hold-memory?mib=40").await?;
     assert_eq!(
         (neighbour.status, neighbour.body.trim()),
         (200, "held 40 MiB")
@@ -76,7 +76,7 @@ async fn instances_in_flight_share_the_workload_budget() -> anyhow::Result<()> {
         (200, "held 40 MiB released")
     );
     // The holder's memory went back to the budget with its Store.
-    let again = get(addr, "greedy.test", "/hold?mib=40").await?;
+    let again = get(addr, "greedy.test", "/hold-memory?mib=40").await?;
     assert_eq!(again.status, 200, "{}", again.body);
     host.shutdown().await;
     Ok(())

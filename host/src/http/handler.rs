@@ -31,6 +31,17 @@ pub async fn handle(
     engine: &Arc<KeelEngine>,
     request: http::Request<Incoming>,
 ) -> http::Response<ResponseBody> {
+    // RFC 9112 §3.2: a request with several Host headers is refused, so
+    // that the router and the guest cannot read different hosts from it.
+    if request
+        .headers()
+        .get_all(http::header::HOST)
+        .iter()
+        .nth(1)
+        .is_some()
+    {
+        return text(400, "more than one Host header\n");
+    }
     let host = request_host(&request);
     let Some(workload) = router.route(host.as_deref()) else {
         let shown = host.as_deref().unwrap_or("(none)");

@@ -1,11 +1,16 @@
-//! HTTP: the ingress server, routing by Host header, the per-request path
-//! into a guest, and the outgoing-request allowlist.
+//! HTTP: the ingress server and its connection bounds, routing by Host
+//! header, the per-request path into a guest, and the outgoing-request
+//! allowlist.
 
 pub mod body;
+pub mod connection;
 pub mod handler;
 pub mod ingress;
+pub mod options;
 pub mod outgoing;
 pub mod router;
+pub mod watchdog;
 
 pub use ingress::Ingress;
+pub use options::IngressOptions;
 pub use router::Router;

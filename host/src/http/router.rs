@@ -46,17 +46,34 @@ impl Router {
         if let Some(workload) = host.and_then(|h| table.by_host.get(h)) {
             return Some(workload.clone());
         }
-        // The development default: exactly one workload without a host name
-        // that serves HTTP, or may (it is starting, or failed to start, and
-        // then answers 503 rather than vanishing into a 404).
-        let mut candidates = table
-            .hostless
-            .iter()
-            .filter(|w| w.serves_http() != Some(false));
-        match (candidates.next(), candidates.next()) {
-            (Some(only), None) => Some(only.clone()),
-            _ => None,
-        }
+        let serving = table.hostless.iter().map(|w| w.serves_http());
+        development_default(serving).and_then(|i| table.hostless.get(i).cloned())
+    }
+}
+
+/// Which of the workloads without a host name gets the requests no host
+/// name matches (the development default), given whether each serves HTTP
+/// (`None`: not known yet, because it is starting or failed before linking).
+///
+/// The one known to serve HTTP, when there is exactly one: a workload still
+/// starting next to it does not take its requests away (it would turn them
+/// into 404s until every workload had started). When none is known to, the
+/// one that may: it answers 503 while starting rather than vanishing into a
+/// 404. Two that serve HTTP, or two that may, are ambiguous: none.
+fn development_default(serving: impl Iterator<Item = Option<bool>>) -> Option<usize> {
+    let (mut known, mut unknown) = ((0, None), (0, None));
+    for (i, serves) in serving.enumerate() {
+        let count = match serves {
+            Some(true) => &mut known,
+            None => &mut unknown,
+            Some(false) => continue,
+        };
+        count.0 += 1;
+        count.1.get_or_insert(i);
+    }
+    match (known, unknown) {
+        ((1, only), _) | ((0, _), (1, only)) => only,
+        _ => None,
     }
 }
 
@@ -88,6 +105,24 @@ pub fn request_host<B>(request: &http::Request<B>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn default_of(serving: &[Option<bool>]) -> Option<usize> {
+        development_default(serving.iter().copied())
+    }
+
+    #[test]
+    fn the_development_default_is_the_one_workload_serving_http() {
+        // Running and serving HTTP, next to workloads still starting.
+        assert_eq!(default_of(&[Some(true), None]), Some(0));
+        assert_eq!(default_of(&[None, Some(false), Some(true), None]), Some(2));
+        // Nothing known yet: the one that may serve HTTP answers (503 while starting).
+        assert_eq!(default_of(&[None, Some(false)]), Some(0));
+        // Ambiguous, or nothing that serves HTTP.
+        assert_eq!(default_of(&[Some(true), Some(true)]), None);
+        assert_eq!(default_of(&[None, None]), None);
+        assert_eq!(default_of(&[Some(false)]), None);
+        assert_eq!(default_of(&[]), None);
+    }
 
     #[test]
     fn host_is_taken_from_the_header_without_port() {

@@ -93,6 +93,10 @@ pub struct LinkPlan {
     pub host: Vec<String>,
     /// Imports nothing serves: linked to a deny implementation.
     pub denied: Vec<Unbound>,
+    /// Imports of interfaces that hold only types (no functions, no
+    /// resources, as `wasmcloud:messaging/types`): there is nothing to
+    /// serve or deny; they are linked as empty instances.
+    pub types_only: Vec<String>,
     /// The NATS subjects granted to the composed plugins: together, since
     /// they share the component's one `keel:core/nats` import.
     pub subjects: SubjectGrants,
@@ -312,8 +316,16 @@ impl PluginSet {
             }
         }
         for unbound in resolution.unbound {
+            let types_only = info.imports.iter().any(|i| {
+                i.name == unbound.import
+                    && i.kind == "instance"
+                    && i.functions.is_empty()
+                    && i.resources.is_empty()
+            });
             if host_serves(&unbound.import) {
                 plan.host.push(unbound.import);
+            } else if types_only {
+                plan.types_only.push(unbound.import);
             } else {
                 plan.denied.push(unbound);
             }

@@ -91,7 +91,7 @@ fn members(item: &keel_compose::Item) -> String {
     }
 }
 
-/// Import name → "plugin `x` (composed)", "host", "denied: why".
+/// Import name → "plugin `x` (composed)", "host", "types only…", "denied: why".
 fn served_by(plan: &LinkPlan) -> BTreeMap<&str, String> {
     let mut served = BTreeMap::new();
     for (binding, mode) in plan.plugin_bindings() {
@@ -107,6 +107,9 @@ fn served_by(plan: &LinkPlan) -> BTreeMap<&str, String> {
     }
     for import in &plan.host {
         served.insert(import.as_str(), "host".to_string());
+    }
+    for import in &plan.types_only {
+        served.insert(import.as_str(), "types only, nothing to serve".to_string());
     }
     for denied in &plan.denied {
         let why = if denied.near_misses.is_empty() {

@@ -109,6 +109,7 @@ impl Workload {
             state: self.state(),
             http_host: self.spec.http.host.clone(),
             in_flight: self.spec.limits.max_instances.saturating_sub(free),
+            serves_http: self.serves_http(),
         }
     }
 
@@ -245,6 +246,12 @@ impl Workload {
                         misses => format!("no plugin fits ({})", misses.join("; ")),
                     },
                 })
+                // An interface of only types is linked the same way: as an
+                // instance without members, which denies nothing.
+                .chain(plan.types_only.iter().map(|import| deny::Denial {
+                    import: import.clone(),
+                    why: "it holds only types".to_string(),
+                }))
                 .collect();
             deny::link_denied(&mut linker, engine.engine(), &component, &denials)
                 .map_err(|e| located(spec, e))?;
@@ -437,6 +444,14 @@ fn log_plan(workload: &WorkloadId, component: &str, plan: &LinkPlan, generic: &[
     }
     for import in &plan.host {
         tracing::debug!(workload, component, import, "import served by the host");
+    }
+    for import in &plan.types_only {
+        tracing::debug!(
+            workload,
+            component,
+            import,
+            "import holds only types: nothing to serve"
+        );
     }
     for denied in &plan.denied {
         tracing::warn!(workload, component, import = denied.import, near_misses = ?denied.near_misses, "import denied: nothing serves it");

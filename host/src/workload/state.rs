@@ -53,4 +53,7 @@ pub struct WorkloadStatus {
     pub http_host: Option<String>,
     /// Invocations in flight.
     pub in_flight: u32,
+    /// Whether one of its components serves HTTP: `None` until it has been
+    /// linked (while starting, or when it failed before that).
+    pub serves_http: Option<bool>,
 }
