@@ -179,16 +179,23 @@ mod tests {
         let held = plugin.running.try_lock().ok_or_else(|| anyhow!("locked"))?;
         let waiter = tokio::spawn({
             let plugin = plugin.clone();
-            async move { call(&plugin, Some(Instant::now() + Duration::from_secs(30))) }
+            async move {
+                let begun = Instant::now();
+                call(&plugin, Some(begun + Duration::from_secs(30))).map(|waited| begun + waited)
+            }
         });
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        assert!(!waiter.is_finished(), "the caller did not wait");
-        // The spin is long over: the caller waits in the lock's queue, and
+        // Once the spin is over the caller waits in the lock's queue, and
         // the runtime's other tasks (this one) still run.
-        assert_eq!(plugin.running.waiters(), 1, "the caller is not queued");
+        let queued = Instant::now() + Duration::from_secs(30);
+        while plugin.running.waiters() == 0 {
+            assert!(Instant::now() < queued, "the caller never queued");
+            tokio::task::yield_now().await;
+        }
+        assert!(!waiter.is_finished(), "the caller did not wait");
+        let released = Instant::now();
         drop(held);
-        let waited = tokio::time::timeout(Duration::from_secs(30), waiter).await???;
-        assert!(waited >= Duration::from_millis(100), "{waited:?}");
+        let got_it = tokio::time::timeout(Duration::from_secs(30), waiter).await???;
+        assert!(got_it >= released, "the caller got the plugin before it was free");
         // The call left the plugin running and free.
         assert!(plugin.running.try_lock().is_some_and(|slot| slot.is_some()));
         Ok(())
@@ -221,17 +228,26 @@ mod tests {
     fn off_a_runtime_a_caller_polls_until_the_plugin_is_free() -> Result<()> {
         let plugin = keyvalue_memory()?;
         let held = plugin.running.try_lock().ok_or_else(|| anyhow!("locked"))?;
+        let (started, has_started) = std::sync::mpsc::channel();
         let waiter = std::thread::spawn({
             let plugin = plugin.clone();
-            move || call(&plugin, None)
+            move || {
+                let begun = Instant::now();
+                let _ = started.send(());
+                call(&plugin, None).map(|waited| begun + waited)
+            }
         });
-        std::thread::sleep(Duration::from_millis(100));
+        has_started.recv()?;
+        // However long this thread is kept from running, the caller cannot
+        // get the plugin while the slot is held.
+        std::thread::yield_now();
         assert!(!waiter.is_finished(), "the caller did not wait");
+        let released = Instant::now();
         drop(held);
-        let waited = waiter
+        let got_it = waiter
             .join()
             .map_err(|_| anyhow!("the caller panicked"))??;
-        assert!(waited >= Duration::from_millis(100), "{waited:?}");
+        assert!(got_it >= released, "the caller got the plugin before it was free");
         Ok(())
     }
 }
