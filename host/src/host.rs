@@ -164,6 +164,11 @@ impl Host {
     /// On failure the workload stays listed in state `Error`.
     pub async fn start_workload(&self, spec: WorkloadSpec) -> Result<WorkloadId> {
         let id = spec.id.clone();
+        // The namespace prefixes every subject the workload names: one that
+        // held a `.`, or started like `_INBOX` or `$JS`, would reach into
+        // another namespace or into the subjects plugins use for JetStream.
+        crate::manifest::validate_name(&id.namespace)
+            .map_err(|e| anyhow::anyhow!("workload `{id}`: namespace {e}"))?;
         let workload = Arc::new(Workload::new(spec));
         {
             let mut workloads = self.lock_workloads();

@@ -19,6 +19,7 @@ pub mod blobstore_suite;
 pub mod keyvalue_suite;
 pub mod load;
 pub mod nats;
+pub mod recorder;
 pub mod stock;
 pub mod suite;
 

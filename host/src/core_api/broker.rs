@@ -94,50 +94,30 @@ impl Broker {
         }
     }
 
-    /// Sends `body` to `subject` and waits up to `timeout` for one reply.
+    /// Sends `body` to `subject` with reply subject `inbox` and waits up to
+    /// `timeout` for the first message there. The caller picks the inbox so
+    /// that it lies in the caller's namespace: the replies never travel on
+    /// the NATS client's own `_INBOX.…` subjects, which carry the plugins'
+    /// JetStream traffic.
     pub async fn request(
         &self,
         subject: &str,
+        inbox: &str,
         body: Vec<u8>,
         timeout: Duration,
     ) -> Result<Message, BrokerError> {
         match self {
             Broker::Bus(bus) => bus
-                .request(subject, body, timeout)
+                .request(subject, inbox, body, timeout)
                 .await
                 .map_err(Into::into),
             Broker::Nats(client) => {
                 check_size(client, body.len())?;
-                let request = async_nats::Request::new()
-                    .payload(body.into())
-                    .timeout(Some(timeout));
-                // The client's own timeout covers the wait for a reply; this
-                // one also bounds a publish stuck on a lost connection.
-                let sent = tokio::time::timeout(
-                    timeout,
-                    client.send_request(subject.to_string(), request),
-                )
-                .await;
-                match sent {
-                    Err(_) => Err(BrokerError::Timeout(subject.to_string())),
-                    Ok(Ok(reply)) => Ok(Message {
-                        subject: reply.subject.to_string(),
-                        body: reply.payload.to_vec(),
-                        reply_to: reply.reply.map(|r| r.to_string()),
-                    }),
-                    Ok(Err(e)) => Err(match e.kind() {
-                        async_nats::RequestErrorKind::NoResponders => {
-                            BrokerError::NoResponders(subject.to_string())
-                        }
-                        async_nats::RequestErrorKind::TimedOut => {
-                            BrokerError::Timeout(subject.to_string())
-                        }
-                        async_nats::RequestErrorKind::InvalidSubject => {
-                            BrokerError::InvalidSubject(subject.to_string())
-                        }
-                        _ => BrokerError::Unavailable(e.to_string()),
-                    }),
-                }
+                // One bound for all of it: the subscribe and the publish can
+                // also be stuck behind a lost connection.
+                tokio::time::timeout(timeout, nats_request(client, subject, inbox, body))
+                    .await
+                    .unwrap_or_else(|_| Err(BrokerError::Timeout(subject.to_string())))
             }
         }
     }
@@ -170,6 +150,45 @@ impl Broker {
                 Ok(BrokerSubscription::Nats(subscriber))
             }
         }
+    }
+}
+
+/// A request over NATS: subscribe to `inbox` (on one connection the server
+/// takes the SUB before the PUB that follows it), publish, wait for the first
+/// message. The server answers a request nobody is subscribed to with a 503
+/// status message: "no responders".
+async fn nats_request(
+    client: &async_nats::Client,
+    subject: &str,
+    inbox: &str,
+    body: Vec<u8>,
+) -> Result<Message, BrokerError> {
+    let unavailable = |e: &dyn std::fmt::Display| BrokerError::Unavailable(e.to_string());
+    let mut replies = client
+        .subscribe(inbox.to_string())
+        .await
+        .map_err(|e| unavailable(&e))?;
+    client
+        .publish_with_reply(subject.to_string(), inbox.to_string(), body.into())
+        .await
+        .map_err(|e| match e.kind() {
+            async_nats::client::PublishErrorKind::InvalidSubject => {
+                BrokerError::InvalidSubject(subject.to_string())
+            }
+            _ => unavailable(&e),
+        })?;
+    match replies.next().await {
+        Some(reply) if reply.status == Some(async_nats::StatusCode::NO_RESPONDERS) => {
+            Err(BrokerError::NoResponders(subject.to_string()))
+        }
+        Some(reply) => Ok(Message {
+            subject: reply.subject.to_string(),
+            body: reply.payload.to_vec(),
+            reply_to: reply.reply.map(|r| r.to_string()),
+        }),
+        None => Err(BrokerError::Unavailable(
+            "the connection closed while waiting for a reply".to_string(),
+        )),
     }
 }
 

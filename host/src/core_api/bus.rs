@@ -35,9 +35,6 @@ pub enum BusError {
     InvalidSubject(String),
 }
 
-/// Prefix of reply inboxes.
-pub const INBOX_PREFIX: &str = "_INBOX.";
-
 struct Subscriber {
     id: u64,
     pattern: Vec<String>,
@@ -181,23 +178,22 @@ impl Bus {
         Ok(delivered)
     }
 
-    /// Publishes `body` to `subject` with a private reply inbox and waits up
-    /// to `timeout` for the first reply.
+    /// Publishes `body` to `subject` with `inbox` as its reply subject and
+    /// waits up to `timeout` for the first reply there. The caller picks the
+    /// inbox (unguessable, and inside its own namespace) so that only it
+    /// hears the reply.
     pub async fn request(
         &self,
         subject: &str,
+        inbox: &str,
         body: Vec<u8>,
         timeout: Duration,
     ) -> Result<Message, BusError> {
-        let inbox = format!(
-            "{INBOX_PREFIX}{}",
-            self.inner.next_id.fetch_add(1, Ordering::Relaxed)
-        );
-        let mut replies = self.subscribe(&inbox, None)?;
+        let mut replies = self.subscribe(inbox, None)?;
         let message = Message {
             subject: subject.to_string(),
             body,
-            reply_to: Some(inbox),
+            reply_to: Some(inbox.to_string()),
         };
         if self.publish(message)? == 0 {
             return Err(BusError::NoResponders(subject.to_string()));
@@ -267,7 +263,12 @@ mod tests {
     async fn request_reply_no_responders_and_timeout() {
         let bus = Bus::new();
         let err = bus
-            .request("nobody", b"?".to_vec(), Duration::from_millis(50))
+            .request(
+                "nobody",
+                "_INBOX.1",
+                b"?".to_vec(),
+                Duration::from_millis(50),
+            )
             .await
             .unwrap_err();
         assert_eq!(err, BusError::NoResponders("nobody".into()));
@@ -285,14 +286,14 @@ mod tests {
             }
         });
         let reply = bus
-            .request("echo", b"hi".to_vec(), Duration::from_secs(5))
+            .request("echo", "_INBOX.2", b"hi".to_vec(), Duration::from_secs(5))
             .await
             .unwrap();
         assert_eq!(reply.body, b"hi");
 
         let _silent = bus.subscribe("silent", None).unwrap();
         let err = bus
-            .request("silent", vec![], Duration::from_millis(50))
+            .request("silent", "_INBOX.3", vec![], Duration::from_millis(50))
             .await
             .unwrap_err();
         assert!(matches!(err, BusError::Timeout(..)));
