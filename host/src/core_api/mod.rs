@@ -8,5 +8,6 @@ pub mod broker;
 pub mod bus;
 pub mod messaging;
 pub mod nats;
+pub mod pending;
 pub mod pipe;
 pub mod subjects;
