@@ -20,6 +20,7 @@ pub mod http;
 pub mod logging;
 pub mod manifest;
 pub mod plugins;
+pub mod policy;
 pub mod services;
 pub mod workload;
 

@@ -99,6 +99,28 @@ async fn a_handler_sees_the_reply_inbox_without_the_namespace() -> anyhow::Resul
     Ok(())
 }
 
+/// A subject the broker would refuse reaches neither the bus nor NATS: the
+/// guest gets an error saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overlong_or_malformed_subject_is_refused_to_the_guest() -> anyhow::Result<()> {
+    let host = start_host(None).await?;
+    host.start_workload(pinger("x", "x.test")).await?;
+    let addr = host.http_addr().expect("ingress");
+    let long = "s".repeat(2_000);
+    let published = get(addr, "x.test", &format!("/publish?subject={long}&msg=m")).await?;
+    assert_eq!(published.status, 502, "{published:?}");
+    assert!(
+        published.body.contains("2002 bytes long, more than 1024"),
+        "{}",
+        published.body
+    );
+    let asked = get(addr, "x.test", "/?subject=a..b&msg=m").await?;
+    assert_eq!(asked.status, 502, "{asked:?}");
+    assert!(asked.body.contains("empty token"), "{}", asked.body);
+    host.shutdown().await;
+    Ok(())
+}
+
 /// Namespaces that would reach outside their own subjects are refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_namespace_must_be_a_plain_name() -> anyhow::Result<()> {

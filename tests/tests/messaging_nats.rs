@@ -132,6 +132,40 @@ async fn a_queue_group_spans_hosts_and_each_message_reaches_one_member() -> anyh
     Ok(())
 }
 
+/// A subscription whose subject nats-server would refuse (longer than a
+/// protocol line) fails the workload's start with a clear error, instead of
+/// reaching the server, which would close the shared connection on every
+/// reconnect; the host keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_subscription_nats_would_refuse_fails_the_start() -> anyhow::Result<()> {
+    let nats = NatsServer::start()?;
+    let host = host_on(&nats).await?;
+    let mut spec = ponger("huge", None);
+    spec.subscriptions[0].subject = "x".repeat(10_000);
+    let err = host.start_workload(spec).await.expect_err("refused");
+    let err = format!("{err:#}");
+    assert!(err.contains("10005 bytes long, more than 1024"), "{err}");
+    assert!(err.len() < 500, "the subject is shortened: {err}");
+    assert!(matches!(
+        host.status(&WorkloadId::new("shop", "huge"))
+            .map(|s| s.state),
+        Some(keel_tests::keel::WorkloadState::Error(_))
+    ));
+    host.start_workload(ponger("ponger", None)).await?;
+    host.start_workload(pinger()).await?;
+    let addr = host.http_addr().expect("ingress");
+    assert_eq!(get(addr, "x", "/?msg=still").await?.body, "pong: still\n");
+    if let keel_tests::keel::core_api::broker::Broker::Nats(client) = host.broker() {
+        let connects = client
+            .statistics()
+            .connects
+            .load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(connects, 1, "the shared connection was never lost");
+    }
+    host.shutdown().await;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_server_is_a_clear_error() -> anyhow::Result<()> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?

@@ -4,6 +4,7 @@
 //! so plugins and workloads run unchanged on both.
 
 use super::bus::{Bus, BusError, Message, Subscription};
+use crate::policy::subject::{self as rules, Use};
 use futures::StreamExt;
 use std::time::Duration;
 
@@ -25,8 +26,8 @@ pub enum BrokerError {
     /// No reply came within the timeout.
     #[error("no reply on `{0}` in time")]
     Timeout(String),
-    /// The subject is malformed.
-    #[error("invalid subject `{0}`")]
+    /// The subject is malformed ([`crate::policy::subject`]); says why.
+    #[error("{0}")]
     InvalidSubject(String),
     /// The message is larger than the server accepts.
     #[error("the message is {size} bytes, more than the server's max_payload of {max}")]
@@ -76,6 +77,10 @@ impl BrokerSubscription {
 impl Broker {
     /// Publishes `message`.
     pub async fn publish(&self, message: Message) -> Result<(), BrokerError> {
+        check(&message.subject, Use::Publish)?;
+        if let Some(reply) = &message.reply_to {
+            check(reply, Use::Publish)?;
+        }
         match self {
             Broker::Bus(bus) => bus.publish(message).map(|_| ()).map_err(Into::into),
             Broker::Nats(client) => {
@@ -106,6 +111,8 @@ impl Broker {
         body: Vec<u8>,
         timeout: Duration,
     ) -> Result<Message, BrokerError> {
+        check(subject, Use::Publish)?;
+        check(inbox, Use::Publish)?;
         match self {
             Broker::Bus(bus) => bus
                 .request(subject, inbox, body, timeout)
@@ -129,6 +136,7 @@ impl Broker {
         subject: &str,
         queue: Option<&str>,
     ) -> Result<BrokerSubscription, BrokerError> {
+        check(subject, Use::Subscribe)?;
         match self {
             Broker::Bus(bus) => Ok(BrokerSubscription::Bus(bus.subscribe(subject, queue)?)),
             Broker::Nats(client) => {
@@ -140,8 +148,9 @@ impl Broker {
                     }
                     None => client.subscribe(subject.to_string()).await,
                 };
-                let subscriber = subscribed
-                    .map_err(|e| BrokerError::InvalidSubject(format!("{subject}: {e}")))?;
+                let subscriber = subscribed.map_err(|e| {
+                    BrokerError::InvalidSubject(format!("`{subject}` is refused: {e}"))
+                })?;
                 // A flush round-trips to the server: the SUB is live there now.
                 client
                     .flush()
@@ -173,7 +182,7 @@ async fn nats_request(
         .await
         .map_err(|e| match e.kind() {
             async_nats::client::PublishErrorKind::InvalidSubject => {
-                BrokerError::InvalidSubject(subject.to_string())
+                BrokerError::InvalidSubject(format!("`{subject}` is not a valid subject"))
             }
             _ => unavailable(&e),
         })?;
@@ -190,6 +199,12 @@ async fn nats_request(
             "the connection closed while waiting for a reply".to_string(),
         )),
     }
+}
+
+/// Refuses a subject before it reaches the bus or the shared connection
+/// (where a malformed or overlong one would make the server close it).
+fn check(subject: &str, usage: Use) -> Result<(), BrokerError> {
+    rules::check(subject, usage).map_err(|e| BrokerError::InvalidSubject(e.to_string()))
 }
 
 /// Refuses what the server would answer by closing the connection every

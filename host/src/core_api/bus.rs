@@ -8,6 +8,7 @@
 //! and the publisher never waits for it.
 
 use super::pending::{self, Offered, PendingLimits, PendingReceiver, PendingSender};
+use crate::policy::subject::{self as rules, Use};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -32,9 +33,9 @@ pub enum BusError {
     /// No reply came within the timeout.
     #[error("no reply on `{0}` within {1:?}")]
     Timeout(String, Duration),
-    /// The subject is not a valid subject (empty token, wildcard in a
-    /// publish, `>` not last).
-    #[error("invalid subject `{0}`")]
+    /// The subject breaks the rules of [`crate::policy::subject`] (empty
+    /// token, wildcard in a publish, `>` not last, too long); says why.
+    #[error("{0}")]
     InvalidSubject(String),
 }
 
@@ -103,9 +104,13 @@ impl Drop for Subscription {
     }
 }
 
-fn tokens(subject: &str) -> Option<Vec<String>> {
-    let tokens: Vec<String> = subject.split('.').map(str::to_string).collect();
-    tokens.iter().all(|t| !t.is_empty()).then_some(tokens)
+/// The tokens of a subject already checked by [`rules::check`].
+fn tokens(subject: &str) -> Vec<String> {
+    subject.split('.').map(str::to_string).collect()
+}
+
+fn invalid(e: rules::SubjectError) -> BusError {
+    BusError::InvalidSubject(e.to_string())
 }
 
 /// Whether `pattern` (with `*` and `>`) matches `subject`.
@@ -140,15 +145,8 @@ impl Bus {
     /// Subscribes to `subject` (wildcards allowed), optionally as a member
     /// of queue group `queue`. Live when this returns.
     pub fn subscribe(&self, subject: &str, queue: Option<&str>) -> Result<Subscription, BusError> {
-        let pattern =
-            tokens(subject).ok_or_else(|| BusError::InvalidSubject(subject.to_string()))?;
-        if pattern
-            .iter()
-            .enumerate()
-            .any(|(i, t)| t == ">" && i + 1 != pattern.len())
-        {
-            return Err(BusError::InvalidSubject(subject.to_string()));
-        }
+        rules::check(subject, Use::Subscribe).map_err(invalid)?;
+        let pattern = tokens(subject);
         let (sender, receiver) = pending::queue(subject, self.inner.options.pending);
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let subscriber = Subscriber {
@@ -186,9 +184,11 @@ impl Bus {
     /// Publishes `message`; returns how many subscribers queued it and how
     /// many dropped it.
     fn offer(&self, message: Message) -> Result<(usize, usize), BusError> {
-        let subject = tokens(&message.subject)
-            .filter(|t| !t.iter().any(|t| t == "*" || t == ">"))
-            .ok_or_else(|| BusError::InvalidSubject(message.subject.clone()))?;
+        rules::check(&message.subject, Use::Publish).map_err(invalid)?;
+        if let Some(reply) = &message.reply_to {
+            rules::check(reply, Use::Publish).map_err(invalid)?;
+        }
+        let subject = tokens(&message.subject);
         let subscribers = self
             .inner
             .subscribers
@@ -261,7 +261,7 @@ mod tests {
 
     #[test]
     fn wildcards_match_one_token_or_the_rest() {
-        let t = |s: &str| tokens(s).unwrap();
+        let t = tokens;
         assert!(matches(&t("orders.*"), &t("orders.new")));
         assert!(!matches(&t("orders.*"), &t("orders.new.eu")));
         assert!(matches(&t("orders.>"), &t("orders.new.eu")));

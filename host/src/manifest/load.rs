@@ -5,6 +5,7 @@ use super::{
     ComponentSpec, HttpSpec, Limits, LinkMode, Manifest, NatsSpec, PluginGrants, PluginSpec,
     SocketsSpec, SubscriptionSpec, VolumeSpec, WorkloadId, WorkloadSpec, raw, validate_name,
 };
+use crate::policy::subject::{self as rules, Use};
 use std::collections::BTreeSet;
 use std::fmt;
 use std::ops::Range;
@@ -288,16 +289,14 @@ fn workload_spec(
     let mut subscriptions = Vec::new();
     for subscription in raw.subscription {
         let subject = subscription.subject.get_ref();
-        let valid = !subject.is_empty()
-            && subject.split('.').all(|t| !t.is_empty())
-            && subject
-                .split('.')
-                .enumerate()
-                .all(|(i, t)| t != ">" || i + 1 == subject.split('.').count());
-        if !valid {
+        // The subject itself, then as the broker sees it (the namespace in
+        // front counts towards the length limit).
+        let checked = rules::check(subject, Use::Subscribe)
+            .and_then(|()| rules::check(&format!("{}.{subject}", id.namespace), Use::Subscribe));
+        if let Err(e) = checked {
             return Err(source.error(
                 subscription.subject.span(),
-                format!("`{subject}` is not a subject: dot-separated tokens, `*` for one token, `>` last for the rest"),
+                format!("{e} (dot-separated tokens, `*` for one token, `>` last for the rest)"),
             ));
         }
         subscriptions.push(SubscriptionSpec {
@@ -504,6 +503,30 @@ mod tests {
                 .starts_with("app.toml:4:8: component file nowhere.wasm"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_subscription_that_can_never_work_is_refused_where_written() {
+        let manifest = |subject: &str| {
+            format!(
+                "[[workload]]\nname = \"a\"\n[[workload.component]]\npath = \"Cargo.toml\"\n\
+                 [[workload.subscription]]\nsubject = \"{subject}\"\n"
+            )
+        };
+        assert!(parse(&manifest("orders.*")).is_ok());
+        let err = parse(&manifest(&"x".repeat(10_000)))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("app.toml:6:11: "), "{err}");
+        assert!(err.contains("10000 bytes long, more than 1024"), "{err}");
+        assert!(err.len() < 300, "the subject is shortened: {err}");
+        // Within the limit alone, over it with the namespace in front.
+        let err = parse(&manifest(&"x".repeat(1020))).unwrap_err().to_string();
+        assert!(err.contains("1028 bytes long"), "{err}");
+        for bad in ["a..b", "a.>.b", "a b"] {
+            let err = parse(&manifest(bad)).unwrap_err().to_string();
+            assert!(err.contains("is not a valid subject"), "{bad}: {err}");
+        }
     }
 
     #[test]
