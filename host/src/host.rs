@@ -16,7 +16,8 @@
 
 use crate::cache::{CacheStats, ComponentCache};
 use crate::core_api::broker::Broker;
-use crate::core_api::bus::Bus;
+use crate::core_api::bus::{Bus, BusOptions};
+use crate::core_api::pending::PendingLimits;
 use crate::engine::{EngineOptions, KeelEngine};
 use crate::error::Error;
 use crate::http::{Ingress, IngressOptions, Router};
@@ -40,6 +41,7 @@ pub struct HostBuilder {
     builtin_plugins: bool,
     nats: Option<NatsSpec>,
     memory_budget: Option<ByteSize>,
+    pending: PendingLimits,
 }
 
 impl Default for HostBuilder {
@@ -52,6 +54,7 @@ impl Default for HostBuilder {
             builtin_plugins: true,
             nats: None,
             memory_budget: None,
+            pending: PendingLimits::default(),
         }
     }
 }
@@ -105,6 +108,15 @@ impl HostBuilder {
         self
     }
 
+    /// How much each subscription may hold unread before messages to it are
+    /// dropped (NATS's defaults: 65,536 messages, 64 MiB). On the in-process
+    /// bus both bounds hold; on NATS the client bounds each subscription in
+    /// messages only.
+    pub fn pending_limits(mut self, limits: PendingLimits) -> HostBuilder {
+        self.pending = limits;
+        self
+    }
+
     /// Builds the engine, connects to NATS if configured, and binds the ingress.
     pub async fn start(self) -> Result<Host> {
         let engine = Arc::new(KeelEngine::new(self.engine)?);
@@ -126,8 +138,10 @@ impl HostBuilder {
             cache: ComponentCache::new(self.cache_dir)?,
             plugins: Mutex::new(plugins),
             broker: match &self.nats {
-                Some(nats) => Broker::Nats(connect(nats).await?),
-                None => Broker::Bus(Bus::new()),
+                Some(nats) => Broker::Nats(connect(nats, self.pending).await?),
+                None => Broker::Bus(Bus::with_options(BusOptions {
+                    pending: self.pending,
+                })),
             },
             memory_budget: MemoryBudget::new(
                 self.memory_budget
@@ -313,17 +327,25 @@ impl Host {
 /// is reported at start; after that the client reconnects by itself, calls
 /// made during an outage fail at their timeout, and the log says what
 /// happened.
-async fn connect(nats: &NatsSpec) -> Result<async_nats::Client> {
+async fn connect(nats: &NatsSpec, pending: PendingLimits) -> Result<async_nats::Client> {
     use anyhow::Context as _;
+    let slow = Arc::new(SlowConsumers::default());
     let mut options = async_nats::ConnectOptions::new()
         .max_reconnects(None)
-        .event_callback(|event| async move {
-            match event {
-                async_nats::Event::Connected => tracing::info!("NATS connected"),
-                async_nats::Event::Disconnected => {
-                    tracing::warn!("NATS disconnected; reconnecting")
+        // A subscription holds this many unread messages; past it the client
+        // drops messages to it and reports a slow consumer.
+        .subscription_capacity(pending.max_messages.max(1))
+        .event_callback(move |event| {
+            let slow = slow.clone();
+            async move {
+                match event {
+                    async_nats::Event::Connected => tracing::info!("NATS connected"),
+                    async_nats::Event::Disconnected => {
+                        tracing::warn!("NATS disconnected; reconnecting")
+                    }
+                    async_nats::Event::SlowConsumer(sid) => slow.dropped(sid),
+                    other => tracing::warn!("NATS: {other}"),
                 }
-                other => tracing::warn!("NATS: {other}"),
             }
         });
     if let Some(name) = &nats.name {
@@ -366,5 +388,29 @@ fn default_memory_budget() -> usize {
     match total_kib {
         Some(kib) => usize::try_from(kib.saturating_mul(1024) / 4 * 3).unwrap_or(usize::MAX),
         None => usize::MAX,
+    }
+}
+
+/// The NATS client reports every message it drops for a full subscription;
+/// this logs the first drop of each subscription and then only at 2, 4, 8,
+/// … drops, so a flood does not become a flood of log lines.
+#[derive(Default)]
+struct SlowConsumers {
+    drops: Mutex<BTreeMap<u64, u64>>,
+}
+
+impl SlowConsumers {
+    fn dropped(&self, sid: u64) {
+        let mut drops = self.drops.lock().unwrap_or_else(|p| p.into_inner());
+        let count = drops.entry(sid).or_default();
+        *count += 1;
+        if count.is_power_of_two() {
+            tracing::warn!(
+                subscription = sid,
+                dropped = *count,
+                "NATS slow consumer: a subscription holds as much unread as it may; \
+                 messages to it are dropped"
+            );
+        }
     }
 }

@@ -20,6 +20,7 @@ pub mod keyvalue_suite;
 pub mod load;
 pub mod nats;
 pub mod raw;
+pub mod recorder;
 pub mod stock;
 pub mod suite;
 

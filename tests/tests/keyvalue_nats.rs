@@ -256,3 +256,44 @@ fn the_counter_example_runs_unchanged_over_nats() -> anyhow::Result<()> {
     assert_eq!(visit("/pears")?, "/pears has been visited 1 times\n");
     Ok(())
 }
+
+/// How often the host's shared NATS connection has connected so far.
+fn connects(host: &keel_tests::keel::Host) -> u64 {
+    use keel_tests::keel::core_api::broker::Broker;
+    match host.broker() {
+        Broker::Nats(client) => client
+            .statistics()
+            .connects
+            .load(std::sync::atomic::Ordering::Relaxed),
+        Broker::Bus(_) => panic!("a NATS host"),
+    }
+}
+
+/// A key or bucket name far longer than a NATS protocol line may be is
+/// refused to the guest; it never reaches the server, which would close the
+/// connection every plugin shares.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_overlong_key_or_bucket_is_refused_and_the_connection_stays() -> anyhow::Result<()> {
+    let t = nats().await?;
+    let put = request(t.addr, "PUT", "a.test", "/set?bucket=b&key=k", "v").await?;
+    assert_eq!(put.status, 200, "{put:?}");
+    assert_eq!(connects(&t.host), 1);
+    let long = "k".repeat(5_000);
+    let key = get(t.addr, "a.test", &format!("/get?bucket=b&key={long}")).await?;
+    assert_eq!(key.status, 500, "{key:?}");
+    assert!(key.body.contains("not a valid subject"), "{}", key.body);
+    let bucket = get(t.addr, "a.test", &format!("/get?bucket={long}&key=k")).await?;
+    assert_eq!(bucket.status, 500, "{bucket:?}");
+    assert!(
+        bucket.body.contains("not a valid subject"),
+        "{}",
+        bucket.body
+    );
+    // A round trip after them: had the server closed the connection, this
+    // one would go over a new one.
+    let read = get(t.addr, "a.test", "/get?bucket=b&key=k").await?;
+    assert_eq!((read.status, read.body.as_str()), (200, "v"));
+    assert_eq!(connects(&t.host), 1, "the shared connection was never lost");
+    t.host.shutdown().await;
+    Ok(())
+}

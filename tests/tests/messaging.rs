@@ -1,9 +1,11 @@
 //! Messaging through the built-in consumer plugin and the in-process bus:
-//! subjects are scoped by namespace, queue groups spread the load, and a
-//! workload reports running only once its subscriptions are live.
+//! subjects (reply inboxes included) are scoped by namespace, queue groups
+//! spread the load, and a workload reports running only once its
+//! subscriptions are live.
 
 use keel_tests::keel::manifest::SubscriptionSpec;
 use keel_tests::keel::{Host, WorkloadId, WorkloadSpec};
+use keel_tests::recorder::{recorder, reports_until};
 use keel_tests::{get, guest, start_host};
 
 fn pinger(namespace: &str, host: &str) -> WorkloadSpec {
@@ -39,6 +41,104 @@ async fn subjects_are_scoped_by_namespace() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What a `team-b` workload subscribed to every subject it can name receives
+/// while `team-a` runs a request/reply exchange: nothing but team-b's own
+/// marker, which it sees once per subscription.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn another_namespace_never_sees_request_reply_traffic() -> anyhow::Result<()> {
+    let host = start_host(None).await?;
+    host.start_workload(ponger("team-a", "ponger", None))
+        .await?;
+    host.start_workload(pinger("team-a", "a.test")).await?;
+    let wildcards = ["_INBOX.>", ">", "*.>"];
+    host.start_workload(recorder("team-b", &wildcards)).await?;
+    host.start_workload(pinger("team-b", "b.test")).await?;
+    let mut reports = host.broker().subscribe("team-b.seen", None).await?;
+    let addr = host.http_addr().expect("ingress");
+
+    let exchange = get(addr, "a.test", "/?msg=team-a-secret").await?;
+    assert_eq!(
+        exchange.body, "pong: team-a-secret\n",
+        "team-a gets its reply"
+    );
+    let marker = get(addr, "b.test", "/publish?subject=_INBOX.marker&msg=marker").await?;
+    assert_eq!(marker.status, 200, "{}", marker.body);
+
+    let seen = reports_until(&mut reports, "_INBOX.marker - marker", wildcards.len()).await?;
+    assert!(
+        seen.iter().all(|r| r == "_INBOX.marker - marker"),
+        "team-b received more than its own marker: {seen:#?}"
+    );
+    host.shutdown().await;
+    Ok(())
+}
+
+/// A workload's reply inbox is its own: a request's reply reaches the
+/// requester, and the handler sees the inbox without the namespace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_handler_sees_the_reply_inbox_without_the_namespace() -> anyhow::Result<()> {
+    let host = start_host(None).await?;
+    host.start_workload(recorder("team-a", &["ask"])).await?;
+    host.start_workload(pinger("team-a", "a.test")).await?;
+    let mut reports = host.broker().subscribe("team-a.seen", None).await?;
+    let addr = host.http_addr().expect("ingress");
+    // The recorder does not answer: the request times out, but the report
+    // shows what the handler was given.
+    let asked = get(addr, "a.test", "/?subject=ask&msg=q").await?;
+    assert_eq!(asked.status, 502, "{}", asked.body);
+    let report = reports.next().await.expect("a report");
+    let report = String::from_utf8_lossy(&report.body).into_owned();
+    let fields: Vec<&str> = report.split(' ').collect();
+    assert_eq!(fields.len(), 3, "{report}");
+    assert_eq!((fields[0], fields[2]), ("ask", "q"), "{report}");
+    assert!(
+        fields[1].starts_with("_INBOX.") && fields[1].len() == "_INBOX.".len() + 22,
+        "the reply inbox as the handler sees it: {report}"
+    );
+    host.shutdown().await;
+    Ok(())
+}
+
+/// A subject the broker would refuse reaches neither the bus nor NATS: the
+/// guest gets an error saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overlong_or_malformed_subject_is_refused_to_the_guest() -> anyhow::Result<()> {
+    let host = start_host(None).await?;
+    host.start_workload(pinger("x", "x.test")).await?;
+    let addr = host.http_addr().expect("ingress");
+    let long = "s".repeat(2_000);
+    let published = get(addr, "x.test", &format!("/publish?subject={long}&msg=m")).await?;
+    assert_eq!(published.status, 502, "{published:?}");
+    assert!(
+        published.body.contains("2002 bytes long, more than 1024"),
+        "{}",
+        published.body
+    );
+    let asked = get(addr, "x.test", "/?subject=a..b&msg=m").await?;
+    assert_eq!(asked.status, 502, "{asked:?}");
+    assert!(asked.body.contains("empty token"), "{}", asked.body);
+    host.shutdown().await;
+    Ok(())
+}
+
+/// Namespaces that would reach outside their own subjects are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_must_be_a_plain_name() -> anyhow::Result<()> {
+    let host = start_host(None).await?;
+    for namespace in ["_INBOX", "$JS", "team.a", "Team", ""] {
+        let err = host
+            .start_workload(ponger(namespace, "ponger", None))
+            .await
+            .expect_err(namespace);
+        assert!(
+            format!("{err:#}").contains("is not a valid name"),
+            "{namespace}: {err:#}"
+        );
+    }
+    host.shutdown().await;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_queue_group_gives_each_message_to_one_member() -> anyhow::Result<()> {
     // Every ponger that receives a request replies to its inbox; watching
@@ -47,7 +147,7 @@ async fn a_queue_group_gives_each_message_to_one_member() -> anyhow::Result<()> 
         let host: Host = start_host(None).await?;
         host.start_workload(ponger("q", "first", queue)).await?;
         host.start_workload(ponger("q", "second", queue)).await?;
-        let mut replies = host.broker().subscribe("_INBOX.>", None).await?;
+        let mut replies = host.broker().subscribe("q._INBOX.>", None).await?;
         host.start_workload(pinger("q", "q.test")).await?;
         let addr = host.http_addr().expect("ingress");
         for i in 0..6 {

@@ -1,11 +1,13 @@
 //! Messaging over a real `nats-server`: workloads on two keel hosts
 //! connected to the same server talk to each other, queue groups spread
-//! across hosts, and a request nobody answers fails cleanly.
+//! across hosts, a request nobody answers fails cleanly, and no workload
+//! reads another namespace's replies or the plugins' JetStream traffic.
 
 use keel_tests::keel::manifest::{NatsSpec, SubscriptionSpec};
 use keel_tests::keel::{Host, WorkloadId, WorkloadSpec};
 use keel_tests::nats::{NatsServer, host_on};
-use keel_tests::{get, guest};
+use keel_tests::recorder::{recorder, reports_until};
+use keel_tests::{get, guest, request};
 
 fn ponger(name: &str, queue: Option<&str>) -> WorkloadSpec {
     let mut spec = WorkloadSpec::single(WorkloadId::new("shop", name), guest("ponger"));
@@ -39,6 +41,60 @@ async fn workloads_on_two_hosts_talk_through_one_server() -> anyhow::Result<()> 
     Ok(())
 }
 
+/// A `team-b` workload subscribed to `_INBOX.>` (where the NATS client and
+/// the plugins receive replies) and to `>` sees neither team-a's
+/// request/reply exchange nor the key-value value team-a reads through
+/// `keyvalue-nats` (a JetStream reply): only team-b's own marker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn another_namespace_never_sees_replies_or_jetstream_traffic() -> anyhow::Result<()> {
+    let nats = NatsServer::start()?;
+    let host = host_on(&nats).await?;
+    let in_team_a = |name: &str, file: &str, http: &str| {
+        let mut spec = WorkloadSpec::single(WorkloadId::new("team-a", name), guest(file));
+        spec.http.host = Some(http.into());
+        spec
+    };
+    host.start_workload(in_team_a("kv", "keyvalue_user", "kv.test"))
+        .await?;
+    host.start_workload(in_team_a("pinger", "pinger", "a.test"))
+        .await?;
+    let mut answering = WorkloadSpec::single(WorkloadId::new("team-a", "ponger"), guest("ponger"));
+    answering.subscriptions.push(SubscriptionSpec {
+        subject: "ping".into(),
+        queue: None,
+    });
+    host.start_workload(answering).await?;
+    let wildcards = ["_INBOX.>", ">"];
+    host.start_workload(recorder("team-b", &wildcards)).await?;
+    let mut team_b_pinger =
+        WorkloadSpec::single(WorkloadId::new("team-b", "pinger"), guest("pinger"));
+    team_b_pinger.http.host = Some("b.test".into());
+    host.start_workload(team_b_pinger).await?;
+    let mut reports = host.broker().subscribe("team-b.seen", None).await?;
+    let addr = host.http_addr().expect("ingress");
+
+    let secret = "team-a-kv-secret";
+    let put = request(addr, "PUT", "kv.test", "/set?bucket=vault&key=k", secret).await?;
+    assert_eq!(put.status, 200, "{put:?}");
+    let read = get(addr, "kv.test", "/get?bucket=vault&key=k").await?;
+    assert_eq!(read.body, secret, "team-a reads its value");
+    let exchange = get(addr, "a.test", "/?msg=team-a-ping").await?;
+    assert_eq!(
+        exchange.body, "pong: team-a-ping\n",
+        "team-a gets its reply"
+    );
+    let marker = get(addr, "b.test", "/publish?subject=_INBOX.marker&msg=marker").await?;
+    assert_eq!(marker.status, 200, "{}", marker.body);
+
+    let seen = reports_until(&mut reports, "_INBOX.marker - marker", wildcards.len()).await?;
+    assert!(
+        seen.iter().all(|r| r == "_INBOX.marker - marker"),
+        "team-b received more than its own marker: {seen:#?}"
+    );
+    host.shutdown().await;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_queue_group_spans_hosts_and_each_message_reaches_one_member() -> anyhow::Result<()> {
     let nats = NatsServer::start()?;
@@ -51,7 +107,7 @@ async fn a_queue_group_spans_hosts_and_each_message_reaches_one_member() -> anyh
         .start_workload(ponger("second", Some("pongers")))
         .await?;
     let asking = host_on(&nats).await?;
-    let mut replies = asking.broker().subscribe("_INBOX.>", None).await?;
+    let mut replies = asking.broker().subscribe("shop._INBOX.>", None).await?;
     asking.start_workload(pinger()).await?;
     let addr = asking.http_addr().expect("ingress");
     for i in 0..8 {
@@ -73,6 +129,40 @@ async fn a_queue_group_spans_hosts_and_each_message_reaches_one_member() -> anyh
     for host in [asking, second, first] {
         host.shutdown().await;
     }
+    Ok(())
+}
+
+/// A subscription whose subject nats-server would refuse (longer than a
+/// protocol line) fails the workload's start with a clear error, instead of
+/// reaching the server, which would close the shared connection on every
+/// reconnect; the host keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_subscription_nats_would_refuse_fails_the_start() -> anyhow::Result<()> {
+    let nats = NatsServer::start()?;
+    let host = host_on(&nats).await?;
+    let mut spec = ponger("huge", None);
+    spec.subscriptions[0].subject = "x".repeat(10_000);
+    let err = host.start_workload(spec).await.expect_err("refused");
+    let err = format!("{err:#}");
+    assert!(err.contains("10005 bytes long, more than 1024"), "{err}");
+    assert!(err.len() < 500, "the subject is shortened: {err}");
+    assert!(matches!(
+        host.status(&WorkloadId::new("shop", "huge"))
+            .map(|s| s.state),
+        Some(keel_tests::keel::WorkloadState::Error(_))
+    ));
+    host.start_workload(ponger("ponger", None)).await?;
+    host.start_workload(pinger()).await?;
+    let addr = host.http_addr().expect("ingress");
+    assert_eq!(get(addr, "x", "/?msg=still").await?.body, "pong: still\n");
+    if let keel_tests::keel::core_api::broker::Broker::Nats(client) = host.broker() {
+        let connects = client
+            .statistics()
+            .connects
+            .load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(connects, 1, "the shared connection was never lost");
+    }
+    host.shutdown().await;
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 //! so plugins and workloads run unchanged on both.
 
 use super::bus::{Bus, BusError, Message, Subscription};
+use crate::policy::subject::{self as rules, Use};
 use futures::StreamExt;
 use std::time::Duration;
 
@@ -25,8 +26,8 @@ pub enum BrokerError {
     /// No reply came within the timeout.
     #[error("no reply on `{0}` in time")]
     Timeout(String),
-    /// The subject is malformed.
-    #[error("invalid subject `{0}`")]
+    /// The subject is malformed ([`crate::policy::subject`]); says why.
+    #[error("{0}")]
     InvalidSubject(String),
     /// The message is larger than the server accepts.
     #[error("the message is {size} bytes, more than the server's max_payload of {max}")]
@@ -76,6 +77,10 @@ impl BrokerSubscription {
 impl Broker {
     /// Publishes `message`.
     pub async fn publish(&self, message: Message) -> Result<(), BrokerError> {
+        check(&message.subject, Use::Publish)?;
+        if let Some(reply) = &message.reply_to {
+            check(reply, Use::Publish)?;
+        }
         match self {
             Broker::Bus(bus) => bus.publish(message).map(|_| ()).map_err(Into::into),
             Broker::Nats(client) => {
@@ -94,50 +99,32 @@ impl Broker {
         }
     }
 
-    /// Sends `body` to `subject` and waits up to `timeout` for one reply.
+    /// Sends `body` to `subject` with reply subject `inbox` and waits up to
+    /// `timeout` for the first message there. The caller picks the inbox so
+    /// that it lies in the caller's namespace: the replies never travel on
+    /// the NATS client's own `_INBOX.…` subjects, which carry the plugins'
+    /// JetStream traffic.
     pub async fn request(
         &self,
         subject: &str,
+        inbox: &str,
         body: Vec<u8>,
         timeout: Duration,
     ) -> Result<Message, BrokerError> {
+        check(subject, Use::Publish)?;
+        check(inbox, Use::Publish)?;
         match self {
             Broker::Bus(bus) => bus
-                .request(subject, body, timeout)
+                .request(subject, inbox, body, timeout)
                 .await
                 .map_err(Into::into),
             Broker::Nats(client) => {
                 check_size(client, body.len())?;
-                let request = async_nats::Request::new()
-                    .payload(body.into())
-                    .timeout(Some(timeout));
-                // The client's own timeout covers the wait for a reply; this
-                // one also bounds a publish stuck on a lost connection.
-                let sent = tokio::time::timeout(
-                    timeout,
-                    client.send_request(subject.to_string(), request),
-                )
-                .await;
-                match sent {
-                    Err(_) => Err(BrokerError::Timeout(subject.to_string())),
-                    Ok(Ok(reply)) => Ok(Message {
-                        subject: reply.subject.to_string(),
-                        body: reply.payload.to_vec(),
-                        reply_to: reply.reply.map(|r| r.to_string()),
-                    }),
-                    Ok(Err(e)) => Err(match e.kind() {
-                        async_nats::RequestErrorKind::NoResponders => {
-                            BrokerError::NoResponders(subject.to_string())
-                        }
-                        async_nats::RequestErrorKind::TimedOut => {
-                            BrokerError::Timeout(subject.to_string())
-                        }
-                        async_nats::RequestErrorKind::InvalidSubject => {
-                            BrokerError::InvalidSubject(subject.to_string())
-                        }
-                        _ => BrokerError::Unavailable(e.to_string()),
-                    }),
-                }
+                // One bound for all of it: the subscribe and the publish can
+                // also be stuck behind a lost connection.
+                tokio::time::timeout(timeout, nats_request(client, subject, inbox, body))
+                    .await
+                    .unwrap_or_else(|_| Err(BrokerError::Timeout(subject.to_string())))
             }
         }
     }
@@ -149,6 +136,7 @@ impl Broker {
         subject: &str,
         queue: Option<&str>,
     ) -> Result<BrokerSubscription, BrokerError> {
+        check(subject, Use::Subscribe)?;
         match self {
             Broker::Bus(bus) => Ok(BrokerSubscription::Bus(bus.subscribe(subject, queue)?)),
             Broker::Nats(client) => {
@@ -160,8 +148,9 @@ impl Broker {
                     }
                     None => client.subscribe(subject.to_string()).await,
                 };
-                let subscriber = subscribed
-                    .map_err(|e| BrokerError::InvalidSubject(format!("{subject}: {e}")))?;
+                let subscriber = subscribed.map_err(|e| {
+                    BrokerError::InvalidSubject(format!("`{subject}` is refused: {e}"))
+                })?;
                 // A flush round-trips to the server: the SUB is live there now.
                 client
                     .flush()
@@ -171,6 +160,51 @@ impl Broker {
             }
         }
     }
+}
+
+/// A request over NATS: subscribe to `inbox` (on one connection the server
+/// takes the SUB before the PUB that follows it), publish, wait for the first
+/// message. The server answers a request nobody is subscribed to with a 503
+/// status message: "no responders".
+async fn nats_request(
+    client: &async_nats::Client,
+    subject: &str,
+    inbox: &str,
+    body: Vec<u8>,
+) -> Result<Message, BrokerError> {
+    let unavailable = |e: &dyn std::fmt::Display| BrokerError::Unavailable(e.to_string());
+    let mut replies = client
+        .subscribe(inbox.to_string())
+        .await
+        .map_err(|e| unavailable(&e))?;
+    client
+        .publish_with_reply(subject.to_string(), inbox.to_string(), body.into())
+        .await
+        .map_err(|e| match e.kind() {
+            async_nats::client::PublishErrorKind::InvalidSubject => {
+                BrokerError::InvalidSubject(format!("`{subject}` is not a valid subject"))
+            }
+            _ => unavailable(&e),
+        })?;
+    match replies.next().await {
+        Some(reply) if reply.status == Some(async_nats::StatusCode::NO_RESPONDERS) => {
+            Err(BrokerError::NoResponders(subject.to_string()))
+        }
+        Some(reply) => Ok(Message {
+            subject: reply.subject.to_string(),
+            body: reply.payload.to_vec(),
+            reply_to: reply.reply.map(|r| r.to_string()),
+        }),
+        None => Err(BrokerError::Unavailable(
+            "the connection closed while waiting for a reply".to_string(),
+        )),
+    }
+}
+
+/// Refuses a subject before it reaches the bus or the shared connection
+/// (where a malformed or overlong one would make the server close it).
+fn check(subject: &str, usage: Use) -> Result<(), BrokerError> {
+    rules::check(subject, usage).map_err(|e| BrokerError::InvalidSubject(e.to_string()))
 }
 
 /// Refuses what the server would answer by closing the connection every

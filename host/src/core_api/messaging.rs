@@ -1,28 +1,53 @@
 //! `keel:core/messaging` over the host's [`Broker`] (in-process bus or
-//! NATS): subjects scoped by the calling workload's namespace, so tenants do
-//! not hear each other.
+//! NATS): every subject a workload names, reply inboxes included, is scoped
+//! under its namespace (`<namespace>.<subject>`), so tenants neither hear
+//! nor answer each other.
+//!
+//! A namespace is a name that starts with a lower-case letter
+//! ([`crate::manifest::validate_name`]), so no workload subject can ever be
+//! one of the subjects plugins and the NATS client use for themselves
+//! (`_INBOX.…`, `$JS.…`, `$KV.…`): a workload cannot read JetStream replies
+//! whatever pattern it subscribes to.
 
 use super::broker::{Broker, BrokerError};
-use super::bus::{INBOX_PREFIX, Message as BusMessage};
+use super::bus::Message as BusMessage;
 use crate::plugins::identity::bindings::keel::core::messaging::{Error, Message};
 use std::time::Duration;
 
-/// The bus subject for `subject` published by a workload of `namespace`.
+/// How a workload's reply inboxes start, before its namespace is added.
+pub const INBOX_PREFIX: &str = "_INBOX.";
+
+/// The broker subject for `subject` named by a workload of `namespace`.
 pub fn scoped(namespace: &str, subject: &str) -> String {
-    if subject.starts_with(INBOX_PREFIX) {
-        subject.to_string()
-    } else {
-        format!("{namespace}.{subject}")
-    }
+    format!("{namespace}.{subject}")
 }
 
-/// `subject` as a workload of `namespace` sees it (the scope removed).
-pub fn unscoped(namespace: &str, subject: &str) -> String {
+/// `subject` as a workload of `namespace` sees it, or `None` when it lies
+/// outside the namespace (a workload can neither see nor use it).
+pub fn within(namespace: &str, subject: &str) -> Option<String> {
     subject
         .strip_prefix(namespace)
         .and_then(|rest| rest.strip_prefix('.'))
-        .unwrap_or(subject)
-        .to_string()
+        .filter(|rest| !rest.is_empty())
+        .map(str::to_string)
+}
+
+/// `subject` as a workload of `namespace` sees it (the scope removed; a
+/// subject outside the namespace is returned whole).
+pub fn unscoped(namespace: &str, subject: &str) -> String {
+    within(namespace, subject).unwrap_or_else(|| subject.to_string())
+}
+
+/// A fresh reply inbox for a request of a workload of `namespace`, as the
+/// broker sees it: `<namespace>._INBOX.<22 random characters>`.
+pub fn new_inbox(namespace: &str) -> String {
+    use rand::Rng;
+    let id: String = rand::thread_rng()
+        .sample_iter(rand::distributions::Alphanumeric)
+        .take(22)
+        .map(char::from)
+        .collect();
+    scoped(namespace, &format!("{INBOX_PREFIX}{id}"))
 }
 
 fn error(e: BrokerError) -> Error {
@@ -46,7 +71,8 @@ pub async fn publish(broker: &Broker, namespace: &str, message: Message) -> Resu
     broker.publish(message).await.map_err(error)
 }
 
-/// `request` for a caller in `namespace`.
+/// `request` for a caller in `namespace`: the reply comes back on an inbox
+/// inside the namespace, to this caller only.
 pub async fn request(
     broker: &Broker,
     namespace: &str,
@@ -55,14 +81,15 @@ pub async fn request(
     timeout_ms: u32,
 ) -> Result<Message, Error> {
     let timeout = Duration::from_millis(u64::from(timeout_ms));
+    let inbox = new_inbox(namespace);
     let reply = broker
-        .request(&scoped(namespace, &subject), body, timeout)
+        .request(&scoped(namespace, &subject), &inbox, body, timeout)
         .await
         .map_err(error)?;
     Ok(Message {
         subject: unscoped(namespace, &reply.subject),
         body: reply.body,
-        reply_to: reply.reply_to,
+        reply_to: reply.reply_to.and_then(|r| within(namespace, &r)),
     })
 }
 
@@ -71,10 +98,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn subjects_are_scoped_by_namespace_except_inboxes() {
+    fn every_subject_is_scoped_by_namespace_inboxes_included() {
         assert_eq!(scoped("shop", "orders.new"), "shop.orders.new");
-        assert_eq!(scoped("shop", "_INBOX.7"), "_INBOX.7");
+        assert_eq!(scoped("shop", "_INBOX.7"), "shop._INBOX.7");
+        assert_eq!(scoped("shop", ">"), "shop.>");
         assert_eq!(unscoped("shop", "shop.orders.new"), "orders.new");
-        assert_eq!(unscoped("shop", "_INBOX.7"), "_INBOX.7");
+        assert_eq!(within("shop", "shop._INBOX.7").as_deref(), Some("_INBOX.7"));
+        assert_eq!(within("shop", "_INBOX.7"), None);
+        assert_eq!(within("shop", "shopping.x"), None);
+        assert_eq!(within("shop", "shop."), None);
+    }
+
+    #[test]
+    fn a_request_inbox_lies_inside_the_namespace_and_is_unguessable() {
+        let inbox = new_inbox("shop");
+        let inside = within("shop", &inbox).expect("inside the namespace");
+        assert!(inside.starts_with(INBOX_PREFIX), "{inbox}");
+        assert_eq!(inside.len(), INBOX_PREFIX.len() + 22);
+        assert_ne!(inbox, new_inbox("shop"));
     }
 }

@@ -1,6 +1,7 @@
 //! The host side of `keel:core`, the interfaces plugins (never workloads)
 //! import: who is calling ([`crate::plugins::identity`]), namespaced
-//! [`messaging`] over the in-process [`bus`] or NATS ([`broker`]), and raw
+//! [`messaging`] over the in-process [`bus`] (whose subscriptions hold
+//! [`pending`] queues) or NATS ([`broker`]), and raw
 //! [`nats`] for protocol plugins, limited by their [`subjects`] grants, and
 //! host [`pipe`]s for plugins that hand out `wasi:io` streams.
 
@@ -8,5 +9,6 @@ pub mod broker;
 pub mod bus;
 pub mod messaging;
 pub mod nats;
+pub mod pending;
 pub mod pipe;
 pub mod subjects;

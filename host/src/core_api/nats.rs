@@ -7,6 +7,7 @@
 use super::broker::{Broker, check_size};
 use super::subjects::{SubjectGrants, new_inbox};
 use crate::plugins::identity::bindings::keel::core::nats::{Error, Header, Message};
+use crate::policy::subject::{self as rules, Use};
 use crate::workload::InvocationState;
 use async_nats::HeaderMap;
 use futures::StreamExt;
@@ -60,19 +61,13 @@ impl Caller<'_> {
     }
 }
 
-/// A subject one may send to: tokens are not empty and nothing breaks the
-/// protocol line. Wildcard characters are allowed: JetStream API subjects
-/// carry filters (`CONSUMER.CREATE.<stream>.<name>.$KV.b.>`), and grants
-/// are checked with them as patterns.
-fn sendable(subject: &str) -> Result<(), Error> {
-    let valid = !subject.is_empty()
-        && subject.split('.').all(|t| !t.is_empty())
-        && !subject.contains(char::is_whitespace);
-    if valid {
-        Ok(())
-    } else {
-        Err(Error::Invalid(format!("`{subject}` is not a subject")))
-    }
+/// A subject one may send to or subscribe to ([`Use::Send`]: wildcard
+/// characters are allowed in a sent subject, since JetStream API subjects
+/// carry filters, and grants are checked with them as patterns). Checked
+/// before the grants and before anything reaches the shared connection,
+/// which the server would close on an overlong or malformed line.
+fn valid(subject: &str, usage: Use) -> Result<(), Error> {
+    rules::check(subject, usage).map_err(|e| Error::Invalid(e.to_string()))
 }
 
 fn header_map(headers: Vec<Header>) -> Result<HeaderMap, Error> {
@@ -133,10 +128,10 @@ impl api::Host for InvocationState {
         body: Vec<u8>,
     ) -> Result<(), Error> {
         let caller = self.nats_caller();
-        sendable(&subject)?;
+        valid(&subject, Use::Send)?;
         caller.check(&subject)?;
         if let Some(reply) = &reply_to {
-            sendable(reply)?;
+            valid(reply, Use::Send)?;
             caller.check(reply)?;
         }
         caller.check_size(&headers, &body)?;
@@ -171,7 +166,7 @@ impl api::Host for InvocationState {
         timeout_ms: u32,
     ) -> Result<Message, Error> {
         let caller = self.nats_caller();
-        sendable(&subject)?;
+        valid(&subject, Use::Send)?;
         caller.check(&subject)?;
         caller.check_size(&headers, &body)?;
         let headers = header_map(headers)?;
@@ -211,6 +206,7 @@ impl api::Host for InvocationState {
         queue: Option<String>,
     ) -> Result<Resource<NatsSubscription>, Error> {
         let caller = self.nats_caller();
+        valid(&subject, Use::Subscribe)?;
         caller.check(&subject)?;
         let client = caller.client()?;
         let subscribed = match queue {

@@ -8,6 +8,8 @@
 //! [`keel_names::token`]. So `$KV.KV_{namespace}-*.>` lets one instance of a
 //! plugin reach each tenant's buckets only on that tenant's behalf.
 
+use crate::policy::subject::{self as rules, Use};
+
 /// Inboxes `keel:core/nats` makes are `_INBOX.keel.<namespace token>.<id>`,
 /// so a plugin acting for one namespace cannot listen to another's replies.
 pub const INBOX_ROOT: &str = "_INBOX.keel";
@@ -78,6 +80,10 @@ fn inbox_of(namespace: &str, tokens: &[&str]) -> bool {
 }
 
 fn parse_pattern(pattern: &str) -> Result<Vec<String>, String> {
+    // The rules every subject follows (the placeholder standing for a
+    // namespace token), then those of grants.
+    rules::check(&pattern.replace("{namespace}", "ns"), Use::Subscribe)
+        .map_err(|e| format!("grant {e}"))?;
     let tokens: Vec<String> = pattern.split('.').map(str::to_string).collect();
     let bad = |why: &str| Err(format!("`{pattern}` is not a subject pattern: {why}"));
     if pattern.is_empty() || tokens.iter().any(String::is_empty) {
@@ -193,7 +199,8 @@ mod tests {
 
     #[test]
     fn malformed_patterns_are_refused() {
-        for bad in ["", "a..b", "a.>.b", "a.b>", "{name}.x", "a b"] {
+        let long = "x".repeat(2_000);
+        for bad in ["", "a..b", "a.>.b", "a.b>", "{name}.x", "a b", &long] {
             assert!(SubjectGrants::parse(&[bad]).is_err(), "{bad}");
         }
     }

@@ -329,7 +329,8 @@ fn workload_spec(
     let mut subscriptions = Vec::new();
     for subscription in raw.subscription {
         let subject = subscription.subject.get_ref();
-        check_subject(subject).map_err(|m| source.error(subscription.subject.span(), m))?;
+        check_subject(&id.namespace, subject)
+            .map_err(|m| source.error(subscription.subject.span(), m))?;
         if let Some(queue) = &subscription.queue {
             check_queue(queue).map_err(|m| source.error(subscription.subject.span(), m))?;
         }
@@ -542,6 +543,30 @@ mod tests {
                 .starts_with("app.toml:4:8: component file nowhere.wasm"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_subscription_that_can_never_work_is_refused_where_written() {
+        let manifest = |subject: &str| {
+            format!(
+                "[[workload]]\nname = \"a\"\n[[workload.component]]\npath = \"Cargo.toml\"\n\
+                 [[workload.subscription]]\nsubject = \"{subject}\"\n"
+            )
+        };
+        assert!(parse(&manifest("orders.*")).is_ok());
+        let err = parse(&manifest(&"x".repeat(10_000)))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("app.toml:6:11: "), "{err}");
+        assert!(err.contains("10000 bytes long, more than 1024"), "{err}");
+        assert!(err.len() < 300, "the subject is shortened: {err}");
+        // Within the limit alone, over it with the namespace in front.
+        let err = parse(&manifest(&"x".repeat(1020))).unwrap_err().to_string();
+        assert!(err.contains("1028 bytes long"), "{err}");
+        for bad in ["a..b", "a.>.b", "a b"] {
+            let err = parse(&manifest(bad)).unwrap_err().to_string();
+            assert!(err.contains("is not a valid subject"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -13,11 +13,6 @@ use std::time::Duration;
 /// The smallest linear memory an instance may be limited to: one Wasm page.
 pub const MIN_MEMORY: ByteSize = ByteSize(64 << 10);
 
-/// The longest subscription subject, namespace prefix excluded. NATS
-/// servers refuse protocol lines over 4 KiB (`max_control_line`) by
-/// closing the connection every tenant shares.
-pub const MAX_SUBJECT_LEN: usize = 1024;
-
 /// A spec that cannot run: the field at fault (as a path, e.g.
 /// `limits.memory` or `components[0].path`) and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -97,7 +92,7 @@ impl WorkloadSpec {
             check_env(key, value).map_err(|m| InvalidSpec::new("env", m))?;
         }
         for (i, subscription) in self.subscriptions.iter().enumerate() {
-            check_subject(&subscription.subject)
+            check_subject(&self.id.namespace, &subscription.subject)
                 .map_err(|m| InvalidSpec::new(format!("subscriptions[{i}].subject"), m))?;
             if let Some(queue) = &subscription.queue {
                 check_queue(queue)
@@ -176,38 +171,22 @@ pub(crate) fn check_env(key: &str, value: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A subscription subject, as a workload writes it (before its namespace is
-/// prefixed): dot-separated tokens, `*` for one token, `>` last, no white
-/// space or control characters, at most [`MAX_SUBJECT_LEN`] bytes.
-pub(crate) fn check_subject(subject: &str) -> Result<(), String> {
-    let tokens: Vec<&str> = subject.split('.').collect();
-    let last = tokens.len().saturating_sub(1);
-    let valid = !subject.is_empty()
-        && !subject.chars().any(|c| c.is_whitespace() || c.is_control())
-        && tokens.iter().enumerate().all(|(i, t)| {
-            !t.is_empty()
-                && (!t.contains('>') || (*t == ">" && i == last))
-                && (!t.contains('*') || *t == "*")
-        });
-    if !valid {
-        return Err(format!(
-            "`{}` is not a subject: dot-separated tokens, `*` for one token, `>` last for the rest",
-            printable(subject)
-        ));
-    }
-    if subject.len() > MAX_SUBJECT_LEN {
-        return Err(format!(
-            "the subject is {} bytes long; at most {MAX_SUBJECT_LEN} are allowed",
-            subject.len()
-        ));
-    }
-    Ok(())
+/// A subscription subject, as a workload of `namespace` writes it: valid
+/// by [`crate::policy::subject`]'s rules, itself and with the namespace
+/// prefixed (which counts towards the length limit).
+pub(crate) fn check_subject(namespace: &str, subject: &str) -> Result<(), String> {
+    use crate::policy::subject::{Use, check};
+    check(subject, Use::Subscribe)
+        .and_then(|()| check(&format!("{namespace}.{subject}"), Use::Subscribe))
+        .map_err(|e| {
+            format!("{e} (dot-separated tokens, `*` for one token, `>` last for the rest)")
+        })
 }
 
 /// A queue group name: one NATS token without wildcards.
 pub(crate) fn check_queue(queue: &str) -> Result<(), String> {
     let valid = !queue.is_empty()
-        && queue.len() <= MAX_SUBJECT_LEN
+        && queue.len() <= crate::policy::subject::MAX_SUBJECT_BYTES
         && !queue
             .chars()
             .any(|c| c.is_whitespace() || c.is_control() || c == '*' || c == '>');
@@ -284,7 +263,7 @@ mod tests {
         assert_eq!(field_of(&s), "env");
         let mut s = spec();
         s.subscriptions.push(crate::manifest::SubscriptionSpec {
-            subject: "x".repeat(MAX_SUBJECT_LEN + 1),
+            subject: "x".repeat(crate::policy::subject::MAX_SUBJECT_BYTES),
             queue: None,
         });
         assert_eq!(field_of(&s), "subscriptions[0].subject");
@@ -293,10 +272,10 @@ mod tests {
     #[test]
     fn subjects_follow_nats_rules() {
         for good in ["orders", "orders.*", "orders.>", "*.new", "_INBOX.x"] {
-            assert!(check_subject(good).is_ok(), "{good}");
+            assert!(check_subject("ns", good).is_ok(), "{good}");
         }
         for bad in ["", "a..b", "a.>.b", "a.b>", "a*.b", "a b", "a\tb"] {
-            assert!(check_subject(bad).is_err(), "{bad:?}");
+            assert!(check_subject("ns", bad).is_err(), "{bad:?}");
         }
     }
 }

@@ -1,9 +1,13 @@
-//! The rules keel enforces, with no runtime behind them: which names are
-//! valid ([`names`]), which outgoing HTTP authorities ([`authority`]) and
-//! socket addresses ([`sockets`]) a guest may reach. The lowest layer of the
-//! crate: it uses no other module of keel and no Wasmtime, so the manifest,
-//! the library API and the runtime all check the same rules.
+//! The rules keel enforces, with no runtime behind them: plain data and
+//! checks, no Wasmtime, no I/O, so every layer above can use them and the
+//! manifest, the library API and the runtime all check the same rules.
+//! [`names`]: which namespaces, names and host names are valid;
+//! [`subject`]: what a NATS subject may look like before it reaches the
+//! in-process bus or the shared NATS connection; [`authority`] and
+//! [`sockets`]: which outgoing HTTP authorities and socket addresses a guest
+//! may reach.
 
 pub mod authority;
 pub mod names;
 pub mod sockets;
+pub mod subject;

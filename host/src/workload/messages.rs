@@ -7,7 +7,7 @@ use super::invocation::{InvocationState, InvocationTemplate};
 use super::{Workload, is_interface};
 use crate::core_api::broker::BrokerSubscription;
 use crate::core_api::bus::Message;
-use crate::core_api::messaging::unscoped;
+use crate::core_api::messaging::{unscoped, within};
 use crate::engine::KeelEngine;
 use anyhow::{Context, Result};
 use std::sync::Arc;
@@ -96,6 +96,17 @@ async fn handle(
 ) {
     let namespace = &workload.id().namespace;
     let subject = unscoped(namespace, &message.subject);
+    // The handler answers by publishing to `reply_to`, which is scoped into
+    // its namespace like every subject it names: it receives the reply
+    // subject without the scope, and one outside its namespace (published
+    // by a client outside keel) not at all, since it could not answer there.
+    let reply_to = message.reply_to.and_then(|reply| {
+        let inside = within(namespace, &reply);
+        if inside.is_none() {
+            tracing::debug!(workload = %workload.id(), subject, reply, "reply subject outside the namespace withheld from the handler");
+        }
+        inside
+    });
     let outcome = async {
         let mut store = handler.template.new_store(engine)?;
         let deadline = tokio::time::Instant::now() + handler.template.timeout();
@@ -109,7 +120,7 @@ async fn handle(
             let argument = BrokerMessage {
                 subject: subject.clone(),
                 body: message.body,
-                reply_to: message.reply_to,
+                reply_to,
             };
             let (result,) = func.call_async(&mut store, (argument,)).await?;
             wasmtime::Result::<Result<(), String>>::Ok(result)

@@ -196,7 +196,10 @@ impl Workload {
                 .broker
                 .subscribe(&subject, s.queue.as_deref())
                 .await
-                .with_context(|| format!("subscribing to `{}`", s.subject))?;
+                .with_context(|| {
+                    let shown = crate::policy::subject::shortened(&s.subject);
+                    format!("subscribing to `{shown}`")
+                })?;
             subscriptions.push(subscription);
         }
         Ok(subscriptions)

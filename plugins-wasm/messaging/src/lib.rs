@@ -22,7 +22,8 @@ fn describe(error: Error) -> String {
     match error {
         Error::NoResponders => "no responders".to_string(),
         Error::Timeout => "timed out waiting for a reply".to_string(),
-        Error::InvalidSubject(subject) => format!("invalid subject `{subject}`"),
+        // Says which subject and why.
+        Error::InvalidSubject(why) => why,
         Error::Other(message) => message,
     }
 }

@@ -195,7 +195,10 @@ mod tests {
         let released = Instant::now();
         drop(held);
         let got_it = tokio::time::timeout(Duration::from_secs(30), waiter).await???;
-        assert!(got_it >= released, "the caller got the plugin before it was free");
+        assert!(
+            got_it >= released,
+            "the caller got the plugin before it was free"
+        );
         // The call left the plugin running and free.
         assert!(plugin.running.try_lock().is_some_and(|slot| slot.is_some()));
         Ok(())
@@ -247,7 +250,10 @@ mod tests {
         let got_it = waiter
             .join()
             .map_err(|_| anyhow!("the caller panicked"))??;
-        assert!(got_it >= released, "the caller got the plugin before it was free");
+        assert!(
+            got_it >= released,
+            "the caller got the plugin before it was free"
+        );
         Ok(())
     }
 }
