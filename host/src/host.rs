@@ -199,8 +199,10 @@ impl Host {
         self.services.cache.stats()
     }
 
-    /// Offers a plugin to the workloads started after this call.
+    /// Offers a plugin to the workloads started after this call, once its
+    /// declaration passes [`PluginSpec::validate`].
     pub async fn add_plugin(&self, spec: PluginSpec) -> Result<(), Error> {
+        spec.validate()?;
         let services = self.services.clone();
         let name = spec.name.clone();
         tokio::task::spawn_blocking(move || services.plugins().add(spec))

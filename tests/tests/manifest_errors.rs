@@ -191,3 +191,26 @@ fn a_manifest_or_component_that_is_not_a_regular_file_is_not_read() {
         "{stderr}"
     );
 }
+
+#[test]
+fn plugin_limits_that_can_never_work_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let hello = guest("hello");
+    for (limit, says) in [
+        ("memory = \"0\"", "`memory` must be at least"),
+        (
+            "call_timeout = \"0s\"",
+            "`call_timeout` must be more than 0s",
+        ),
+    ] {
+        let manifest = format!(
+            "[[plugin]]\nname = \"keyvalue-memory\"\n{limit}\n{}",
+            component_manifest(&hello, "")
+        );
+        let stderr = run_broken(dir.path(), &manifest);
+        assert!(
+            stderr.contains("app.toml:2:8: ") && stderr.contains(says),
+            "{limit}: {stderr}"
+        );
+    }
+}

@@ -415,7 +415,7 @@ fn plugin_spec(
             .map_err(|m| source.error(pattern.span(), m))?;
         grants.subjects.push(pattern.get_ref().clone());
     }
-    Ok(PluginSpec {
+    let spec = PluginSpec {
         name,
         path,
         mode: raw.mode.unwrap_or(default_mode),
@@ -426,7 +426,11 @@ fn plugin_spec(
         memory: raw.memory.unwrap_or(PluginSpec::DEFAULT_MEMORY),
         call_timeout: raw.call_timeout.unwrap_or(PluginSpec::DEFAULT_CALL_TIMEOUT),
         origin: Some(source.locate(at.start)),
-    })
+    };
+    // The library's check of the whole declaration (limits included).
+    spec.validate()
+        .map_err(|e| source.error(raw.name.span(), e.to_string()))?;
+    Ok(spec)
 }
 
 fn component_spec(
@@ -558,7 +562,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("app.toml:6:11: "), "{err}");
-        assert!(err.contains("10000 bytes long, more than 1024"), "{err}");
+        assert!(err.contains("10008 bytes long, more than 1024"), "{err}");
         assert!(err.len() < 300, "the subject is shortened: {err}");
         // Within the limit alone, over it with the namespace in front.
         let err = parse(&manifest(&"x".repeat(1020))).unwrap_err().to_string();

@@ -3,7 +3,7 @@
 //! library API, so both paths refuse the same things. Each rule lives once,
 //! here or in [`crate::policy`]; the loader calls the same functions.
 
-use super::{ByteSize, Limits, WorkloadSpec};
+use super::{ByteSize, Limits, PluginSpec, WorkloadSpec};
 use crate::policy::authority::AuthorityPattern;
 use crate::policy::names::{printable, validate_host_name, validate_name};
 use crate::policy::sockets::SocketPattern;
@@ -103,6 +103,38 @@ impl WorkloadSpec {
     }
 }
 
+impl PluginSpec {
+    /// Checks a plugin's declaration as strictly as the manifest loader
+    /// does: its name, its file, its limits and its grants.
+    /// [`Host::add_plugin`](crate::Host::add_plugin) calls it.
+    pub fn validate(&self) -> Result<(), InvalidSpec> {
+        validate_name(&self.name).map_err(|m| InvalidSpec::new("name", m))?;
+        if let Some(path) = &self.path {
+            check_component_file(path).map_err(|m| InvalidSpec::new("path", m))?;
+        }
+        check_memory(self.memory).map_err(|m| InvalidSpec::new("memory", m))?;
+        if self.call_timeout.is_zero() {
+            return Err(InvalidSpec::new(
+                "call_timeout",
+                "`call_timeout` must be more than 0s: every call into the plugin would fail",
+            ));
+        }
+        for pattern in &self.grants.outgoing_http {
+            AuthorityPattern::parse(pattern)
+                .map_err(|m| InvalidSpec::new("grants.outgoing_http", m))?;
+        }
+        for pattern in &self.grants.sockets {
+            SocketPattern::parse(pattern).map_err(|m| InvalidSpec::new("grants.sockets", m))?;
+        }
+        for pattern in &self.grants.listen {
+            SocketPattern::parse(pattern).map_err(|m| InvalidSpec::new("grants.listen", m))?;
+        }
+        crate::core_api::subjects::SubjectGrants::parse(&self.grants.subjects)
+            .map_err(|m| InvalidSpec::new("grants.subjects", m))?;
+        Ok(())
+    }
+}
+
 impl Limits {
     /// Refuses limits under which no invocation could ever succeed.
     pub fn check(&self) -> Result<(), InvalidSpec> {
@@ -172,15 +204,13 @@ pub(crate) fn check_env(key: &str, value: &str) -> Result<(), String> {
 }
 
 /// A subscription subject, as a workload of `namespace` writes it: valid
-/// by [`crate::policy::subject`]'s rules, itself and with the namespace
-/// prefixed (which counts towards the length limit).
+/// by [`crate::policy::subject`]'s rules as the broker sees it, with the
+/// namespace prefixed (which counts towards the length limit).
 pub(crate) fn check_subject(namespace: &str, subject: &str) -> Result<(), String> {
     use crate::policy::subject::{Use, check};
-    check(subject, Use::Subscribe)
-        .and_then(|()| check(&format!("{namespace}.{subject}"), Use::Subscribe))
-        .map_err(|e| {
-            format!("{e} (dot-separated tokens, `*` for one token, `>` last for the rest)")
-        })
+    check(&format!("{namespace}.{subject}"), Use::Subscribe).map_err(|e| {
+        format!("{e} (dot-separated tokens, `*` for one token, `>` last for the rest)")
+    })
 }
 
 /// A queue group name: one NATS token without wildcards.
@@ -270,11 +300,30 @@ mod tests {
     }
 
     #[test]
+    fn a_plugin_spec_is_checked_and_the_field_named() {
+        use crate::manifest::LinkMode;
+        let plugin = || PluginSpec::new("tally", None, LinkMode::Shared);
+        plugin().validate().unwrap();
+        let mut p = plugin();
+        p.memory = ByteSize(0);
+        assert_eq!(p.validate().unwrap_err().field, "memory");
+        let mut p = plugin();
+        p.call_timeout = Duration::ZERO;
+        assert_eq!(p.validate().unwrap_err().field, "call_timeout");
+        let mut p = plugin();
+        p.path = Some("/dev/zero".into());
+        assert_eq!(p.validate().unwrap_err().field, "path");
+        let mut p = plugin();
+        p.grants.subjects = vec!["a..b".into()];
+        assert_eq!(p.validate().unwrap_err().field, "grants.subjects");
+    }
+
+    #[test]
     fn subjects_follow_nats_rules() {
         for good in ["orders", "orders.*", "orders.>", "*.new", "_INBOX.x"] {
             assert!(check_subject("ns", good).is_ok(), "{good}");
         }
-        for bad in ["", "a..b", "a.>.b", "a.b>", "a*.b", "a b", "a\tb"] {
+        for bad in ["", "a..b", "a.>.b", ">.a", "a b", "a\tb"] {
             assert!(check_subject("ns", bad).is_err(), "{bad:?}");
         }
     }
