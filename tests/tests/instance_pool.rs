@@ -57,8 +57,7 @@ fn workload(name: &str, gate: SocketAddr) -> WorkloadSpec {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_workload_holding_its_share_gets_503_and_its_neighbour_is_served() -> anyhow::Result<()>
-{
+async fn a_workload_holding_its_share_gets_503_and_its_neighbour_is_served() -> anyhow::Result<()> {
     let (gate_addr, mut arrivals) = gate().await?;
     let host = host_with_pool(POOL).await?;
     assert_eq!(host.engine().pool().capacity(), 9);

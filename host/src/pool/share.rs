@@ -126,7 +126,7 @@ impl Ledger {
         let free = self.free();
         free > 0
             && m.held < m.max
-            && (m.held < self.share_of(m) || free - 1 >= unused.largest_besides(member))
+            && (m.held < self.share_of(m) || free > unused.largest_besides(member))
     }
 
     /// Takes a slot for `member` at once if nobody waits and the rule lets

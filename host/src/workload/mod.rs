@@ -183,12 +183,9 @@ impl Workload {
                 );
             }
             // A running workload counts in the shares of the host's slots.
-            let _ = self.pool.set(
-                services
-                    .engine
-                    .pool()
-                    .join(self.spec.limits.max_instances),
-            );
+            let _ = self
+                .pool
+                .set(services.engine.pool().join(self.spec.limits.max_instances));
             *state = WorkloadState::Running;
         }
         // Subscriptions were live before the workload was reported running;
