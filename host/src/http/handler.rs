@@ -49,7 +49,7 @@ pub async fn handle(
     let permit = match workload.admit().await {
         Ok(permit) => permit,
         Err(Unavailable::Busy(_)) => return retry_later(text(503, "workload is busy\n")),
-        // The host's pool is full and this workload holds its share of it.
+        // No slot of the host's pool that the fair-share rule gives it came free.
         Err(e @ Unavailable::HostBusy(_)) => return retry_later(text(503, &format!("{e}\n"))),
         Err(e @ Unavailable::NotRunning(_)) => return text(503, &format!("{e}\n")),
     };
