@@ -98,6 +98,11 @@ pub struct RunArgs {
     /// How long a response may wait for a client that stopped reading it.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub write_timeout: Duration,
+    /// Component instances the host's pool holds at once. A tenth (rounded
+    /// up) is kept for shared plugin instances; the rest bounds the
+    /// invocations running at once, shared fairly between workloads.
+    #[arg(long, value_name = "N", default_value_t = EngineOptions::default().pool_instances)]
+    pub pool_instances: u32,
     /// On SIGINT or SIGTERM, how long in-flight requests may take to finish
     /// before their connections are closed. A second signal exits at once.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
@@ -170,7 +175,10 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let mut builder = Host::builder()
         .http_listen(args.listen)
         .ingress_options(args.ingress_options())
-        .engine_options(EngineOptions::default())
+        .engine_options(EngineOptions {
+            pool_instances: args.pool_instances,
+            ..EngineOptions::default()
+        })
         .builtin_plugins(!args.no_builtin_plugins);
     let nats = match (&args.nats, &manifest.nats) {
         (Some(url), Some(spec)) => Some(crate::manifest::NatsSpec {

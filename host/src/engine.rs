@@ -1,9 +1,10 @@
 //! The Wasmtime engine every workload and plugin of a host shares: its
-//! configuration, the instance pool, and the one epoch ticker that enforces
-//! per-invocation deadlines.
+//! configuration, the instance pool and its admission ([`crate::pool`]),
+//! and the one epoch ticker that enforces per-invocation deadlines.
 
+use crate::pool::InstancePool;
 use anyhow::{Context, Result};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
@@ -15,7 +16,10 @@ pub struct EngineOptions {
     /// virtual memory up front). When the reservation fails keel falls back
     /// to on-demand allocation and says so in the log.
     pub pooling: bool,
-    /// Component instances the pool holds at once (across all workloads).
+    /// Component instances the pool holds at once (across all workloads
+    /// and shared plugins). A tenth is kept for shared plugin instances;
+    /// the rest bounds the invocations the host runs at once, shared
+    /// fairly between workloads (see [`crate::pool`]).
     pub pool_instances: u32,
     /// Turn on the component-model-async machinery (WASI P3). Off by default:
     /// measured in `make bench`, turning it on makes instantiation and every
@@ -42,6 +46,7 @@ pub struct KeelEngine {
     engine: Engine,
     options: EngineOptions,
     pooled: bool,
+    pool: Arc<InstancePool>,
     ticker: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
 }
 
@@ -73,10 +78,12 @@ impl KeelEngine {
             )
         };
         let ticker = spawn_ticker(engine.clone(), options.epoch_tick)?;
+        let pool = InstancePool::new(options.pool_instances);
         Ok(KeelEngine {
             engine,
             options,
             pooled,
+            pool,
             ticker: Some(ticker),
         })
     }
@@ -94,6 +101,12 @@ impl KeelEngine {
     /// Whether instances come from the pool (false after a fallback).
     pub fn pooled(&self) -> bool {
         self.pooled
+    }
+
+    /// Admission to the instance pool: invocation slots and the shared
+    /// plugins' reserve.
+    pub fn pool(&self) -> &Arc<InstancePool> {
+        &self.pool
     }
 
     /// The number of epoch ticks that covers `timeout`, at least one.

@@ -223,9 +223,14 @@ impl Host {
     /// as strictly as a manifest ([`WorkloadSpec::validate`]). An id that is
     /// starting, running or stopping is refused, and so is an HTTP host
     /// another active workload serves; a stopped or failed id is replaced.
-    /// On failure to start the workload stays listed in state `Error`.
+    /// A `max_instances` over the host's invocation slots
+    /// ([`InstancePool::capacity`](crate::pool::InstancePool::capacity)) is
+    /// refused too. On failure to start the workload stays listed in state
+    /// `Error`.
     pub async fn start_workload(&self, spec: WorkloadSpec) -> Result<WorkloadId, Error> {
         spec.validate()?;
+        spec.limits
+            .check_capacity(self.services.engine.pool().capacity())?;
         let id = spec.id.clone();
         let workload = Arc::new(Workload::new(spec));
         {

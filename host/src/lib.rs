@@ -23,6 +23,7 @@ pub mod logging;
 pub mod manifest;
 pub mod plugins;
 pub mod policy;
+pub mod pool;
 pub mod services;
 pub mod trap;
 pub mod workload;

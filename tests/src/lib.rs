@@ -63,10 +63,11 @@ pub fn keel_bin() -> PathBuf {
 }
 
 /// Engine options for tests: a small pool, so that many hosts can run at
-/// once in one test process.
+/// once in one test process, yet one whose invocation slots (120 less the
+/// shared plugins' reserve of 12) admit the default `max_instances` of 100.
 pub fn test_engine() -> keel::EngineOptions {
     keel::EngineOptions {
-        pool_instances: 40,
+        pool_instances: 120,
         ..keel::EngineOptions::default()
     }
 }

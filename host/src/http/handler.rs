@@ -6,11 +6,10 @@ use super::body::{LimitedBody, ResponseBody, full};
 use super::router::{Router, request_host};
 use crate::engine::KeelEngine;
 use crate::plugins::shared::in_flight::DeadlinePassed;
-use crate::workload::{InvocationState, Unavailable, Workload};
+use crate::workload::{Admission, InvocationState, Unavailable, Workload};
 use hyper::body::Incoming;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use tokio::sync::OwnedSemaphorePermit;
 use wasmtime::Store;
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
@@ -50,6 +49,8 @@ pub async fn handle(
     let permit = match workload.admit().await {
         Ok(permit) => permit,
         Err(Unavailable::Busy(_)) => return retry_later(text(503, "workload is busy\n")),
+        // No slot of the host's pool that the fair-share rule gives it came free.
+        Err(e @ Unavailable::HostBusy(_)) => return retry_later(text(503, &format!("{e}\n"))),
         Err(e @ Unavailable::NotRunning(_)) => return text(503, &format!("{e}\n")),
     };
     if workload.http().is_none() {
@@ -70,7 +71,7 @@ pub async fn handle(
 async fn invoke(
     workload: Arc<Workload>,
     engine: &Arc<KeelEngine>,
-    permit: OwnedSemaphorePermit,
+    permit: Admission,
     request: http::Request<Incoming>,
     limit: u64,
 ) -> http::Response<ResponseBody> {

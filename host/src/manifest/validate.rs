@@ -152,6 +152,27 @@ impl Limits {
     }
 }
 
+impl Limits {
+    /// Refuses a `max_instances` larger than the invocations the host runs
+    /// at once (`capacity`: its instance pool less the shared plugins'
+    /// reserve), since the workload could never use them. The library
+    /// checks it at start, where the host is known.
+    pub fn check_capacity(&self, capacity: u32) -> Result<(), InvalidSpec> {
+        if self.max_instances > capacity {
+            return Err(InvalidSpec::new(
+                "limits.max_instances",
+                format!(
+                    "`max_instances` ({}) is more than the {capacity} invocations this host runs \
+                     at once (its instance pool less the slots kept for shared plugins): \
+                     the workload could never use them",
+                    self.max_instances
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// An instance's memory limit: at least one Wasm page.
 pub(crate) fn check_memory(memory: ByteSize) -> Result<(), String> {
     if memory < MIN_MEMORY {
@@ -316,6 +337,16 @@ mod tests {
         let mut p = plugin();
         p.grants.subjects = vec!["a..b".into()];
         assert_eq!(p.validate().unwrap_err().field, "grants.subjects");
+    }
+
+    #[test]
+    fn max_instances_must_fit_the_host() {
+        let mut s = spec();
+        s.limits.max_instances = 9;
+        assert!(s.limits.check_capacity(9).is_ok());
+        let refused = s.limits.check_capacity(8).expect_err("too many");
+        assert_eq!(refused.field, "limits.max_instances");
+        assert!(refused.message.contains("(9)"), "{}", refused.message);
     }
 
     #[test]

@@ -19,6 +19,7 @@ use crate::cache::ComponentCache;
 use crate::core_api::subjects::SubjectGrants;
 use crate::engine::KeelEngine;
 use crate::manifest::{LinkMode, PluginSpec, SharedScope, WorkloadId};
+use crate::pool::SharedSlot;
 use anyhow::{Context, Result, bail};
 use keel_compose::{Binding, ComponentInfo, InterfaceName, Registry, Unbound};
 use sha2::{Digest, Sha256};
@@ -48,7 +49,15 @@ pub struct PluginSet {
     plugins: Vec<LoadedPlugin>,
     registry: Registry,
     /// Live shared instances by plugin name and whom they serve.
-    shared: BTreeMap<(String, Serves), Arc<SharedPlugin>>,
+    shared: BTreeMap<(String, Serves), LiveShared>,
+}
+
+/// A shared plugin instance and the pool slot kept for it.
+struct LiveShared {
+    plugin: Arc<SharedPlugin>,
+    /// Its slot of the pool's reserve for shared plugins (see
+    /// [`crate::pool`]), held for as long as the instance may run.
+    _reserved: SharedSlot,
 }
 
 /// Whom one shared plugin instance serves (see [`SharedScope`]).
@@ -235,9 +244,16 @@ impl PluginSet {
             .get(name)
             .with_context(|| format!("no plugin `{name}`"))?;
         let key = (name.to_string(), Serves::of(loaded.spec.scope, workload));
-        if let Some(plugin) = self.shared.get(&key) {
-            return Ok(plugin.clone());
+        if let Some(live) = self.shared.get(&key) {
+            return Ok(live.plugin.clone());
         }
+        // Taken first, so that a host out of slots says so before compiling.
+        let reserved = engine.pool().reserve_shared().with_context(|| {
+            format!(
+                "starting a shared instance of plugin `{name}` for {}",
+                key.1.describe()
+            )
+        })?;
         // A shared plugin's configuration is baked in like a composed one's.
         let bytes = if keel_compose::bake::accepts_config(&loaded.bytes) {
             let pairs: Vec<(String, String)> = loaded
@@ -259,7 +275,13 @@ impl PluginSet {
                 .with_limits(spec.memory.as_usize(), spec.call_timeout)
                 .serving(key.1.describe()),
         );
-        self.shared.insert(key, plugin.clone());
+        self.shared.insert(
+            key,
+            LiveShared {
+                plugin: plugin.clone(),
+                _reserved: reserved,
+            },
+        );
         Ok(plugin)
     }
 
@@ -269,7 +291,7 @@ impl PluginSet {
         self.shared
             .iter()
             .filter(|((plugin, _), _)| plugin == name)
-            .map(|(_, instance)| instance.restarts())
+            .map(|(_, live)| live.plugin.restarts())
             .sum()
     }
 

@@ -20,6 +20,7 @@ use crate::core_api::broker::BrokerSubscription;
 use crate::manifest::{ComponentSpec, LinkMode, WorkloadId, WorkloadSpec};
 use crate::plugins::shared::{SharedPlugin, forward, typed};
 use crate::plugins::{LinkPlan, composed, deny};
+use crate::pool::{PoolMember, PoolRefusal, PoolSlot};
 use crate::services::Services;
 use anyhow::{Context, Result, bail};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -35,6 +36,8 @@ pub struct Workload {
     spec: WorkloadSpec,
     state: Mutex<WorkloadState>,
     slots: Arc<Semaphore>,
+    /// Its place in the host's instance pool, from the moment it runs.
+    pool: OnceLock<PoolMember>,
     linked: OnceLock<Linked>,
     /// The tasks delivering subscribed messages; aborted at stop.
     deliveries: Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -63,6 +66,21 @@ pub enum Unavailable {
     /// Every instance slot stayed busy for the whole wait.
     #[error("workload is at its limit of {0} instances in flight")]
     Busy(u32),
+    /// No host slot the fair-share rule lets the workload take came free
+    /// within the wait (see [`crate::pool`]).
+    #[error("host is busy: {0}")]
+    HostBusy(PoolRefusal),
+}
+
+/// An invocation's right to run: a slot of its workload and a slot of the
+/// host's instance pool. Hold it until the guest has finished, so that
+/// [`Workload::stop`] can drain.
+#[derive(Debug)]
+pub struct Admission {
+    // Fields drop in order: the host slot goes back first, so once `stop`
+    // holds every workload slot, every host slot of the workload is back.
+    _host: PoolSlot,
+    _workload: OwnedSemaphorePermit,
 }
 
 impl Workload {
@@ -73,6 +91,7 @@ impl Workload {
             spec,
             state: Mutex::new(WorkloadState::Starting),
             slots,
+            pool: OnceLock::new(),
             linked: OnceLock::new(),
             deliveries: Mutex::new(Vec::new()),
         }
@@ -163,6 +182,10 @@ impl Workload {
                     self.spec.id
                 );
             }
+            // A running workload counts in the shares of the host's slots.
+            let _ = self
+                .pool
+                .set(services.engine.pool().join(self.spec.limits.max_instances));
             *state = WorkloadState::Running;
         }
         // Subscriptions were live before the workload was reported running;
@@ -325,22 +348,31 @@ impl Workload {
         Ok(Linked { http, handler })
     }
 
-    /// Waits (at most the workload's `queue_timeout`) for an instance slot. The
-    /// returned permit is the invocation's right to run: hold it until the
-    /// guest has finished, so that [`Workload::stop`] can drain.
-    pub async fn admit(&self) -> Result<OwnedSemaphorePermit, Unavailable> {
+    /// Waits (at most the workload's `queue_timeout`, both waits together)
+    /// for one of the workload's instance slots, then for a slot of the
+    /// host's pool as the fair-share rule gives them out.
+    pub async fn admit(&self) -> Result<Admission, Unavailable> {
         let state = self.state();
-        if state != WorkloadState::Running {
+        let (WorkloadState::Running, Some(member)) = (&state, self.pool.get()) else {
             return Err(Unavailable::NotRunning(state));
-        }
-        let wait = self.spec.limits.queue_timeout;
-        let permit = match tokio::time::timeout(wait, self.slots.clone().acquire_owned()).await {
+        };
+        let deadline = tokio::time::Instant::now() + self.spec.limits.queue_timeout;
+        let acquired = tokio::time::timeout_at(deadline, self.slots.clone().acquire_owned()).await;
+        let permit = match acquired {
             Ok(Ok(permit)) => permit,
             Ok(Err(_closed)) => return Err(Unavailable::NotRunning(self.state())),
             Err(_elapsed) => return Err(Unavailable::Busy(self.spec.limits.max_instances)),
         };
+        let slot = match member.acquire(deadline).await {
+            Ok(slot) => slot,
+            Err(PoolRefusal::Left) => return Err(Unavailable::NotRunning(self.state())),
+            Err(full) => return Err(Unavailable::HostBusy(full)),
+        };
         match self.state() {
-            WorkloadState::Running => Ok(permit),
+            WorkloadState::Running => Ok(Admission {
+                _host: slot,
+                _workload: permit,
+            }),
             other => Err(Unavailable::NotRunning(other)),
         }
     }
@@ -355,6 +387,10 @@ impl Workload {
             return;
         }
         self.set_state(WorkloadState::Stopping);
+        // Out of the shares at once; requests waiting for a host slot end.
+        if let Some(member) = self.pool.get() {
+            member.leave();
+        }
         // No new messages: dropping the delivery tasks drops their subscriptions.
         for task in self
             .deliveries

@@ -1,0 +1,178 @@
+//! The host's instance pool is shared fairly: a workload holding its share
+//! of the pool gets 503 for its next request while its neighbour is still
+//! served; a workload asking for more instances than the host runs is
+//! refused at start; shared plugin instances draw from their own reserve.
+
+use keel_tests::keel::manifest::ByteSize;
+use keel_tests::keel::{EngineOptions, Error, Host, WorkloadId, WorkloadSpec};
+use keel_tests::{get, guest, test_engine};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{mpsc, oneshot};
+
+/// A pool of 10 instances: 1 kept for shared plugins, 9 invocation slots.
+const POOL: u32 = 10;
+
+async fn host_with_pool(pool_instances: u32) -> anyhow::Result<Host> {
+    Host::builder()
+        .http_listen("127.0.0.1:0".parse()?)
+        .engine_options(EngineOptions {
+            pool_instances,
+            ..test_engine()
+        })
+        .start()
+        .await
+}
+
+/// A TCP server that reports each connection and answers it only when told.
+async fn gate() -> anyhow::Result<(SocketAddr, mpsc::Receiver<oneshot::Sender<()>>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (arrived, arrivals) = mpsc::channel(16);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let (release, released) = oneshot::channel::<()>();
+            if arrived.send(release).await.is_err() {
+                return;
+            }
+            tokio::spawn(async move {
+                let _ = released.await;
+                let _ = stream.write_all(b"released").await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    Ok((addr, arrivals))
+}
+
+fn workload(name: &str, gate: SocketAddr) -> WorkloadSpec {
+    let mut spec = WorkloadSpec::single(WorkloadId::new("pool", name), guest("http_behaviours"));
+    spec.http.host = Some(format!("{name}.test"));
+    spec.sockets.allow = vec![gate.to_string()];
+    spec.limits.memory = ByteSize::mib(16);
+    // As many as the host runs at once: only the pool's share rule stops it.
+    spec.limits.max_instances = 9;
+    spec
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_workload_holding_its_share_gets_503_and_its_neighbour_is_served() -> anyhow::Result<()> {
+    let (gate_addr, mut arrivals) = gate().await?;
+    let host = host_with_pool(POOL).await?;
+    assert_eq!(host.engine().pool().capacity(), 9);
+    let mut greedy = workload("greedy", gate_addr);
+    // Its refused request waits this long for a slot before the 503.
+    greedy.limits.queue_timeout = Duration::from_millis(300);
+    host.start_workload(greedy).await?;
+    host.start_workload(workload("neighbour", gate_addr))
+        .await?;
+    let addr = host.http_addr().expect("ingress");
+
+    // Two workloads share 9 slots: 4 each, and one left over by the
+    // rounding that the greedy one may borrow. Its five requests stay
+    // inside the guest until the gate lets them go.
+    let mut holders = Vec::new();
+    let mut releases = Vec::new();
+    for _ in 0..5 {
+        holders.push(tokio::spawn(async move {
+            get(
+                addr,
+                "greedy.test",
+                &format!("/hold-memory?mib=0&addr={gate_addr}"),
+            )
+            .await
+        }));
+        releases.push(arrivals.recv().await.expect("a holder reached the gate"));
+    }
+    assert_eq!(host.engine().pool().in_use(), 5);
+
+    // A sixth would take the slots the neighbour is guaranteed: 503.
+    let refused = get(addr, "greedy.test", "/hold-memory?mib=0").await?;
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert!(refused.headers.contains_key("retry-after"));
+    assert!(refused.body.starts_with("host is busy"), "{}", refused.body);
+    assert!(refused.body.contains("fair share is 4"), "{}", refused.body);
+
+    // The neighbour is served, up to its whole share at once.
+    let mut neighbours = Vec::new();
+    for _ in 0..4 {
+        neighbours.push(tokio::spawn(async move {
+            get(
+                addr,
+                "neighbour.test",
+                &format!("/hold-memory?mib=0&addr={gate_addr}"),
+            )
+            .await
+        }));
+        releases.push(arrivals.recv().await.expect("a neighbour reached the gate"));
+    }
+    assert_eq!(host.engine().pool().in_use(), 9);
+
+    for release in releases {
+        let _ = release.send(());
+    }
+    for holder in holders.into_iter().chain(neighbours) {
+        let held = holder.await??;
+        assert_eq!(
+            (held.status, held.body.as_str()),
+            (200, "held 0 MiB released")
+        );
+    }
+    // Every slot came back with its request.
+    let again = get(addr, "greedy.test", "/hold-memory?mib=0").await?;
+    assert_eq!((again.status, again.body.trim()), (200, "held 0 MiB"));
+    host.shutdown().await;
+    assert_eq!(host.engine().pool().in_use(), 0);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_instances_than_the_host_runs_are_refused_at_start() -> anyhow::Result<()> {
+    let host = host_with_pool(POOL).await?;
+    let mut spec = WorkloadSpec::single(WorkloadId::new("pool", "huge"), guest("hello"));
+    spec.limits.max_instances = 10;
+    match host.start_workload(spec).await {
+        Err(Error::InvalidSpec(invalid)) => {
+            assert_eq!(invalid.field, "limits.max_instances");
+            assert!(invalid.message.contains("9 invocations"), "{invalid}");
+        }
+        other => panic!("expected an invalid spec, got {other:?}"),
+    }
+    assert!(host.list().is_empty(), "a refused workload is not listed");
+    host.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_plugin_instances_draw_from_their_own_reserve() -> anyhow::Result<()> {
+    let host = host_with_pool(POOL).await?;
+    let user = |namespace: &str| {
+        let mut spec =
+            WorkloadSpec::single(WorkloadId::new(namespace, "kv"), guest("keyvalue_user"));
+        spec.http.host = Some(format!("{namespace}.test"));
+        spec.limits.max_instances = 4;
+        spec
+    };
+    // The in-memory key-value plugin runs one shared instance per
+    // namespace; the reserve of a 10-instance pool holds one.
+    host.start_workload(user("first")).await?;
+    assert_eq!(host.engine().pool().shared_in_use(), 1);
+    let error = host
+        .start_workload(user("second"))
+        .await
+        .expect_err("the reserve is spent");
+    let message = format!("{:#}", anyhow::Error::from(error));
+    assert!(
+        message.contains("keeps 1 of its 10 pool instances for shared plugin instances"),
+        "{message}"
+    );
+    // The first namespace is still served, by its shared instance.
+    let addr = host.http_addr().expect("ingress");
+    let set = keel_tests::request(addr, "POST", "first.test", "/set?bucket=b&key=k", "v").await?;
+    assert_eq!(set.status, 200, "{}", set.body);
+    let got = get(addr, "first.test", "/get?bucket=b&key=k").await?;
+    assert_eq!((got.status, got.body.as_str()), (200, "v"));
+    host.shutdown().await;
+    Ok(())
+}
