@@ -19,7 +19,7 @@ use crate::core_api::broker::Broker;
 use crate::core_api::bus::Bus;
 use crate::engine::{EngineOptions, KeelEngine};
 use crate::error::Error;
-use crate::http::{Ingress, IngressOptions, Router};
+use crate::http::{Ingress, IngressOptions, Resolver, Router};
 use crate::manifest::{ByteSize, NatsSpec, PluginSpec, WorkloadId, WorkloadSpec};
 use crate::plugins::PluginSet;
 use crate::services::Services;
@@ -40,6 +40,7 @@ pub struct HostBuilder {
     builtin_plugins: bool,
     nats: Option<NatsSpec>,
     memory_budget: Option<ByteSize>,
+    resolver: Resolver,
 }
 
 impl Default for HostBuilder {
@@ -52,6 +53,7 @@ impl Default for HostBuilder {
             builtin_plugins: true,
             nats: None,
             memory_budget: None,
+            resolver: Resolver::system(),
         }
     }
 }
@@ -105,6 +107,14 @@ impl HostBuilder {
         self
     }
 
+    /// Resolve the host names of guests' outgoing HTTP requests with
+    /// `resolver` instead of the system's (the allowlist still checks every
+    /// address it answers).
+    pub fn resolver(mut self, resolver: Resolver) -> HostBuilder {
+        self.resolver = resolver;
+        self
+    }
+
     /// Builds the engine, connects to NATS if configured, and binds the ingress.
     pub async fn start(self) -> Result<Host> {
         let engine = Arc::new(KeelEngine::new(self.engine)?);
@@ -134,6 +144,7 @@ impl HostBuilder {
                     .map_or_else(default_memory_budget, |b| b.as_usize()),
                 None,
             ),
+            resolver: self.resolver,
         });
         Ok(Host {
             services,

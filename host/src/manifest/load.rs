@@ -394,6 +394,9 @@ fn plugin_spec(
         name_lookup: raw.grants.name_lookup,
         ..PluginGrants::default()
     };
+    if let Some(block) = raw.grants.outgoing_block_private {
+        grants.outgoing_block_private = block;
+    }
     for pattern in &raw.grants.outgoing_http {
         crate::policy::authority::AuthorityPattern::parse(pattern.get_ref())
             .map_err(|m| source.error(pattern.span(), m))?;
@@ -476,6 +479,9 @@ fn http_spec(source: &Source<'_>, raw: raw::Http) -> Result<HttpSpec, ManifestEr
         crate::policy::authority::AuthorityPattern::parse(pattern.get_ref())
             .map_err(|m| source.error(pattern.span(), m))?;
         spec.outgoing.push(pattern.into_inner());
+    }
+    if let Some(block) = raw.block_private {
+        spec.block_private = block;
     }
     Ok(spec)
 }
