@@ -93,9 +93,7 @@ pub async fn send(
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_string();
-    *request.uri_mut() = path
-        .parse()
-        .map_err(|_| HttpError::HttpRequestUriInvalid)?;
+    *request.uri_mut() = path.parse().map_err(|_| HttpError::HttpRequestUriInvalid)?;
 
     // The connection must be polled while waiting for the response head: it
     // is what writes the request and reads the answer.
@@ -171,10 +169,7 @@ async fn open(to: &Destination) -> Result<Box<dyn Transport>, HttpError> {
         .map_err(HttpError::InvalidDnsNameError)?
         .to_owned();
     let connector = tokio_rustls::TlsConnector::from(tls_config()?);
-    let stream = connector
-        .connect(name, tcp)
-        .await
-        .map_err(HttpError::Tls)?;
+    let stream = connector.connect(name, tcp).await.map_err(HttpError::Tls)?;
     Ok(Box::new(stream))
 }
 
@@ -191,11 +186,7 @@ fn tls_config() -> Result<Arc<rustls::ClientConfig>, HttpError> {
             rustls::ClientConfig::builder_with_provider(provider)
                 .with_safe_default_protocol_versions()
                 .map(|builder| {
-                    Arc::new(
-                        builder
-                            .with_root_certificates(roots)
-                            .with_no_client_auth(),
-                    )
+                    Arc::new(builder.with_root_certificates(roots).with_no_client_auth())
                 })
                 .map_err(|e| e.to_string())
         })
@@ -243,5 +234,139 @@ impl http_body::Body for TimedBody {
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// A loopback server answering each connection with `reply` (once the
+    /// request head arrived, if `after_head`), then holding the connection
+    /// open until the client leaves (so only a timeout ends a wait on it).
+    async fn server_with(reply: &'static [u8], after_head: bool) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while after_head && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let _ = stream.write_all(reply).await;
+                    // Hold the connection: read until the client leaves.
+                    while let Ok(n) = stream.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    async fn server(reply: &'static [u8]) -> SocketAddr {
+        server_with(reply, true).await
+    }
+
+    fn request(to: SocketAddr) -> http::Request<WasiBody> {
+        let body = http_body_util::Empty::<bytes::Bytes>::new()
+            .map_err(|never| match never {})
+            .boxed_unsync();
+        http::Request::builder()
+            .uri(format!("http://{to}/path?q=1"))
+            .header(http::header::HOST, to.to_string())
+            .body(body)
+            .unwrap()
+    }
+
+    fn plain(addresses: Vec<SocketAddr>) -> Destination {
+        Destination {
+            host: "127.0.0.1".into(),
+            addresses,
+            tls: false,
+        }
+    }
+
+    fn timeouts(first_byte: u64, between_bytes: u64) -> Timeouts {
+        Timeouts::of(Some(RequestOptions {
+            connect_timeout: None,
+            first_byte_timeout: Some(Duration::from_millis(first_byte)),
+            between_bytes_timeout: Some(Duration::from_millis(between_bytes)),
+        }))
+    }
+
+    async fn call(
+        to: Destination,
+        timeouts: Timeouts,
+    ) -> Result<(http::Response<WasiBody>, ConnectionTask), HttpError> {
+        let by = Instant::now() + Duration::from_secs(30);
+        send(
+            request(to.addresses[to.addresses.len() - 1]),
+            to,
+            timeouts,
+            by,
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn a_refused_address_falls_through_to_the_next_checked_one() {
+        let up = server(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
+        let closed = {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            listener.local_addr().unwrap()
+        };
+        let (response, task) = call(plain(vec![closed, up]), timeouts(30_000, 30_000))
+            .await
+            .unwrap();
+        tokio::spawn(Box::into_pin(task));
+        assert_eq!(response.status(), 200);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"ok");
+    }
+
+    #[tokio::test]
+    async fn a_server_that_never_answers_hits_the_first_byte_timeout() {
+        let silent = server(b"").await;
+        let err = call(plain(vec![silent]), timeouts(50, 30_000))
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(err, HttpError::ConnectionReadTimeout), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_stalled_body_hits_the_between_bytes_timeout() {
+        let stalls = server(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nab").await;
+        let (response, task) = call(plain(vec![stalls]), timeouts(30_000, 50))
+            .await
+            .unwrap();
+        tokio::spawn(Box::into_pin(task));
+        let err = response.into_body().collect().await.err().unwrap();
+        assert!(matches!(err, HttpError::ConnectionReadTimeout), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn https_speaks_tls_to_the_checked_address() {
+        // A plain HTTP server answering at once: the TLS handshake must
+        // fail on its answer, not fall back to plain HTTP.
+        let plain_http =
+            server_with(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok", false).await;
+        let to = Destination {
+            host: "localhost".into(),
+            addresses: vec![plain_http],
+            tls: true,
+        };
+        let err = call(to, timeouts(30_000, 30_000)).await.err().unwrap();
+        assert!(matches!(err, HttpError::Tls(_)), "{err:?}");
     }
 }

@@ -571,6 +571,27 @@ mod tests {
     }
 
     #[test]
+    fn blocking_internal_addresses_is_on_unless_turned_off() {
+        let workload =
+            "[[workload]]\nname = \"a\"\n[[workload.component]]\npath = \"Cargo.toml\"\n";
+        let defaults = parse(&format!("[[plugin]]\nname = \"config\"\n{workload}")).unwrap();
+        assert!(defaults.workloads[0].http.block_private);
+        assert!(defaults.plugins[0].grants.outgoing_block_private);
+        let off = parse(&format!(
+            "[[plugin]]\nname = \"config\"\n[plugin.grants]\noutgoing_block_private = false\n\
+             {workload}[workload.http]\nblock_private = false\n"
+        ))
+        .unwrap();
+        assert!(!off.workloads[0].http.block_private);
+        assert!(!off.plugins[0].grants.outgoing_block_private);
+        let err = parse(&format!(
+            "{workload}[workload.http]\nblock_private = \"yes\"\n"
+        ))
+        .unwrap_err();
+        assert!(err.to_string().starts_with("app.toml:6:17: "), "{err}");
+    }
+
+    #[test]
     fn a_plugin_forwarder_is_read_and_checked() {
         let manifest = parse(
             "[[plugin]]\nname = \"keyvalue-memory\"\nmode = \"shared\"\nforwarder = \"generic\"\n\

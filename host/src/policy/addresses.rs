@@ -84,12 +84,7 @@ fn v6_range(ip: Ipv6Addr) -> Option<&'static str> {
 /// a translating network may hand out.
 fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     let s = ip.segments();
-    let low = Ipv4Addr::new(
-        (s[6] >> 8) as u8,
-        s[6] as u8,
-        (s[7] >> 8) as u8,
-        s[7] as u8,
-    );
+    let low = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
     match s {
         // IPv4-mapped `::ffff:a.b.c.d`.
         [0, 0, 0, 0, 0, 0xffff, _, _] => Some(low),

@@ -214,7 +214,11 @@ mod tests {
         assert_eq!(blocking.refuses(exact, loopback), None);
         let open = OutgoingAllowlist::parse(&entries, false).unwrap();
         assert_eq!(open.refuses(pattern, loopback), None);
-        assert!(OutgoingAllowlist::default().grant("x.example.com", 80, 80).is_none());
+        assert!(
+            OutgoingAllowlist::default()
+                .grant("x.example.com", 80, 80)
+                .is_none()
+        );
         assert!(OutgoingAllowlist::parse(&["a:b:c".into()], true).is_err());
     }
 

@@ -9,6 +9,7 @@ use crate::core_api::broker::Broker;
 use crate::core_api::subjects::SubjectGrants;
 use crate::engine::KeelEngine;
 use crate::http::outgoing::OutgoingHooks;
+use crate::http::resolve::Resolver;
 use crate::manifest::{ComponentSpec, WorkloadSpec};
 use crate::plugins::identity::bindings::keel::core::messaging as messaging_api;
 use crate::plugins::identity::{
@@ -17,7 +18,6 @@ use crate::plugins::identity::{
 use crate::plugins::shared::in_flight::InFlight;
 use crate::plugins::shared::proxy::ProxyTable;
 use crate::plugins::shared::typed::TypedForwarders;
-use crate::http::resolve::Resolver;
 use crate::policy::authority::OutgoingAllowlist;
 use crate::policy::sockets::SocketAllowlist;
 use anyhow::{Context, Result};
@@ -351,11 +351,7 @@ impl InvocationTemplate {
         grant_sockets(&mut wasi, &self.sockets);
         let mut state = InvocationState::new(
             wasi.build(),
-            OutgoingHooks::new(
-                &self.workload,
-                self.outgoing.clone(),
-                self.resolver.clone(),
-            ),
+            OutgoingHooks::new(&self.workload, self.outgoing.clone(), self.resolver.clone()),
             self.memory,
             self.identity.clone(),
             self.broker.clone(),
