@@ -11,6 +11,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
+/// A request's target as the allowlist sees it.
+struct Target {
+    host: String,
+    port: u16,
+    tls: bool,
+    grant: Grant,
+}
+
 /// The `wasi:http` hooks of one invocation: outgoing requests pass only when
 /// their authority is allowed, and reach only addresses that were checked.
 #[derive(Debug, Clone, Default)]
@@ -30,17 +38,8 @@ impl OutgoingHooks {
             workload: workload.into(),
         }
     }
-}
 
-/// A request's target as the allowlist sees it.
-struct Target {
-    host: String,
-    port: u16,
-    tls: bool,
-    grant: Grant,
-}
-
-impl OutgoingHooks {
+    /// The request's target, if the allowlist grants it.
     fn target(&self, uri: &http::Uri) -> Option<Target> {
         let host = uri.host()?;
         let host = host.trim_start_matches('[').trim_end_matches(']');
@@ -55,38 +54,7 @@ impl OutgoingHooks {
             grant,
         })
     }
-}
 
-type SendResult = wasmtime_wasi_http::Result<(http::Response<WasiBody>, connect::ConnectionTask)>;
-
-impl WasiHttpHooks for OutgoingHooks {
-    fn send_request(
-        &mut self,
-        request: http::Request<WasiBody>,
-        options: Option<RequestOptions>,
-        _fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
-    ) -> Box<dyn Future<Output = SendResult> + Send> {
-        let Some(target) = self.target(request.uri()) else {
-            tracing::warn!(
-                workload = %self.workload,
-                uri = %request.uri(),
-                "outgoing HTTP request denied: its authority is not in the allowlist"
-            );
-            return Box::new(async { Err(HttpError::HttpRequestDenied) });
-        };
-        let hooks = self.clone();
-        Box::new(async move {
-            let timeouts = Timeouts::of(options);
-            let connect_by = tokio::time::Instant::now() + timeouts.connect;
-            let destination = tokio::time::timeout_at(connect_by, hooks.checked(target))
-                .await
-                .map_err(|_| HttpError::ConnectionTimeout)??;
-            connect::send(request, destination, timeouts, connect_by).await
-        })
-    }
-}
-
-impl OutgoingHooks {
     /// Resolves `target` and checks every address it resolved to: one
     /// refused address refuses the request, so that an answer mixing public
     /// and internal addresses cannot steer the connection inward.
@@ -116,6 +84,35 @@ impl OutgoingHooks {
                 .map(|ip| SocketAddr::new(ip, target.port))
                 .collect(),
             tls: target.tls,
+        })
+    }
+}
+
+type SendResult = wasmtime_wasi_http::Result<(http::Response<WasiBody>, connect::ConnectionTask)>;
+
+impl WasiHttpHooks for OutgoingHooks {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+    ) -> Box<dyn Future<Output = SendResult> + Send> {
+        let Some(target) = self.target(request.uri()) else {
+            tracing::warn!(
+                workload = %self.workload,
+                uri = %request.uri(),
+                "outgoing HTTP request denied: its authority is not in the allowlist"
+            );
+            return Box::new(async { Err(HttpError::HttpRequestDenied) });
+        };
+        let hooks = self.clone();
+        Box::new(async move {
+            let timeouts = Timeouts::of(options);
+            let connect_by = tokio::time::Instant::now() + timeouts.connect;
+            let destination = tokio::time::timeout_at(connect_by, hooks.checked(target))
+                .await
+                .map_err(|_| HttpError::ConnectionTimeout)??;
+            connect::send(request, destination, timeouts, connect_by).await
         })
     }
 }
