@@ -20,7 +20,7 @@ use crate::core_api::bus::{Bus, BusOptions};
 use crate::core_api::pending::PendingLimits;
 use crate::engine::{EngineOptions, KeelEngine};
 use crate::error::Error;
-use crate::http::{Ingress, IngressOptions, Router};
+use crate::http::{Ingress, IngressOptions, Resolver, Router};
 use crate::manifest::{ByteSize, NatsSpec, PluginSpec, WorkloadId, WorkloadSpec};
 use crate::plugins::PluginSet;
 use crate::services::Services;
@@ -42,6 +42,7 @@ pub struct HostBuilder {
     nats: Option<NatsSpec>,
     memory_budget: Option<ByteSize>,
     pending: PendingLimits,
+    resolver: Resolver,
 }
 
 impl Default for HostBuilder {
@@ -55,6 +56,7 @@ impl Default for HostBuilder {
             nats: None,
             memory_budget: None,
             pending: PendingLimits::default(),
+            resolver: Resolver::system(),
         }
     }
 }
@@ -117,6 +119,14 @@ impl HostBuilder {
         self
     }
 
+    /// Resolve the host names of guests' outgoing HTTP requests with
+    /// `resolver` instead of the system's (the allowlist still checks every
+    /// address it answers).
+    pub fn resolver(mut self, resolver: Resolver) -> HostBuilder {
+        self.resolver = resolver;
+        self
+    }
+
     /// Builds the engine, connects to NATS if configured, and binds the ingress.
     pub async fn start(self) -> Result<Host> {
         let engine = Arc::new(KeelEngine::new(self.engine)?);
@@ -148,6 +158,7 @@ impl HostBuilder {
                     .map_or_else(default_memory_budget, |b| b.as_usize()),
                 None,
             ),
+            resolver: self.resolver,
         });
         Ok(Host {
             services,

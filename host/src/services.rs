@@ -4,6 +4,7 @@
 use crate::cache::ComponentCache;
 use crate::core_api::broker::Broker;
 use crate::engine::KeelEngine;
+use crate::http::Resolver;
 use crate::plugins::PluginSet;
 use crate::workload::MemoryBudget;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -20,6 +21,8 @@ pub struct Services {
     pub broker: Broker,
     /// The linear memory all workload instances of the host may hold at once.
     pub memory_budget: Arc<MemoryBudget>,
+    /// How guests' outgoing HTTP requests find their servers.
+    pub resolver: Resolver,
 }
 
 impl Services {

@@ -395,6 +395,9 @@ fn plugin_spec(
         name_lookup: raw.grants.name_lookup,
         ..PluginGrants::default()
     };
+    if let Some(block) = raw.grants.outgoing_block_private {
+        grants.outgoing_block_private = block;
+    }
     for pattern in &raw.grants.outgoing_http {
         crate::policy::authority::AuthorityPattern::parse(pattern.get_ref())
             .map_err(|m| source.error(pattern.span(), m))?;
@@ -481,6 +484,9 @@ fn http_spec(source: &Source<'_>, raw: raw::Http) -> Result<HttpSpec, ManifestEr
         crate::policy::authority::AuthorityPattern::parse(pattern.get_ref())
             .map_err(|m| source.error(pattern.span(), m))?;
         spec.outgoing.push(pattern.into_inner());
+    }
+    if let Some(block) = raw.block_private {
+        spec.block_private = block;
     }
     Ok(spec)
 }
@@ -591,6 +597,27 @@ mod tests {
             err.to_string().contains("plugin `mystery` needs a `path`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn blocking_internal_addresses_is_on_unless_turned_off() {
+        let workload =
+            "[[workload]]\nname = \"a\"\n[[workload.component]]\npath = \"Cargo.toml\"\n";
+        let defaults = parse(&format!("[[plugin]]\nname = \"config\"\n{workload}")).unwrap();
+        assert!(defaults.workloads[0].http.block_private);
+        assert!(defaults.plugins[0].grants.outgoing_block_private);
+        let off = parse(&format!(
+            "[[plugin]]\nname = \"config\"\n[plugin.grants]\noutgoing_block_private = false\n\
+             {workload}[workload.http]\nblock_private = false\n"
+        ))
+        .unwrap();
+        assert!(!off.workloads[0].http.block_private);
+        assert!(!off.plugins[0].grants.outgoing_block_private);
+        let err = parse(&format!(
+            "{workload}[workload.http]\nblock_private = \"yes\"\n"
+        ))
+        .unwrap_err();
+        assert!(err.to_string().starts_with("app.toml:6:17: "), "{err}");
     }
 
     #[test]

@@ -16,6 +16,7 @@
 //! [workload.http]
 //! host = "api.shop.local"     # route requests with this Host header here
 //! outgoing = ["api.example.com", "*.internal:8443"]   # outgoing HTTP allowlist
+//! block_private = true        # `*.` grants may not resolve to internal addresses
 //!
 //! [workload.sockets]
 //! allow = ["127.0.0.1:6379"]  # TCP/UDP addresses the guest may use
@@ -56,6 +57,7 @@
 //!
 //! [plugin.grants]             # what the plugin itself may reach
 //! outgoing_http = ["api.example.com"]   # shared mode only
+//! outgoing_block_private = true         # as `block_private` of a workload
 //! sockets = ["10.0.0.5:6379"]           # shared mode only
 //! subjects = ["$KV.KV_{namespace}-*.>"] # NATS subjects, through keel:core/nats
 //!
@@ -265,10 +267,14 @@ pub enum Forwarder {
 }
 
 /// The outside world a shared plugin may reach: nothing unless listed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginGrants {
     /// Outgoing HTTP allowlist, as `http.outgoing` of a workload.
     pub outgoing_http: Vec<String>,
+    /// Whether host names granted by a `*.domain` entry of `outgoing_http`
+    /// may not resolve to internal addresses, as `http.block_private` of a
+    /// workload (default on).
+    pub outgoing_block_private: bool,
     /// Socket allowlist, as `sockets.allow` of a workload.
     pub sockets: Vec<String>,
     /// Local addresses it may listen on, as `sockets.listen` of a workload.
@@ -278,6 +284,20 @@ pub struct PluginGrants {
     /// NATS subject patterns it may use through `keel:core/nats` (see
     /// [`crate::core_api::subjects`]).
     pub subjects: Vec<String>,
+}
+
+impl Default for PluginGrants {
+    /// Nothing granted; internal addresses blocked for pattern grants.
+    fn default() -> PluginGrants {
+        PluginGrants {
+            outgoing_http: Vec::new(),
+            outgoing_block_private: true,
+            sockets: Vec::new(),
+            listen: Vec::new(),
+            name_lookup: false,
+            subjects: Vec::new(),
+        }
+    }
 }
 
 /// `namespace/name`: what identifies a workload on a host.
@@ -381,7 +401,7 @@ pub struct ComponentSpec {
 }
 
 /// HTTP settings of a workload.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct HttpSpec {
     /// The Host header (without port) routed to this workload. Without one,
     /// the workload receives every request only while it is the host's only
@@ -392,6 +412,25 @@ pub struct HttpSpec {
     /// Outgoing HTTP allowlist: `host`, `host:port`, or `*.domain[:port]`.
     /// Empty means outgoing HTTP is denied.
     pub outgoing: Vec<String>,
+    /// Whether a host name granted only by a `*.domain` entry is refused when
+    /// it resolves to an internal address (loopback, private, link-local,
+    /// unique local, multicast, unspecified: see
+    /// [`crate::policy::addresses`]). On by default; entries naming the
+    /// host itself (`db.internal`, `127.0.0.1:9000`) are never refused.
+    pub block_private: bool,
+}
+
+impl Default for HttpSpec {
+    /// No route, no outgoing HTTP, internal addresses blocked for pattern
+    /// grants.
+    fn default() -> HttpSpec {
+        HttpSpec {
+            host: None,
+            host_origin: None,
+            outgoing: Vec::new(),
+            block_private: true,
+        }
+    }
 }
 
 /// Socket settings of a workload: denied unless listed.
@@ -517,6 +556,7 @@ pub(crate) mod raw {
     pub struct Grants {
         #[serde(default)]
         pub outgoing_http: Vec<Spanned<String>>,
+        pub outgoing_block_private: Option<bool>,
         #[serde(default)]
         pub subjects: Vec<Spanned<String>>,
         #[serde(default)]
@@ -563,6 +603,7 @@ pub(crate) mod raw {
         pub host: Option<Spanned<String>>,
         #[serde(default)]
         pub outgoing: Vec<Spanned<String>>,
+        pub block_private: Option<bool>,
     }
 
     #[derive(Debug, Default, Deserialize)]

@@ -4,7 +4,7 @@
 //! here or in [`crate::policy`]; the loader calls the same functions.
 
 use super::{ByteSize, Limits, PluginSpec, WorkloadSpec};
-use crate::policy::authority::AuthorityPattern;
+use crate::policy::authority::{AuthorityPattern, OutgoingAllowlist};
 use crate::policy::names::{printable, validate_host_name, validate_name};
 use crate::policy::sockets::SocketPattern;
 use std::collections::BTreeSet;
@@ -64,9 +64,8 @@ impl WorkloadSpec {
         if let Some(host) = &self.http.host {
             check_http_host(host).map_err(|m| InvalidSpec::new("http.host", m))?;
         }
-        for pattern in &self.http.outgoing {
-            AuthorityPattern::parse(pattern).map_err(|m| InvalidSpec::new("http.outgoing", m))?;
-        }
+        OutgoingAllowlist::parse(&self.http.outgoing, self.http.block_private)
+            .map_err(|m| InvalidSpec::new("http.outgoing", m))?;
         for pattern in &self.sockets.allow {
             SocketPattern::parse(pattern).map_err(|m| InvalidSpec::new("sockets.allow", m))?;
         }

@@ -239,6 +239,7 @@ impl PluginSet {
         name: &str,
         workload: &WorkloadId,
         broker: &crate::core_api::broker::Broker,
+        resolver: &crate::http::Resolver,
     ) -> Result<Arc<SharedPlugin>> {
         let loaded = self
             .get(name)
@@ -271,6 +272,7 @@ impl PluginSet {
         let spec = &loaded.spec;
         let plugin = Arc::new(
             SharedPlugin::new(engine, name, &component, &spec.grants, broker)?
+                .resolving_with(resolver.clone())
                 .with_forwarder(spec.forwarder)
                 .with_limits(spec.memory.as_usize(), spec.call_timeout)
                 .serving(key.1.describe()),

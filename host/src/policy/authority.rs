@@ -98,6 +98,82 @@ impl AuthorityPattern {
     }
 }
 
+/// How a request's host was granted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grant {
+    /// By an entry naming the host itself (`db.internal`, `127.0.0.1:9000`):
+    /// the user chose that destination, whatever it resolves to.
+    Exact,
+    /// Only by a `*.domain` entry: the name is the guest's choice, so what it
+    /// resolves to is checked.
+    Pattern,
+}
+
+/// A guest's outgoing HTTP allowlist and whether names granted by pattern
+/// may resolve to internal addresses (see [`crate::policy::addresses`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingAllowlist {
+    patterns: Vec<AuthorityPattern>,
+    block_private: bool,
+}
+
+impl Default for OutgoingAllowlist {
+    /// Nothing allowed; internal addresses blocked for pattern grants.
+    fn default() -> OutgoingAllowlist {
+        OutgoingAllowlist {
+            patterns: Vec::new(),
+            block_private: true,
+        }
+    }
+}
+
+impl OutgoingAllowlist {
+    /// Parses `entries` (see [`AuthorityPattern::parse`]); `block_private`
+    /// refuses internal addresses behind names granted by pattern.
+    pub fn parse(entries: &[String], block_private: bool) -> Result<OutgoingAllowlist, String> {
+        Ok(OutgoingAllowlist {
+            patterns: entries
+                .iter()
+                .map(|e| AuthorityPattern::parse(e))
+                .collect::<Result<_, _>>()?,
+            block_private,
+        })
+    }
+
+    /// How a request to `host` on `port` is granted (`default_port` is its
+    /// scheme's), if at all. An exact entry wins over a pattern.
+    ///
+    /// ```
+    /// use keel::policy::authority::{Grant, OutgoingAllowlist};
+    /// let list = OutgoingAllowlist::parse(
+    ///     &["*.example.com".into(), "db.example.com".into()], true).unwrap();
+    /// assert_eq!(list.grant("api.example.com", 443, 443), Some(Grant::Pattern));
+    /// assert_eq!(list.grant("db.example.com", 80, 80), Some(Grant::Exact));
+    /// assert_eq!(list.grant("example.org", 80, 80), None);
+    /// ```
+    pub fn grant(&self, host: &str, port: u16, default_port: u16) -> Option<Grant> {
+        let mut grant = None;
+        for pattern in self.patterns.iter() {
+            if pattern.allows(host, port, default_port) {
+                if !pattern.wildcard {
+                    return Some(Grant::Exact);
+                }
+                grant = Some(Grant::Pattern);
+            }
+        }
+        grant
+    }
+
+    /// The internal range (its name) that refuses a connection to `ip` for
+    /// a host granted by `grant`, or `None` when the address may be used.
+    pub fn refuses(&self, grant: Grant, ip: std::net::IpAddr) -> Option<&'static str> {
+        match grant {
+            Grant::Pattern if self.block_private => crate::policy::addresses::internal_range(ip),
+            _ => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,6 +198,28 @@ mod tests {
                 .unwrap()
                 .allows("::1", 443, 443)
         );
+    }
+
+    #[test]
+    fn only_pattern_grants_refuse_internal_addresses() {
+        let entries = ["*.example.com".to_string(), "db.example.com".to_string()];
+        let loopback = "127.0.0.1".parse().unwrap();
+        let public = "93.184.216.34".parse().unwrap();
+        let blocking = OutgoingAllowlist::parse(&entries, true).unwrap();
+        let pattern = blocking.grant("x.example.com", 80, 80).unwrap();
+        assert_eq!(blocking.refuses(pattern, loopback), Some("loopback"));
+        assert_eq!(blocking.refuses(pattern, public), None);
+        let exact = blocking.grant("DB.example.com", 80, 80).unwrap();
+        assert_eq!(exact, Grant::Exact, "the exact entry wins over the pattern");
+        assert_eq!(blocking.refuses(exact, loopback), None);
+        let open = OutgoingAllowlist::parse(&entries, false).unwrap();
+        assert_eq!(open.refuses(pattern, loopback), None);
+        assert!(
+            OutgoingAllowlist::default()
+                .grant("x.example.com", 80, 80)
+                .is_none()
+        );
+        assert!(OutgoingAllowlist::parse(&["a:b:c".into()], true).is_err());
     }
 
     #[test]

@@ -3,10 +3,11 @@
 //! manifest, the library API and the runtime all check the same rules.
 //! [`names`]: which namespaces, names and host names are valid;
 //! [`subject`]: what a NATS subject may look like before it reaches the
-//! in-process bus or the shared NATS connection; [`authority`] and
-//! [`sockets`]: which outgoing HTTP authorities and socket addresses a guest
-//! may reach.
+//! in-process bus or the shared NATS connection; [`authority`],
+//! [`addresses`] and [`sockets`]: which outgoing HTTP authorities, resolved
+//! addresses and socket addresses a guest may reach.
 
+pub mod addresses;
 pub mod authority;
 pub mod names;
 pub mod sockets;

@@ -9,6 +9,7 @@ use crate::core_api::broker::Broker;
 use crate::core_api::subjects::SubjectGrants;
 use crate::engine::KeelEngine;
 use crate::http::outgoing::OutgoingHooks;
+use crate::http::resolve::Resolver;
 use crate::manifest::{ComponentSpec, WorkloadSpec};
 use crate::plugins::identity::bindings::keel::core::messaging as messaging_api;
 use crate::plugins::identity::{
@@ -17,7 +18,7 @@ use crate::plugins::identity::{
 use crate::plugins::shared::in_flight::InFlight;
 use crate::plugins::shared::proxy::ProxyTable;
 use crate::plugins::shared::typed::TypedForwarders;
-use crate::policy::authority::AuthorityPattern;
+use crate::policy::authority::OutgoingAllowlist;
 use crate::policy::sockets::SocketAllowlist;
 use anyhow::{Context, Result};
 use std::sync::Arc;
@@ -237,7 +238,8 @@ pub struct InvocationTemplate {
     volumes: Vec<crate::manifest::VolumeSpec>,
     sockets: Arc<SocketAllowlist>,
     name_lookup: bool,
-    outgoing: Arc<Vec<AuthorityPattern>>,
+    outgoing: Arc<OutgoingAllowlist>,
+    resolver: Resolver,
     memory: usize,
     memory_budget: Arc<MemoryBudget>,
     timeout: Duration,
@@ -260,12 +262,9 @@ impl InvocationTemplate {
         subjects: Arc<SubjectGrants>,
         memory_budget: Arc<MemoryBudget>,
     ) -> Result<InvocationTemplate> {
-        let outgoing = workload
-            .http
-            .outgoing
-            .iter()
-            .map(|p| AuthorityPattern::parse(p).map_err(anyhow::Error::msg))
-            .collect::<Result<Vec<_>>>()?;
+        let outgoing =
+            OutgoingAllowlist::parse(&workload.http.outgoing, workload.http.block_private)
+                .map_err(anyhow::Error::msg)?;
         Ok(InvocationTemplate {
             workload: workload.id.to_string(),
             component: component.name.clone(),
@@ -281,6 +280,7 @@ impl InvocationTemplate {
             ),
             name_lookup: workload.sockets.name_lookup,
             outgoing: Arc::new(outgoing),
+            resolver: Resolver::system(),
             memory: workload.limits.memory.as_usize(),
             memory_budget,
             timeout: workload.limits.timeout,
@@ -296,6 +296,13 @@ impl InvocationTemplate {
     /// workload's other components share.
     pub fn with_output(mut self, output: Arc<OutputRate>) -> InvocationTemplate {
         self.output = output;
+        self
+    }
+
+    /// Stores made from this template resolve the hosts of outgoing HTTP
+    /// requests with `resolver`.
+    pub fn with_resolver(mut self, resolver: Resolver) -> InvocationTemplate {
+        self.resolver = resolver;
         self
     }
 
@@ -344,7 +351,7 @@ impl InvocationTemplate {
         grant_sockets(&mut wasi, &self.sockets);
         let mut state = InvocationState::new(
             wasi.build(),
-            OutgoingHooks::new(&self.workload, self.outgoing.clone()),
+            OutgoingHooks::new(&self.workload, self.outgoing.clone(), self.resolver.clone()),
             self.memory,
             self.identity.clone(),
             self.broker.clone(),

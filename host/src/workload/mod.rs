@@ -297,6 +297,7 @@ impl Workload {
                     template
                         .with_typed(typed.clone())
                         .with_output(output.clone())
+                        .with_resolver(services.resolver.clone())
                 })
             };
             if let Some(found) =
@@ -440,7 +441,16 @@ fn load_component(
     let shared = plan
         .shared
         .iter()
-        .map(|b| plugins.shared_instance(engine, cache, &b.plugin, &workload.id, &services.broker))
+        .map(|b| {
+            plugins.shared_instance(
+                engine,
+                cache,
+                &b.plugin,
+                &workload.id,
+                &services.broker,
+                &services.resolver,
+            )
+        })
         .collect::<Result<Vec<_>>>()
         .map_err(|e| located(spec, e))?;
     let component = if plan.composed.is_empty() {

@@ -41,9 +41,10 @@ use crate::core_api::broker::Broker;
 use crate::core_api::subjects::SubjectGrants;
 use crate::engine::KeelEngine;
 use crate::http::outgoing::OutgoingHooks;
+use crate::http::resolve::Resolver;
 use crate::manifest::{Forwarder, PluginGrants};
 use crate::plugins::identity::{Caller, WorkloadIdentity};
-use crate::policy::authority::AuthorityPattern;
+use crate::policy::authority::OutgoingAllowlist;
 use crate::policy::sockets::SocketAllowlist;
 use crate::workload::invocation::{InvocationState, core_linker, grant_sockets};
 use crate::workload::stdio::{self, GuestLog, OutputRate, Stream};
@@ -67,7 +68,8 @@ const RELEASE_BUDGET: Duration = Duration::from_secs(5);
 
 /// A plugin's grants, parsed once.
 struct Reach {
-    outgoing: Arc<Vec<AuthorityPattern>>,
+    outgoing: Arc<OutgoingAllowlist>,
+    resolver: Resolver,
     sockets: Arc<SocketAllowlist>,
     name_lookup: bool,
     subjects: Arc<SubjectGrants>,
@@ -127,13 +129,12 @@ impl SharedPlugin {
         grants: &PluginGrants,
         broker: &Broker,
     ) -> Result<SharedPlugin> {
-        let outgoing = grants
-            .outgoing_http
-            .iter()
-            .map(|p| AuthorityPattern::parse(p).map_err(anyhow::Error::msg))
-            .collect::<Result<Vec<_>>>()?;
+        let outgoing =
+            OutgoingAllowlist::parse(&grants.outgoing_http, grants.outgoing_block_private)
+                .map_err(anyhow::Error::msg)?;
         let reach = Reach {
             outgoing: Arc::new(outgoing),
+            resolver: Resolver::system(),
             sockets: Arc::new(
                 SocketAllowlist::parse(&grants.sockets, &grants.listen)
                     .map_err(anyhow::Error::msg)?,
@@ -192,6 +193,13 @@ impl SharedPlugin {
         self
     }
 
+    /// Resolves the hosts of the plugin's outgoing HTTP requests with
+    /// `resolver`.
+    pub fn resolving_with(mut self, resolver: Resolver) -> SharedPlugin {
+        self.reach.resolver = resolver;
+        self
+    }
+
     /// Uses `forwarder` for the plugin's calls.
     pub fn with_forwarder(mut self, forwarder: Forwarder) -> SharedPlugin {
         self.typed = forwarder == Forwarder::Typed;
@@ -242,7 +250,11 @@ impl SharedPlugin {
             name: String::new(),
             component: String::new(),
         });
-        let hooks = OutgoingHooks::new(&label, self.reach.outgoing.clone());
+        let hooks = OutgoingHooks::new(
+            &label,
+            self.reach.outgoing.clone(),
+            self.reach.resolver.clone(),
+        );
         let mut state = InvocationState::new(
             wasi.build(),
             hooks,
