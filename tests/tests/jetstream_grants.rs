@@ -81,13 +81,6 @@ async fn jetstream(server: &NatsServer) -> anyhow::Result<async_nats::jetstream:
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn streams_capture_only_subjects_the_plugin_is_granted() -> anyhow::Result<()> {
     let server = NatsServer::start()?;
-    let js = jetstream(&server).await?;
-    js.create_stream(async_nats::jetstream::stream::Config {
-        name: "secret".into(),
-        subjects: vec!["secret.>".into()],
-        ..Default::default()
-    })
-    .await?;
     let (host, addr) = prober(
         &server,
         &[
@@ -125,6 +118,13 @@ async fn streams_capture_only_subjects_the_plugin_is_granted() -> anyhow::Result
         "invalid",
         &["not JSON"],
     );
+    let js = jetstream(&server).await?;
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: "secret".into(),
+        subjects: vec!["secret.>".into()],
+        ..Default::default()
+    })
+    .await?;
     let copy = r#"{"name":"mine2","mirror":{"name":"secret"}}"#;
     refused(
         &ask(addr, &create("mine2"), copy).await?,
@@ -194,7 +194,11 @@ async fn push_consumers_deliver_only_to_granted_subjects() -> anyhow::Result<()>
     .await?;
     // An ephemeral push consumer, or durable `d`.
     let push = |deliver: &str, durable: bool| {
-        let name = if durable { r#""durable_name":"d","# } else { "" };
+        let name = if durable {
+            r#""durable_name":"d","#
+        } else {
+            ""
+        };
         format!(
             r#"{{"stream_name":"orders","config":{{{name}"deliver_subject":"{deliver}","ack_policy":"explicit"}}}}"#
         )

@@ -179,9 +179,7 @@ impl Request<'_> {
     }
 
     fn allows(&self, subject: &str) -> bool {
-        self.checker
-            .grants
-            .allows(self.checker.namespace, subject)
+        self.checker.grants.allows(self.checker.namespace, subject)
     }
 
     /// A stream configuration for stream `stream`, its fields named with
@@ -214,8 +212,8 @@ impl Request<'_> {
                 _ => return Err(self.invalid(&field, "a subject must be a string")),
             }
         }
-        let sourced = mirror.is_some()
-            || matches!(sources, Some(Value::Array(list)) if !list.is_empty());
+        let sourced =
+            mirror.is_some() || matches!(sources, Some(Value::Array(list)) if !list.is_empty());
         if subjects.is_empty() && !sourced {
             // The server gives such a stream one subject: its name.
             self.captured(&name_field, stream)?;

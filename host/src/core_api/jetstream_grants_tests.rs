@@ -32,7 +32,11 @@ fn wide_api_grants() -> SubjectGrants {
     .unwrap()
 }
 
-fn check(grants: &SubjectGrants, subject: &str, body: serde_json::Value) -> Result<ApiCall, Refused> {
+fn check(
+    grants: &SubjectGrants,
+    subject: &str,
+    body: serde_json::Value,
+) -> Result<ApiCall, Refused> {
     let body = serde_json::to_vec(&body).unwrap();
     Checker {
         grants,
@@ -82,11 +86,19 @@ fn object_bucket(name: &str) -> serde_json::Value {
 fn the_builtin_plugins_requests_pass_and_stream_creates_are_named() {
     let g = builtin_grants();
     assert_eq!(
-        check(&g, "$JS.API.STREAM.CREATE.KV_shop-web-default", kv_bucket("shop-web-default")),
+        check(
+            &g,
+            "$JS.API.STREAM.CREATE.KV_shop-web-default",
+            kv_bucket("shop-web-default")
+        ),
         Ok(ApiCall::CreateStream("KV_shop-web-default".into()))
     );
     assert_eq!(
-        check(&g, "$JS.API.STREAM.CREATE.OBJ_shop-web-files", object_bucket("shop-web-files")),
+        check(
+            &g,
+            "$JS.API.STREAM.CREATE.OBJ_shop-web-files",
+            object_bucket("shop-web-files")
+        ),
         Ok(ApiCall::CreateStream("OBJ_shop-web-files".into()))
     );
     assert_eq!(
@@ -129,12 +141,18 @@ fn a_stream_capturing_subjects_outside_the_grants_is_refused() {
     let mut everything = kv_bucket("shop-web-default");
     everything["subjects"] = json!([">"]);
     let why = not_granted(check(&g, subject, everything));
-    assert!(why.contains("field `subjects[0]`") && why.contains("`>`"), "{why}");
+    assert!(
+        why.contains("field `subjects[0]`") && why.contains("`>`"),
+        "{why}"
+    );
 
     let mut other_tenant = kv_bucket("shop-web-default");
     other_tenant["subjects"] = json!(["$KV.shop-web-default.>", "$KV.bank-web-default.>"]);
     let why = not_granted(check(&g, subject, other_tenant));
-    assert!(why.contains("`subjects[1]`") && why.contains("$KV.bank-web-default.>"), "{why}");
+    assert!(
+        why.contains("`subjects[1]`") && why.contains("$KV.bank-web-default.>"),
+        "{why}"
+    );
 
     let mut wider = kv_bucket("shop-web-default");
     wider["subjects"] = json!(["$KV.*.>"]);
@@ -142,8 +160,15 @@ fn a_stream_capturing_subjects_outside_the_grants_is_refused() {
 
     // Without subjects, the server captures the stream's name.
     let g = wide_api_grants();
-    let why = not_granted(check(&g, "$JS.API.STREAM.CREATE.orders", json!({"name": "orders"})));
-    assert!(why.contains("field `name`") && why.contains("`orders`"), "{why}");
+    let why = not_granted(check(
+        &g,
+        "$JS.API.STREAM.CREATE.orders",
+        json!({"name": "orders"}),
+    ));
+    assert!(
+        why.contains("field `name`") && why.contains("`orders`"),
+        "{why}"
+    );
     assert_eq!(
         check(
             &g,
@@ -177,7 +202,10 @@ fn republish_mirror_and_sources_must_stay_within_the_grants() {
         subject,
         json!({"name": "copy", "subjects": mine, "republish": {"src": ">", "dest": "audit.>"}}),
     ));
-    assert!(why.contains("`republish.dest`") && why.contains("audit.>"), "{why}");
+    assert!(
+        why.contains("`republish.dest`") && why.contains("audit.>"),
+        "{why}"
+    );
     assert!(
         check(
             &g,
@@ -186,14 +214,30 @@ fn republish_mirror_and_sources_must_stay_within_the_grants() {
         )
         .is_ok()
     );
-    invalid(check(&g, subject, json!({"name": "copy", "subjects": mine, "republish": {"src": ">"}})));
+    invalid(check(
+        &g,
+        subject,
+        json!({"name": "copy", "subjects": mine, "republish": {"src": ">"}}),
+    ));
 
     // Streams are granted by name through `STREAM.INFO`: here `orders_*`.
-    let g = SubjectGrants::parse(&["$JS.API.STREAM.CREATE.*", "$JS.API.STREAM.INFO.orders_*"]).unwrap();
-    let why = not_granted(check(&g, subject, json!({"name": "copy", "mirror": {"name": "KV_bank-web-default"}})));
-    assert!(why.contains("`mirror.name`") && why.contains("KV_bank-web-default"), "{why}");
+    let g =
+        SubjectGrants::parse(&["$JS.API.STREAM.CREATE.*", "$JS.API.STREAM.INFO.orders_*"]).unwrap();
+    let why = not_granted(check(
+        &g,
+        subject,
+        json!({"name": "copy", "mirror": {"name": "KV_bank-web-default"}}),
+    ));
+    assert!(
+        why.contains("`mirror.name`") && why.contains("KV_bank-web-default"),
+        "{why}"
+    );
     assert_eq!(
-        check(&g, subject, json!({"name": "copy", "mirror": {"name": "orders_eu"}})),
+        check(
+            &g,
+            subject,
+            json!({"name": "copy", "mirror": {"name": "orders_eu"}})
+        ),
         Ok(ApiCall::CreateStream("copy".into()))
     );
     let why = not_granted(check(
@@ -208,7 +252,11 @@ fn republish_mirror_and_sources_must_stay_within_the_grants() {
         json!({"name": "copy", "sources": [{"name": "orders_eu", "external": {"api": "$JS.hub.API", "deliver": ""}}]}),
     ));
     assert!(why.contains("`sources[0].external`"), "{why}");
-    invalid(check(&g, subject, json!({"name": "copy", "mirror": {"name": "orders_eu.>"}})));
+    invalid(check(
+        &g,
+        subject,
+        json!({"name": "copy", "mirror": {"name": "orders_eu.>"}}),
+    ));
 }
 
 #[test]
@@ -221,21 +269,43 @@ fn consumers_and_snapshots_deliver_only_to_granted_subjects() {
         "$JS.API.CONSUMER.DURABLE.CREATE.orders.d",
     ] {
         let why = not_granted(check(&g, subject, push("bank.inbox")));
-        assert!(why.contains("`config.deliver_subject`") && why.contains("bank.inbox"), "{why}");
-        assert_eq!(check(&g, subject, push("app.shop.inbox")), Ok(ApiCall::Other), "{subject}");
+        assert!(
+            why.contains("`config.deliver_subject`") && why.contains("bank.inbox"),
+            "{why}"
+        );
+        assert_eq!(
+            check(&g, subject, push("app.shop.inbox")),
+            Ok(ApiCall::Other),
+            "{subject}"
+        );
         invalid(check(&g, subject, push("app.shop.*")));
     }
     // A pull consumer has no deliver subject.
-    assert!(check(&g, "$JS.API.CONSUMER.CREATE.orders", json!({"stream_name": "orders", "config": {"deliver_subject": ""}})).is_ok());
+    assert!(
+        check(
+            &g,
+            "$JS.API.CONSUMER.CREATE.orders",
+            json!({"stream_name": "orders", "config": {"deliver_subject": ""}})
+        )
+        .is_ok()
+    );
     let why = invalid(check(
         &g,
         "$JS.API.CONSUMER.CREATE.orders",
         json!({"stream_name": "secrets", "config": {}}),
     ));
     assert!(why.contains("stream_name"), "{why}");
-    let why = not_granted(check(&g, "$JS.API.STREAM.SNAPSHOT.orders", json!({"deliver_subject": "bank.x", "chunk_size": 65536})));
+    let why = not_granted(check(
+        &g,
+        "$JS.API.STREAM.SNAPSHOT.orders",
+        json!({"deliver_subject": "bank.x", "chunk_size": 65536}),
+    ));
     assert!(why.contains("`deliver_subject`"), "{why}");
-    not_granted(check(&g, "$JS.API.STREAM.TEMPLATE.CREATE.t", json!({"name": "t"})));
+    not_granted(check(
+        &g,
+        "$JS.API.STREAM.TEMPLATE.CREATE.t",
+        json!({"name": "t"}),
+    ));
 }
 
 #[test]
@@ -279,17 +349,42 @@ fn bodies_that_cannot_be_read_are_refused() {
             "{subject} {body:?}"
         );
     }
-    invalid(check(&g, "$JS.API.STREAM.CREATE.x", json!({"name": "x", "subjects": "app.shop.x"})));
-    invalid(check(&g, "$JS.API.STREAM.CREATE.x", json!({"name": "x", "subjects": [42]})));
-    invalid(check(&g, "$JS.API.STREAM.CREATE.x", json!({"name": "y", "subjects": ["app.shop.x"]})));
+    invalid(check(
+        &g,
+        "$JS.API.STREAM.CREATE.x",
+        json!({"name": "x", "subjects": "app.shop.x"}),
+    ));
+    invalid(check(
+        &g,
+        "$JS.API.STREAM.CREATE.x",
+        json!({"name": "x", "subjects": [42]}),
+    ));
+    invalid(check(
+        &g,
+        "$JS.API.STREAM.CREATE.x",
+        json!({"name": "y", "subjects": ["app.shop.x"]}),
+    ));
 }
 
 #[test]
 fn domains_and_restores_are_checked_like_the_plain_api() {
-    let g = SubjectGrants::parse(&["$JS.*.API.STREAM.*.*", "$JS.API.STREAM.RESTORE.*", "app.{namespace}.>"]).unwrap();
-    not_granted(check(&g, "$JS.hub.API.STREAM.CREATE.x", json!({"name": "x", "subjects": [">"]})));
+    let g = SubjectGrants::parse(&[
+        "$JS.*.API.STREAM.*.*",
+        "$JS.API.STREAM.RESTORE.*",
+        "app.{namespace}.>",
+    ])
+    .unwrap();
+    not_granted(check(
+        &g,
+        "$JS.hub.API.STREAM.CREATE.x",
+        json!({"name": "x", "subjects": [">"]}),
+    ));
     assert_eq!(
-        check(&g, "$JS.hub.API.STREAM.CREATE.x", json!({"name": "x", "subjects": ["app.shop.x"]})),
+        check(
+            &g,
+            "$JS.hub.API.STREAM.CREATE.x",
+            json!({"name": "x", "subjects": ["app.shop.x"]})
+        ),
         Ok(ApiCall::CreateStream("x".into()))
     );
     let why = not_granted(check(

@@ -245,12 +245,14 @@ impl api::Host for InvocationState {
                         CapError::Full { .. } => Error::Invalid(e.to_string()),
                         CapError::Unavailable { .. } => unavailable(e),
                     })?;
-                let reply = send_request(connection.client(), subject, headers, body, timeout).await;
+                let reply =
+                    send_request(connection.client(), subject, headers, body, timeout).await;
                 admission.settle(reply.as_ref().is_ok_and(succeeded));
                 reply
             }
             ApiCall::DeleteStream(stream) => {
-                let reply = send_request(connection.client(), subject, headers, body, timeout).await;
+                let reply =
+                    send_request(connection.client(), subject, headers, body, timeout).await;
                 if reply.as_ref().is_ok_and(succeeded) {
                     connection
                         .streams()

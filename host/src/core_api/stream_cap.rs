@@ -220,7 +220,11 @@ mod tests {
             .await
             .unwrap()
             .settle(true);
-        let full = cap.admit(&client, "shop", "KV_shop-a-3").await.err().unwrap();
+        let full = cap
+            .admit(&client, "shop", "KV_shop-a-3")
+            .await
+            .err()
+            .unwrap();
         let text = full.to_string();
         assert!(
             text.contains("namespace `shop` already has 2") && text.contains("= 2"),

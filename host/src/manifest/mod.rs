@@ -149,8 +149,7 @@ impl NatsSpec {
             credentials: None,
             tls_ca: None,
             name: None,
-            max_streams_per_namespace:
-                crate::manifest::DEFAULT_MAX_STREAMS_PER_NAMESPACE,
+            max_streams_per_namespace: crate::manifest::DEFAULT_MAX_STREAMS_PER_NAMESPACE,
         }
     }
 }
