@@ -15,9 +15,10 @@
 //! ```
 
 use crate::cache::{CacheStats, ComponentCache};
-use crate::core_api::broker::Broker;
+use crate::core_api::broker::{Broker, NatsConnection};
 use crate::core_api::bus::{Bus, BusOptions};
 use crate::core_api::pending::PendingLimits;
+use crate::core_api::stream_cap::StreamCap;
 use crate::engine::{EngineOptions, KeelEngine};
 use crate::error::Error;
 use crate::http::{Ingress, IngressOptions, Resolver, Router};
@@ -43,6 +44,7 @@ pub struct HostBuilder {
     memory_budget: Option<ByteSize>,
     pending: PendingLimits,
     resolver: Resolver,
+    max_streams_per_namespace: Option<u32>,
 }
 
 impl Default for HostBuilder {
@@ -57,6 +59,7 @@ impl Default for HostBuilder {
             memory_budget: None,
             pending: PendingLimits::default(),
             resolver: Resolver::system(),
+            max_streams_per_namespace: None,
         }
     }
 }
@@ -127,6 +130,16 @@ impl HostBuilder {
         self
     }
 
+    /// How many JetStream streams (buckets) the plugins acting for one
+    /// namespace may create through `keel:core/nats`; overrides the NATS
+    /// spec's `max_streams_per_namespace` (default
+    /// [`DEFAULT_MAX_STREAMS_PER_NAMESPACE`](crate::manifest::DEFAULT_MAX_STREAMS_PER_NAMESPACE)).
+    /// See [`StreamCap`] for how streams are counted.
+    pub fn max_streams_per_namespace(mut self, max: u32) -> HostBuilder {
+        self.max_streams_per_namespace = Some(max);
+        self
+    }
+
     /// Builds the engine, connects to NATS if configured, and binds the ingress.
     pub async fn start(self) -> Result<Host> {
         let engine = Arc::new(KeelEngine::new(self.engine)?);
@@ -148,7 +161,13 @@ impl HostBuilder {
             cache: ComponentCache::new(self.cache_dir)?,
             plugins: Mutex::new(plugins),
             broker: match &self.nats {
-                Some(nats) => Broker::Nats(connect(nats, self.pending).await?),
+                Some(nats) => Broker::Nats(NatsConnection::new(
+                    connect(nats, self.pending).await?,
+                    StreamCap::new(
+                        self.max_streams_per_namespace
+                            .unwrap_or(nats.max_streams_per_namespace),
+                    ),
+                )),
                 None => Broker::Bus(Bus::with_options(BusOptions {
                     pending: self.pending,
                 })),

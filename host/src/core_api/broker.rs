@@ -4,8 +4,10 @@
 //! so plugins and workloads run unchanged on both.
 
 use super::bus::{Bus, BusError, Message, Subscription};
+use super::stream_cap::StreamCap;
 use crate::policy::subject::{self as rules, Use};
 use futures::StreamExt;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The message broker of a host.
@@ -14,7 +16,43 @@ pub enum Broker {
     /// In process, for a host on its own.
     Bus(Bus),
     /// A NATS server, shared by many hosts.
-    Nats(async_nats::Client),
+    Nats(NatsConnection),
+}
+
+/// The host's one NATS connection, and what the host keeps about its use
+/// through `keel:core/nats`. It dereferences to the client.
+#[derive(Clone, Debug)]
+pub struct NatsConnection {
+    client: async_nats::Client,
+    streams: Arc<StreamCap>,
+}
+
+impl NatsConnection {
+    /// `client`, whose namespaces may each create `streams.max()` streams.
+    pub fn new(client: async_nats::Client, streams: StreamCap) -> NatsConnection {
+        NatsConnection {
+            client,
+            streams: Arc::new(streams),
+        }
+    }
+
+    /// The client.
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    /// The per-namespace stream cap.
+    pub fn streams(&self) -> &StreamCap {
+        &self.streams
+    }
+}
+
+impl std::ops::Deref for NatsConnection {
+    type Target = async_nats::Client;
+
+    fn deref(&self) -> &async_nats::Client {
+        &self.client
+    }
 }
 
 /// Why a broker operation failed.

@@ -1,10 +1,16 @@
 //! `keel:core/nats`: the host's NATS connection for plugins that speak a
 //! protocol over it (JetStream KV, the Object Store). Subjects are raw, not
 //! namespaced, and each call is checked against the plugin's
-//! [`SubjectGrants`]; status lines (`404`, `408`, …) and reply subjects reach
-//! the guest unchanged, since JetStream clients need both.
+//! [`SubjectGrants`], and so are the subjects a JetStream API body names
+//! ([`jetstream_grants`](super::jetstream_grants)); streams created count
+//! against the caller's namespace's
+//! [`StreamCap`](super::stream_cap::StreamCap). Status lines (`404`, `408`,
+//! …) and reply subjects reach the guest unchanged, since JetStream clients
+//! need both.
 
-use super::broker::{Broker, check_size};
+use super::broker::{Broker, NatsConnection, check_size};
+use super::jetstream_grants::{ApiCall, Checker, Refused};
+use super::stream_cap::CapError;
 use super::subjects::{SubjectGrants, new_inbox};
 use crate::plugins::identity::bindings::keel::core::nats::{Error, Header, Message};
 use crate::policy::subject::{self as rules, Use};
@@ -31,11 +37,27 @@ struct Caller<'a> {
 }
 
 impl Caller<'_> {
-    fn client(&self) -> Result<&async_nats::Client, Error> {
+    fn connection(&self) -> Result<&NatsConnection, Error> {
         match self.broker {
-            Broker::Nats(client) => Ok(client),
+            Broker::Nats(connection) => Ok(connection),
             Broker::Bus(_) => Err(Error::NotConfigured),
         }
+    }
+
+    fn client(&self) -> Result<&async_nats::Client, Error> {
+        self.connection().map(NatsConnection::client)
+    }
+
+    /// Checks the subjects a JetStream API body names ([`jetstream_grants`](super::jetstream_grants)).
+    fn check_body(&self, subject: &str, body: &[u8]) -> Result<ApiCall, Error> {
+        let checker = Checker {
+            grants: self.grants,
+            namespace: self.namespace,
+        };
+        checker.check(subject, body).map_err(|e| match e {
+            Refused::NotGranted(why) => Error::NotGranted(why),
+            Refused::Invalid(why) => Error::Invalid(why),
+        })
     }
 
     fn check(&self, subject: &str) -> Result<(), Error> {
@@ -105,6 +127,40 @@ fn message(m: async_nats::Message) -> Message {
     }
 }
 
+/// Sends a request over the host's connection and waits up to `timeout`.
+async fn send_request(
+    client: &async_nats::Client,
+    subject: String,
+    headers: HeaderMap,
+    body: Vec<u8>,
+    timeout: Duration,
+) -> Result<Message, Error> {
+    let request = async_nats::Request::new()
+        .headers(headers)
+        .payload(body.into())
+        .timeout(Some(timeout));
+    // The client's timeout covers the wait for the reply; this one also
+    // bounds a publish stuck behind a lost connection.
+    match tokio::time::timeout(timeout, client.send_request(subject, request)).await {
+        Err(_) => Err(Error::Timeout),
+        Ok(Ok(reply)) => Ok(message(reply)),
+        Ok(Err(e)) => Err(match e.kind() {
+            async_nats::RequestErrorKind::NoResponders => Error::NoResponders,
+            async_nats::RequestErrorKind::TimedOut => Error::Timeout,
+            async_nats::RequestErrorKind::InvalidSubject => Error::Invalid(e.to_string()),
+            async_nats::RequestErrorKind::MaxPayloadExceeded => Error::TooLarge(e.to_string()),
+            async_nats::RequestErrorKind::Other => unavailable(e),
+        }),
+    }
+}
+
+/// Whether a JetStream API reply reports success: JSON without an `error`.
+fn succeeded(reply: &Message) -> bool {
+    reply.status.is_none()
+        && serde_json::from_slice::<serde_json::Value>(&reply.body)
+            .is_ok_and(|v| v.is_object() && v.get("error").is_none_or(|e| e.is_null()))
+}
+
 fn unavailable(e: impl std::fmt::Display) -> Error {
     Error::Unavailable(e.to_string())
 }
@@ -133,6 +189,12 @@ impl api::Host for InvocationState {
         if let Some(reply) = &reply_to {
             valid(reply, Use::Send)?;
             caller.check(reply)?;
+        }
+        if let ApiCall::CreateStream(_) = caller.check_body(&subject, &body)? {
+            return Err(Error::Invalid(format!(
+                "`{}`: a stream is created with `request`, whose reply the host reads to count the namespace's streams",
+                rules::shortened(&subject)
+            )));
         }
         caller.check_size(&headers, &body)?;
         let headers = header_map(headers)?;
@@ -168,26 +230,40 @@ impl api::Host for InvocationState {
         let caller = self.nats_caller();
         valid(&subject, Use::Send)?;
         caller.check(&subject)?;
+        let call = caller.check_body(&subject, &body)?;
         caller.check_size(&headers, &body)?;
         let headers = header_map(headers)?;
-        let client = caller.client()?;
+        let connection = caller.connection()?;
         let timeout = Duration::from_millis(u64::from(timeout_ms));
-        let request = async_nats::Request::new()
-            .headers(headers)
-            .payload(body.into())
-            .timeout(Some(timeout));
-        // The client's timeout covers the wait for the reply; this one also
-        // bounds a publish stuck behind a lost connection.
-        match tokio::time::timeout(timeout, client.send_request(subject, request)).await {
-            Err(_) => Err(Error::Timeout),
-            Ok(Ok(reply)) => Ok(message(reply)),
-            Ok(Err(e)) => Err(match e.kind() {
-                async_nats::RequestErrorKind::NoResponders => Error::NoResponders,
-                async_nats::RequestErrorKind::TimedOut => Error::Timeout,
-                async_nats::RequestErrorKind::InvalidSubject => Error::Invalid(e.to_string()),
-                async_nats::RequestErrorKind::MaxPayloadExceeded => Error::TooLarge(e.to_string()),
-                async_nats::RequestErrorKind::Other => unavailable(e),
-            }),
+        match call {
+            ApiCall::CreateStream(stream) => {
+                let admission = connection
+                    .streams()
+                    .admit(connection.client(), caller.namespace, &stream)
+                    .await
+                    .map_err(|e| match e {
+                        CapError::Full { .. } => Error::Invalid(e.to_string()),
+                        CapError::Unavailable { .. } => unavailable(e),
+                    })?;
+                let reply =
+                    send_request(connection.client(), subject, headers, body, timeout).await;
+                admission.settle(reply.as_ref().is_ok_and(succeeded));
+                reply
+            }
+            ApiCall::DeleteStream(stream) => {
+                let reply =
+                    send_request(connection.client(), subject, headers, body, timeout).await;
+                if reply.as_ref().is_ok_and(succeeded) {
+                    connection
+                        .streams()
+                        .deleted(caller.namespace, &stream)
+                        .await;
+                }
+                reply
+            }
+            ApiCall::Other => {
+                send_request(connection.client(), subject, headers, body, timeout).await
+            }
         }
     }
 

@@ -139,6 +139,9 @@ impl Manifest {
                     credentials: nats.credentials.map(|p| base.join(p)),
                     tls_ca: nats.tls_ca.map(|p| base.join(p)),
                     name: nats.name,
+                    max_streams_per_namespace: nats
+                        .max_streams_per_namespace
+                        .unwrap_or(crate::manifest::DEFAULT_MAX_STREAMS_PER_NAMESPACE),
                 })
             }
             None => None,

@@ -94,6 +94,10 @@ pub struct Manifest {
     pub workloads: Vec<WorkloadSpec>,
 }
 
+/// JetStream streams the plugins acting for one namespace may create
+/// through `keel:core/nats` unless the host is configured otherwise.
+pub const DEFAULT_MAX_STREAMS_PER_NAMESPACE: u32 = 100;
+
 /// A NATS connection: production hosts share a NATS cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NatsSpec {
@@ -105,6 +109,10 @@ pub struct NatsSpec {
     pub tls_ca: Option<PathBuf>,
     /// The name this connection shows the server.
     pub name: Option<String>,
+    /// How many JetStream streams (buckets) the plugins acting for one
+    /// namespace may create through `keel:core/nats` (default
+    /// [`DEFAULT_MAX_STREAMS_PER_NAMESPACE`](crate::manifest::DEFAULT_MAX_STREAMS_PER_NAMESPACE)).
+    pub max_streams_per_namespace: u32,
 }
 
 impl NatsSpec {
@@ -143,6 +151,7 @@ impl NatsSpec {
             credentials: None,
             tls_ca: None,
             name: None,
+            max_streams_per_namespace: crate::manifest::DEFAULT_MAX_STREAMS_PER_NAMESPACE,
         }
     }
 }
@@ -530,6 +539,7 @@ pub(crate) mod raw {
         pub credentials: Option<String>,
         pub tls_ca: Option<String>,
         pub name: Option<String>,
+        pub max_streams_per_namespace: Option<u32>,
     }
 
     #[derive(Debug, Deserialize)]
