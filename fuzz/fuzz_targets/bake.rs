@@ -10,12 +10,16 @@ use keel_compose::bake::{MARKER, accepts_config, bake, encode};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let pairs = Vec::<(String, String)>::arbitrary(&mut Unstructured::new(data)).unwrap_or_default();
+    let pairs =
+        Vec::<(String, String)>::arbitrary(&mut Unstructured::new(data)).unwrap_or_default();
     let accepts = accepts_config(data);
     let Ok(baked) = bake(data, &pairs) else {
         return;
     };
-    assert!(accepts, "baked into a component that takes no configuration");
+    assert!(
+        accepts,
+        "baked into a component that takes no configuration"
+    );
     assert_eq!(baked.len(), data.len());
     let start = data
         .windows(MARKER.len())
@@ -24,8 +28,19 @@ fuzz_target!(|data: &[u8]| {
     let header = start + MARKER.len();
     let payload = encode(&pairs);
     let at = header + 8;
-    assert_eq!(&baked[..header + 4], &data[..header + 4], "bytes before the length changed");
-    assert_eq!(&baked[header + 4..at], &(payload.len() as u32).to_le_bytes());
+    assert_eq!(
+        &baked[..header + 4],
+        &data[..header + 4],
+        "bytes before the length changed"
+    );
+    assert_eq!(
+        &baked[header + 4..at],
+        &(payload.len() as u32).to_le_bytes()
+    );
     assert_eq!(&baked[at..at + payload.len()], payload.as_slice());
-    assert_eq!(&baked[at + payload.len()..], &data[at + payload.len()..], "bytes after the payload changed");
+    assert_eq!(
+        &baked[at + payload.len()..],
+        &data[at + payload.len()..],
+        "bytes after the payload changed"
+    );
 });

@@ -54,9 +54,12 @@ fn served() -> &'static Served {
                 .start()
                 .await
                 .expect("the host starts");
-            host.start_workload(WorkloadSpec::single(WorkloadId::new("fuzz", "hello"), hello))
-                .await
-                .expect("hello starts");
+            host.start_workload(WorkloadSpec::single(
+                WorkloadId::new("fuzz", "hello"),
+                hello,
+            ))
+            .await
+            .expect("hello starts");
             host
         });
         let addr = host.http_addr().expect("the host serves HTTP");
@@ -71,7 +74,9 @@ fn served() -> &'static Served {
 /// Sends `bytes`, ends the stream, and reads until the host closes.
 fn exchange(addr: SocketAddr, bytes: &[u8], end_stream: bool) -> Vec<u8> {
     let mut stream = TcpStream::connect(addr).expect("the host accepts connections");
-    stream.set_read_timeout(Some(ANSWER_BOUND)).expect("a timeout");
+    stream
+        .set_read_timeout(Some(ANSWER_BOUND))
+        .expect("a timeout");
     // The host may close as soon as it reads something it refuses: a
     // refused write is an answer too.
     if stream.write_all(bytes).is_ok() && end_stream {
@@ -104,7 +109,10 @@ fn check_greets(addr: SocketAddr) {
 
 fuzz_target!(|data: &[u8]| {
     let served = served();
-    if INPUTS.fetch_add(1, Ordering::Relaxed) % CHECK_EVERY == 0 {
+    if INPUTS
+        .fetch_add(1, Ordering::Relaxed)
+        .is_multiple_of(CHECK_EVERY)
+    {
         check_greets(served.addr);
     }
     let mut bytes = Vec::with_capacity(data.len() + TRAILER.len());

@@ -14,7 +14,11 @@ fuzz_target!(|data: &[u8]| {
         kind == Ok(WasmKind::Component)
     );
     if let Ok(info) = ComponentInfo::read(data) {
-        assert_eq!(kind, Ok(WasmKind::Component), "read a non-component: {info:?}");
+        assert_eq!(
+            kind,
+            Ok(WasmKind::Component),
+            "read a non-component: {info:?}"
+        );
         for item in info.imports.iter().chain(&info.exports) {
             assert!(!item.name.is_empty());
         }

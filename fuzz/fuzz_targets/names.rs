@@ -9,7 +9,9 @@ use libfuzzer_sys::fuzz_target;
 fn round_trip(text: &str) {
     let token = keel_names::token(text);
     assert!(
-        token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
+        token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_'),
         "{token:?}"
     );
     assert_eq!(keel_names::name(&token).as_deref(), Some(text));

@@ -31,7 +31,9 @@ fuzz_target!(|text: &str| {
         if validate_host_name(line).is_ok() {
             assert!(line.len() <= MAX_HOST_LEN, "{line:?}");
             assert!(
-                !line.contains(|c: char| c.is_whitespace() || c.is_control() || ":/*[]@".contains(c)),
+                !line.contains(|c: char| c.is_whitespace()
+                    || c.is_control()
+                    || ":/*[]@".contains(c)),
                 "{line:?} passed as a host name"
             );
         }
@@ -89,10 +91,19 @@ fn check_names_itself(text: &str, pattern: &AuthorityPattern) {
     match host.strip_prefix("*.") {
         Some(domain) => {
             let sub = format!("api.{domain}");
-            assert!(pattern.allows(&sub, request_port, default_port), "{text:?} refuses {sub}");
-            assert!(!pattern.allows(domain, request_port, default_port), "{text:?} allows {domain}");
+            assert!(
+                pattern.allows(&sub, request_port, default_port),
+                "{text:?} refuses {sub}"
+            );
+            assert!(
+                !pattern.allows(domain, request_port, default_port),
+                "{text:?} allows {domain}"
+            );
         }
-        None => assert!(pattern.allows(host, request_port, default_port), "{text:?} refuses {host}"),
+        None => assert!(
+            pattern.allows(host, request_port, default_port),
+            "{text:?} refuses {host}"
+        ),
     }
     if port.is_none() {
         assert!(!pattern.allows(host, 22, 443), "{text:?} allows port 22");

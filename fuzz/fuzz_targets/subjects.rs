@@ -61,7 +61,10 @@ fuzz_target!(|text: &str| {
             let both = grants.union(extra);
             for subject in &subjects {
                 if grants.allows(namespace, subject) || extra.allows(namespace, subject) {
-                    assert!(both.allows(namespace, subject), "the union lost {subject:?}");
+                    assert!(
+                        both.allows(namespace, subject),
+                        "the union lost {subject:?}"
+                    );
                 }
             }
         }
@@ -74,7 +77,10 @@ fuzz_target!(|text: &str| {
         // names are the same, as tokens are only for equal names).
         if !id.is_empty() && !id.contains(['.', '*', '>']) {
             let inbox = format!("{INBOX_ROOT}.{ns_token}.{id}");
-            assert!(none.allows(namespace, &inbox), "{inbox:?} refused to its namespace");
+            assert!(
+                none.allows(namespace, &inbox),
+                "{inbox:?} refused to its namespace"
+            );
             if other_token != ns_token {
                 assert!(!none.allows(other, &inbox), "{other:?} reached {inbox:?}");
             }
@@ -83,7 +89,10 @@ fuzz_target!(|text: &str| {
         if !id.contains('.') {
             let bucket = format!("KV_{other_token}-{id}");
             if kv.allows(namespace, &bucket) {
-                assert_eq!(other_token, ns_token, "namespace {namespace:?} reached {bucket:?}");
+                assert_eq!(
+                    other_token, ns_token,
+                    "namespace {namespace:?} reached {bucket:?}"
+                );
             }
         }
     }
