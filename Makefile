@@ -4,6 +4,7 @@
 #   make test    set up (wasm target, nats-server) and run the whole test suite
 #   make build   leave the release binary at target/release/keel
 #   make bench   benchmarks (not part of `make test`)
+#   make fuzz    cargo fuzz targets, FUZZ_SECONDS each (not part of `make test`)
 #   make lint    rustfmt check and clippy with warnings as errors
 
 CARGO ?= cargo
@@ -18,7 +19,7 @@ GUEST_WORKSPACES := plugins-wasm tests/fixtures examples
 WASM_OUT := $(CARGO_TARGET_DIR)/wasm32-wasip2/release
 TALLY_V0_3 := $(CARGO_TARGET_DIR)/tally-v0-3/wasm32-wasip2/release/tally_plugin.wasm
 
-.PHONY: all setup wasm-target nats-server guests build run test bench lint clean
+.PHONY: all setup wasm-target nats-server guests build run test bench fuzz fuzz-corpus cargo-fuzz lint clean
 
 all: build
 
@@ -73,6 +74,38 @@ test: setup guests
 
 bench: guests
 	$(CARGO) bench -p keel-tests
+
+# Fuzzing: the cargo-fuzz targets in fuzz/ (a workspace of its own, built in
+# fuzz/target, so ordinary builds never see its instrumentation), each run
+# for FUZZ_SECONDS; `make fuzz FUZZ_TARGETS=manifest FUZZ_SECONDS=600` picks.
+# Corpora grow in fuzz/corpus/<target>, crashes land in fuzz/artifacts/.
+#
+# Toolchain: this runs on the stable toolchain, no nightly needed. cargo fuzz
+# instruments with stable rustc flags only (-Cpasses=sancov-module and
+# -Cllvm-args=-sanitizer-coverage-*) as long as no sanitizer is asked for:
+# hence `--sanitizer none`. Its default, AddressSanitizer, needs
+# `-Zsanitizer=address`, which stable refuses (RUSTC_BOOTSTRAP=1 would
+# unlock it, at the price of a second full instrumented build); keel's
+# parsers are safe Rust, where a panic or a failed assertion is the finding.
+# `--codegen-units 16` keeps the first build (Wasmtime included, about half
+# an hour on two cores) bearable; debug assertions and overflow checks stay on.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= manifest subjects names policy bake inspect ingress
+FUZZ_BUILD_FLAGS := --sanitizer none --codegen-units 16 --target-dir $(CURDIR)/fuzz/target
+
+cargo-fuzz:
+	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+
+fuzz-corpus: guests
+	@fuzz/seed-corpus.sh
+
+fuzz: cargo-fuzz fuzz-corpus
+	@for t in $(FUZZ_TARGETS); do \
+	  dict=""; [ -f fuzz/dict/$$t.dict ] && dict="-dict=$(CURDIR)/fuzz/dict/$$t.dict"; \
+	  echo "== fuzz $$t for $(FUZZ_SECONDS) s"; \
+	  $(CARGO) fuzz run $(FUZZ_BUILD_FLAGS) $$t $(CURDIR)/fuzz/corpus/$$t -- \
+	    -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$dict || exit 1; \
+	done
 
 lint:
 	$(CARGO) fmt --all --check
