@@ -258,3 +258,23 @@ async fn an_outage_fails_requests_cleanly_and_the_host_reconnects_by_itself() ->
     host.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_comma_separated_server_list_connects() -> anyhow::Result<()> {
+    let nats = NatsServer::start()?;
+    // A cluster's URLs as README writes them: several, comma-separated,
+    // with white space after the commas.
+    let servers = format!("{}, {}", nats.url(), nats.url());
+    let host = Host::builder()
+        .http_listen("127.0.0.1:0".parse()?)
+        .engine_options(keel_tests::test_engine())
+        .nats(NatsSpec::url(servers))
+        .start()
+        .await?;
+    host.start_workload(ponger("ponger", None)).await?;
+    host.start_workload(pinger()).await?;
+    let addr = host.http_addr().expect("ingress");
+    assert_eq!(get(addr, "x", "/?msg=listed").await?.body, "pong: listed\n");
+    host.shutdown().await;
+    Ok(())
+}
