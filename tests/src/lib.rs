@@ -16,6 +16,7 @@ pub use keel;
 pub use keel_compose;
 
 pub mod blobstore_suite;
+pub mod gate;
 pub mod keyvalue_suite;
 pub mod load;
 pub mod nats;

@@ -1,10 +1,12 @@
 //! A real `nats-server` for tests: each test starts its own, with JetStream,
-//! on a free loopback port with its own store folder, and it stops when
+//! on a loopback port it picks itself, with its own store folder, and it stops when
 //! dropped. `make test` installs Debian's `nats-server`.
 
 use anyhow::{Context, Result, bail};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// A keel host (HTTP on a free loopback port) whose broker is `server`, so
@@ -25,19 +27,20 @@ pub struct NatsServer {
     _store: tempfile::TempDir,
 }
 
+/// How long a server may take to report that it is ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl NatsServer {
-    /// Starts a server with JetStream on a free loopback port.
+    /// Starts a server with JetStream on a loopback port the server picks
+    /// itself (`-p -1`), so tests running at once never race for a port.
     pub fn start() -> Result<NatsServer> {
         let store = tempfile::tempdir()?;
-        let port = free_port()?;
-        let child = spawn(port, store.path())?;
-        let server = NatsServer {
+        let (child, port) = spawn(None, store.path())?;
+        Ok(NatsServer {
             child,
             port,
             _store: store,
-        };
-        server.wait_ready()?;
-        Ok(server)
+        })
     }
 
     /// Stops the server (a crash, as far as clients can tell).
@@ -49,8 +52,9 @@ impl NatsServer {
     /// Starts it again on the same port with the same store.
     pub fn restart(&mut self) -> Result<()> {
         self.stop();
-        self.child = spawn(self.port, self._store.path())?;
-        self.wait_ready()
+        let (child, _) = spawn(Some(self.port), self._store.path())?;
+        self.child = child;
+        Ok(())
     }
 
     /// Freezes the server (SIGSTOP): connections stay open, nothing is
@@ -79,20 +83,6 @@ impl NatsServer {
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
     }
-
-    fn wait_ready(&self) -> Result<()> {
-        let until = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            if Instant::now() > until {
-                bail!(
-                    "nats-server did not listen on port {} within 10 s",
-                    self.port
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(())
-    }
 }
 
 impl Drop for NatsServer {
@@ -103,18 +93,73 @@ impl Drop for NatsServer {
     }
 }
 
-fn spawn(port: u16, store: &Path) -> Result<Child> {
-    Command::new("nats-server")
-        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+/// Starts `nats-server` on `port` (any free one when `None`) and returns it
+/// once it reports it is ready, with the port it listens on. Its log is
+/// read to the end by a thread, so the server never blocks on a full pipe.
+fn spawn(port: Option<u16>, store: &Path) -> Result<(Child, u16)> {
+    let port_arg = port.map_or_else(|| "-1".to_string(), |p| p.to_string());
+    let mut child = Command::new("nats-server")
+        .args(["-a", "127.0.0.1", "-p", &port_arg, "-js", "-sd"])
         .arg(store)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
-        .context("starting nats-server (is it installed? `make test` installs it)")
+        .context("starting nats-server (is it installed? `make test` installs it)")?;
+    let stderr = child.stderr.take().context("nats-server's log")?;
+    let (line_tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            // After start-up nobody listens; the pipe is drained all the same.
+            let _ = line_tx.send(line);
+        }
+    });
+    match wait_ready(&lines) {
+        Ok(port) => Ok((child, port)),
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(e)
+        }
+    }
 }
 
-fn free_port() -> Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
+/// Reads the server's log until "Server is ready"; returns the port of its
+/// "Listening for client connections on ADDR:PORT" line.
+fn wait_ready(lines: &mpsc::Receiver<String>) -> Result<u16> {
+    const LISTENING: &str = "Listening for client connections on ";
+    let until = Instant::now() + READY_TIMEOUT;
+    let mut log = Vec::new();
+    let mut port = None;
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        let line = match lines.recv_timeout(left) {
+            Ok(line) => line,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                bail!(
+                    "nats-server was not ready within {READY_TIMEOUT:?}; log:\n{}",
+                    log.join("\n")
+                )
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                bail!(
+                    "nats-server exited while starting; log:\n{}",
+                    log.join("\n")
+                )
+            }
+        };
+        if let Some((_, listening)) = line.split_once(LISTENING) {
+            let found = listening
+                .rsplit(':')
+                .next()
+                .and_then(|p| p.trim().parse().ok());
+            port = Some(found.with_context(|| format!("no port in {line:?}"))?);
+        }
+        let ready = line.contains("Server is ready");
+        log.push(line);
+        if ready {
+            return port
+                .with_context(|| format!("nats-server named no port; log:\n{}", log.join("\n")));
+        }
+    }
 }

@@ -1,8 +1,10 @@
 //! HTTP ingress end to end: routing, status codes for every failure path, and
 //! guests that trap, spin or hoard memory while others keep answering.
 
+use keel_tests::gate::Gate;
 use keel_tests::keel::manifest::ByteSize;
 use keel_tests::keel::{WorkloadId, WorkloadSpec};
+use keel_tests::raw::wait_until;
 use keel_tests::{get, guest, raw_request, request, start_host};
 use std::time::{Duration, Instant};
 
@@ -90,29 +92,35 @@ async fn a_trap_is_a_500_and_the_next_request_succeeds() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_spinning_guest_is_cut_at_its_deadline_while_another_workload_answers()
 -> anyhow::Result<()> {
+    // Long enough that five answers of the other workload always fit in it,
+    // however loaded the machine.
+    let deadline = Duration::from_secs(3);
     let host = start_host(None).await?;
     let mut spinner = fixture("spinner", Some("spin.test"));
-    spinner.limits.timeout = Duration::from_millis(1500);
-    host.start_workload(spinner).await?;
+    spinner.limits.timeout = deadline;
+    let spinner = host.start_workload(spinner).await?;
     host.start_workload(fixture("steady", Some("steady.test")))
         .await?;
     let addr = host.http_addr().expect("ingress");
 
     let started = Instant::now();
     let spin = tokio::spawn(async move { get(addr, "spin.test", "/loop").await });
+    let spinning = || host.status(&spinner).is_some_and(|s| s.in_flight == 1);
+    wait_until(
+        "the spinner is in flight",
+        Duration::from_secs(30),
+        spinning,
+    )
+    .await?;
     // While the spinner burns its budget, the other workload answers promptly.
-    tokio::time::sleep(Duration::from_millis(200)).await;
     for _ in 0..5 {
         let answer = get(addr, "steady.test", "/").await?;
         assert_eq!(answer.body, "hello from steady");
     }
-    assert!(
-        !spin.is_finished(),
-        "the spinning guest returned before its deadline"
-    );
+    assert!(spinning(), "the spinning guest ended before its deadline");
     let cut = spin.await??;
     assert_eq!(cut.status, 504, "{}", cut.body);
-    assert!(started.elapsed() >= Duration::from_millis(1500));
+    assert!(started.elapsed() >= deadline);
     // The spinner's next, ordinary request works.
     assert_eq!(get(addr, "spin.test", "/").await?.status, 200);
     host.shutdown().await;
@@ -134,28 +142,66 @@ async fn a_guest_hoarding_memory_stops_at_its_limit() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A workload with one instance slot, whose requests wait `queue_timeout`
+/// for it and may reach `gate`.
+fn one_slot(name: &str, gate: &Gate, queue_timeout: Duration) -> WorkloadSpec {
+    let mut spec = fixture(name, Some(&format!("{name}.test")));
+    spec.limits.max_instances = 1;
+    spec.limits.queue_timeout = queue_timeout;
+    spec.sockets.allow = vec![gate.addr().to_string()];
+    spec
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn instances_in_flight_are_bounded() -> anyhow::Result<()> {
+    let mut gate = Gate::start().await?;
     let host = start_host(None).await?;
-    let mut spec = fixture("narrow", None);
-    spec.limits.max_instances = 1;
-    spec.limits.timeout = Duration::from_millis(1200);
-    spec.limits.queue_timeout = Duration::from_millis(500);
-    host.start_workload(spec).await?;
+    let patient = host
+        .start_workload(one_slot("patient", &gate, Duration::from_secs(30)))
+        .await?;
+    let narrow = host
+        .start_workload(one_slot("narrow", &gate, Duration::from_millis(300)))
+        .await?;
     let addr = host.http_addr().expect("ingress");
-    let slow = tokio::spawn(async move { get(addr, "x", "/sleep?ms=300").await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(host.list()[0].in_flight, 1);
-    // The second request queues for the slot, which frees within its wait.
-    let waited = get(addr, "x", "/").await?;
-    assert_eq!(waited.status, 200);
-    assert_eq!(slow.await??.status, 200);
-    // A request that cannot get a slot within `queue_timeout` gets 503.
-    let hog = tokio::spawn(async move { get(addr, "x", "/loop").await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let refused = get(addr, "x", "/").await?;
+    let hold = gate.hold_path();
+
+    // A request held at the gate takes the only slot.
+    let first = tokio::spawn({
+        let hold = hold.clone();
+        async move { get(addr, "patient.test", &hold).await }
+    });
+    let held = gate.arrival().await?;
+    assert_eq!(host.status(&patient).map(|s| s.in_flight), Some(1));
+    // The second request queues for the slot, and gets it once it is freed.
+    let second = tokio::spawn(async move {
+        let answer = get(addr, "patient.test", "/").await;
+        (answer, Instant::now())
+    });
+    let connected = || host.http_connections().is_some_and(|n| n >= 2);
+    wait_until(
+        "the second request is sent",
+        Duration::from_secs(30),
+        connected,
+    )
+    .await?;
+    assert!(!second.is_finished(), "the second request did not wait");
+    let released = Instant::now();
+    held.release();
+    assert_eq!(first.await??.status, 200);
+    let (waited, answered) = second.await?;
+    assert_eq!(waited?.status, 200);
+    assert!(answered >= released, "answered before the slot was free");
+
+    // A request that cannot get a slot within `queue_timeout` gets 503:
+    // the slot is held for as long as it takes.
+    let hog = tokio::spawn(async move { get(addr, "narrow.test", &hold).await });
+    let held = gate.arrival().await?;
+    assert_eq!(host.status(&narrow).map(|s| s.in_flight), Some(1));
+    let refused = get(addr, "narrow.test", "/").await?;
     assert_eq!(refused.status, 503, "{}", refused.body);
-    assert_eq!(hog.await??.status, 504);
+    held.release();
+    assert_eq!(hog.await??.status, 200);
+    assert_eq!(get(addr, "narrow.test", "/").await?.status, 200);
     host.shutdown().await;
     Ok(())
 }

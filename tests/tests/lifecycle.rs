@@ -2,11 +2,12 @@
 //! routing while workloads start; and the `keel run` process draining on
 //! SIGTERM, also during startup.
 
+use keel_tests::gate::Gate;
 use keel_tests::keel::workload::{Unavailable, Workload};
 use keel_tests::keel::{WorkloadId, WorkloadSpec, WorkloadState};
 use keel_tests::raw::wait_until;
 use keel_tests::{KeelProcess, get, guest, start_host, write_file};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn fixture(name: &str) -> WorkloadSpec {
     WorkloadSpec::single(WorkloadId::new("life", name), guest("http_behaviours"))
@@ -84,26 +85,47 @@ async fn a_starting_workload_admits_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn stop_drains_in_flight_requests_then_answers_503() -> anyhow::Result<()> {
-    let host = start_host(None).await?;
-    let id = host.start_workload(fixture("drain")).await?;
+    let mut gate = Gate::start().await?;
+    let host = std::sync::Arc::new(start_host(None).await?);
+    let mut spec = fixture("drain");
+    spec.sockets.allow = vec![gate.addr().to_string()];
+    let id = host.start_workload(spec).await?;
     let addr = host.http_addr().expect("ingress");
-    let sent = std::time::Instant::now();
-    let slow = tokio::spawn(async move { get(addr, "x", "/sleep?ms=700").await });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let hold = gate.hold_path();
+    let in_flight = tokio::spawn(async move { get(addr, "x", &hold).await });
+    let held = gate.arrival().await?;
     assert_eq!(host.status(&id).map(|s| s.in_flight), Some(1));
-    host.stop_workload(&id).await?;
-    // stop returned only once the in-flight request had finished its work…
+    let stopping = {
+        let (host, id) = (host.clone(), id.clone());
+        tokio::spawn(async move { host.stop_workload(&id).await.map(|()| Instant::now()) })
+    };
+    let state = || host.status(&id).map(|s| s.state);
+    wait_until(
+        "the workload leaving running",
+        Duration::from_secs(30),
+        || state() != Some(WorkloadState::Running),
+    )
+    .await?;
+    // The request is held in its handler: stop waits for it…
+    assert_eq!(state(), Some(WorkloadState::Stopping));
     assert!(
-        sent.elapsed() >= Duration::from_millis(700),
-        "stop returned after {:?}",
-        sent.elapsed()
+        !stopping.is_finished(),
+        "stop returned with a request in flight"
     );
-    assert_eq!(
-        host.status(&id).map(|s| s.state),
-        Some(WorkloadState::Stopped)
+    let released = Instant::now();
+    held.release();
+    let stopped = stopping.await??;
+    assert!(
+        stopped >= released,
+        "stop returned before the in-flight request finished"
     );
+    assert_eq!(state(), Some(WorkloadState::Stopped));
     // …and that request was answered normally.
-    assert_eq!(slow.await??.body, "slept");
+    let answer = in_flight.await??;
+    assert_eq!(
+        (answer.status, answer.body.as_str()),
+        (200, "held 0 MiB released")
+    );
     assert_eq!(get(addr, "x", "/").await?.status, 503);
     host.shutdown().await;
     Ok(())
@@ -111,24 +133,37 @@ async fn stop_drains_in_flight_requests_then_answers_503() -> anyhow::Result<()>
 
 #[test]
 fn sigterm_finishes_in_flight_requests_and_exits_zero() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    let mut gate = runtime.block_on(Gate::start())?;
     let dir = tempfile::tempdir()?;
     let manifest = write_file(
         dir.path(),
         "app.toml",
         &format!(
-            "[[workload]]\nname = \"sleepy\"\n[[workload.component]]\npath = {:?}\n",
-            guest("http_behaviours")
+            "[[workload]]\nname = \"held\"\n[[workload.component]]\npath = {:?}\n\
+             [workload.sockets]\nallow = [\"{}\"]\n",
+            guest("http_behaviours"),
+            gate.addr()
         ),
     );
     let mut keel = KeelProcess::spawn(&manifest, &dir.path().join("cache"), &[])?;
     let addr = keel.http_addr()?;
     keel.wait_for_log("workload running", Duration::from_secs(60))?;
-    let runtime = tokio::runtime::Runtime::new()?;
-    let slow = runtime.spawn(async move { get(addr, "x", "/sleep?ms=800").await });
-    std::thread::sleep(Duration::from_millis(250));
+    let hold = gate.hold_path();
+    let in_flight = runtime.spawn(async move { get(addr, "x", &hold).await });
+    let held = runtime.block_on(gate.arrival())?;
     keel.signal("TERM")?;
-    let answer = runtime.block_on(slow)??;
-    assert_eq!((answer.status, answer.body.as_str()), (200, "slept"));
+    // keel has taken the signal while the request is still in its handler.
+    keel.wait_for_log(
+        "shutting down: finishing in-flight requests",
+        Duration::from_secs(30),
+    )?;
+    held.release();
+    let answer = runtime.block_on(in_flight)??;
+    assert_eq!(
+        (answer.status, answer.body.as_str()),
+        (200, "held 0 MiB released")
+    );
     assert_eq!(
         keel.wait(Duration::from_secs(20))?,
         Some(0),

@@ -3,10 +3,13 @@
 //! spread the load, and a workload reports running only once its
 //! subscriptions are live.
 
+use keel_tests::keel::core_api::broker::Broker;
+use keel_tests::keel::core_api::bus::Message;
 use keel_tests::keel::manifest::SubscriptionSpec;
 use keel_tests::keel::{Host, WorkloadId, WorkloadSpec};
 use keel_tests::recorder::{recorder, reports_until};
 use keel_tests::{get, guest, start_host};
+use std::time::Duration;
 
 fn pinger(namespace: &str, host: &str) -> WorkloadSpec {
     let mut spec = WorkloadSpec::single(WorkloadId::new(namespace, "pinger"), guest("pinger"));
@@ -141,37 +144,52 @@ async fn a_namespace_must_be_a_plain_name() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_queue_group_gives_each_message_to_one_member() -> anyhow::Result<()> {
-    // Every ponger that receives a request replies to its inbox; watching
-    // the inboxes counts how many members each message reached.
-    async fn replies_per_request(queue: Option<&str>) -> anyhow::Result<usize> {
+    // Six requests on `ping` to two pongers: the bus says how many
+    // subscriptions each one reached, and every ponger that got one answers
+    // it, so all the replies that will ever come can be awaited.
+    async fn deliveries_and_replies(queue: Option<&str>) -> anyhow::Result<(usize, Vec<String>)> {
         let host: Host = start_host(None).await?;
         host.start_workload(ponger("q", "first", queue)).await?;
         host.start_workload(ponger("q", "second", queue)).await?;
-        let mut replies = host.broker().subscribe("q._INBOX.>", None).await?;
-        host.start_workload(pinger("q", "q.test")).await?;
-        let addr = host.http_addr().expect("ingress");
+        let Broker::Bus(bus) = host.broker() else {
+            anyhow::bail!("a host without NATS uses the bus");
+        };
+        let mut replies = host.broker().subscribe("q.replies", None).await?;
+        let mut delivered = 0;
         for i in 0..6 {
-            assert_eq!(
-                get(addr, "q.test", &format!("/?msg={i}")).await?.body,
-                format!("pong: {i}\n")
-            );
+            delivered += bus.publish(Message {
+                subject: "q.ping".into(),
+                body: i.to_string().into_bytes(),
+                reply_to: Some("q.replies".into()),
+            })?;
         }
-        let mut seen = 0;
-        let wait = std::time::Duration::from_millis(300);
-        while let Ok(Some(_)) = tokio::time::timeout(wait, replies.next()).await {
-            seen += 1;
+        let mut answers = Vec::new();
+        while answers.len() < delivered {
+            let reply = tokio::time::timeout(Duration::from_secs(30), replies.next())
+                .await
+                .map_err(|_| anyhow::anyhow!("{delivered} replies expected, got {answers:?}"))?
+                .ok_or_else(|| anyhow::anyhow!("the reply subscription ended"))?;
+            answers.push(String::from_utf8_lossy(&reply.body).into_owned());
         }
+        answers.sort();
         host.shutdown().await;
-        Ok(seen)
+        Ok((delivered, answers))
     }
+    let each = |times: usize| -> Vec<String> {
+        let mut all: Vec<String> = (0..6)
+            .flat_map(|i| std::iter::repeat_n(format!("pong: {i}"), times))
+            .collect();
+        all.sort();
+        all
+    };
     assert_eq!(
-        replies_per_request(Some("pongers")).await?,
-        6,
+        deliveries_and_replies(Some("pongers")).await?,
+        (6, each(1)),
         "a queue group: one member per message"
     );
     assert_eq!(
-        replies_per_request(None).await?,
-        12,
+        deliveries_and_replies(None).await?,
+        (12, each(2)),
         "no group: every subscriber gets every message"
     );
     Ok(())
