@@ -3,13 +3,12 @@
 //! served; a workload asking for more instances than the host runs is
 //! refused at start; shared plugin instances draw from their own reserve.
 
+use keel_tests::gate::Gate;
 use keel_tests::keel::manifest::ByteSize;
 use keel_tests::keel::{EngineOptions, Error, Host, WorkloadId, WorkloadSpec};
 use keel_tests::{get, guest, test_engine};
 use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
-use tokio::sync::{mpsc, oneshot};
 
 /// A pool of 10 instances: 1 kept for shared plugins, 9 invocation slots.
 const POOL: u32 = 10;
@@ -25,27 +24,6 @@ async fn host_with_pool(pool_instances: u32) -> anyhow::Result<Host> {
         .await
 }
 
-/// A TCP server that reports each connection and answers it only when told.
-async fn gate() -> anyhow::Result<(SocketAddr, mpsc::Receiver<oneshot::Sender<()>>)> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let (arrived, arrivals) = mpsc::channel(16);
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let (release, released) = oneshot::channel::<()>();
-            if arrived.send(release).await.is_err() {
-                return;
-            }
-            tokio::spawn(async move {
-                let _ = released.await;
-                let _ = stream.write_all(b"released").await;
-                let _ = stream.shutdown().await;
-            });
-        }
-    });
-    Ok((addr, arrivals))
-}
-
 fn workload(name: &str, gate: SocketAddr) -> WorkloadSpec {
     let mut spec = WorkloadSpec::single(WorkloadId::new("pool", name), guest("http_behaviours"));
     spec.http.host = Some(format!("{name}.test"));
@@ -58,7 +36,8 @@ fn workload(name: &str, gate: SocketAddr) -> WorkloadSpec {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_workload_holding_its_share_gets_503_and_its_neighbour_is_served() -> anyhow::Result<()> {
-    let (gate_addr, mut arrivals) = gate().await?;
+    let mut gate = Gate::start().await?;
+    let gate_addr = gate.addr();
     let host = host_with_pool(POOL).await?;
     assert_eq!(host.engine().pool().capacity(), 9);
     let mut greedy = workload("greedy", gate_addr);
@@ -83,7 +62,7 @@ async fn a_workload_holding_its_share_gets_503_and_its_neighbour_is_served() -> 
             )
             .await
         }));
-        releases.push(arrivals.recv().await.expect("a holder reached the gate"));
+        releases.push(gate.arrival().await?);
     }
     assert_eq!(host.engine().pool().in_use(), 5);
 
@@ -105,12 +84,12 @@ async fn a_workload_holding_its_share_gets_503_and_its_neighbour_is_served() -> 
             )
             .await
         }));
-        releases.push(arrivals.recv().await.expect("a neighbour reached the gate"));
+        releases.push(gate.arrival().await?);
     }
     assert_eq!(host.engine().pool().in_use(), 9);
 
     for release in releases {
-        let _ = release.send(());
+        release.release();
     }
     for holder in holders.into_iter().chain(neighbours) {
         let held = holder.await??;

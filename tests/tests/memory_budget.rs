@@ -1,32 +1,10 @@
 //! A workload's instances in flight share one memory budget: when they
 //! hold it all, its next request gets 503, and its neighbours are untouched.
 
+use keel_tests::gate::Gate;
 use keel_tests::keel::manifest::ByteSize;
 use keel_tests::keel::{WorkloadId, WorkloadSpec};
 use keel_tests::{get, guest, start_host};
-use tokio::io::AsyncWriteExt;
-use tokio::sync::{mpsc, oneshot};
-
-/// A TCP server that reports each connection and answers it only when told.
-async fn gate() -> anyhow::Result<(std::net::SocketAddr, mpsc::Receiver<oneshot::Sender<()>>)> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let (arrived, arrivals) = mpsc::channel(4);
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let (release, released) = oneshot::channel::<()>();
-            if arrived.send(release).await.is_err() {
-                return;
-            }
-            tokio::spawn(async move {
-                let _ = released.await;
-                let _ = stream.write_all(b"released").await;
-                let _ = stream.shutdown().await;
-            });
-        }
-    });
-    Ok((addr, arrivals))
-}
 
 fn workload(name: &str, gate: std::net::SocketAddr) -> WorkloadSpec {
     let mut spec = WorkloadSpec::single(WorkloadId::new("budget", name), guest("http_behaviours"));
@@ -39,7 +17,8 @@ fn workload(name: &str, gate: std::net::SocketAddr) -> WorkloadSpec {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn instances_in_flight_share_the_workload_budget() -> anyhow::Result<()> {
-    let (gate_addr, mut arrivals) = gate().await?;
+    let mut gate = Gate::start().await?;
+    let gate_addr = gate.addr();
     let host = start_host(None).await?;
     host.start_workload(workload("greedy", gate_addr)).await?;
     host.start_workload(workload("neighbour", gate_addr))
@@ -55,7 +34,7 @@ async fn instances_in_flight_share_the_workload_budget() -> anyhow::Result<()> {
         )
         .await
     });
-    let release = arrivals.recv().await.expect("the holder reached the gate");
+    let release = gate.arrival().await?;
 
     // A second 40 MiB request of the same workload does not fit beside it:
     // 503, and the first is untouched.
@@ -69,7 +48,7 @@ async fn instances_in_flight_share_the_workload_budget() -> anyhow::Result<()> {
         (200, "held 40 MiB")
     );
 
-    let _ = release.send(());
+    release.release();
     let held = holder.await??;
     assert_eq!(
         (held.status, held.body.as_str()),
