@@ -162,11 +162,12 @@ async fn watching_a_workload_sees_it_stop_and_go() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One frame of an embedder's request body, or its own kind of error.
+type Chunk = Result<hyper::body::Frame<Bytes>, std::io::Error>;
+
 /// A request body from an embedder's own stream, failing with an error type
 /// keel does not know.
-fn failing_body() -> StreamBody<
-    futures::stream::Iter<std::vec::IntoIter<Result<hyper::body::Frame<Bytes>, std::io::Error>>>,
-> {
+fn failing_body() -> StreamBody<futures::stream::Iter<std::vec::IntoIter<Chunk>>> {
     StreamBody::new(futures::stream::iter(vec![
         Ok(hyper::body::Frame::data(Bytes::from_static(b"part"))),
         Err(std::io::Error::other("the client went away")),
