@@ -19,6 +19,15 @@ pub enum Error {
         /// The state of the workload holding it.
         state: WorkloadState,
     },
+    /// The workload is starting, running or stopping: it must be stopped
+    /// before it is removed.
+    #[error("workload `{id}` is {state}: stop it before removing it")]
+    StillActive {
+        /// The id asked for.
+        id: WorkloadId,
+        /// Its state.
+        state: WorkloadState,
+    },
     /// No workload has this id.
     #[error("no workload `{0}`")]
     NotFound(WorkloadId),

@@ -21,16 +21,18 @@ use crate::core_api::pending::PendingLimits;
 use crate::core_api::stream_cap::StreamCap;
 use crate::engine::{EngineOptions, KeelEngine};
 use crate::error::Error;
-use crate::http::{Ingress, IngressOptions, Resolver, Router};
+use crate::http::body::{ResponseBody, boxed_request_body};
+use crate::http::{Ingress, IngressOptions, Resolver, Router, handler};
 use crate::manifest::{ByteSize, NatsSpec, PluginSpec, WorkloadId, WorkloadSpec};
 use crate::plugins::PluginSet;
 use crate::services::Services;
-use crate::workload::{MemoryBudget, Workload, WorkloadStatus};
+use crate::workload::{MemoryBudget, Workload, WorkloadState, WorkloadStatus};
 use anyhow::Result;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
 
 /// Configures and starts a [`Host`].
 #[derive(Debug, Clone)]
@@ -183,6 +185,7 @@ impl HostBuilder {
             services,
             router,
             workloads: Mutex::new(BTreeMap::new()),
+            lifecycle: tokio::sync::Mutex::new(()),
             ingress: Mutex::new(ingress),
             shutdown_timeout,
         })
@@ -190,10 +193,17 @@ impl HostBuilder {
 }
 
 /// A running host.
+///
+/// It must run on a multi-thread Tokio runtime: guests run on tasks of
+/// their own, compilation on blocking threads, and a synchronous plugin
+/// call that finds its plugin busy parks its thread with `block_in_place`.
 pub struct Host {
     services: Arc<Services>,
     router: Arc<Router>,
     workloads: Mutex<BTreeMap<WorkloadId, Arc<Workload>>>,
+    /// Held while a workload takes an id and while one is removed, so that
+    /// a start never meets the plugin instances of a removal half done.
+    lifecycle: tokio::sync::Mutex<()>,
     ingress: Mutex<Option<Ingress>>,
     shutdown_timeout: std::time::Duration,
 }
@@ -264,6 +274,7 @@ impl Host {
         let id = spec.id.clone();
         let workload = Arc::new(Workload::new(spec));
         {
+            let _lifecycle = self.lifecycle.lock().await;
             let mut workloads = self.lock_workloads();
             if let Some(existing) = workloads.get(&id)
                 && existing.state().is_active()
@@ -308,9 +319,66 @@ impl Host {
         Ok(())
     }
 
+    /// Forgets a stopped or failed workload and frees what it held: its
+    /// route, its entry in [`Host::list`], and the instances of its shared
+    /// plugins of scope `workload` (their state is gone: a new workload with
+    /// the same id starts clean). A workload that is starting, running or
+    /// stopping is refused with [`Error::StillActive`]: stop it first.
+    pub async fn remove_workload(&self, id: &WorkloadId) -> Result<(), Error> {
+        let _lifecycle = self.lifecycle.lock().await;
+        {
+            let mut workloads = self.lock_workloads();
+            let Some(workload) = workloads.get(id) else {
+                return Err(Error::NotFound(id.clone()));
+            };
+            let state = workload.state();
+            if state.is_active() {
+                return Err(Error::StillActive {
+                    id: id.clone(),
+                    state,
+                });
+            }
+            workloads.remove(id);
+            self.router.remove(id);
+        }
+        // The plugin set may be busy linking another workload: wait for it
+        // off the async threads.
+        let services = self.services.clone();
+        let owner = id.clone();
+        let released =
+            tokio::task::spawn_blocking(move || services.plugins().release_workload(&owner))
+                .await
+                .map_err(anyhow::Error::from)?;
+        tracing::info!(workload = %id, plugin_instances = released, "workload removed");
+        Ok(())
+    }
+
     /// The status of one workload.
     pub fn status(&self, id: &WorkloadId) -> Option<WorkloadStatus> {
         self.lock_workloads().get(id).map(|w| w.status())
+    }
+
+    /// The state of workload `id` now and every change from here on, or
+    /// `None` if no workload has this id. The channel follows this
+    /// workload: it closes (`changed()` fails) once the workload is removed,
+    /// or replaced by a new start with its id.
+    pub fn watch(&self, id: &WorkloadId) -> Option<watch::Receiver<WorkloadState>> {
+        self.lock_workloads().get(id).map(|w| w.watch())
+    }
+
+    /// Serves one HTTP request as keel's own listener would: routed by its
+    /// Host header, within the workload's limits, answered by a fresh
+    /// instance of its component. For mounting keel inside an existing
+    /// hyper or axum server; the host needs no listener of its own for it.
+    /// Every failure is an HTTP answer (404 for no workload, 503 while it is
+    /// not running, 413, 504, …), never an error.
+    pub async fn handle<B>(&self, request: http::Request<B>) -> http::Response<ResponseBody>
+    where
+        B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let request = request.map(boxed_request_body);
+        handler::handle(&self.router, &self.services.engine, request).await
     }
 
     /// The status of every workload, ordered by id.

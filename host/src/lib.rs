@@ -32,5 +32,5 @@ pub use cache::CacheStats;
 pub use engine::EngineOptions;
 pub use error::Error;
 pub use host::{Host, HostBuilder};
-pub use manifest::{Manifest, WorkloadId, WorkloadSpec};
+pub use manifest::{ComponentSource, Manifest, WorkloadId, WorkloadSpec};
 pub use workload::{WorkloadState, WorkloadStatus};

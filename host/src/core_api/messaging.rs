@@ -41,12 +41,7 @@ pub fn unscoped(namespace: &str, subject: &str) -> String {
 /// A fresh reply inbox for a request of a workload of `namespace`, as the
 /// broker sees it: `<namespace>._INBOX.<22 random characters>`.
 pub fn new_inbox(namespace: &str) -> String {
-    use rand::Rng;
-    let id: String = rand::thread_rng()
-        .sample_iter(rand::distributions::Alphanumeric)
-        .take(22)
-        .map(char::from)
-        .collect();
+    let id = crate::policy::subject::inbox_token();
     scoped(namespace, &format!("{INBOX_PREFIX}{id}"))
 }
 

@@ -59,12 +59,7 @@ impl SubjectGrants {
 /// A fresh inbox for a caller of `namespace` (22 random characters make it
 /// unguessable).
 pub fn new_inbox(namespace: &str) -> String {
-    use rand::Rng;
-    let id: String = rand::thread_rng()
-        .sample_iter(rand::distributions::Alphanumeric)
-        .take(22)
-        .map(char::from)
-        .collect();
+    let id = crate::policy::subject::inbox_token();
     format!("{INBOX_ROOT}.{}.{id}", keel_names::token(namespace))
 }
 

@@ -21,6 +21,23 @@ pub fn full(bytes: impl Into<Bytes>) -> ResponseBody {
         .boxed_unsync()
 }
 
+/// An embedder's request body as the handler takes it: errors that are
+/// hyper's stay hyper's, any other becomes an internal error with its text.
+pub(crate) fn boxed_request_body<B>(body: B) -> UnsyncBoxBody<Bytes, HttpError>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    body.map_err(|e| {
+        let e: Box<dyn std::error::Error + Send + Sync> = e.into();
+        match e.downcast::<hyper::Error>() {
+            Ok(hyper) => HttpError::Hyper(*hyper),
+            Err(other) => HttpError::InternalError(Some(other.to_string())),
+        }
+    })
+    .boxed_unsync()
+}
+
 /// A request body that fails once more than `limit` bytes have arrived, and
 /// records that it did, so the ingress can answer 413 whatever the guest
 /// makes of the failed read.

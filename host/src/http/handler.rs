@@ -7,10 +7,12 @@ use super::router::{Router, request_host};
 use crate::engine::KeelEngine;
 use crate::plugins::shared::in_flight::DeadlinePassed;
 use crate::workload::{Admission, InvocationState, Unavailable, Workload};
-use hyper::body::Incoming;
+use bytes::Bytes;
+use http_body::Body;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use wasmtime::Store;
+use wasmtime_wasi_http::Error as HttpError;
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 
@@ -24,12 +26,18 @@ enum Ending {
     Trap,
 }
 
-/// Serves one request.
-pub async fn handle(
+/// Serves one request, whatever carries it: keel's ingress (a hyper
+/// `Incoming` body) or an embedder's server (see
+/// [`Host::handle`](crate::Host::handle)).
+pub async fn handle<B>(
     router: &Router,
     engine: &Arc<KeelEngine>,
-    request: http::Request<Incoming>,
-) -> http::Response<ResponseBody> {
+    request: http::Request<B>,
+) -> http::Response<ResponseBody>
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<HttpError>,
+{
     // RFC 9112 §3.2: a request with several Host headers is refused, so
     // that the router and the guest cannot read different hosts from it.
     if request
@@ -68,13 +76,17 @@ pub async fn handle(
     invoke(workload, engine, permit, request, limit).await
 }
 
-async fn invoke(
+async fn invoke<B>(
     workload: Arc<Workload>,
     engine: &Arc<KeelEngine>,
     permit: Admission,
-    request: http::Request<Incoming>,
+    request: http::Request<B>,
     limit: u64,
-) -> http::Response<ResponseBody> {
+) -> http::Response<ResponseBody>
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<HttpError>,
+{
     let Some(component) = workload.http() else {
         return text(404, "this workload does not serve HTTP\n");
     };

@@ -6,8 +6,9 @@ use super::validate::{
     check_queue, check_subject, check_timeout,
 };
 use super::{
-    ComponentSpec, HttpSpec, Limits, LinkMode, Manifest, NatsSpec, PluginGrants, PluginSpec,
-    SocketsSpec, SubscriptionSpec, VolumeSpec, WorkloadId, WorkloadSpec, raw, validate_name,
+    ComponentSource, ComponentSpec, HttpSpec, Limits, LinkMode, Manifest, NatsSpec, PluginGrants,
+    PluginSpec, SocketsSpec, SubscriptionSpec, VolumeSpec, WorkloadId, WorkloadSpec, raw,
+    validate_name,
 };
 use std::collections::BTreeSet;
 use std::fmt;
@@ -423,7 +424,7 @@ fn plugin_spec(
     }
     let spec = PluginSpec {
         name,
-        path,
+        source: path.map(ComponentSource::Path),
         mode: raw.mode.unwrap_or(default_mode),
         config: raw.config.clone(),
         grants,
@@ -458,7 +459,7 @@ fn component_spec(
     check_component_file(&path).map_err(|m| source.error(span.clone(), m))?;
     Ok(ComponentSpec {
         name,
-        path,
+        source: ComponentSource::Path(path),
         origin: Some(source.locate(span.start)),
         config: raw.config.clone(),
         config_env: raw.config_env,

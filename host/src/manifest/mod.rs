@@ -67,18 +67,20 @@
 //! ```
 
 mod load;
+mod source;
 mod units;
 mod validate;
 
 pub use crate::policy::names::validate_name;
 pub use load::{Location, ManifestError};
+pub use source::ComponentSource;
 pub use units::{ByteSize, parse_duration};
 pub use validate::InvalidSpec;
-pub(crate) use validate::check_component_file;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A whole manifest: the plugins and workloads one host runs.
@@ -174,8 +176,9 @@ pub enum LinkMode {
 pub struct PluginSpec {
     /// The name workloads and logs refer to it by.
     pub name: String,
-    /// The `.wasm` file; `None` for the built-in plugin of this name.
-    pub path: Option<PathBuf>,
+    /// The component: a `.wasm` file or its bytes; `None` for the built-in
+    /// plugin of this name.
+    pub source: Option<ComponentSource>,
     /// How it is linked.
     pub mode: LinkMode,
     /// Values the plugin reads as its configuration.
@@ -211,7 +214,7 @@ impl PluginSpec {
     pub fn new(name: impl Into<String>, path: Option<PathBuf>, mode: LinkMode) -> PluginSpec {
         PluginSpec {
             name: name.into(),
-            path,
+            source: path.map(ComponentSource::Path),
             mode,
             config: BTreeMap::new(),
             grants: PluginGrants::default(),
@@ -220,6 +223,20 @@ impl PluginSpec {
             memory: PluginSpec::DEFAULT_MEMORY,
             call_timeout: PluginSpec::DEFAULT_CALL_TIMEOUT,
             origin: None,
+        }
+    }
+
+    /// Plugin `name` from the component `bytes` (as a control plane or a
+    /// registry hands them over), linked in `mode`, otherwise as
+    /// [`PluginSpec::new`].
+    pub fn from_bytes(
+        name: impl Into<String>,
+        bytes: impl Into<Arc<[u8]>>,
+        mode: LinkMode,
+    ) -> PluginSpec {
+        PluginSpec {
+            source: Some(ComponentSource::Bytes(bytes.into())),
+            ..PluginSpec::new(name, None, mode)
         }
     }
 
@@ -370,15 +387,33 @@ pub struct SubscriptionSpec {
 }
 
 impl WorkloadSpec {
-    /// A workload of one component with default settings: the shortest way
-    /// to start something from the library API.
+    /// A workload of one component file with default settings: the
+    /// shortest way to start something from the library API.
     pub fn single(id: WorkloadId, component: impl Into<PathBuf>) -> WorkloadSpec {
+        WorkloadSpec::of(id, ComponentSource::Path(component.into()))
+    }
+
+    /// A workload of one component given as bytes (named `name` within the
+    /// workload), with default settings: what an embedder fed by a control
+    /// plane or a registry starts.
+    pub fn from_bytes(
+        id: WorkloadId,
+        name: impl Into<String>,
+        bytes: impl Into<Arc<[u8]>>,
+    ) -> WorkloadSpec {
+        let mut spec = WorkloadSpec::of(id, ComponentSource::Bytes(bytes.into()));
+        spec.components[0].name = name.into();
+        spec
+    }
+
+    /// One component named like the workload, default settings.
+    fn of(id: WorkloadId, source: ComponentSource) -> WorkloadSpec {
         let name = id.name.clone();
         WorkloadSpec {
             id,
             components: vec![ComponentSpec {
                 name,
-                path: component.into(),
+                source,
                 origin: None,
                 config: BTreeMap::new(),
                 config_env: false,
@@ -399,8 +434,9 @@ impl WorkloadSpec {
 pub struct ComponentSpec {
     /// Its name within the workload (defaults to the file stem).
     pub name: String,
-    /// The `.wasm` file, already resolved against the manifest's folder.
-    pub path: PathBuf,
+    /// The `.wasm` file (already resolved against the manifest's folder), or
+    /// the component's bytes.
+    pub source: ComponentSource,
     /// Where the manifest declared it, for error messages.
     pub origin: Option<Location>,
     /// Its own `wasi:config` values, layered over the config plugin's.

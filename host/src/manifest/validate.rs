@@ -14,7 +14,7 @@ use std::time::Duration;
 pub const MIN_MEMORY: ByteSize = ByteSize(64 << 10);
 
 /// A spec that cannot run: the field at fault (as a path, e.g.
-/// `limits.memory` or `components[0].path`) and why.
+/// `limits.memory` or `components[0].source`) and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("`{field}`: {message}")]
 pub struct InvalidSpec {
@@ -58,8 +58,10 @@ impl WorkloadSpec {
                     format!("component `{}` is declared twice", component.name),
                 ));
             }
-            check_component_file(&component.path)
-                .map_err(|m| InvalidSpec::new(field("path"), m))?;
+            component
+                .source
+                .check()
+                .map_err(|m| InvalidSpec::new(field("source"), m))?;
         }
         if let Some(host) = &self.http.host {
             check_http_host(host).map_err(|m| InvalidSpec::new("http.host", m))?;
@@ -108,8 +110,8 @@ impl PluginSpec {
     /// [`Host::add_plugin`](crate::Host::add_plugin) calls it.
     pub fn validate(&self) -> Result<(), InvalidSpec> {
         validate_name(&self.name).map_err(|m| InvalidSpec::new("name", m))?;
-        if let Some(path) = &self.path {
-            check_component_file(path).map_err(|m| InvalidSpec::new("path", m))?;
+        if let Some(source) = &self.source {
+            source.check().map_err(|m| InvalidSpec::new("source", m))?;
         }
         check_memory(self.memory).map_err(|m| InvalidSpec::new("memory", m))?;
         if self.call_timeout.is_zero() {
@@ -306,8 +308,10 @@ mod tests {
         s.limits.max_instances = 0;
         assert_eq!(field_of(&s), "limits.max_instances");
         let mut s = spec();
-        s.components[0].path = "/dev/zero".into();
-        assert_eq!(field_of(&s), "components[0].path");
+        s.components[0].source = std::path::PathBuf::from("/dev/zero").into();
+        assert_eq!(field_of(&s), "components[0].source");
+        s.components[0].source = b"\0asm\x01\0\0\0".to_vec().into();
+        assert_eq!(field_of(&s), "components[0].source");
         let mut s = spec();
         s.env.insert("A=B".into(), "x".into());
         assert_eq!(field_of(&s), "env");
@@ -331,8 +335,8 @@ mod tests {
         p.call_timeout = Duration::ZERO;
         assert_eq!(p.validate().unwrap_err().field, "call_timeout");
         let mut p = plugin();
-        p.path = Some("/dev/zero".into());
-        assert_eq!(p.validate().unwrap_err().field, "path");
+        p.source = Some(std::path::PathBuf::from("/dev/zero").into());
+        assert_eq!(p.validate().unwrap_err().field, "source");
         let mut p = plugin();
         p.grants.subjects = vec!["a..b".into()];
         assert_eq!(p.validate().unwrap_err().field, "grants.subjects");

@@ -148,8 +148,8 @@ impl PluginSet {
     }
 
     /// Reads the plugin's component and registers its exports. A plugin
-    /// with a path named like a built-in replaces that built-in; one without
-    /// a path configures the built-in (and takes its place among the
+    /// with a source named like a built-in replaces that built-in; one
+    /// without a source configures the built-in (and takes its place among the
     /// declared plugins), with the built-in's grants added to its own.
     pub fn add(&mut self, mut spec: PluginSpec) -> Result<()> {
         if self
@@ -160,14 +160,11 @@ impl PluginSet {
             bail!("plugin `{}` is declared twice", spec.name);
         }
         let at = located(&spec);
-        let bytes = match &spec.path {
-            Some(path) => {
-                crate::manifest::check_component_file(path)
-                    .map_err(|e| anyhow::anyhow!("{at}plugin `{}`: {e}", spec.name))?;
-                std::fs::read(path).with_context(|| {
-                    format!("{at}plugin `{}`: reading {}", spec.name, path.display())
-                })?
-            }
+        let bytes = match &spec.source {
+            Some(source) => source
+                .read()
+                .map_err(|e| anyhow::anyhow!("{at}plugin `{}`: {e:#}", spec.name))?
+                .into_owned(),
             None => {
                 let bytes = builtin::builtin(&spec.name)
                     .with_context(|| format!("{at}no built-in plugin `{}`", spec.name))?
@@ -285,6 +282,16 @@ impl PluginSet {
             },
         );
         Ok(plugin)
+    }
+
+    /// Drops the shared instances that served only `workload` (those of
+    /// plugins of scope `workload`), so that a new workload with its id
+    /// starts with fresh ones. Returns how many were dropped.
+    pub fn release_workload(&mut self, workload: &WorkloadId) -> usize {
+        let before = self.shared.len();
+        self.shared
+            .retain(|(_, serves), _| !matches!(serves, Serves::Workload(id) if id == workload));
+        before - self.shared.len()
     }
 
     /// How many times the shared instances of plugin `name` restarted,

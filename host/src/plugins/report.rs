@@ -30,9 +30,11 @@ pub fn inspect(component: &Path, manifest: Option<&Manifest>) -> Result<String> 
     let mut plugins = plugins_of(manifest)?;
     let picks = manifest
         .and_then(|m| {
-            m.workloads
-                .iter()
-                .find(|w| w.components.iter().any(|c| same_file(&c.path, component)))
+            m.workloads.iter().find(|w| {
+                w.components
+                    .iter()
+                    .any(|c| c.source.path().is_some_and(|p| same_file(p, component)))
+            })
         })
         .map(|w| w.plugins.clone())
         .unwrap_or_default();
@@ -139,10 +141,9 @@ pub fn compose_workload(manifest: &Manifest, workload: &WorkloadSpec) -> Result<
             workload.components.len()
         );
     };
-    let bytes = std::fs::read(&component.path)
-        .with_context(|| format!("reading {}", component.path.display()))?;
+    let bytes = component.source.read()?;
     keel_compose::WasmKind::expect_component(&bytes)
-        .with_context(|| component.path.display().to_string())?;
+        .with_context(|| component.source.describe())?;
     let mut plugins = plugins_of(Some(manifest))?;
     let plan = plugins
         .plan(&bytes, &workload.plugins)

@@ -24,7 +24,7 @@ use crate::pool::{PoolMember, PoolRefusal, PoolSlot};
 use crate::services::Services;
 use anyhow::{Context, Result, bail};
 use std::sync::{Arc, Mutex, OnceLock};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use wasmtime::component::Component;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
@@ -34,7 +34,8 @@ pub const HTTP_HANDLER: &str = "wasi:http/incoming-handler";
 /// A workload on a host.
 pub struct Workload {
     spec: WorkloadSpec,
-    state: Mutex<WorkloadState>,
+    /// The current state; every change is published to its watchers.
+    state: watch::Sender<WorkloadState>,
     slots: Arc<Semaphore>,
     /// Its place in the host's instance pool, from the moment it runs.
     pool: OnceLock<PoolMember>,
@@ -89,7 +90,7 @@ impl Workload {
         let slots = Arc::new(Semaphore::new(spec.limits.max_instances as usize));
         Workload {
             spec,
-            state: Mutex::new(WorkloadState::Starting),
+            state: watch::Sender::new(WorkloadState::Starting),
             slots,
             pool: OnceLock::new(),
             linked: OnceLock::new(),
@@ -109,15 +110,18 @@ impl Workload {
 
     /// Its current state.
     pub fn state(&self) -> WorkloadState {
-        self.state
-            .lock()
-            .map(|s| s.clone())
-            .unwrap_or_else(|p| p.into_inner().clone())
+        self.state.borrow().clone()
+    }
+
+    /// Its state now, and every change from here on. The channel closes
+    /// when the workload is dropped (removed from its host, or replaced by
+    /// a new workload with its id).
+    pub fn watch(&self) -> watch::Receiver<WorkloadState> {
+        self.state.subscribe()
     }
 
     fn set_state(&self, state: WorkloadState) {
-        let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        *guard = state;
+        self.state.send_replace(state);
     }
 
     /// A snapshot for `status` and `list`.
@@ -174,19 +178,23 @@ impl Workload {
                 return Err(e.context(format!("starting workload `{}`", self.spec.id)));
             }
         };
-        {
-            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            if *state != WorkloadState::Starting {
-                bail!(
-                    "workload `{}` was stopped while it was starting",
-                    self.spec.id
-                );
+        // Running only if nothing stopped it meanwhile, checked and set at once.
+        let running = self.state.send_if_modified(|state| {
+            let starting = *state == WorkloadState::Starting;
+            if starting {
+                // A running workload counts in the shares of the host's slots.
+                let _ = self
+                    .pool
+                    .set(services.engine.pool().join(self.spec.limits.max_instances));
+                *state = WorkloadState::Running;
             }
-            // A running workload counts in the shares of the host's slots.
-            let _ = self
-                .pool
-                .set(services.engine.pool().join(self.spec.limits.max_instances));
-            *state = WorkloadState::Running;
+            starting
+        });
+        if !running {
+            bail!(
+                "workload `{}` was stopped while it was starting",
+                self.spec.id
+            );
         }
         // Subscriptions were live before the workload was reported running;
         // messages that arrived meanwhile wait in them.
@@ -424,14 +432,15 @@ fn load_component(
     spec: &ComponentSpec,
     workload: &WorkloadSpec,
 ) -> Result<(Component, LinkPlan, Vec<Arc<SharedPlugin>>)> {
-    let bytes = std::fs::read(&spec.path).with_context(|| {
-        located_msg(
-            spec,
-            &format!("reading component file {}", spec.path.display()),
-        )
-    })?;
+    let bytes = spec
+        .source
+        .read()
+        .map_err(|e| anyhow::anyhow!(located_msg(spec, &format!("{e:#}"))))?;
     keel_compose::WasmKind::expect_component(&bytes).map_err(|e| {
-        anyhow::anyhow!(located_msg(spec, &format!("{}: {e}", spec.path.display())))
+        anyhow::anyhow!(located_msg(
+            spec,
+            &format!("{}: {e}", spec.source.describe())
+        ))
     })?;
     let (engine, cache) = (&*services.engine, &services.cache);
     let mut plugins = services.plugins();

@@ -1,0 +1,130 @@
+//! Where a component's bytes come from: a file (what a manifest names), or
+//! bytes already in memory (what a control plane or an OCI registry hands
+//! an embedder).
+
+use anyhow::{Context, Result};
+use std::borrow::Cow;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The bytes of a workload's component or of a plugin.
+#[derive(Clone, PartialEq, Eq)]
+pub enum ComponentSource {
+    /// A `.wasm` file, read when the workload starts (or the plugin is
+    /// added).
+    Path(PathBuf),
+    /// The component itself. Cheap to clone: the bytes are shared.
+    Bytes(Arc<[u8]>),
+}
+
+impl ComponentSource {
+    /// The file, for a source read from one.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            ComponentSource::Path(path) => Some(path),
+            ComponentSource::Bytes(_) => None,
+        }
+    }
+
+    /// The file's path, or how many bytes were given: for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            ComponentSource::Path(path) => path.display().to_string(),
+            ComponentSource::Bytes(bytes) => format!("({} bytes given)", bytes.len()),
+        }
+    }
+
+    /// Whether the source can hold a component, checked before anything
+    /// is compiled: a file must exist and be a regular file (not a folder,
+    /// a device such as `/dev/zero`, or a pipe); bytes must be a component
+    /// (not a core module, not something else).
+    pub(crate) fn check(&self) -> Result<(), String> {
+        match self {
+            ComponentSource::Path(path) => super::validate::check_component_file(path),
+            ComponentSource::Bytes(bytes) => keel_compose::WasmKind::expect_component(bytes)
+                .map_err(|e| format!("the bytes given: {e}")),
+        }
+    }
+
+    /// The component's bytes: the file read whole (after the checks of
+    /// [`ComponentSource::check`]), or the bytes given, borrowed. Whether
+    /// they are a component is the caller's to check.
+    pub(crate) fn read(&self) -> Result<Cow<'_, [u8]>> {
+        match self {
+            ComponentSource::Path(path) => {
+                super::validate::check_component_file(path).map_err(anyhow::Error::msg)?;
+                let bytes = std::fs::read(path)
+                    .with_context(|| format!("reading component file {}", path.display()))?;
+                Ok(Cow::Owned(bytes))
+            }
+            ComponentSource::Bytes(bytes) => Ok(Cow::Borrowed(bytes)),
+        }
+    }
+}
+
+/// A component's bytes run to megabytes: shown by length only.
+impl fmt::Debug for ComponentSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ComponentSource::Path(path) => f.debug_tuple("Path").field(path).finish(),
+            ComponentSource::Bytes(bytes) => {
+                write!(f, "Bytes({} bytes)", bytes.len())
+            }
+        }
+    }
+}
+
+impl From<PathBuf> for ComponentSource {
+    fn from(path: PathBuf) -> ComponentSource {
+        ComponentSource::Path(path)
+    }
+}
+
+impl From<&Path> for ComponentSource {
+    fn from(path: &Path) -> ComponentSource {
+        ComponentSource::Path(path.to_path_buf())
+    }
+}
+
+impl From<Arc<[u8]>> for ComponentSource {
+    fn from(bytes: Arc<[u8]>) -> ComponentSource {
+        ComponentSource::Bytes(bytes)
+    }
+}
+
+impl From<Vec<u8>> for ComponentSource {
+    fn from(bytes: Vec<u8>) -> ComponentSource {
+        ComponentSource::Bytes(bytes.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_must_be_a_component() {
+        let module = ComponentSource::from(b"\0asm\x01\0\0\0".to_vec());
+        assert!(
+            module
+                .check()
+                .unwrap_err()
+                .contains("core WebAssembly module")
+        );
+        let junk = ComponentSource::from(b"hello".to_vec());
+        assert!(junk.check().is_err());
+        let component = ComponentSource::from(b"\0asm\x0d\0\x01\0".to_vec());
+        assert_eq!(component.check(), Ok(()));
+        assert_eq!(format!("{component:?}"), "Bytes(8 bytes)");
+        assert!(component.path().is_none());
+    }
+
+    #[test]
+    fn a_path_must_be_a_regular_file() {
+        let device = ComponentSource::from(Path::new("/dev/zero"));
+        assert!(device.check().unwrap_err().contains("not a regular file"));
+        assert!(device.read().is_err(), "never read a device");
+        assert_eq!(device.path(), Some(Path::new("/dev/zero")));
+    }
+}
