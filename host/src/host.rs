@@ -326,6 +326,7 @@ impl Host {
     /// stopping is refused with [`Error::StillActive`]: stop it first.
     pub async fn remove_workload(&self, id: &WorkloadId) -> Result<(), Error> {
         let _lifecycle = self.lifecycle.lock().await;
+        let last_of_namespace;
         {
             let mut workloads = self.lock_workloads();
             let Some(workload) = workloads.get(id) else {
@@ -340,15 +341,24 @@ impl Host {
             }
             workloads.remove(id);
             self.router.remove(id);
+            // The last workload of its namespace: the namespace's shared
+            // instances (and their pool slots and memory) go too.
+            last_of_namespace = !workloads.keys().any(|w| w.namespace == id.namespace);
         }
         // The plugin set may be busy linking another workload: wait for it
         // off the async threads.
         let services = self.services.clone();
         let owner = id.clone();
-        let released =
-            tokio::task::spawn_blocking(move || services.plugins().release_workload(&owner))
-                .await
-                .map_err(anyhow::Error::from)?;
+        let released = tokio::task::spawn_blocking(move || {
+            let mut plugins = services.plugins();
+            let mut released = plugins.release_workload(&owner);
+            if last_of_namespace {
+                released += plugins.release_namespace(&owner.namespace);
+            }
+            released
+        })
+        .await
+        .map_err(anyhow::Error::from)?;
         tracing::info!(workload = %id, plugin_instances = released, "workload removed");
         Ok(())
     }
@@ -439,7 +449,7 @@ async fn connect(nats: &NatsSpec, pending: PendingLimits) -> Result<async_nats::
         .max_reconnects(None)
         // A subscription holds this many unread messages; past it the client
         // drops messages to it and reports a slow consumer.
-        .subscription_capacity(pending.max_messages.max(1))
+        .subscription_capacity(pending.channel_capacity())
         .event_callback(move |event| {
             let slow = slow.clone();
             async move {

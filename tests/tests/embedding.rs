@@ -227,3 +227,34 @@ async fn requests_are_served_without_a_listener() -> anyhow::Result<()> {
     host.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_namespaces_last_workload_frees_its_shared_instances() -> anyhow::Result<()> {
+    let host = start_host(None).await?;
+    let addr = host.http_addr().expect("ingress");
+    // keyvalue-memory in its default scope: one instance per namespace.
+    host.add_plugin(PluginSpec::new("keyvalue-memory", None, LinkMode::Shared))
+        .await?;
+    let id = host.start_workload(kv_user()).await?;
+    let put = request(addr, "PUT", "a.test", "/set?bucket=b&key=k", "kept").await?;
+    assert_eq!(put.status, 200, "{}", put.body);
+    let pool = host.engine().pool();
+    assert_eq!(
+        pool.shared_in_use(),
+        1,
+        "the namespace's instance holds a slot"
+    );
+
+    host.stop_workload(&id).await?;
+    host.remove_workload(&id).await?;
+    assert_eq!(
+        pool.shared_in_use(),
+        0,
+        "the last workload of the namespace gave its instance's slot back"
+    );
+    host.start_workload(kv_user()).await?;
+    let answer = get(addr, "a.test", "/get?bucket=b&key=k").await?;
+    assert_eq!(answer.status, 404, "a fresh instance: {}", answer.body);
+    host.shutdown().await;
+    Ok(())
+}

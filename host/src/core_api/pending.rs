@@ -29,6 +29,19 @@ pub struct PendingLimits {
     pub max_bytes: usize,
 }
 
+/// The most messages one subscription queue is made to hold, whatever
+/// [`PendingLimits::max_messages`] says: Tokio's channels panic past
+/// `usize::MAX >> 3`, and no host has memory for more anyway.
+pub const MAX_PENDING_MESSAGES: usize = 1 << 24;
+
+impl PendingLimits {
+    /// The capacity of a subscription's queue: `max_messages`, at least 1
+    /// and at most [`MAX_PENDING_MESSAGES`].
+    pub fn channel_capacity(&self) -> usize {
+        self.max_messages.clamp(1, MAX_PENDING_MESSAGES)
+    }
+}
+
 impl Default for PendingLimits {
     fn default() -> PendingLimits {
         PendingLimits {
@@ -90,7 +103,7 @@ pub struct PendingReceiver {
 
 /// A queue for a subscription to `subject` (named in the logs).
 pub fn queue(subject: &str, limits: PendingLimits) -> (PendingSender, PendingReceiver) {
-    let (sender, receiver) = mpsc::channel(limits.max_messages.max(1));
+    let (sender, receiver) = mpsc::channel(limits.channel_capacity());
     let counters = Arc::new(Counters {
         subject: subject.to_string(),
         limits,

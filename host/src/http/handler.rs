@@ -127,7 +127,6 @@ where
     };
     let deadline = tokio::time::Instant::now() + template.timeout();
     let guest = tokio::spawn(async move {
-        let _permit = permit;
         let in_flight = store.data().in_flight().clone();
         let call = async {
             let proxy = pre.instantiate_async(&mut store).await?;
@@ -141,6 +140,11 @@ where
         let result = in_flight.until(deadline, call).await;
         let ending = ending(&result, &store);
         log_ending(ending, &template, &result, &store);
+        // The Store (its pooled instance, its memory, its budget) goes
+        // before the slots that admitted it: whoever they wake finds both
+        // free.
+        drop(store);
+        drop(permit);
         ending
     });
     match rx.await {

@@ -125,16 +125,21 @@ impl Activity {
     fn next_deadline(&self) -> Option<(Instant, Expiry)> {
         let state = self.lock();
         let t = self.timeouts;
+        // A timeout too long to add to an instant (an embedder's
+        // `Duration::MAX`) never expires.
+        let after = |since: Instant, timeout: Duration| since.checked_add(timeout);
         let reading = if state.in_flight > 0 {
             None
         } else if let Some(since) = state.head_since {
-            Some((since + t.header_read, Expiry::HeaderRead))
+            after(since, t.header_read).map(|at| (at, Expiry::HeaderRead))
         } else {
-            state.idle_since.map(|since| (since + t.idle, Expiry::Idle))
+            state
+                .idle_since
+                .and_then(|since| after(since, t.idle).map(|at| (at, Expiry::Idle)))
         };
         let writing = state
             .write_blocked_since
-            .map(|since| (since + t.write, Expiry::Write));
+            .and_then(|since| after(since, t.write).map(|at| (at, Expiry::Write)));
         match (reading, writing) {
             (Some(r), Some(w)) => Some(if w.0 < r.0 { w } else { r }),
             (r, w) => r.or(w),

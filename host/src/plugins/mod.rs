@@ -19,7 +19,6 @@ use crate::cache::ComponentCache;
 use crate::core_api::subjects::SubjectGrants;
 use crate::engine::KeelEngine;
 use crate::manifest::{LinkMode, PluginSpec, SharedScope, WorkloadId};
-use crate::pool::SharedSlot;
 use anyhow::{Context, Result, bail};
 use keel_compose::{Binding, ComponentInfo, InterfaceName, Registry, Unbound};
 use sha2::{Digest, Sha256};
@@ -52,12 +51,10 @@ pub struct PluginSet {
     shared: BTreeMap<(String, Serves), LiveShared>,
 }
 
-/// A shared plugin instance and the pool slot kept for it.
+/// A live shared plugin instance (it holds its slot of the pool's reserve
+/// for as long as any workload may still call it).
 struct LiveShared {
     plugin: Arc<SharedPlugin>,
-    /// Its slot of the pool's reserve for shared plugins (see
-    /// [`crate::pool`]), held for as long as the instance may run.
-    _reserved: SharedSlot,
 }
 
 /// Whom one shared plugin instance serves (see [`SharedScope`]).
@@ -272,13 +269,13 @@ impl PluginSet {
                 .resolving_with(resolver.clone())
                 .with_forwarder(spec.forwarder)
                 .with_limits(spec.memory.as_usize(), spec.call_timeout)
-                .serving(key.1.describe()),
+                .serving(key.1.describe())
+                .holding(reserved),
         );
         self.shared.insert(
             key,
             LiveShared {
                 plugin: plugin.clone(),
-                _reserved: reserved,
             },
         );
         Ok(plugin)
@@ -291,6 +288,16 @@ impl PluginSet {
         let before = self.shared.len();
         self.shared
             .retain(|(_, serves), _| !matches!(serves, Serves::Workload(id) if id == workload));
+        before - self.shared.len()
+    }
+
+    /// Drops the shared instances that served the workloads of namespace
+    /// `namespace` (the default scope), once none of them is left on the
+    /// host. Returns how many were dropped.
+    pub fn release_namespace(&mut self, namespace: &str) -> usize {
+        let before = self.shared.len();
+        self.shared
+            .retain(|(_, serves), _| !matches!(serves, Serves::Namespace(ns) if ns == namespace));
         before - self.shared.len()
     }
 

@@ -114,6 +114,9 @@ pub struct SharedPlugin {
     call_timeout: Duration,
     /// Whom the instance serves, for log lines (`namespace shop`, say).
     serves: String,
+    /// Its slot of the pool's reserve for shared plugins (see
+    /// [`crate::pool`]).
+    reserved: Option<crate::pool::SharedSlot>,
     /// How much the plugin may log, across restarts.
     output: Arc<OutputRate>,
 }
@@ -174,6 +177,7 @@ impl SharedPlugin {
             memory: crate::manifest::PluginSpec::DEFAULT_MEMORY.as_usize(),
             call_timeout: crate::manifest::PluginSpec::DEFAULT_CALL_TIMEOUT,
             serves: "every workload of the host".to_string(),
+            reserved: None,
             // A plugin logs at the rate a workload gets by default.
             output: stdio::log_rate(crate::manifest::Limits::default().log_rate.0),
         })
@@ -190,6 +194,14 @@ impl SharedPlugin {
     /// Names whom the instance serves in log lines (`namespace shop`).
     pub fn serving(mut self, serves: impl Into<String>) -> SharedPlugin {
         self.serves = serves.into();
+        self
+    }
+
+    /// Holds `slot` of the pool's reserve for as long as the plugin lives:
+    /// workloads still linked to it keep it (and so its slot) when the
+    /// host forgets it.
+    pub(crate) fn holding(mut self, slot: crate::pool::SharedSlot) -> SharedPlugin {
+        self.reserved = Some(slot);
         self
     }
 
@@ -374,7 +386,12 @@ impl SharedPlugin {
                 .store
                 .data_mut()
                 .serve_until(Some(Instant::now() + RELEASE_BUDGET));
-            Box::pin(self.drop_released(&mut running)).await;
+            if let Err(e) = Box::pin(self.drop_released(&mut running)).await {
+                // The Store is poisoned: this call starts a fresh one.
+                self.failed(&e, "trapped dropping a released handle");
+                running = Box::new(Box::pin(self.start()).await?);
+                running.store.data_mut().serve(caller);
+            }
         }
         let mut call = self.call_on(slot, running, caller, generation_of_params)?;
         call.in_flight = in_flight;

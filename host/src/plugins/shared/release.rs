@@ -56,7 +56,10 @@ impl SharedPlugin {
         } else {
             Ok(())
         };
-        self.drop_released(&mut running).await;
+        let result = match result {
+            Ok(()) => self.drop_released(&mut running).await,
+            Err(e) => Err(e),
+        };
         match result {
             Ok(()) => {
                 *slot = Some(running);
@@ -76,9 +79,12 @@ impl SharedPlugin {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push((generation, handle));
-        self.any_released.store(true, Ordering::Release);
+        // One drain task for however many handles are queued meanwhile: a
+        // workload dropping many handles must not queue a task per handle
+        // on the plugin's lock, ahead of other callers.
+        let drain_queued = self.any_released.swap(true, Ordering::AcqRel);
         // Drain soon even if no call comes.
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        if !drain_queued && let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let plugin = self.clone();
             runtime.spawn(async move {
                 let mut slot = plugin.running.lock().await;
@@ -87,18 +93,22 @@ impl SharedPlugin {
                         .store
                         .data_mut()
                         .serve_until(Some(Instant::now() + RELEASE_BUDGET));
-                    plugin.drop_released(&mut running).await;
-                    *slot = Some(running);
+                    match plugin.drop_released(&mut running).await {
+                        Ok(()) => *slot = Some(running),
+                        // The Store is poisoned: the next call starts afresh.
+                        Err(e) => plugin.failed(&e, "trapped dropping a released handle"),
+                    }
                 }
             });
         }
     }
 
     /// Drops the handles queued by [`release_later`](Self::release_later)
-    /// that belong to `running`.
-    pub(super) async fn drop_released(&self, running: &mut Running) {
+    /// that belong to `running`. An error is a trap: the Store is poisoned,
+    /// and the caller must not put `running` back.
+    pub(super) async fn drop_released(&self, running: &mut Running) -> wasmtime::Result<()> {
         if !self.any_released.swap(false, Ordering::Acquire) {
-            return;
+            return Ok(());
         }
         let released =
             std::mem::take(&mut *self.released.lock().unwrap_or_else(|p| p.into_inner()));
@@ -106,13 +116,8 @@ impl SharedPlugin {
             if generation != running.generation {
                 continue;
             }
-            if let Err(e) = running.drop_handle(handle).await {
-                tracing::warn!(
-                    plugin = self.name,
-                    error = crate::trap::summary(&e),
-                    "dropping a released handle failed"
-                );
-            }
+            running.drop_handle(handle).await?;
         }
+        Ok(())
     }
 }
