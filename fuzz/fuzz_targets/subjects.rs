@@ -20,7 +20,7 @@
 
 #![no_main]
 
-use keel::core_api::subjects::{INBOX_ROOT, SubjectGrants};
+use keel::policy::grants::{INBOX_ROOT, SubjectGrants};
 use libfuzzer_sys::fuzz_target;
 
 /// Lines past this many are ignored: each input stays fast.

@@ -25,7 +25,7 @@
 //! Stream `subject_transform` (nats-server 2.10) is not checked: 2.9 ignores
 //! it.
 
-use super::subjects::SubjectGrants;
+use crate::policy::grants::SubjectGrants;
 use crate::policy::subject::{self as rules, Use};
 use serde_json::{Map, Value};
 

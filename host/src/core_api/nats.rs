@@ -11,8 +11,8 @@
 use super::broker::{Broker, NatsConnection, check_size};
 use super::jetstream_grants::{ApiCall, Checker, Refused};
 use super::stream_cap::CapError;
-use super::subjects::{SubjectGrants, new_inbox};
 use crate::plugins::identity::bindings::keel::core::nats::{Error, Header, Message};
+use crate::policy::grants::{SubjectGrants, new_inbox};
 use crate::policy::subject::{self as rules, Use};
 use crate::workload::InvocationState;
 use async_nats::HeaderMap;

@@ -418,7 +418,7 @@ fn plugin_spec(
         grants.listen.push(pattern.get_ref().clone());
     }
     for pattern in &raw.grants.subjects {
-        crate::core_api::subjects::SubjectGrants::parse(&[pattern.get_ref()])
+        crate::policy::grants::SubjectGrants::parse(&[pattern.get_ref()])
             .map_err(|m| source.error(pattern.span(), m))?;
         grants.subjects.push(pattern.get_ref().clone());
     }

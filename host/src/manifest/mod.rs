@@ -309,7 +309,7 @@ pub struct PluginGrants {
     /// Whether it may resolve host names.
     pub name_lookup: bool,
     /// NATS subject patterns it may use through `keel:core/nats` (see
-    /// [`crate::core_api::subjects`]).
+    /// [`crate::policy::grants`]).
     pub subjects: Vec<String>,
 }
 

@@ -130,7 +130,7 @@ impl PluginSpec {
         for pattern in &self.grants.listen {
             SocketPattern::parse(pattern).map_err(|m| InvalidSpec::new("grants.listen", m))?;
         }
-        crate::core_api::subjects::SubjectGrants::parse(&self.grants.subjects)
+        crate::policy::grants::SubjectGrants::parse(&self.grants.subjects)
             .map_err(|m| InvalidSpec::new("grants.subjects", m))?;
         Ok(())
     }

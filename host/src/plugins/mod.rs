@@ -16,9 +16,9 @@ pub mod report;
 pub mod shared;
 
 use crate::cache::ComponentCache;
-use crate::core_api::subjects::SubjectGrants;
 use crate::engine::KeelEngine;
 use crate::manifest::{LinkMode, PluginSpec, SharedScope, WorkloadId};
+use crate::policy::grants::SubjectGrants;
 use anyhow::{Context, Result, bail};
 use keel_compose::{Binding, ComponentInfo, InterfaceName, Registry, Unbound};
 use sha2::{Digest, Sha256};

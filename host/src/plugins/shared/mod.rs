@@ -38,13 +38,13 @@ pub mod sync_wait;
 pub mod typed;
 
 use crate::core_api::broker::Broker;
-use crate::core_api::subjects::SubjectGrants;
 use crate::engine::KeelEngine;
 use crate::http::outgoing::OutgoingHooks;
 use crate::http::resolve::Resolver;
 use crate::manifest::{Forwarder, PluginGrants};
 use crate::plugins::identity::{Caller, WorkloadIdentity};
 use crate::policy::authority::OutgoingAllowlist;
+use crate::policy::grants::SubjectGrants;
 use crate::policy::sockets::SocketAllowlist;
 use crate::workload::invocation::{InvocationState, core_linker, grant_sockets};
 use crate::workload::stdio::{self, GuestLog, OutputRate, Stream};
