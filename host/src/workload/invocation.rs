@@ -56,12 +56,13 @@ pub struct InvocationState {
 
 impl InvocationState {
     /// State for a guest with WASI context `wasi`, outgoing HTTP `hooks`,
-    /// `memory_limit` bytes of linear memory, acting as `identity`, reaching
-    /// `broker` and, through `keel:core/nats`, the `subjects` granted.
-    pub fn new(
+    /// memory bounded by `limiter`, acting as `identity`, reaching `broker`
+    /// and, through `keel:core/nats`, the `subjects` granted. Built by
+    /// [`GuestStore::build`].
+    fn new(
         wasi: WasiCtx,
         hooks: OutgoingHooks,
-        memory_limit: usize,
+        limiter: GuestLimiter,
         identity: Arc<WorkloadIdentity>,
         broker: Broker,
         subjects: Arc<SubjectGrants>,
@@ -71,7 +72,7 @@ impl InvocationState {
             wasi,
             http: WasiHttpCtx::new(),
             hooks,
-            limiter: GuestLimiter::new(memory_limit, None),
+            limiter,
             deadline_hit: false,
             deadline: None,
             identity,
@@ -323,46 +324,29 @@ impl InvocationTemplate {
     /// never holds a worker thread) and ends the invocation once
     /// `timeout` has passed.
     pub fn new_store(&self, engine: &KeelEngine) -> Result<Store<InvocationState>> {
-        let mut wasi = WasiCtx::builder();
-        wasi.envs(&self.env)
-            .stdout(GuestLog::new(
+        let mut store = GuestStore {
+            label: &self.workload,
+            component: &self.component,
+            output: self.output.clone(),
+            env: &self.env,
+            volumes: &self.volumes,
+            sockets: &self.sockets,
+            name_lookup: self.name_lookup,
+            outgoing: OutgoingHooks::new(
                 &self.workload,
-                &self.component,
-                Stream::Stdout,
-                self.output.clone(),
-            ))
-            .stderr(GuestLog::new(
-                &self.workload,
-                &self.component,
-                Stream::Stderr,
-                self.output.clone(),
-            ))
-            .allow_ip_name_lookup(self.name_lookup);
-        for volume in &self.volumes {
-            let perms = if volume.read_only {
-                FsPerms::ReadOnly
-            } else {
-                FsPerms::ReadWrite
-            };
-            wasi.preopened_dir(&volume.host, &volume.guest, perms)
-                .map_err(anyhow::Error::from)
-                .with_context(|| format!("opening volume {}", volume.host.display()))?;
+                self.outgoing.clone(),
+                self.resolver.clone(),
+            ),
+            memory: self.memory,
+            memory_budget: Some(self.memory_budget.clone()),
+            identity: self.identity.clone(),
+            broker: self.broker.clone(),
+            subjects: self.subjects.clone(),
         }
-        grant_sockets(&mut wasi, &self.sockets);
-        let mut state = InvocationState::new(
-            wasi.build(),
-            OutgoingHooks::new(&self.workload, self.outgoing.clone(), self.resolver.clone()),
-            self.memory,
-            self.identity.clone(),
-            self.broker.clone(),
-            self.subjects.clone(),
-        );
-        state.typed = self.typed.clone();
-        state.limiter = GuestLimiter::new(self.memory, Some(self.memory_budget.clone()));
+        .build(engine.engine())?;
+        store.data_mut().typed = self.typed.clone();
         let deadline = Instant::now() + self.timeout;
-        state.deadline = Some(deadline);
-        let mut store = Store::new(engine.engine(), state);
-        store.limiter(|state| &mut state.limiter);
+        store.data_mut().deadline = Some(deadline);
         let timeout = self.timeout;
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |mut cx| {
@@ -383,6 +367,82 @@ impl InvocationTemplate {
     /// The component's name, for log lines.
     pub fn component(&self) -> &str {
         &self.component
+    }
+}
+
+/// What a guest's Store is made of, for a workload's invocation and a
+/// shared plugin's instance alike: the one place that wires WASI (stdio,
+/// environment, volumes, sockets), outgoing HTTP, the memory limiter and
+/// the `keel:core` state. Each caller then sets its own deadline policy.
+pub(crate) struct GuestStore<'a> {
+    /// Who runs, in log lines: the workload (`ns/name`) or `plugin:<name>`.
+    pub label: &'a str,
+    /// The component, in log lines.
+    pub component: &'a str,
+    /// How much the guest may log.
+    pub output: Arc<OutputRate>,
+    /// Its environment variables.
+    pub env: &'a [(String, String)],
+    /// Host folders it sees.
+    pub volumes: &'a [crate::manifest::VolumeSpec],
+    /// The sockets it may use.
+    pub sockets: &'a Arc<SocketAllowlist>,
+    /// Whether it may resolve host names.
+    pub name_lookup: bool,
+    /// Its outgoing HTTP allowlist.
+    pub outgoing: OutgoingHooks,
+    /// Linear memory and host buffers it may hold.
+    pub memory: usize,
+    /// The shared budget its memory is also drawn from, if any.
+    pub memory_budget: Option<Arc<MemoryBudget>>,
+    /// Whom it acts for.
+    pub identity: Arc<WorkloadIdentity>,
+    /// Where `keel:core/messaging` goes.
+    pub broker: Broker,
+    /// The subjects `keel:core/nats` lets it use.
+    pub subjects: Arc<SubjectGrants>,
+}
+
+impl GuestStore<'_> {
+    /// The Store, with its memory limiter installed.
+    pub(crate) fn build(self, engine: &wasmtime::Engine) -> Result<Store<InvocationState>> {
+        let mut wasi = WasiCtx::builder();
+        wasi.envs(self.env)
+            .stdout(GuestLog::new(
+                self.label,
+                self.component,
+                Stream::Stdout,
+                self.output.clone(),
+            ))
+            .stderr(GuestLog::new(
+                self.label,
+                self.component,
+                Stream::Stderr,
+                self.output,
+            ))
+            .allow_ip_name_lookup(self.name_lookup);
+        for volume in self.volumes {
+            let perms = if volume.read_only {
+                FsPerms::ReadOnly
+            } else {
+                FsPerms::ReadWrite
+            };
+            wasi.preopened_dir(&volume.host, &volume.guest, perms)
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("opening volume {}", volume.host.display()))?;
+        }
+        grant_sockets(&mut wasi, self.sockets);
+        let state = InvocationState::new(
+            wasi.build(),
+            self.outgoing,
+            GuestLimiter::new(self.memory, self.memory_budget),
+            self.identity,
+            self.broker,
+            self.subjects,
+        );
+        let mut store = Store::new(engine, state);
+        store.limiter(|state| &mut state.limiter);
+        Ok(store)
     }
 }
 

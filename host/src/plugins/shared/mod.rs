@@ -46,8 +46,8 @@ use crate::plugins::identity::{Caller, WorkloadIdentity};
 use crate::policy::authority::OutgoingAllowlist;
 use crate::policy::grants::SubjectGrants;
 use crate::policy::sockets::SocketAllowlist;
-use crate::workload::invocation::{InvocationState, core_linker, grant_sockets};
-use crate::workload::stdio::{self, GuestLog, OutputRate, Stream};
+use crate::workload::invocation::{GuestStore, InvocationState, core_linker};
+use crate::workload::stdio::{self, OutputRate};
 use anyhow::{Context, Result, anyhow};
 use fair_lock::{FairGuard, FairLock};
 use in_flight::InFlightGuard;
@@ -60,7 +60,6 @@ use wasmtime::component::{
     Component, ComponentExportIndex, Func, Instance, InstancePre, ResourceAny,
 };
 use wasmtime::{Store, UpdateDeadline};
-use wasmtime_wasi::WasiCtx;
 
 /// How long dropping released handles may run in the plugin (no workload
 /// waits for it, so no caller's deadline bounds it).
@@ -242,42 +241,35 @@ impl SharedPlugin {
     async fn start(&self) -> Result<Running> {
         let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
         let label = format!("plugin:{}", self.name);
-        let mut wasi = WasiCtx::builder();
-        wasi.stdout(GuestLog::new(
-            &label,
-            &self.name,
-            Stream::Stdout,
-            self.output.clone(),
-        ))
-        .stderr(GuestLog::new(
-            &label,
-            &self.name,
-            Stream::Stderr,
-            self.output.clone(),
-        ))
-        .allow_ip_name_lookup(self.reach.name_lookup);
-        grant_sockets(&mut wasi, &self.reach.sockets);
+        // Until a call says whom it serves, the plugin acts for nobody.
         let nobody = Arc::new(WorkloadIdentity {
             namespace: String::new(),
             name: String::new(),
             component: String::new(),
         });
-        let hooks = OutgoingHooks::new(
-            &label,
-            self.reach.outgoing.clone(),
-            self.reach.resolver.clone(),
-        );
-        let mut state = InvocationState::new(
-            wasi.build(),
-            hooks,
-            self.memory,
-            nobody,
-            self.broker.clone(),
-            self.reach.subjects.clone(),
-        );
-        state.serve_until(Some(Instant::now() + self.call_timeout));
-        let mut store = Store::new(self.pre.engine(), state);
-        store.limiter(|s| s.limiter());
+        let mut store = GuestStore {
+            label: &label,
+            component: &self.name,
+            output: self.output.clone(),
+            env: &[],
+            volumes: &[],
+            sockets: &self.reach.sockets,
+            name_lookup: self.reach.name_lookup,
+            outgoing: OutgoingHooks::new(
+                &label,
+                self.reach.outgoing.clone(),
+                self.reach.resolver.clone(),
+            ),
+            memory: self.memory,
+            memory_budget: None,
+            identity: nobody,
+            broker: self.broker.clone(),
+            subjects: self.reach.subjects.clone(),
+        }
+        .build(self.pre.engine())?;
+        store
+            .data_mut()
+            .serve_until(Some(Instant::now() + self.call_timeout));
         // Each call sets its own deadline, `call_timeout` after it begins
         // (never its caller's: see `in_flight`). An async Store yields every
         // tick, so the runtime's other tasks run; a synchronous one cannot
