@@ -6,6 +6,7 @@ use anyhow::{Result, bail};
 use keel::core_api::broker::BrokerSubscription;
 use keel::manifest::SubscriptionSpec;
 use keel::{WorkloadId, WorkloadSpec};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 /// A `recorder` workload in `namespace` subscribed to each of `subjects`.
@@ -46,4 +47,34 @@ pub async fn reports_until(
         }
     }
     Ok(seen)
+}
+
+/// The report of the marker [`nothing_but_the_marker`] publishes.
+const MARKER: &str = "_INBOX.marker - marker";
+
+/// Has the `pinger` workload served on `pinger_host` publish a marker on
+/// `_INBOX.marker` of its namespace, then checks that the recorder of that
+/// namespace (`subscriptions` subscriptions, reporting on `reports`)
+/// received that marker once per subscription and nothing else: what
+/// another namespace did before the marker never reached it.
+pub async fn nothing_but_the_marker(
+    addr: SocketAddr,
+    pinger_host: &str,
+    reports: &mut BrokerSubscription,
+    subscriptions: usize,
+) -> Result<()> {
+    let marker = crate::get(
+        addr,
+        pinger_host,
+        "/publish?subject=_INBOX.marker&msg=marker",
+    )
+    .await?;
+    if marker.status != 200 {
+        bail!("publishing the marker: {} {}", marker.status, marker.body);
+    }
+    let seen = reports_until(reports, MARKER, subscriptions).await?;
+    if !seen.iter().all(|r| r == MARKER) {
+        bail!("the recorder received more than its own marker: {seen:#?}");
+    }
+    Ok(())
 }

@@ -6,7 +6,7 @@
 use keel_tests::keel::manifest::{NatsSpec, SubscriptionSpec};
 use keel_tests::keel::{Host, WorkloadId, WorkloadSpec};
 use keel_tests::nats::{NatsServer, host_on};
-use keel_tests::recorder::{recorder, reports_until};
+use keel_tests::recorder::{nothing_but_the_marker, recorder};
 use keel_tests::{get, guest, request};
 
 fn ponger(name: &str, queue: Option<&str>) -> WorkloadSpec {
@@ -83,14 +83,7 @@ async fn another_namespace_never_sees_replies_or_jetstream_traffic() -> anyhow::
         exchange.body, "pong: team-a-ping\n",
         "team-a gets its reply"
     );
-    let marker = get(addr, "b.test", "/publish?subject=_INBOX.marker&msg=marker").await?;
-    assert_eq!(marker.status, 200, "{}", marker.body);
-
-    let seen = reports_until(&mut reports, "_INBOX.marker - marker", wildcards.len()).await?;
-    assert!(
-        seen.iter().all(|r| r == "_INBOX.marker - marker"),
-        "team-b received more than its own marker: {seen:#?}"
-    );
+    nothing_but_the_marker(addr, "b.test", &mut reports, wildcards.len()).await?;
     host.shutdown().await;
     Ok(())
 }
