@@ -300,7 +300,8 @@ fn workload_spec(
     };
     let timeout = match raw.limits.timeout {
         Some(timeout) => {
-            check_timeout(timeout.get_ref().0).map_err(|m| source.error(timeout.span(), m))?;
+            check_timeout("timeout", "invocation", timeout.get_ref().0)
+                .map_err(|m| source.error(timeout.span(), m))?;
             timeout.into_inner().0
         }
         None => defaults.timeout,

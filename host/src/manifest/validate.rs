@@ -114,12 +114,8 @@ impl PluginSpec {
             source.check().map_err(|m| InvalidSpec::new("source", m))?;
         }
         check_memory(self.memory).map_err(|m| InvalidSpec::new("memory", m))?;
-        if self.call_timeout.is_zero() {
-            return Err(InvalidSpec::new(
-                "call_timeout",
-                "`call_timeout` must be more than 0s: every call into the plugin would fail",
-            ));
-        }
+        check_timeout("call_timeout", "call into the plugin", self.call_timeout)
+            .map_err(|m| InvalidSpec::new("call_timeout", m))?;
         for pattern in &self.grants.outgoing_http {
             AuthorityPattern::parse(pattern)
                 .map_err(|m| InvalidSpec::new("grants.outgoing_http", m))?;
@@ -142,7 +138,8 @@ impl Limits {
         check_memory(self.memory).map_err(|m| InvalidSpec::new("limits.memory", m))?;
         check_memory_total(self.memory, self.memory_total())
             .map_err(|m| InvalidSpec::new("limits.memory_total", m))?;
-        check_timeout(self.timeout).map_err(|m| InvalidSpec::new("limits.timeout", m))?;
+        check_timeout("timeout", "invocation", self.timeout)
+            .map_err(|m| InvalidSpec::new("limits.timeout", m))?;
         if self.max_instances == 0 {
             return Err(InvalidSpec::new(
                 "limits.max_instances",
@@ -195,10 +192,12 @@ pub(crate) fn check_memory_total(memory: ByteSize, total: ByteSize) -> Result<()
     Ok(())
 }
 
-/// An invocation's timeout: more than nothing.
-pub(crate) fn check_timeout(timeout: Duration) -> Result<(), String> {
+/// A time limit named `key`, on every `what`: more than nothing.
+pub(crate) fn check_timeout(key: &str, what: &str, timeout: Duration) -> Result<(), String> {
     if timeout.is_zero() {
-        return Err("`timeout` must be more than 0s: every invocation would fail".to_string());
+        return Err(format!(
+            "`{key}` must be more than 0s: every {what} would fail"
+        ));
     }
     Ok(())
 }
