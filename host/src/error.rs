@@ -1,8 +1,8 @@
 //! The errors of keel's library API ([`Host`](crate::Host)), typed so that
 //! an embedder can tell them apart; inside the crate errors are `anyhow`.
 
-use crate::manifest::{InvalidSpec, WorkloadId};
-use crate::workload::WorkloadState;
+use crate::spec::WorkloadState;
+use crate::spec::{InvalidSpec, WorkloadId};
 
 /// Why a [`Host`](crate::Host) call failed.
 #[derive(Debug, thiserror::Error)]

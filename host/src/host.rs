@@ -14,6 +14,7 @@
 //! # Ok(()) }
 //! ```
 
+use crate::budget::MemoryBudget;
 use crate::cache::{CacheStats, ComponentCache};
 use crate::core_api::broker::{Broker, NatsConnection};
 use crate::core_api::bus::{Bus, BusOptions};
@@ -22,11 +23,13 @@ use crate::core_api::stream_cap::StreamCap;
 use crate::engine::{EngineOptions, KeelEngine};
 use crate::error::Error;
 use crate::http::body::{ResponseBody, boxed_request_body};
-use crate::http::{Ingress, IngressOptions, Resolver, Router, handler};
-use crate::manifest::{ByteSize, NatsSpec, PluginSpec, WorkloadId, WorkloadSpec};
+use crate::http::{Ingress, IngressOptions, Router, handler};
+use crate::outgoing::Resolver;
 use crate::plugins::PluginSet;
 use crate::services::Services;
-use crate::workload::{MemoryBudget, Workload, WorkloadState, WorkloadStatus};
+use crate::spec::{ByteSize, NatsSpec, PluginSpec, WorkloadId, WorkloadSpec};
+use crate::spec::{WorkloadState, WorkloadStatus};
+use crate::workload::Workload;
 use anyhow::Result;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -135,7 +138,7 @@ impl HostBuilder {
     /// How many JetStream streams (buckets) the plugins acting for one
     /// namespace may create through `keel:core/nats`; overrides the NATS
     /// spec's `max_streams_per_namespace` (default
-    /// [`DEFAULT_MAX_STREAMS_PER_NAMESPACE`](crate::manifest::DEFAULT_MAX_STREAMS_PER_NAMESPACE)).
+    /// [`DEFAULT_MAX_STREAMS_PER_NAMESPACE`](crate::spec::DEFAULT_MAX_STREAMS_PER_NAMESPACE)).
     /// See [`StreamCap`] for how streams are counted.
     pub fn max_streams_per_namespace(mut self, max: u32) -> HostBuilder {
         self.max_streams_per_namespace = Some(max);

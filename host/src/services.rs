@@ -1,12 +1,12 @@
 //! What every workload of a host shares: the engine, the compiled-component
 //! cache, the plugins, and the message broker plugins reach through `keel:core`.
 
+use crate::budget::MemoryBudget;
 use crate::cache::ComponentCache;
 use crate::core_api::broker::Broker;
 use crate::engine::KeelEngine;
-use crate::http::Resolver;
+use crate::outgoing::Resolver;
 use crate::plugins::PluginSet;
-use crate::workload::MemoryBudget;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A host's shared services; workloads hold an `Arc` of it while starting.

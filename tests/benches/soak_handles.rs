@@ -4,7 +4,7 @@
 //! must hold no handle. Exits non-zero on a leak. Run by `make bench`.
 
 use keel_tests::guest;
-use keel_tests::keel::manifest::{LinkMode, PluginSpec};
+use keel_tests::keel::spec::{LinkMode, PluginSpec};
 use keel_tests::keel::{Host, WorkloadId, WorkloadSpec};
 use std::time::Instant;
 

@@ -181,8 +181,8 @@ pub fn builtin_plugin(
     name: &str,
     config: &[(&str, &str)],
     grants: &[&str],
-) -> keel::manifest::PluginSpec {
-    let mut spec = keel::manifest::PluginSpec::new(name, None, keel::manifest::LinkMode::Composed);
+) -> keel::spec::PluginSpec {
+    let mut spec = keel::spec::PluginSpec::new(name, None, keel::spec::LinkMode::Composed);
     spec.config = config
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))

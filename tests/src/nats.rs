@@ -15,7 +15,7 @@ pub async fn host_on(server: &NatsServer) -> Result<keel::Host> {
     keel::Host::builder()
         .http_listen("127.0.0.1:0".parse()?)
         .engine_options(crate::test_engine())
-        .nats(keel::manifest::NatsSpec::url(server.url()))
+        .nats(keel::spec::NatsSpec::url(server.url()))
         .start()
         .await
 }

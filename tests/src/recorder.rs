@@ -4,7 +4,7 @@
 
 use anyhow::{Result, bail};
 use keel::core_api::broker::BrokerSubscription;
-use keel::manifest::SubscriptionSpec;
+use keel::spec::SubscriptionSpec;
 use keel::{WorkloadId, WorkloadSpec};
 use std::net::SocketAddr;
 use std::time::Duration;

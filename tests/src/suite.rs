@@ -43,7 +43,7 @@ impl Target {
     pub async fn on_nats(
         namespace: &str,
         file: &str,
-        plugin: Option<keel::manifest::PluginSpec>,
+        plugin: Option<keel::spec::PluginSpec>,
     ) -> Result<Target> {
         let server = crate::nats::NatsServer::start()?;
         let host = crate::nats::host_on(&server).await?;

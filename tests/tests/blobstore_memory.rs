@@ -17,7 +17,7 @@ keel_tests::blobstore_suite!(memory);
 /// the two forwarders apart.
 mod generic_forwarder {
     use super::*;
-    use keel_tests::keel::manifest::{Forwarder, LinkMode, PluginSpec};
+    use keel_tests::keel::spec::{Forwarder, LinkMode, PluginSpec};
 
     async fn memory_generic() -> anyhow::Result<Target> {
         let host = start_host(None).await?;
@@ -36,7 +36,7 @@ mod generic_forwarder {
 /// made by its host pipes cross between plugin and workload within it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn host_pipes_work_in_composed_mode_too() -> anyhow::Result<()> {
-    use keel_tests::keel::manifest::{LinkMode, PluginSpec};
+    use keel_tests::keel::spec::{LinkMode, PluginSpec};
     let host = start_host(None).await?;
     host.add_plugin(PluginSpec::new(
         "blobstore-memory",
@@ -66,7 +66,7 @@ async fn host_pipes_work_in_composed_mode_too() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_tenant_filling_memory_gets_quota_errors_and_others_keep_their_data() -> anyhow::Result<()>
 {
-    use keel_tests::keel::manifest::{LinkMode, PluginSpec, SharedScope};
+    use keel_tests::keel::spec::{LinkMode, PluginSpec, SharedScope};
     use keel_tests::{get, request};
     let host = start_host(None).await?;
     host.add_plugin(PluginSpec {
@@ -135,7 +135,7 @@ async fn a_tenant_filling_memory_gets_quota_errors_and_others_keep_their_data() 
 /// the host's memory without bound.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_pipe_nobody_reads_is_refused_at_the_memory_limit() -> anyhow::Result<()> {
-    use keel_tests::keel::manifest::{ByteSize, LinkMode, PluginSpec};
+    use keel_tests::keel::spec::{ByteSize, LinkMode, PluginSpec};
     let host = start_host(None).await?;
     host.add_plugin(PluginSpec::new(
         "blobstore-memory",

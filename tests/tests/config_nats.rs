@@ -7,7 +7,7 @@ use keel_tests::keel::{WorkloadId, WorkloadSpec};
 use keel_tests::nats::{NatsServer, host_on};
 use keel_tests::{builtin_plugin, get, guest};
 
-fn config_nats(pairs: &[(&str, &str)]) -> keel_tests::keel::manifest::PluginSpec {
+fn config_nats(pairs: &[(&str, &str)]) -> keel_tests::keel::spec::PluginSpec {
     builtin_plugin("config-nats", pairs, &[])
 }
 

@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, StreamBody};
-use keel_tests::keel::manifest::{LinkMode, PluginSpec, SharedScope};
+use keel_tests::keel::spec::{LinkMode, PluginSpec, SharedScope};
 use keel_tests::keel::{Error, Host, WorkloadId, WorkloadSpec, WorkloadState};
 use keel_tests::{get, guest, request, start_host, test_engine};
 use std::time::Duration;
@@ -151,7 +151,7 @@ async fn watching_a_workload_sees_it_stop_and_go() -> anyhow::Result<()> {
     let broken = WorkloadId::new("demo", "broken");
     let mut spec = WorkloadSpec::single(broken.clone(), guest("hello"));
     spec.subscriptions
-        .push(keel_tests::keel::manifest::SubscriptionSpec {
+        .push(keel_tests::keel::spec::SubscriptionSpec {
             subject: "orders".into(),
             queue: None,
         });
@@ -187,7 +187,7 @@ async fn requests_are_served_without_a_listener() -> anyhow::Result<()> {
         bytes_of("http_behaviours")?,
     );
     spec.http.host = Some("web.test".into());
-    spec.limits.max_request_body = keel_tests::keel::manifest::ByteSize(16);
+    spec.limits.max_request_body = keel_tests::keel::spec::ByteSize(16);
     host.start_workload(spec).await?;
     let call = |host_header: &'static str, path: &'static str, body: &'static str| {
         let request = http::Request::builder()

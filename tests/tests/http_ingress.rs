@@ -2,7 +2,7 @@
 //! guests that trap, spin or hoard memory while others keep answering.
 
 use keel_tests::gate::Gate;
-use keel_tests::keel::manifest::ByteSize;
+use keel_tests::keel::spec::ByteSize;
 use keel_tests::keel::{WorkloadId, WorkloadSpec};
 use keel_tests::raw::wait_until;
 use keel_tests::{get, guest, raw_request, request, start_host};

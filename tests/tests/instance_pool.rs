@@ -4,7 +4,7 @@
 //! refused at start; shared plugin instances draw from their own reserve.
 
 use keel_tests::gate::Gate;
-use keel_tests::keel::manifest::ByteSize;
+use keel_tests::keel::spec::ByteSize;
 use keel_tests::keel::{EngineOptions, Error, Host, WorkloadId, WorkloadSpec};
 use keel_tests::{get, guest, test_engine};
 use std::net::SocketAddr;

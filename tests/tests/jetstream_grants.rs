@@ -5,7 +5,7 @@
 //! third-party plugin speaking raw `keel:core/nats` (`nats_plugin`) and the
 //! built-in `keyvalue-nats`.
 
-use keel_tests::keel::manifest::{LinkMode, NatsSpec, PluginSpec};
+use keel_tests::keel::spec::{LinkMode, NatsSpec, PluginSpec};
 use keel_tests::keel::{Host, WorkloadId, WorkloadSpec};
 use keel_tests::nats::NatsServer;
 use keel_tests::{Answer, get, guest, request, test_engine};

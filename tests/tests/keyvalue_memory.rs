@@ -10,9 +10,7 @@ async fn memory() -> anyhow::Result<Target> {
 
 /// Workloads `a.test` and `b.test` on one host, with the built-in plugin
 /// configured by `plugin` when given.
-async fn memory_with(
-    plugin: Option<keel_tests::keel::manifest::PluginSpec>,
-) -> anyhow::Result<Target> {
+async fn memory_with(plugin: Option<keel_tests::keel::spec::PluginSpec>) -> anyhow::Result<Target> {
     let host = start_host(None).await?;
     if let Some(plugin) = plugin {
         host.add_plugin(plugin).await?;
@@ -26,7 +24,7 @@ keel_tests::keyvalue_suite!(memory);
 /// the two forwarders apart.
 mod generic_forwarder {
     use super::*;
-    use keel_tests::keel::manifest::{Forwarder, LinkMode, PluginSpec};
+    use keel_tests::keel::spec::{Forwarder, LinkMode, PluginSpec};
 
     async fn memory_generic() -> anyhow::Result<Target> {
         memory_with(Some(PluginSpec {
@@ -43,7 +41,7 @@ mod generic_forwarder {
 /// every other bucket stays per workload.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn buckets_named_shared_are_seen_by_every_workload() -> anyhow::Result<()> {
-    use keel_tests::keel::manifest::{LinkMode, PluginSpec};
+    use keel_tests::keel::spec::{LinkMode, PluginSpec};
     use keel_tests::{get, request};
     let Target { host, addr, .. } = memory_with(Some(PluginSpec {
         config: [("shared_buckets".to_string(), "orders, sessions".to_string())].into(),
@@ -77,7 +75,7 @@ async fn buckets_named_shared_are_seen_by_every_workload() -> anyhow::Result<()>
 /// plugin: even a bucket named shared is not shared across workloads.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_plugin_scoped_per_workload_keeps_one_instance_each() -> anyhow::Result<()> {
-    use keel_tests::keel::manifest::{LinkMode, PluginSpec, SharedScope};
+    use keel_tests::keel::spec::{LinkMode, PluginSpec, SharedScope};
     use keel_tests::{get, request};
     let Target { host, addr, .. } = memory_with(Some(PluginSpec {
         config: [("shared_buckets".to_string(), "orders".to_string())].into(),
@@ -192,7 +190,7 @@ async fn a_workload_running_out_of_time_mid_call_costs_no_one_their_data() -> an
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_tenant_filling_memory_gets_quota_errors_and_others_keep_their_data() -> anyhow::Result<()>
 {
-    use keel_tests::keel::manifest::{LinkMode, PluginSpec, SharedScope};
+    use keel_tests::keel::spec::{LinkMode, PluginSpec, SharedScope};
     use keel_tests::{get, request};
     let host = start_host(None).await?;
     host.add_plugin(PluginSpec {
@@ -261,7 +259,7 @@ async fn a_tenant_filling_memory_gets_quota_errors_and_others_keep_their_data() 
 /// keys (and buckets) of a namespace.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_key_quota_comes_from_the_plugins_config() -> anyhow::Result<()> {
-    use keel_tests::keel::manifest::{LinkMode, PluginSpec};
+    use keel_tests::keel::spec::{LinkMode, PluginSpec};
     use keel_tests::request;
     let host = start_host(None).await?;
     host.add_plugin(PluginSpec {

@@ -1,7 +1,7 @@
 //! The library API checks what it is given as strictly as a manifest, and
 //! says what is wrong in errors an embedder can match.
 
-use keel_tests::keel::manifest::ByteSize;
+use keel_tests::keel::spec::ByteSize;
 use keel_tests::keel::{Error, WorkloadId, WorkloadSpec, WorkloadState};
 use keel_tests::{get, guest, start_host};
 
@@ -33,7 +33,7 @@ async fn a_spec_is_checked_like_a_manifest_and_the_field_named() -> anyhow::Resu
     assert_eq!(refused(spec).await, "http.outgoing");
     let mut spec = hello("team-a", "api", None);
     spec.subscriptions
-        .push(keel_tests::keel::manifest::SubscriptionSpec {
+        .push(keel_tests::keel::spec::SubscriptionSpec {
             subject: "orders..new".to_string(),
             queue: None,
         });

@@ -2,7 +2,7 @@
 //! hold it all, its next request gets 503, and its neighbours are untouched.
 
 use keel_tests::gate::Gate;
-use keel_tests::keel::manifest::ByteSize;
+use keel_tests::keel::spec::ByteSize;
 use keel_tests::keel::{WorkloadId, WorkloadSpec};
 use keel_tests::{get, guest, start_host};
 

@@ -5,7 +5,7 @@
 
 use keel_tests::keel::core_api::broker::Broker;
 use keel_tests::keel::core_api::bus::Message;
-use keel_tests::keel::manifest::SubscriptionSpec;
+use keel_tests::keel::spec::SubscriptionSpec;
 use keel_tests::keel::{Host, WorkloadId, WorkloadSpec};
 use keel_tests::recorder::{nothing_but_the_marker, recorder};
 use keel_tests::{get, guest, start_host};

@@ -3,7 +3,7 @@
 //! across hosts, a request nobody answers fails cleanly, and no workload
 //! reads another namespace's replies or the plugins' JetStream traffic.
 
-use keel_tests::keel::manifest::{NatsSpec, SubscriptionSpec};
+use keel_tests::keel::spec::{NatsSpec, SubscriptionSpec};
 use keel_tests::keel::{Host, WorkloadId, WorkloadSpec};
 use keel_tests::nats::{NatsServer, host_on};
 use keel_tests::recorder::{nothing_but_the_marker, recorder};

@@ -1,7 +1,7 @@
 //! A plugin reaches the outside world only through its own grants, never
 //! through the grants of the workloads it serves.
 
-use keel_tests::keel::manifest::{LinkMode, PluginGrants, PluginSpec};
+use keel_tests::keel::spec::{LinkMode, PluginGrants, PluginSpec};
 use keel_tests::keel::{Host, WorkloadId, WorkloadSpec};
 use keel_tests::{get, guest, http_upstream, start_host};
 use std::net::SocketAddr;

@@ -2,7 +2,7 @@
 //! given (`own`), in shared mode (the forwarder moves them between the two
 //! Stores and gives a lent one back) and in composed mode (one Store).
 
-use keel_tests::keel::manifest::{LinkMode, PluginSpec};
+use keel_tests::keel::spec::{LinkMode, PluginSpec};
 use keel_tests::keel::{WorkloadId, WorkloadSpec};
 use keel_tests::{guest, request, start_host};
 

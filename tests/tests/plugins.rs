@@ -2,7 +2,7 @@
 //! composed-and-compiled cache, deny by default, and the refusal of
 //! workloads that import `keel:core`.
 
-use keel_tests::keel::manifest::{LinkMode, PluginSpec};
+use keel_tests::keel::spec::{LinkMode, PluginSpec};
 use keel_tests::keel::{CacheStats, Host, WorkloadId, WorkloadSpec};
 use keel_tests::{get, guest, request, start_host};
 use std::path::Path;

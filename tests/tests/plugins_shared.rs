@@ -4,9 +4,9 @@
 use keel_tests::keel::core_api::broker::Broker;
 use keel_tests::keel::core_api::bus::Bus;
 use keel_tests::keel::engine::KeelEngine;
-use keel_tests::keel::manifest::{LinkMode, PluginGrants, PluginSpec};
-use keel_tests::keel::plugins::builtin::builtin;
 use keel_tests::keel::plugins::shared::SharedPlugin;
+use keel_tests::keel::spec::builtin::builtin;
+use keel_tests::keel::spec::{LinkMode, PluginGrants, PluginSpec};
 use keel_tests::keel::{Host, WorkloadId, WorkloadSpec};
 use keel_tests::{get, guest, start_host};
 use std::net::SocketAddr;

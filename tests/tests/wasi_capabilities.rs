@@ -2,7 +2,7 @@
 //! volumes (read-only or not), outgoing HTTP, sockets; and where its output
 //! goes (the host log, labelled with the workload).
 
-use keel_tests::keel::manifest::VolumeSpec;
+use keel_tests::keel::spec::VolumeSpec;
 use keel_tests::keel::{WorkloadId, WorkloadSpec};
 use keel_tests::{KeelProcess, get, guest, start_host, write_file};
 use std::time::Duration;

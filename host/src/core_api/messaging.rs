@@ -4,14 +4,15 @@
 //! nor answer each other.
 //!
 //! A namespace is a name that starts with a lower-case letter
-//! ([`crate::manifest::validate_name`]), so no workload subject can ever be
+//! ([`crate::spec::validate_name`]), so no workload subject can ever be
 //! one of the subjects plugins and the NATS client use for themselves
 //! (`_INBOX.…`, `$JS.…`, `$KV.…`): a workload cannot read JetStream replies
 //! whatever pattern it subscribes to.
 
+use super::bindings::keel::core::messaging::{self as api, Error, Message};
 use super::broker::{Broker, BrokerError};
 use super::bus::Message as BusMessage;
-use crate::plugins::identity::bindings::keel::core::messaging::{Error, Message};
+use super::view::CoreCtxView;
 use std::time::Duration;
 
 /// How a workload's reply inboxes start, before its namespace is added.
@@ -86,6 +87,29 @@ pub async fn request(
         body: reply.body,
         reply_to: reply.reply_to.and_then(|r| within(namespace, &r)),
     })
+}
+
+/// Plugins publish and request as their caller, in its namespace.
+impl api::Host for CoreCtxView<'_> {
+    async fn publish(&mut self, message: Message) -> Result<(), Error> {
+        publish(self.broker(), &self.identity().namespace, message).await
+    }
+
+    async fn request(
+        &mut self,
+        subject: String,
+        body: Vec<u8>,
+        timeout_ms: u32,
+    ) -> Result<Message, Error> {
+        request(
+            self.broker(),
+            &self.identity().namespace,
+            subject,
+            body,
+            timeout_ms,
+        )
+        .await
+    }
 }
 
 #[cfg(test)]

@@ -8,20 +8,20 @@
 //! …) and reply subjects reach the guest unchanged, since JetStream clients
 //! need both.
 
+use super::bindings::keel::core::nats::{Error, Header, Message};
 use super::broker::{Broker, NatsConnection, check_size};
 use super::jetstream_grants::{ApiCall, Checker, Refused};
 use super::stream_cap::CapError;
-use crate::plugins::identity::bindings::keel::core::nats::{Error, Header, Message};
+use super::view::CoreCtxView;
 use crate::policy::grants::{SubjectGrants, new_inbox};
 use crate::policy::subject::{self as rules, Use};
-use crate::workload::InvocationState;
 use async_nats::HeaderMap;
 use futures::StreamExt;
 use std::str::FromStr;
 use std::time::Duration;
 use wasmtime::component::Resource;
 
-pub use crate::plugins::identity::bindings::keel::core::nats as api;
+pub use super::bindings::keel::core::nats as api;
 
 /// A plugin's live subscription (the `subscription` resource); dropping it
 /// unsubscribes.
@@ -165,7 +165,7 @@ fn unavailable(e: impl std::fmt::Display) -> Error {
     Error::Unavailable(e.to_string())
 }
 
-impl InvocationState {
+impl CoreCtxView<'_> {
     fn nats_caller(&self) -> Caller<'_> {
         Caller {
             broker: self.broker(),
@@ -175,7 +175,7 @@ impl InvocationState {
     }
 }
 
-impl api::Host for InvocationState {
+impl api::Host for CoreCtxView<'_> {
     async fn publish(
         &mut self,
         subject: String,
@@ -299,7 +299,7 @@ impl api::Host for InvocationState {
     }
 }
 
-impl api::HostSubscription for InvocationState {
+impl api::HostSubscription for CoreCtxView<'_> {
     async fn next(
         &mut self,
         subscription: Resource<NatsSubscription>,

@@ -26,9 +26,9 @@
 //! workload's Store). Once the reading end is dropped, buffered bytes are
 //! given back and writes fail as closed.
 
+use super::bindings::keel::core::pipe as api;
+use super::view::CoreCtxView;
 use crate::budget::StoreMemory;
-use crate::plugins::identity::bindings::keel::core::pipe as api;
-use crate::workload::InvocationState;
 use bytes::{Bytes, BytesMut};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
@@ -177,7 +177,7 @@ impl Drop for PipeReader {
     }
 }
 
-impl api::Host for InvocationState {
+impl api::Host for CoreCtxView<'_> {
     fn new_pipe(
         &mut self,
     ) -> wasmtime::Result<(Resource<DynOutputStream>, Resource<DynInputStream>)> {

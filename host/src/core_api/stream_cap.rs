@@ -1,6 +1,6 @@
 //! How many JetStream streams (buckets) each namespace may create through
 //! `keel:core/nats`: at most [`StreamCap::max`] (default
-//! [`DEFAULT_MAX_STREAMS_PER_NAMESPACE`](crate::manifest::DEFAULT_MAX_STREAMS_PER_NAMESPACE)),
+//! [`DEFAULT_MAX_STREAMS_PER_NAMESPACE`](crate::spec::DEFAULT_MAX_STREAMS_PER_NAMESPACE)),
 //! so one tenant cannot fill the server with thousands of buckets.
 //!
 //! The host keeps, per namespace, the names of the streams it holds. The

@@ -5,8 +5,9 @@
 use super::body::{LimitedBody, ResponseBody, full};
 use super::router::{Router, request_host};
 use crate::engine::KeelEngine;
-use crate::plugins::shared::in_flight::DeadlinePassed;
-use crate::workload::{Admission, InvocationState, Unavailable, Workload};
+use crate::store::InvocationState;
+use crate::store::in_flight::DeadlinePassed;
+use crate::workload::{Admission, Unavailable, Workload};
 use bytes::Bytes;
 use http_body::Body;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! Which workload a request goes to: by its Host header, with a development
 //! default when the host runs a single HTTP workload without a host name.
 
-use crate::manifest::WorkloadId;
+use crate::spec::WorkloadId;
 use crate::workload::Workload;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};

@@ -1,39 +1,21 @@
 //! Reading a manifest file: TOML parsing, validation, path resolution, and
 //! errors that point at `file:line:column`.
 
-use super::validate::{
+use super::{Manifest, raw};
+use crate::spec::validate::{
     check_component_file, check_env, check_http_host, check_memory, check_memory_total,
     check_queue, check_subject, check_timeout,
 };
-use super::{
-    ComponentSource, ComponentSpec, HttpSpec, Limits, LinkMode, Manifest, NatsSpec, PluginGrants,
-    PluginSpec, SocketsSpec, SubscriptionSpec, VolumeSpec, WorkloadId, WorkloadSpec, raw,
-    validate_name,
+use crate::spec::{
+    ComponentSource, ComponentSpec, HttpSpec, Limits, LinkMode, Location, NatsSpec, PluginGrants,
+    PluginSpec, SocketsSpec, SubscriptionSpec, VolumeSpec, WorkloadId, WorkloadSpec, validate_name,
 };
 use std::collections::BTreeSet;
-use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 /// The largest manifest file read.
 pub const MAX_MANIFEST_SIZE: u64 = 1 << 20;
-
-/// A place in a manifest file, printed `file:line:column` (1-based).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Location {
-    /// The manifest file.
-    pub file: PathBuf,
-    /// 1-based line.
-    pub line: usize,
-    /// 1-based column, in characters.
-    pub column: usize,
-}
-
-impl fmt::Display for Location {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}", self.file.display(), self.line, self.column)
-    }
-}
 
 /// A manifest that cannot be used, with where and why.
 #[derive(Debug, thiserror::Error)]
@@ -126,10 +108,7 @@ impl Manifest {
         let nats = match raw.nats {
             Some(nats) => {
                 let url = nats.url.get_ref().trim().to_string();
-                if crate::manifest::NatsSpec::url(url.clone())
-                    .servers()
-                    .is_err()
-                {
+                if crate::spec::NatsSpec::url(url.clone()).servers().is_err() {
                     return Err(source.error(
                         nats.url.span(),
                         "`url` must be nats://host:port or tls://host:port, several separated by commas",
@@ -142,7 +121,7 @@ impl Manifest {
                     name: nats.name,
                     max_streams_per_namespace: nats
                         .max_streams_per_namespace
-                        .unwrap_or(crate::manifest::DEFAULT_MAX_STREAMS_PER_NAMESPACE),
+                        .unwrap_or(crate::spec::DEFAULT_MAX_STREAMS_PER_NAMESPACE),
                 })
             }
             None => None,
@@ -382,10 +361,10 @@ fn plugin_spec(
             }
             (Some(file), LinkMode::Composed, path.span())
         }
-        None => match crate::plugins::builtin::builtin(&name) {
+        None => match crate::spec::builtin::builtin(&name) {
             Some((mode, _)) => (None, mode, raw.name.span()),
             None => {
-                let known: Vec<&str> = crate::plugins::builtin::names().collect();
+                let known: Vec<&str> = crate::spec::builtin::names().collect();
                 return Err(source.error(
                     raw.name.span(),
                     format!(

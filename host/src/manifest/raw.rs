@@ -2,7 +2,7 @@
 //! [`WorkloadSpec`](super::WorkloadSpec) is what the rest of the host sees,
 //! with paths resolved and defaults applied.
 
-use super::units::{ByteSize, TextDuration, duration};
+use crate::spec::units::{ByteSize, TextDuration, duration};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -33,15 +33,15 @@ pub struct Nats {
 pub struct Plugin {
     pub name: Spanned<String>,
     pub path: Option<Spanned<String>>,
-    pub mode: Option<super::LinkMode>,
+    pub mode: Option<crate::spec::LinkMode>,
     #[serde(default)]
     pub config: BTreeMap<String, String>,
     #[serde(default)]
     pub grants: Grants,
     #[serde(default)]
-    pub scope: super::SharedScope,
+    pub scope: crate::spec::SharedScope,
     #[serde(default)]
-    pub forwarder: super::Forwarder,
+    pub forwarder: crate::spec::Forwarder,
     pub memory: Option<ByteSize>,
     #[serde(default, with = "opt_duration")]
     pub call_timeout: Option<Duration>,

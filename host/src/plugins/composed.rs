@@ -3,7 +3,7 @@
 
 use super::PluginSet;
 use crate::cache::ComponentCache;
-use crate::manifest::ComponentSpec;
+use crate::spec::ComponentSpec;
 use anyhow::{Context, Result};
 use keel_compose::{Binding, PluginBytes, bake};
 use sha2::{Digest, Sha256};
@@ -37,7 +37,8 @@ pub fn prepared_plugins(
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let serves_config = bindings.iter().any(|b| {
-            b.plugin == binding.plugin && crate::workload::is_interface(&b.import, CONFIG_STORE)
+            b.plugin == binding.plugin
+                && crate::policy::names::is_interface(&b.import, CONFIG_STORE)
         });
         if serves_config {
             pairs.extend(component.config.iter().map(|(k, v)| (k.clone(), v.clone())));

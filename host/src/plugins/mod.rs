@@ -8,17 +8,15 @@
 //! learn who calls them through `keel:core` ([`identity`]); workloads may
 //! not import `keel:core` themselves.
 
-pub mod builtin;
 pub mod composed;
 pub mod deny;
-pub mod identity;
-pub mod report;
 pub mod shared;
 
 use crate::cache::ComponentCache;
 use crate::engine::KeelEngine;
-use crate::manifest::{LinkMode, PluginSpec, SharedScope, WorkloadId};
 use crate::policy::grants::SubjectGrants;
+use crate::spec::builtin;
+use crate::spec::{LinkMode, PluginSpec, SharedScope, WorkloadId};
 use anyhow::{Context, Result, bail};
 use keel_compose::{Binding, ComponentInfo, InterfaceName, Registry, Unbound};
 use sha2::{Digest, Sha256};
@@ -233,7 +231,7 @@ impl PluginSet {
         name: &str,
         workload: &WorkloadId,
         broker: &crate::core_api::broker::Broker,
-        resolver: &crate::http::Resolver,
+        resolver: &crate::outgoing::Resolver,
     ) -> Result<Arc<SharedPlugin>> {
         let loaded = self
             .get(name)

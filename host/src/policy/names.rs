@@ -77,6 +77,13 @@ pub fn printable(text: &str) -> String {
     out
 }
 
+/// Whether the export or import `name` is the WIT `interface`
+/// (`ns:pkg/iface`) at any version (`ns:pkg/iface@1.2.3`).
+pub fn is_interface(name: &str, interface: &str) -> bool {
+    name.strip_prefix(interface)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('@'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

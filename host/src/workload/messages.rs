@@ -3,12 +3,14 @@
 //! subscriptions, each in a fresh instance, under the same limits (instance
 //! slots, deadline, memory) as an HTTP request.
 
-use super::invocation::{InvocationState, InvocationTemplate};
-use super::{Workload, is_interface};
+use super::Workload;
+use super::invocation::InvocationTemplate;
 use crate::core_api::broker::BrokerSubscription;
 use crate::core_api::bus::Message;
 use crate::core_api::messaging::{unscoped, within};
 use crate::engine::KeelEngine;
+use crate::policy::names::is_interface;
+use crate::store::InvocationState;
 use anyhow::{Context, Result};
 use std::sync::Arc;
 use wasmtime::component::{Component, ComponentExportIndex, ComponentType, InstancePre, Lower};

@@ -7,21 +7,19 @@
 //! instance from the pool.
 
 pub mod invocation;
-pub mod limits;
 pub mod messages;
-pub mod state;
-pub mod stdio;
 
-pub use crate::budget::MemoryBudget;
-pub use invocation::{DeadlineExceeded, InvocationState, InvocationTemplate};
-pub use state::{WorkloadState, WorkloadStatus};
+pub use invocation::{DeadlineExceeded, InvocationTemplate};
 
 use crate::core_api::broker::BrokerSubscription;
-use crate::manifest::{ComponentSpec, LinkMode, WorkloadId, WorkloadSpec};
 use crate::plugins::shared::{SharedPlugin, forward, typed};
 use crate::plugins::{LinkPlan, composed, deny};
 use crate::pool::{PoolMember, PoolRefusal, PoolSlot};
 use crate::services::Services;
+use crate::spec::{
+    ComponentSpec, LinkMode, WorkloadId, WorkloadSpec, WorkloadState, WorkloadStatus,
+};
+use crate::store::InvocationState;
 use anyhow::{Context, Result, bail};
 use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
@@ -242,15 +240,15 @@ impl Workload {
         let mut handler = None;
         // One budget for every instance of the workload in flight, whichever
         // component and whatever the trigger, inside the host's.
-        let memory_budget = MemoryBudget::new(
+        let memory_budget = crate::budget::MemoryBudget::new(
             self.spec.limits.memory_total().as_usize(),
             Some(services.memory_budget.clone()),
         );
         // One log rate for the whole workload, whichever component writes.
-        let output = stdio::log_rate(self.spec.limits.log_rate.0);
+        let output = crate::store::stdio::log_rate(self.spec.limits.log_rate.0);
         for spec in &self.spec.components {
             let (component, plan, shared) = load_component(services, spec, &self.spec)?;
-            let mut linker = invocation::core_linker(engine.engine())?;
+            let mut linker = crate::store::core_linker(engine.engine())?;
             let bindings = plan.shared.iter().cloned().zip(shared).collect();
             let (typed, generic) =
                 typed::link_typed(&mut linker, bindings).map_err(|e| located(spec, e))?;
@@ -323,7 +321,7 @@ impl Workload {
             let exports_http = component
                 .component_type()
                 .exports(engine.engine())
-                .any(|(name, _)| is_interface(name, HTTP_HANDLER));
+                .any(|(name, _)| crate::policy::names::is_interface(name, HTTP_HANDLER));
             if !exports_http {
                 continue;
             }
@@ -417,12 +415,6 @@ impl Workload {
         self.slots.close();
         self.set_state(WorkloadState::Stopped);
     }
-}
-
-/// Whether export/import `name` is `interface` at any version.
-pub fn is_interface(name: &str, interface: &str) -> bool {
-    name.strip_prefix(interface)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('@'))
 }
 
 /// Reads a component, plans how its imports are served, and returns it

@@ -21,7 +21,7 @@ mod native_keyvalue;
 mod native_tally;
 
 use keel_tests::get;
-use keel_tests::keel::manifest::{Forwarder, LinkMode, PluginSpec};
+use keel_tests::keel::spec::{Forwarder, LinkMode, PluginSpec};
 use keel_tests::keel::{EngineOptions, Host, WorkloadId, WorkloadSpec};
 use keel_tests::stock::StockRunner;
 use std::net::SocketAddr;

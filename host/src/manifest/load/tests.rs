@@ -115,7 +115,7 @@ fn a_plugin_forwarder_is_read_and_checked() {
     .unwrap();
     assert_eq!(
         manifest.plugins[0].forwarder,
-        super::super::Forwarder::Generic
+        crate::spec::Forwarder::Generic
     );
     let err = parse("[[plugin]]\nname = \"config\"\nforwarder = \"fast\"\n").unwrap_err();
     assert!(
@@ -126,7 +126,7 @@ fn a_plugin_forwarder_is_read_and_checked() {
 
 #[test]
 fn a_shared_plugins_scope_memory_and_call_timeout_are_read() {
-    use super::super::SharedScope;
+    use crate::spec::SharedScope;
     let workload = "[[workload]]\nname = \"a\"\n[[workload.component]]\npath = \"Cargo.toml\"\n";
     let defaults = parse(&format!(
         "[[plugin]]\nname = \"keyvalue-memory\"\n{workload}"
@@ -143,7 +143,7 @@ fn a_shared_plugins_scope_memory_and_call_timeout_are_read() {
     .unwrap();
     let plugin = &set.plugins[0];
     assert_eq!(plugin.scope, SharedScope::Host);
-    assert_eq!(plugin.memory, super::super::ByteSize::mib(64));
+    assert_eq!(plugin.memory, crate::spec::ByteSize::mib(64));
     assert_eq!(plugin.call_timeout, std::time::Duration::from_millis(250));
     let err = parse("[[plugin]]\nname = \"config\"\nscope = \"tenant\"\n").unwrap_err();
     assert!(err.to_string().contains("`namespace`"), "{err}");

@@ -11,11 +11,12 @@
 //! so resources nested in records, lists, options, results and variants are
 //! carried too.
 
+use super::PluginView;
 use super::proxy::Proxy;
 use super::streams::{self, HostObject};
 use super::{PluginCall, SharedPlugin};
-use crate::plugins::identity::Caller;
-use crate::workload::InvocationState;
+use crate::store::Caller;
+use crate::store::InvocationState;
 use anyhow::{Context, Result, bail};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -85,7 +86,7 @@ pub fn link_shared(
         let id = proxy_types.id_for(*declared);
         scope.resource_async(name, ResourceType::host_dynamic(id), |mut cx, slot| {
             Box::new(async move {
-                if let Some(proxy) = cx.data_mut().proxies.take(slot) {
+                if let Some(proxy) = cx.data_mut().plugin_state().proxies.take(slot) {
                     proxy.release().await;
                 }
                 Ok(())
@@ -283,7 +284,7 @@ fn to_plugin(
         Val::Resource(any) => {
             let proxy_ref = any.try_into_resource_dynamic(&mut *cx)?;
             let slot = proxy_ref.rep();
-            let proxies = &mut cx.data_mut().proxies;
+            let proxies = &mut cx.data_mut().plugin_state().proxies;
             let proxy = if proxy_ref.owned() {
                 proxies.take(slot)
             } else {
@@ -412,7 +413,7 @@ fn to_workload(
                     plugin.name()
                 );
             };
-            let slot = cx.data_mut().proxies.insert(Proxy {
+            let slot = cx.data_mut().plugin_state().proxies.insert(Proxy {
                 plugin: plugin.clone(),
                 generation: carry.generation,
                 handle,

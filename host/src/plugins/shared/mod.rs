@@ -14,7 +14,7 @@
 //! from the old instance are recognised by their generation and refused.
 //!
 //! One instance serves the workloads of its scope (a namespace by default,
-//! see [`SharedScope`](crate::manifest::SharedScope)), so a restart costs
+//! see [`SharedScope`](crate::spec::SharedScope)), so a restart costs
 //! those workloads their state, and nobody else's.
 //!
 //! A plugin that can never wait runs in a synchronous Store
@@ -28,29 +28,32 @@
 
 pub mod fair_lock;
 pub mod forward;
-pub mod in_flight;
 pub mod nonblocking_io;
 pub mod proxy;
 mod release;
+mod state;
 pub mod streams;
 pub mod sync_store;
 pub mod sync_wait;
 pub mod typed;
 
+pub use state::{PluginState, PluginView};
+
 use crate::core_api::broker::Broker;
+use crate::core_api::identity::WorkloadIdentity;
 use crate::engine::KeelEngine;
-use crate::http::outgoing::OutgoingHooks;
-use crate::http::resolve::Resolver;
-use crate::manifest::{Forwarder, PluginGrants};
-use crate::plugins::identity::{Caller, WorkloadIdentity};
+use crate::outgoing::hooks::OutgoingHooks;
+use crate::outgoing::resolve::Resolver;
 use crate::policy::authority::OutgoingAllowlist;
 use crate::policy::grants::SubjectGrants;
 use crate::policy::sockets::SocketAllowlist;
-use crate::workload::invocation::{GuestStore, InvocationState, core_linker};
-use crate::workload::stdio::{self, OutputRate};
+use crate::spec::{Forwarder, PluginGrants};
+use crate::store::Caller;
+use crate::store::in_flight::InFlightGuard;
+use crate::store::stdio::{self, OutputRate};
+use crate::store::{GuestStore, InvocationState, core_linker};
 use anyhow::{Context, Result, anyhow};
 use fair_lock::{FairGuard, FairLock};
-use in_flight::InFlightGuard;
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -173,12 +176,12 @@ impl SharedPlugin {
             released: Mutex::new(Vec::new()),
             any_released: AtomicBool::new(false),
             typed: true,
-            memory: crate::manifest::PluginSpec::DEFAULT_MEMORY.as_usize(),
-            call_timeout: crate::manifest::PluginSpec::DEFAULT_CALL_TIMEOUT,
+            memory: crate::spec::PluginSpec::DEFAULT_MEMORY.as_usize(),
+            call_timeout: crate::spec::PluginSpec::DEFAULT_CALL_TIMEOUT,
             serves: "every workload of the host".to_string(),
             reserved: None,
             // A plugin logs at the rate a workload gets by default.
-            output: stdio::log_rate(crate::manifest::Limits::default().log_rate.0),
+            output: stdio::log_rate(crate::spec::Limits::default().log_rate.0),
         })
     }
 

@@ -5,11 +5,11 @@
 //! async runtime — where every plugin call runs. These bindings run the
 //! same asynchronous implementations, but only as far as they go without
 //! waiting: a synchronous plugin reaches no stream that is not always ready
-//! (its stdio, see [`crate::workload::stdio`]), so they always finish. If
+//! (its stdio, see [`crate::store::stdio`]), so they always finish. If
 //! one ever would have to wait, the call traps with a message saying so
 //! instead of blocking a worker thread, and the plugin restarts.
 
-use crate::workload::InvocationState;
+use crate::store::InvocationState;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 use wasmtime::component::{HasData, HasSelf, Linker, Resource, ResourceTable};

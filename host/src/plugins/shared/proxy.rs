@@ -64,6 +64,15 @@ pub struct ProxyTable {
 }
 
 impl ProxyTable {
+    /// An empty table.
+    pub const fn new() -> ProxyTable {
+        ProxyTable {
+            slots: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+        }
+    }
+
     /// Stores `proxy` and returns its slot (the workload-side representation).
     pub fn insert(&mut self, proxy: Proxy) -> u32 {
         self.live += 1;

@@ -16,7 +16,7 @@
 //! Any interface that passes streams works this way in shared mode, the
 //! built-in ones and those a platform team invents.
 
-use crate::workload::InvocationState;
+use crate::store::InvocationState;
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Resource, ResourceAny, ResourceType, Val};
 use wasmtime::{AsContextMut, Engine, StoreContextMut};

@@ -24,10 +24,10 @@
 //! of 2 MiB, and at most 512 KiB of Wasm stack for each Store entered.
 
 use super::nonblocking_io;
-use crate::workload::InvocationState;
+use crate::store::InvocationState;
 use anyhow::{Context, Result, anyhow};
 use wasmtime::component::types::{ComponentItem, Type};
-use wasmtime::component::{Component, HasSelf, InstancePre, Linker, ResourceType};
+use wasmtime::component::{Component, InstancePre, Linker, ResourceType};
 use wasmtime_wasi::cli::{WasiCli, WasiCliView};
 use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
 use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, DynPollable};
@@ -46,15 +46,11 @@ pub(crate) fn now<F: Future>(future: F) -> Result<F::Output> {
 
 /// The linker of synchronous plugin Stores.
 pub fn linker(engine: &wasmtime::Engine) -> Result<Linker<InvocationState>> {
-    use crate::plugins::identity::bindings::keel::core::identity;
-    type S = InvocationState;
     let mut linker = Linker::new(engine);
     link_wasi(&mut linker)
         .map_err(anyhow::Error::from)
         .context("linking synchronous WASI")?;
-    identity::add_to_linker::<S, HasSelf<S>>(&mut linker, |s| s)
-        .map_err(anyhow::Error::from)
-        .context("linking keel:core/identity")?;
+    crate::core_api::add_identity_to_linker(&mut linker)?;
     Ok(linker)
 }
 

@@ -24,7 +24,7 @@
 //! plugin across the wait, so whoever holds it runs elsewhere and lets go.
 
 use super::{PluginCall, SharedPlugin};
-use crate::plugins::identity::Caller;
+use crate::store::Caller;
 use anyhow::{Result, anyhow};
 use std::time::{Duration, Instant};
 use tokio::runtime::{Handle, RuntimeFlavor};
@@ -125,10 +125,10 @@ mod tests {
     use super::*;
     use crate::core_api::broker::Broker;
     use crate::core_api::bus::Bus;
+    use crate::core_api::identity::WorkloadIdentity;
     use crate::engine::{EngineOptions, KeelEngine};
-    use crate::manifest::PluginGrants;
-    use crate::plugins::builtin::builtin;
-    use crate::plugins::identity::WorkloadIdentity;
+    use crate::spec::PluginGrants;
+    use crate::spec::builtin::builtin;
     use std::sync::Arc;
     use wasmtime::component::Component;
 

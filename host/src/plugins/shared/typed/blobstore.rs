@@ -12,7 +12,8 @@
 //! string (it restarts on the next call).
 
 use super::{CallParams, CallResults, Fallible, TypedPlugin, held, lent, link_each, moved};
-use crate::workload::InvocationState;
+use crate::plugins::shared::PluginView;
+use crate::store::InvocationState;
 use anyhow::Result;
 use std::sync::Arc;
 use wasmtime::Store;
@@ -159,6 +160,7 @@ type Answer<T> = wasmtime::Result<Result<T, String>>;
 impl BlobstoreView<'_> {
     fn forwarder(&self) -> Result<&Arc<BlobstoreForwarder>, String> {
         self.state
+            .plugin_ref()
             .typed
             .blobstore
             .as_ref()
@@ -263,7 +265,14 @@ impl BlobstoreView<'_> {
             Err(e) => return Ok(Err(e)),
         };
         let plugin = self.forwarder().map(|f| f.plugin().clone());
-        Ok(plugin.map(|plugin| held(&mut self.state.proxies, &plugin, generation, handle)))
+        Ok(plugin.map(|plugin| {
+            held(
+                &mut self.state.plugin_state().proxies,
+                &plugin,
+                generation,
+                handle,
+            )
+        }))
     }
 
     /// [`resource`](Self::resource) on the plugin resource behind the
@@ -282,19 +291,23 @@ impl BlobstoreView<'_> {
 
     /// The plugin's handle behind the workload's proxy `rep`, lent.
     fn lent(&self, rep: u32) -> Result<(ResourceAny, u64), String> {
-        lent(&self.state.proxies, self.forwarder()?.plugin(), rep)
+        lent(
+            &self.state.plugin_ref().proxies,
+            self.forwarder()?.plugin(),
+            rep,
+        )
     }
 
     /// The plugin's handle behind the workload's proxy `rep`, moved out.
     fn moved(&mut self, rep: u32) -> Result<(ResourceAny, u64), String> {
         let plugin = self.forwarder()?.plugin().clone();
-        moved(&mut self.state.proxies, &plugin, rep)
+        moved(&mut self.state.plugin_state().proxies, &plugin, rep)
     }
 
     /// Releases the plugin's handle behind the proxy `rep`, the workload
     /// having dropped it.
     async fn release(&mut self, rep: u32) {
-        if let Some(proxy) = self.state.proxies.take(rep) {
+        if let Some(proxy) = self.state.plugin_state().proxies.take(rep) {
             proxy.release().await;
         }
     }
@@ -488,7 +501,7 @@ impl types::HostOutgoingValue for BlobstoreView<'_> {
         let reply = forwarder.call(caller, None, |f| f.new_outgoing, ()).await;
         let ((handle,), generation) = reply.map_err(|e| wasmtime::format_err!("{e}"))?;
         let slot = held(
-            &mut self.state.proxies,
+            &mut self.state.plugin_state().proxies,
             forwarder.plugin(),
             generation,
             handle,

@@ -4,7 +4,7 @@
 
 use super::route::{Forward, route};
 use super::{TypedForwarders, TypedPlugin, link_each};
-use crate::workload::InvocationState;
+use crate::store::InvocationState;
 use anyhow::Result;
 use std::sync::Arc;
 use wasmtime::component::Linker;

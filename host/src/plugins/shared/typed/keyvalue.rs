@@ -18,9 +18,10 @@
 
 use super::route::{Forward, proxy_resource, route};
 use super::{Fallible, TypedForwarders, TypedPlugin, held, lent, link_each};
+use crate::plugins::shared::PluginView;
 use crate::plugins::shared::SharedPlugin;
 use crate::plugins::shared::proxy::ProxyTable;
-use crate::workload::InvocationState;
+use crate::store::InvocationState;
 use anyhow::Result;
 use std::sync::Arc;
 use wasmtime::component::{Linker, LinkerInstance, Resource, ResourceAny};
@@ -248,8 +249,12 @@ fn on_bucket<P, T, U>(
     pick: fn(&KeyvalueFuncs) -> Fallible<P, T, PluginError>,
     params: impl FnOnce(ResourceAny) -> P,
 ) -> Result<BucketCall<P, T>, (Result<U, store::Error>,)> {
-    let (handle, generation) = lent(&state.proxies, forwarder.plugin(), bucket.rep())
-        .map_err(|unknown| (Err(store::Error::Other(unknown)),))?;
+    let (handle, generation) = lent(
+        &state.plugin_ref().proxies,
+        forwarder.plugin(),
+        bucket.rep(),
+    )
+    .map_err(|unknown| (Err(store::Error::Other(unknown)),))?;
     Ok(Forward {
         generation: Some(generation),
         pick,

@@ -6,9 +6,9 @@
 
 use super::route::{Forward, route};
 use super::{TypedForwarders, TypedPlugin, link_each};
-use crate::plugins::identity::WorkloadIdentity;
+use crate::core_api::identity::WorkloadIdentity;
 use crate::plugins::shared::SharedPlugin;
-use crate::workload::InvocationState;
+use crate::store::InvocationState;
 use anyhow::Result;
 use std::sync::Arc;
 use wasmtime::component::Linker;

@@ -3,7 +3,8 @@
 //! the interface's error string (it restarts on the next call).
 
 use super::{CallParams, CallResults, Fallible, TypedPlugin, link_each};
-use crate::workload::InvocationState;
+use crate::plugins::shared::PluginView;
+use crate::store::InvocationState;
 use anyhow::Result;
 use wasmtime::component::{HasData, Linker};
 
@@ -91,7 +92,7 @@ impl MessagingView<'_> {
         P: CallParams,
         (Result<T, String>,): CallResults,
     {
-        let Some(forwarder) = self.state.typed.messaging.clone() else {
+        let Some(forwarder) = self.state.plugin_ref().typed.messaging.clone() else {
             return Ok(Err("no plugin serves wasmcloud:messaging here".into()));
         };
         let reply = forwarder

@@ -64,7 +64,7 @@ macro_rules! typed_exports {
 
             fn load(
                 &self,
-                store: &mut wasmtime::Store<$crate::workload::InvocationState>,
+                store: &mut wasmtime::Store<$crate::store::InvocationState>,
                 instance: &wasmtime::component::Instance,
             ) -> wasmtime::Result<$funcs> {
                 Ok($funcs {
@@ -84,8 +84,8 @@ mod route;
 
 use super::proxy::{Proxy, ProxyTable};
 use super::{PluginCall, SharedPlugin};
-use crate::plugins::identity::Caller;
-use crate::workload::InvocationState;
+use crate::store::Caller;
+use crate::store::InvocationState;
 use anyhow::Result;
 use keel_compose::Binding;
 use std::sync::Arc;
@@ -433,4 +433,24 @@ fn link_each(imports: &[String], mut link: impl FnMut(&str) -> wasmtime::Result<
         })?;
     }
     Ok(())
+}
+
+impl TypedForwarders {
+    /// No forwarders.
+    pub const NONE: TypedForwarders = TypedForwarders {
+        keyvalue: None,
+        config: None,
+        logging: None,
+        messaging: None,
+        blobstore: None,
+    };
+
+    /// Whether no interface family has a typed forwarder.
+    pub fn is_empty(&self) -> bool {
+        self.keyvalue.is_none()
+            && self.config.is_none()
+            && self.logging.is_none()
+            && self.messaging.is_none()
+            && self.blobstore.is_none()
+    }
 }

@@ -14,9 +14,10 @@
 //! (`prepare`) and what its reply becomes for the workload (`answer`).
 
 use super::{CallParams, CallResults, Exports, TypedForwarders, TypedPlugin};
+use crate::plugins::shared::PluginView;
 use crate::plugins::shared::SharedPlugin;
 use crate::plugins::shared::proxy::ProxyTable;
-use crate::workload::InvocationState;
+use crate::store::InvocationState;
 use std::sync::Arc;
 use wasmtime::StoreContextMut;
 use wasmtime::component::{
@@ -90,17 +91,18 @@ where
             name,
             move |mut cx: StoreContextMut<'_, InvocationState>, params: Q| {
                 let state = cx.data_mut();
-                let forwarder =
-                    family(&state.typed).ok_or_else(|| wasmtime::format_err!("{missing}"))?;
+                let forwarder = family(&state.plugin_ref().typed)
+                    .ok_or_else(|| wasmtime::format_err!("{missing}"))?;
                 let call = match prepare(state, forwarder, params) {
                     Ok(call) => call,
                     Err(answered) => return Ok(answered),
                 };
                 let reply =
                     forwarder.call_sync(state.caller(), call.generation, call.pick, call.params);
+                let plugin = forwarder.plugin().clone();
                 Ok(answer(
-                    &mut state.proxies,
-                    forwarder.plugin(),
+                    &mut state.plugin_state().proxies,
+                    &plugin,
                     call.keep,
                     reply,
                 ))
@@ -113,8 +115,8 @@ where
             let missing = missing.clone();
             Box::new(async move {
                 let state = cx.data_mut();
-                let forwarder =
-                    family(&state.typed).ok_or_else(|| wasmtime::format_err!("{missing}"))?;
+                let forwarder = family(&state.plugin_ref().typed)
+                    .ok_or_else(|| wasmtime::format_err!("{missing}"))?;
                 let call = match prepare(state, forwarder, params) {
                     Ok(call) => call,
                     Err(answered) => return Ok(answered),
@@ -122,9 +124,10 @@ where
                 let reply = forwarder
                     .call(state.caller(), call.generation, call.pick, call.params)
                     .await;
+                let plugin = forwarder.plugin().clone();
                 Ok(answer(
-                    &mut state.proxies,
-                    forwarder.plugin(),
+                    &mut state.plugin_state().proxies,
+                    &plugin,
                     call.keep,
                     reply,
                 ))
@@ -144,7 +147,7 @@ pub(crate) fn proxy_resource<T: 'static>(
     let ty = ResourceType::host::<T>();
     if sync {
         return instance.resource(name, ty, |mut cx, slot| {
-            if let Some(proxy) = cx.data_mut().proxies.take(slot) {
+            if let Some(proxy) = cx.data_mut().plugin_state().proxies.take(slot) {
                 proxy.release_sync();
             }
             Ok(())
@@ -152,7 +155,7 @@ pub(crate) fn proxy_resource<T: 'static>(
     }
     instance.resource_async(name, ty, |mut cx, slot| {
         Box::new(async move {
-            if let Some(proxy) = cx.data_mut().proxies.take(slot) {
+            if let Some(proxy) = cx.data_mut().plugin_state().proxies.take(slot) {
                 proxy.release().await;
             }
             Ok(())

@@ -37,7 +37,7 @@ pub const MAX_LINE: usize = 16 * 1024;
 
 /// A log rate of `bytes_per_second` for one workload's guests (or one
 /// shared plugin's). A workload's comes from `[workload.limits] log_rate`
-/// ([`crate::manifest::Limits`], 1 MiB/s by default).
+/// ([`crate::spec::Limits`], 1 MiB/s by default).
 pub fn log_rate(bytes_per_second: u64) -> Arc<OutputRate> {
     Arc::new(OutputRate::new(bytes_per_second, MAX_LINE))
 }

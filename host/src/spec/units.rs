@@ -23,7 +23,7 @@ impl ByteSize {
     /// Parses `"64MiB"`-style text.
     ///
     /// ```
-    /// use keel::manifest::ByteSize;
+    /// use keel::spec::ByteSize;
     /// assert_eq!(ByteSize::parse("64MiB"), Ok(ByteSize(64 << 20)));
     /// assert_eq!(ByteSize::parse("1 kB"), Ok(ByteSize(1000)));
     /// assert!(ByteSize::parse("lots").is_err());
@@ -94,8 +94,8 @@ impl<'de> Deserialize<'de> for ByteSize {
 ///
 /// ```
 /// use std::time::Duration;
-/// assert_eq!(keel::manifest::parse_duration("250ms"), Ok(Duration::from_millis(250)));
-/// assert!(keel::manifest::parse_duration("soon").is_err());
+/// assert_eq!(keel::spec::parse_duration("250ms"), Ok(Duration::from_millis(250)));
+/// assert!(keel::spec::parse_duration("soon").is_err());
 /// ```
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();

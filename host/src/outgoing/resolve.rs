@@ -1,6 +1,6 @@
 //! Host-name resolution for outgoing HTTP. keel resolves a request's host
 //! itself, so that the addresses it checks are the addresses it connects to
-//! (see [`crate::http::connect`]). The system resolver is the default; a
+//! (see [`crate::outgoing::connect`]). The system resolver is the default; a
 //! library user may supply another (a split-horizon DNS, fixed answers).
 
 use std::fmt;

@@ -1,6 +1,6 @@
 //! Where a workload is in its life, as `status` and `list` report it.
 
-use crate::manifest::WorkloadId;
+use crate::spec::WorkloadId;
 use std::fmt;
 
 /// The life of a workload: `Starting` → `Running` → `Stopping` → `Stopped`,

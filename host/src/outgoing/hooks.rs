@@ -4,8 +4,8 @@
 //! granted only by pattern (`*.example.com`), internal addresses are refused
 //! unless the allowlist says otherwise (see [`OutgoingAllowlist`]).
 
-use crate::http::connect::{self, Destination, Timeouts};
-use crate::http::resolve::Resolver;
+use crate::outgoing::connect::{self, Destination, Timeouts};
+use crate::outgoing::resolve::Resolver;
 use crate::policy::authority::{Grant, OutgoingAllowlist};
 use std::net::SocketAddr;
 use std::sync::Arc;

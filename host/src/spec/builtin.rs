@@ -8,7 +8,7 @@
 //! `blobstore-nats`, NATS behind `messaging`) of a host with a NATS server.
 //! A manifest may still name any built-in explicitly.
 
-use crate::manifest::{LinkMode, PluginGrants};
+use crate::spec::{LinkMode, PluginGrants};
 use anyhow::{Context, Result, ensure};
 use std::collections::BTreeMap;
 

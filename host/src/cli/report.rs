@@ -1,8 +1,9 @@
 //! What `keel inspect` and `keel compose` report: a component's imports and
 //! exports, and how each import would be served under a manifest's plugins.
 
-use super::{LinkPlan, PluginSet};
-use crate::manifest::{Manifest, WorkloadSpec};
+use crate::manifest::Manifest;
+use crate::plugins::{LinkPlan, PluginSet};
+use crate::spec::WorkloadSpec;
 use anyhow::{Context, Result, bail};
 use keel_compose::ComponentInfo;
 use std::collections::BTreeMap;
@@ -156,6 +157,6 @@ pub fn compose_workload(manifest: &Manifest, workload: &WorkloadSpec) -> Result<
             shared.plugin
         );
     }
-    let prepared = super::composed::prepared_plugins(&plugins, component, &plan.composed)?;
-    super::composed::compose(&bytes, &prepared, &plan.composed)
+    let prepared = crate::plugins::composed::prepared_plugins(&plugins, component, &plan.composed)?;
+    crate::plugins::composed::compose(&bytes, &prepared, &plan.composed)
 }

@@ -267,7 +267,7 @@ pub(crate) fn check_component_file(path: &std::path::Path) -> Result<(), String>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::{WorkloadId, WorkloadSpec};
+    use crate::spec::{WorkloadId, WorkloadSpec};
 
     fn spec() -> WorkloadSpec {
         // Tests run in the crate's folder, where Cargo.toml stands in for a component.
@@ -315,7 +315,7 @@ mod tests {
         s.env.insert("A=B".into(), "x".into());
         assert_eq!(field_of(&s), "env");
         let mut s = spec();
-        s.subscriptions.push(crate::manifest::SubscriptionSpec {
+        s.subscriptions.push(crate::spec::SubscriptionSpec {
             subject: "x".repeat(crate::policy::subject::MAX_SUBJECT_BYTES),
             queue: None,
         });
@@ -324,7 +324,7 @@ mod tests {
 
     #[test]
     fn a_plugin_spec_is_checked_and_the_field_named() {
-        use crate::manifest::LinkMode;
+        use crate::spec::LinkMode;
         let plugin = || PluginSpec::new("tally", None, LinkMode::Shared);
         plugin().validate().unwrap();
         let mut p = plugin();

@@ -1,11 +1,14 @@
 //! The `keel` command line: argument parsing and wiring only; everything it
 //! does is library code.
 
+mod report;
+
 use crate::engine::EngineOptions;
 use crate::host::Host;
 use crate::http::IngressOptions;
 use crate::logging::{self, LogFormat};
-use crate::manifest::{Manifest, WorkloadId, parse_duration};
+use crate::manifest::Manifest;
+use crate::spec::{WorkloadId, parse_duration};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -181,11 +184,11 @@ pub async fn run(args: RunArgs) -> Result<()> {
         })
         .builtin_plugins(!args.no_builtin_plugins);
     let nats = match (&args.nats, &manifest.nats) {
-        (Some(url), Some(spec)) => Some(crate::manifest::NatsSpec {
+        (Some(url), Some(spec)) => Some(crate::spec::NatsSpec {
             url: url.clone(),
             ..spec.clone()
         }),
-        (Some(url), None) => Some(crate::manifest::NatsSpec::url(url.clone())),
+        (Some(url), None) => Some(crate::spec::NatsSpec::url(url.clone())),
         (None, spec) => spec.clone(),
     };
     if let Some(nats) = nats {
@@ -284,10 +287,7 @@ impl Routes {
 /// `keel inspect`: print imports, exports and how each import is served.
 pub fn inspect(args: InspectArgs) -> Result<()> {
     let manifest = args.manifest.as_deref().map(Manifest::load).transpose()?;
-    print!(
-        "{}",
-        crate::plugins::report::inspect(&args.component, manifest.as_ref())?
-    );
+    print!("{}", report::inspect(&args.component, manifest.as_ref())?);
     Ok(())
 }
 
@@ -305,7 +305,7 @@ pub fn compose(args: ComposeArgs) -> Result<()> {
             _ => anyhow::bail!("the manifest has several workloads: choose one with --workload"),
         },
     };
-    let bytes = crate::plugins::report::compose_workload(&manifest, workload)?;
+    let bytes = report::compose_workload(&manifest, workload)?;
     std::fs::write(&args.output, &bytes)
         .with_context(|| format!("writing {}", args.output.display()))?;
     eprintln!("wrote {} ({} bytes)", args.output.display(), bytes.len());
