@@ -74,7 +74,7 @@ mod validate;
 
 pub use crate::policy::names::validate_name;
 pub use load::{Location, ManifestError};
-pub use source::ComponentSource;
+pub use source::{ComponentSource, OciComponent};
 pub use units::{ByteSize, parse_duration};
 pub use validate::InvalidSpec;
 
@@ -95,6 +95,9 @@ pub struct Manifest {
     pub plugins: Vec<PluginSpec>,
     /// The workloads, in manifest order.
     pub workloads: Vec<WorkloadSpec>,
+    /// How to reach the registries `oci://` references name: plain HTTP,
+    /// credentials (`[[registry]]`).
+    pub registries: Vec<crate::oci::RegistrySpec>,
 }
 
 /// JetStream streams the plugins acting for one namespace may create
