@@ -19,11 +19,11 @@ GUEST_WORKSPACES := plugins-wasm tests/fixtures examples
 WASM_OUT := $(CARGO_TARGET_DIR)/wasm32-wasip2/release
 TALLY_V0_3 := $(CARGO_TARGET_DIR)/tally-v0-3/wasm32-wasip2/release/tally_plugin.wasm
 
-.PHONY: all setup wasm-target nats-server guests build run test bench fuzz fuzz-corpus cargo-fuzz lint clean
+.PHONY: all setup wasm-target nats-server docker-registry guests build run test bench fuzz fuzz-corpus cargo-fuzz lint clean
 
 all: build
 
-setup: wasm-target nats-server
+setup: wasm-target nats-server docker-registry
 
 wasm-target:
 	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
@@ -37,6 +37,18 @@ nats-server:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server >/dev/null; \
 	  else \
 	    echo "note: nats-server is not installed and cannot be installed here; NATS tests will fail"; \
+	  fi; \
+	fi
+
+# docker-registry (Distribution) and htpasswd (apache2-utils) are needed by
+# the OCI registry tests, installed the same way.
+docker-registry:
+	@if ! command -v docker-registry >/dev/null 2>&1 || ! command -v htpasswd >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing docker-registry and apache2-utils (Debian packages)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry apache2-utils >/dev/null; \
+	  else \
+	    echo "note: docker-registry or htpasswd is missing and cannot be installed here; registry tests will fail"; \
 	  fi; \
 	fi
 
@@ -67,6 +79,7 @@ run: build
 
 test: setup guests
 	$(CARGO) fmt --all --check
+	tools/check-layers.sh
 	$(CARGO) build -p keel --bin keel
 	$(CARGO) test --workspace --no-fail-fast
 	@# The guest-side libraries' own unit tests, run natively.
@@ -109,6 +122,7 @@ fuzz: cargo-fuzz fuzz-corpus
 
 lint:
 	$(CARGO) fmt --all --check
+	tools/check-layers.sh
 	$(CARGO) fmt --manifest-path plugins-wasm/Cargo.toml --all --check
 	$(CARGO) fmt --manifest-path tests/fixtures/Cargo.toml --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings

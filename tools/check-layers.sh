@@ -12,9 +12,9 @@ layer_of() {
     policy) echo 0 ;;
     spec) echo 1 ;;
     manifest) echo 2 ;;
-    error|budget|trap|logging|pool) echo 3 ;;
+    budget|trap|logging|pool) echo 3 ;;
     engine) echo 4 ;;
-    cache) echo 5 ;;
+    cache|oci) echo 5 ;;
     outgoing) echo 6 ;;
     core_api) echo 7 ;;
     store) echo 8 ;;
@@ -22,8 +22,9 @@ layer_of() {
     services) echo 10 ;;
     workload) echo 11 ;;
     http) echo 12 ;;
-    host) echo 13 ;;
-    cli) echo 14 ;;
+    error) echo 13 ;;
+    host) echo 14 ;;
+    cli) echo 15 ;;
     *) echo "" ;;
   esac
 }

@@ -223,7 +223,7 @@ fn read_verified(path: &Path) -> Result<Vec<u8>> {
 
 /// Creates `dir` private to this user, or checks that an existing one is
 /// owned by this user and writable by nobody else.
-fn prepare_dir(dir: &Path) -> Result<()> {
+pub(crate) fn prepare_dir(dir: &Path) -> Result<()> {
     use std::os::unix::fs::{DirBuilderExt, MetadataExt};
     if !dir.exists() {
         std::fs::DirBuilder::new()

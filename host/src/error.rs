@@ -39,6 +39,10 @@ pub enum Error {
         /// The workload serving it.
         owner: WorkloadId,
     },
+    /// A component or plugin named by an OCI reference could not be
+    /// pulled: which reference, which registry, and why.
+    #[error(transparent)]
+    Pull(#[from] crate::oci::PullError),
     /// Starting failed: a component could not be read, compiled or linked,
     /// or a plugin could not be resolved. The chain says which and why.
     #[error(transparent)]

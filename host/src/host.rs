@@ -24,10 +24,11 @@ use crate::engine::{EngineOptions, KeelEngine};
 use crate::error::Error;
 use crate::http::body::{ResponseBody, boxed_request_body};
 use crate::http::{Ingress, IngressOptions, Router, handler};
+use crate::oci::{OciOptions, Registry};
 use crate::outgoing::Resolver;
 use crate::plugins::PluginSet;
 use crate::services::Services;
-use crate::spec::{ByteSize, NatsSpec, PluginSpec, WorkloadId, WorkloadSpec};
+use crate::spec::{ByteSize, ComponentSource, NatsSpec, PluginSpec, WorkloadId, WorkloadSpec};
 use crate::spec::{WorkloadState, WorkloadStatus};
 use crate::workload::Workload;
 use anyhow::Result;
@@ -50,6 +51,7 @@ pub struct HostBuilder {
     pending: PendingLimits,
     resolver: Resolver,
     max_streams_per_namespace: Option<u32>,
+    oci: OciOptions,
 }
 
 impl Default for HostBuilder {
@@ -65,6 +67,7 @@ impl Default for HostBuilder {
             pending: PendingLimits::default(),
             resolver: Resolver::system(),
             max_streams_per_namespace: None,
+            oci: OciOptions::default(),
         }
     }
 }
@@ -145,8 +148,20 @@ impl HostBuilder {
         self
     }
 
+    /// How `oci://` references are pulled: the store folder (default:
+    /// `oci/` in the cache folder, when there is one), the pull policy,
+    /// offline, per-registry settings and the size bound.
+    pub fn oci(mut self, options: OciOptions) -> HostBuilder {
+        self.oci = options;
+        self
+    }
+
     /// Builds the engine, connects to NATS if configured, and binds the ingress.
-    pub async fn start(self) -> Result<Host> {
+    pub async fn start(mut self) -> Result<Host> {
+        if self.oci.store_dir.is_none() {
+            self.oci.store_dir = self.cache_dir.as_ref().map(|dir| dir.join("oci"));
+        }
+        let registry = Registry::new(self.oci.clone())?;
         let engine = Arc::new(KeelEngine::new(self.engine)?);
         let plugins = if self.builtin_plugins {
             PluginSet::with_builtins(self.nats.is_some())?
@@ -186,6 +201,7 @@ impl HostBuilder {
         });
         Ok(Host {
             services,
+            registry,
             router,
             workloads: Mutex::new(BTreeMap::new()),
             lifecycle: tokio::sync::Mutex::new(()),
@@ -202,6 +218,7 @@ impl HostBuilder {
 /// call that finds its plugin busy parks its thread with `block_in_place`.
 pub struct Host {
     services: Arc<Services>,
+    registry: Registry,
     router: Arc<Router>,
     workloads: Mutex<BTreeMap<WorkloadId, Arc<Workload>>>,
     /// Held while a workload takes an id and while one is removed, so that
@@ -242,10 +259,19 @@ impl Host {
         self.services.cache.stats()
     }
 
+    /// Where `oci://` references are pulled from and kept.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// Offers a plugin to the workloads started after this call, once its
-    /// declaration passes [`PluginSpec::validate`].
-    pub async fn add_plugin(&self, spec: PluginSpec) -> Result<(), Error> {
+    /// declaration passes [`PluginSpec::validate`]. A plugin named by an
+    /// OCI reference is pulled first.
+    pub async fn add_plugin(&self, mut spec: PluginSpec) -> Result<(), Error> {
         spec.validate()?;
+        if let Some(source) = &mut spec.source {
+            self.pull(source).await?;
+        }
         let services = self.services.clone();
         let name = spec.name.clone();
         tokio::task::spawn_blocking(move || services.plugins().add(spec))
@@ -268,10 +294,15 @@ impl Host {
     /// another active workload serves; a stopped or failed id is replaced.
     /// A `max_instances` over the host's invocation slots
     /// ([`InstancePool::capacity`](crate::pool::InstancePool::capacity)) is
-    /// refused too. On failure to start the workload stays listed in state
-    /// `Error`.
-    pub async fn start_workload(&self, spec: WorkloadSpec) -> Result<WorkloadId, Error> {
+    /// refused too. Components named by OCI references are pulled first
+    /// ([`Host::registry`]); a pull that fails is [`Error::Pull`] and lists
+    /// nothing. On any later failure to start the workload stays listed in
+    /// state `Error`.
+    pub async fn start_workload(&self, mut spec: WorkloadSpec) -> Result<WorkloadId, Error> {
         spec.validate()?;
+        for component in &mut spec.components {
+            self.pull(&mut component.source).await?;
+        }
         spec.limits
             .check_capacity(self.services.engine.pool().capacity())?;
         let id = spec.id.clone();
@@ -430,6 +461,18 @@ impl Host {
             // They finish stopping in the background.
             stopping.detach_all();
         }
+    }
+
+    /// Resolves an `oci://` source to its bytes (from the store or the
+    /// registry, once per reference for this host); other sources stay.
+    async fn pull(&self, source: &mut ComponentSource) -> Result<(), Error> {
+        if let ComponentSource::Oci(oci) = source
+            && oci.pulled.is_none()
+        {
+            let resolved = self.registry.resolve(&oci.reference).await?;
+            oci.pulled = Some((resolved.artifact.manifest_digest, resolved.artifact.bytes));
+        }
+        Ok(())
     }
 
     fn lock_workloads(&self) -> std::sync::MutexGuard<'_, BTreeMap<WorkloadId, Arc<Workload>>> {

@@ -21,6 +21,7 @@ pub mod host;
 pub mod http;
 pub mod logging;
 pub mod manifest;
+pub mod oci;
 pub mod outgoing;
 pub mod plugins;
 pub mod policy;

@@ -8,7 +8,9 @@ use crate::host::Host;
 use crate::http::IngressOptions;
 use crate::logging::{self, LogFormat};
 use crate::manifest::Manifest;
-use crate::spec::{WorkloadId, parse_duration};
+use crate::oci::{OciOptions, PullPolicy, Registry};
+use crate::spec::{ByteSize, WorkloadId, parse_duration};
+use crate::spec::{ImageRef, RegistrySpec};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -41,6 +43,37 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Write a workload composed with its composed-mode plugins as one component.
     Compose(ComposeArgs),
+    /// Push a component to an OCI registry as a Wasm artifact and print the
+    /// reference pinned to its digest.
+    Push(PushArgs),
+}
+
+/// Arguments of `keel push`.
+#[derive(Debug, clap::Args)]
+pub struct PushArgs {
+    /// The component (`.wasm`).
+    pub component: PathBuf,
+    /// Where to push it: `oci://REGISTRY/REPOSITORY:TAG`.
+    #[arg(value_parser = ImageRef::parse)]
+    pub reference: ImageRef,
+    /// Speak plain HTTP to the registry (one on loopback or a trusted network).
+    #[arg(long)]
+    pub insecure: bool,
+    /// A Docker-config-format file (`{"auths": …}`) with this registry's
+    /// credentials [default: the Docker configuration, if it has an entry].
+    #[arg(long, value_name = "FILE")]
+    pub credentials: Option<PathBuf>,
+    /// The environment variable holding the user name.
+    #[arg(
+        long,
+        value_name = "VAR",
+        requires = "password_env",
+        conflicts_with = "credentials"
+    )]
+    pub username_env: Option<String>,
+    /// The environment variable holding the password or token.
+    #[arg(long, value_name = "VAR", requires = "username_env")]
+    pub password_env: Option<String>,
 }
 
 /// Arguments of `keel inspect`.
@@ -110,6 +143,19 @@ pub struct RunArgs {
     /// before their connections are closed. A second signal exits at once.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
+    /// When to fetch `oci://` components from their registry:
+    /// `if-not-present` uses the OCI store when it has them, `always` asks
+    /// the registry at start (following moved tags), `never` uses the store
+    /// only.
+    #[arg(long, value_enum, default_value_t = PullPolicy::IfNotPresent)]
+    pub pull: PullPolicy,
+    /// Reach no registry at all: every `oci://` component must already be
+    /// in the OCI store.
+    #[arg(long, conflicts_with = "pull")]
+    pub offline: bool,
+    /// The largest component pulled from a registry.
+    #[arg(long, value_name = "SIZE", default_value = "128MiB", value_parser = ByteSize::parse)]
+    pub max_pull_size: ByteSize,
 }
 
 impl RunArgs {
@@ -152,6 +198,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => runtime.block_on(run(args)),
         Command::Inspect(args) => inspect(args),
         Command::Compose(args) => compose(args),
+        Command::Push(args) => runtime.block_on(push(args)),
     };
     // Dropping the runtime would wait for every blocking task, such as a
     // workload still compiling when a signal ended the start. What is
@@ -194,6 +241,19 @@ pub async fn run(args: RunArgs) -> Result<()> {
     if let Some(nats) = nats {
         builder = builder.nats(nats);
     }
+    // The OCI store lives beside the compiled components, and is kept even
+    // with --no-cache: it is what lets a host start with its registry down.
+    builder = builder.oci(OciOptions {
+        store_dir: args
+            .cache_dir
+            .clone()
+            .or_else(crate::cache::default_dir)
+            .map(|dir| dir.join("oci")),
+        policy: args.pull,
+        offline: args.offline,
+        registries: manifest.registries.clone(),
+        max_layer_size: args.max_pull_size.0,
+    });
     if !args.no_cache
         && let Some(dir) = args.cache_dir.clone().or_else(crate::cache::default_dir)
     {
@@ -309,6 +369,43 @@ pub fn compose(args: ComposeArgs) -> Result<()> {
     std::fs::write(&args.output, &bytes)
         .with_context(|| format!("writing {}", args.output.display()))?;
     eprintln!("wrote {} ({} bytes)", args.output.display(), bytes.len());
+    Ok(())
+}
+
+/// The largest file `keel push` reads.
+const MAX_PUSH_SIZE: u64 = 1 << 30;
+
+/// `keel push`: push one component, print the reference pinned to the
+/// digest it got (stdout), and what was pushed (stderr).
+pub async fn push(args: PushArgs) -> Result<()> {
+    let metadata = std::fs::metadata(&args.component)
+        .with_context(|| format!("reading {}", args.component.display()))?;
+    if !metadata.is_file() || metadata.len() > MAX_PUSH_SIZE {
+        anyhow::bail!(
+            "{} must be a regular file of at most {MAX_PUSH_SIZE} bytes",
+            args.component.display()
+        );
+    }
+    let component = std::fs::read(&args.component)
+        .with_context(|| format!("reading {}", args.component.display()))?;
+    let registry = Registry::new(OciOptions {
+        registries: vec![RegistrySpec {
+            insecure: args.insecure,
+            credentials: args.credentials,
+            username_env: args.username_env,
+            password_env: args.password_env,
+            ..RegistrySpec::new(args.reference.registry())
+        }],
+        ..OciOptions::default()
+    })?;
+    let pushed = registry.push(&args.reference, &component).await?;
+    eprintln!(
+        "pushed {} ({} bytes) as {}",
+        args.component.display(),
+        component.len(),
+        pushed.manifest_digest
+    );
+    println!("{}", pushed.reference);
     Ok(())
 }
 

@@ -26,7 +26,14 @@ pub enum LogFormat {
 /// Keep the returned guard until the end: dropping it writes out what is
 /// still queued.
 pub fn init(format: LogFormat) -> Result<LogGuard> {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // The registry client's debug lines include token answers: never shown,
+    // whatever RUST_LOG asks (keel logs each pull itself).
+    for directive in ["oci_client=warn", "reqwest=warn"] {
+        if let Ok(directive) = directive.parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     // Colour only for people at a terminal: never in pipes and log files.
     let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let (writer, guard) =

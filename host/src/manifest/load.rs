@@ -126,6 +126,25 @@ impl Manifest {
             }
             None => None,
         };
+        let mut registries: Vec<crate::spec::RegistrySpec> = Vec::new();
+        for registry in raw.registry {
+            let spec = crate::spec::RegistrySpec {
+                host: registry.host.get_ref().trim().to_string(),
+                insecure: registry.insecure,
+                credentials: registry.credentials.map(|p| base.join(p)),
+                username_env: registry.username_env,
+                password_env: registry.password_env,
+            };
+            spec.validate()
+                .map_err(|m| source.error(registry.host.span(), m))?;
+            if registries.iter().any(|r| r.host == spec.host) {
+                return Err(source.error(
+                    registry.host.span(),
+                    format!("registry `{}` is declared twice", spec.host),
+                ));
+            }
+            registries.push(spec);
+        }
         let mut plugins: Vec<PluginSpec> = Vec::new();
         for plugin in raw.plugin {
             let spec = plugin_spec(&source, &base, &plugin)?;
@@ -181,6 +200,7 @@ impl Manifest {
             nats,
             plugins,
             workloads,
+            registries,
         })
     }
 }
@@ -350,7 +370,16 @@ fn plugin_spec(
     raw: &raw::Plugin,
 ) -> Result<PluginSpec, ManifestError> {
     let name = checked_name(source, &raw.name)?;
-    let (path, default_mode, at) = match &raw.path {
+    let (component, default_mode, at) = match &raw.path {
+        Some(path) if crate::spec::ImageRef::is_reference(path.get_ref()) => {
+            let reference = crate::spec::ImageRef::parse(path.get_ref())
+                .map_err(|e| source.error(path.span(), e.to_string()))?;
+            (
+                Some(ComponentSource::from(reference)),
+                LinkMode::Composed,
+                path.span(),
+            )
+        }
         Some(path) => {
             let file = base.join(path.get_ref());
             if !file.is_file() {
@@ -359,7 +388,11 @@ fn plugin_spec(
                     format!("plugin file {} does not exist", file.display()),
                 ));
             }
-            (Some(file), LinkMode::Composed, path.span())
+            (
+                Some(ComponentSource::Path(file)),
+                LinkMode::Composed,
+                path.span(),
+            )
         }
         None => match crate::spec::builtin::builtin(&name) {
             Some((mode, _)) => (None, mode, raw.name.span()),
@@ -404,7 +437,7 @@ fn plugin_spec(
     }
     let spec = PluginSpec {
         name,
-        source: path.map(ComponentSource::Path),
+        source: component,
         mode: raw.mode.unwrap_or(default_mode),
         config: raw.config.clone(),
         grants,
@@ -425,21 +458,37 @@ fn component_spec(
     base: &Path,
     raw: &raw::Component,
 ) -> Result<ComponentSpec, ManifestError> {
-    let path = base.join(raw.path.get_ref());
     let span = raw.path.span();
+    let (derived, component) = if crate::spec::ImageRef::is_reference(raw.path.get_ref()) {
+        let reference = crate::spec::ImageRef::parse(raw.path.get_ref())
+            .map_err(|e| source.error(span.clone(), e.to_string()))?;
+        // `oci://r/acme/my_api:1` is named like a file `my_api.wasm`.
+        let last = reference
+            .repository()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default();
+        (
+            default_component_name(Path::new(last)),
+            ComponentSource::from(reference),
+        )
+    } else {
+        let path = base.join(raw.path.get_ref());
+        check_component_file(&path).map_err(|m| source.error(span.clone(), m))?;
+        (default_component_name(&path), ComponentSource::Path(path))
+    };
     let name = match &raw.name {
         Some(name) => checked_name(source, name)?,
-        None => default_component_name(&path).ok_or_else(|| {
+        None => derived.ok_or_else(|| {
             source.error(
                 span.clone(),
                 "cannot derive a component name from this path: add `name`",
             )
         })?,
     };
-    check_component_file(&path).map_err(|m| source.error(span.clone(), m))?;
     Ok(ComponentSpec {
         name,
-        source: ComponentSource::Path(path),
+        source: component,
         origin: Some(source.locate(span.start)),
         config: raw.config.clone(),
         config_env: raw.config_env,

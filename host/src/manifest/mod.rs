@@ -85,4 +85,7 @@ pub struct Manifest {
     pub plugins: Vec<PluginSpec>,
     /// The workloads, in manifest order.
     pub workloads: Vec<WorkloadSpec>,
+    /// How to reach the registries `oci://` references name: plain HTTP,
+    /// credentials (`[[registry]]`).
+    pub registries: Vec<crate::spec::RegistrySpec>,
 }

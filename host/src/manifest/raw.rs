@@ -16,6 +16,19 @@ pub struct Manifest {
     pub plugin: Vec<Plugin>,
     #[serde(default)]
     pub workload: Vec<Workload>,
+    #[serde(default)]
+    pub registry: Vec<Registry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Registry {
+    pub host: Spanned<String>,
+    #[serde(default)]
+    pub insecure: bool,
+    pub credentials: Option<String>,
+    pub username_env: Option<String>,
+    pub password_env: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -8,15 +8,19 @@
 //! and policy ([`crate::policy`]) and nothing that runs.
 
 pub mod builtin;
+pub mod image_ref;
 mod location;
+mod registry;
 mod source;
 mod status;
 pub(crate) mod units;
 pub(crate) mod validate;
 
 pub use crate::policy::names::validate_name;
+pub use image_ref::{ImageRef, InvalidReference};
 pub use location::Location;
-pub use source::ComponentSource;
+pub use registry::RegistrySpec;
+pub use source::{ComponentSource, OciComponent};
 pub use status::{WorkloadState, WorkloadStatus};
 pub use units::{ByteSize, parse_duration};
 pub use validate::InvalidSpec;

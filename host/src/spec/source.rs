@@ -1,7 +1,8 @@
-//! Where a component's bytes come from: a file (what a manifest names), or
-//! bytes already in memory (what a control plane or an OCI registry hands
-//! an embedder).
+//! Where a component's bytes come from: a file (what a manifest names),
+//! bytes already in memory (what a control plane hands an embedder), or an
+//! OCI reference the host pulls before it compiles.
 
+use crate::spec::ImageRef;
 use anyhow::{Context, Result};
 use std::borrow::Cow;
 use std::fmt;
@@ -16,6 +17,19 @@ pub enum ComponentSource {
     Path(PathBuf),
     /// The component itself. Cheap to clone: the bytes are shared.
     Bytes(Arc<[u8]>),
+    /// A component in an OCI registry (`oci://…`). The host pulls it
+    /// (under its pull policy) before anything is compiled.
+    Oci(OciComponent),
+}
+
+/// A component named by an OCI reference, and once pulled, its bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OciComponent {
+    /// The reference as written.
+    pub reference: ImageRef,
+    /// The manifest digest it resolved to and the component, once the host
+    /// has pulled it.
+    pub pulled: Option<(String, Arc<[u8]>)>,
 }
 
 impl ComponentSource {
@@ -23,7 +37,15 @@ impl ComponentSource {
     pub fn path(&self) -> Option<&Path> {
         match self {
             ComponentSource::Path(path) => Some(path),
-            ComponentSource::Bytes(_) => None,
+            ComponentSource::Bytes(_) | ComponentSource::Oci(_) => None,
+        }
+    }
+
+    /// The OCI reference, for a source pulled from a registry.
+    pub fn reference(&self) -> Option<&ImageRef> {
+        match self {
+            ComponentSource::Oci(oci) => Some(&oci.reference),
+            _ => None,
         }
     }
 
@@ -32,18 +54,30 @@ impl ComponentSource {
         match self {
             ComponentSource::Path(path) => path.display().to_string(),
             ComponentSource::Bytes(bytes) => format!("({} bytes given)", bytes.len()),
+            ComponentSource::Oci(OciComponent {
+                reference,
+                pulled: Some((digest, _)),
+            }) => reference.pinned(digest).to_string(),
+            ComponentSource::Oci(oci) => oci.reference.to_string(),
         }
     }
 
     /// Whether the source can hold a component, checked before anything
     /// is compiled: a file must exist and be a regular file (not a folder,
     /// a device such as `/dev/zero`, or a pipe); bytes must be a component
-    /// (not a core module, not something else).
+    /// (not a core module, not something else); a reference was checked
+    /// when parsed, and its bytes are checked once pulled.
     pub(crate) fn check(&self) -> Result<(), String> {
         match self {
             ComponentSource::Path(path) => super::validate::check_component_file(path),
             ComponentSource::Bytes(bytes) => keel_compose::WasmKind::expect_component(bytes)
                 .map_err(|e| format!("the bytes given: {e}")),
+            ComponentSource::Oci(OciComponent {
+                reference,
+                pulled: Some((_, bytes)),
+            }) => keel_compose::WasmKind::expect_component(bytes)
+                .map_err(|e| format!("{reference}: {e}")),
+            ComponentSource::Oci(_) => Ok(()),
         }
     }
 
@@ -59,6 +93,14 @@ impl ComponentSource {
                 Ok(Cow::Owned(bytes))
             }
             ComponentSource::Bytes(bytes) => Ok(Cow::Borrowed(bytes)),
+            ComponentSource::Oci(OciComponent {
+                pulled: Some((_, bytes)),
+                ..
+            }) => Ok(Cow::Borrowed(bytes)),
+            ComponentSource::Oci(oci) => anyhow::bail!(
+                "{} has not been pulled: a host pulls references before it compiles them",
+                oci.reference
+            ),
         }
     }
 }
@@ -71,6 +113,7 @@ impl fmt::Debug for ComponentSource {
             ComponentSource::Bytes(bytes) => {
                 write!(f, "Bytes({} bytes)", bytes.len())
             }
+            ComponentSource::Oci(_) => write!(f, "Oci({})", self.describe()),
         }
     }
 }
@@ -90,6 +133,15 @@ impl From<&Path> for ComponentSource {
 impl From<Arc<[u8]>> for ComponentSource {
     fn from(bytes: Arc<[u8]>) -> ComponentSource {
         ComponentSource::Bytes(bytes)
+    }
+}
+
+impl From<ImageRef> for ComponentSource {
+    fn from(reference: ImageRef) -> ComponentSource {
+        ComponentSource::Oci(OciComponent {
+            reference,
+            pulled: None,
+        })
     }
 }
 

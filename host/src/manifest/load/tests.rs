@@ -178,3 +178,38 @@ fn an_empty_manifest_is_refused() {
             .contains("no `[[workload]]`")
     );
 }
+
+#[test]
+fn oci_references_stand_where_paths_go() {
+    let manifest = parse(
+        "[[registry]]\nhost = \"127.0.0.1:5000\"\ninsecure = true\n\
+         [[plugin]]\nname = \"tally\"\npath = \"oci://127.0.0.1:5000/plugins/tally:1\"\n\
+         [[workload]]\nname = \"a\"\n[[workload.component]]\npath = \"oci://127.0.0.1:5000/acme/my_api:1.2.0\"\n",
+    )
+    .unwrap();
+    assert!(manifest.registries[0].insecure);
+    let component = &manifest.workloads[0].components[0];
+    assert_eq!(component.name, "my-api", "named after the repository");
+    assert_eq!(
+        component
+            .source
+            .reference()
+            .map(ToString::to_string)
+            .as_deref(),
+        Some("oci://127.0.0.1:5000/acme/my_api:1.2.0")
+    );
+    let plugin = manifest.plugins[0].source.as_ref().unwrap();
+    assert_eq!(plugin.reference().unwrap().tag(), Some("1"));
+
+    let err = parse(
+        "[[workload]]\nname = \"a\"\n[[workload.component]]\npath = \"oci://r.example/app\"\n",
+    )
+    .unwrap_err();
+    assert!(err.to_string().starts_with("app.toml:4:8: "), "{err}");
+    assert!(err.to_string().contains("no tag"), "{err}");
+    let err = parse(
+        "[[registry]]\nhost = \"r.example\"\nusername_env = \"U\"\n[[workload]]\nname = \"a\"\n",
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("go together"), "{err}");
+}
