@@ -3,6 +3,20 @@
 
 use keel_tests::keel::{CacheStats, WorkloadId, WorkloadSpec};
 use keel_tests::{get, guest, start_host};
+use std::path::{Path, PathBuf};
+
+/// The compiled artifacts in cache folder `dir`: its files (the folder also
+/// holds `oci/`, the store of pulled artifacts).
+fn artifacts(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            files.push(entry.path());
+        }
+    }
+    Ok(files)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_second_start_skips_compilation() -> anyhow::Result<()> {
@@ -20,8 +34,7 @@ async fn the_second_start_skips_compilation() -> anyhow::Result<()> {
         }
     );
     first.shutdown().await;
-    let artifacts = std::fs::read_dir(cache.path())?.count();
-    assert_eq!(artifacts, 1, "one artifact written");
+    assert_eq!(artifacts(cache.path())?.len(), 1, "one artifact written");
 
     // A new host (new engine) with the same cache folder: no compilation.
     let second = start_host(Some(cache.path())).await?;
@@ -47,8 +60,8 @@ async fn a_corrupt_artifact_is_recompiled() -> anyhow::Result<()> {
     let first = start_host(Some(cache.path())).await?;
     first.start_workload(spec()).await?;
     first.shutdown().await;
-    for entry in std::fs::read_dir(cache.path())? {
-        std::fs::write(entry?.path(), b"garbage")?;
+    for path in artifacts(cache.path())? {
+        std::fs::write(path, b"garbage")?;
     }
     let second = start_host(Some(cache.path())).await?;
     second.start_workload(spec()).await?;
@@ -80,8 +93,7 @@ async fn a_damaged_artifact_is_caught_before_it_is_loaded() -> anyhow::Result<()
     // One flipped byte in the middle of the compiled code: Wasmtime's own
     // header checks still pass, and loading it unchecked runs damaged
     // native code.
-    for entry in std::fs::read_dir(cache.path())? {
-        let path = entry?.path();
+    for path in artifacts(cache.path())? {
         let mut bytes = std::fs::read(&path)?;
         let middle = bytes.len() / 2;
         bytes[middle] ^= 0xff;

@@ -423,11 +423,8 @@ async fn push_raw(
     layer_type: &str,
     config_type: &str,
 ) -> Result<()> {
-    use oci_client::client::{ClientConfig, ClientProtocol, Config, ImageLayer};
-    let client = oci_client::Client::new(ClientConfig {
-        protocol: ClientProtocol::Http,
-        ..ClientConfig::default()
-    });
+    use oci_client::client::{Config, ImageLayer};
+    let client = keel_tests::registry::plain_http_client();
     let target: oci_client::Reference = format!("{}/{repo_tag}", registry.host()).parse()?;
     let layers = [ImageLayer::new(layer, layer_type.to_string(), None)];
     let config = Config::new(b"{}".to_vec(), config_type.to_string(), None);
@@ -517,11 +514,7 @@ async fn keel_artifacts_are_what_oci_wasm_reads() -> Result<()> {
     let registry = Registry::start()?;
     let pushed = push(&registry, "keyvalue_user", "apps/kv:1").await?;
     let bytes = std::fs::read(guest("keyvalue_user"))?;
-    let client =
-        oci_wasm::WasmClient::new(oci_client::Client::new(oci_client::client::ClientConfig {
-            protocol: oci_client::client::ClientProtocol::Http,
-            ..Default::default()
-        }));
+    let client = oci_wasm::WasmClient::new(keel_tests::registry::plain_http_client());
     let target: oci_client::Reference = format!("{}/apps/kv:1", registry.host()).parse()?;
     let auth = oci_client::secrets::RegistryAuth::Anonymous;
     let (manifest, config, digest) = client.pull_manifest_and_config(&target, &auth).await?;
@@ -557,11 +550,7 @@ async fn keel_artifacts_are_what_oci_wasm_reads() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn artifacts_pushed_with_oci_wasm_run_on_keel() -> Result<()> {
     let registry = Registry::start()?;
-    let client =
-        oci_wasm::WasmClient::new(oci_client::Client::new(oci_client::client::ClientConfig {
-            protocol: oci_client::client::ClientProtocol::Http,
-            ..Default::default()
-        }));
+    let client = oci_wasm::WasmClient::new(keel_tests::registry::plain_http_client());
     let auth = oci_client::secrets::RegistryAuth::Anonymous;
     let (config, layer) = oci_wasm::WasmConfig::from_component(guest("tally_plugin"), None).await?;
     let plugin_ref: oci_client::Reference =

@@ -104,14 +104,20 @@ pub struct Pushed {
     pub layer_digest: String,
 }
 
+/// Makes ring the process's default rustls provider unless one is set:
+/// reqwest's TLS (under every registry client, keel's or another's in the
+/// same process) needs one, and keel uses ring everywhere else.
+pub fn install_tls_provider() {
+    // An error means a provider is installed already, which is all we need.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 impl RegistryClient {
     /// A client speaking HTTPS to every registry but those `registries`
     /// mark `insecure`, accepting components of at most `max_layer_size`
     /// bytes.
     pub fn new(registries: &[RegistrySpec], max_layer_size: u64) -> RegistryClient {
-        // reqwest's TLS uses the process's default rustls provider: keel's is
-        // ring, as everywhere else. An error means one is installed already.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        install_tls_provider();
         let insecure = registries
             .iter()
             .filter(|r| r.insecure)

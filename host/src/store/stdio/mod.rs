@@ -158,7 +158,7 @@ impl GuestRecord {
     /// The record in `line`, if it is a well-formed structured line.
     ///
     /// ```
-    /// use keel::workload::stdio::GuestRecord;
+    /// use keel::store::stdio::GuestRecord;
     /// let line = "\u{1e}keel-log {\"level\":\"critical\",\"context\":\"db\",\"message\":\"down\"}";
     /// assert_eq!(GuestRecord::parse(line).unwrap().level, "critical");
     /// assert!(GuestRecord::parse("plain text").is_none());
