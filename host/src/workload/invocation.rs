@@ -9,7 +9,7 @@ use crate::core_api::identity::{WorkloadIdentity, identity_of};
 use crate::engine::KeelEngine;
 use crate::outgoing::{OutgoingHooks, Resolver};
 use crate::plugins::shared::PluginView;
-use crate::plugins::shared::typed::TypedForwarders;
+use crate::plugins::shared::forwarders::typed::TypedForwarders;
 use crate::policy::authority::OutgoingAllowlist;
 use crate::policy::grants::SubjectGrants;
 use crate::policy::sockets::SocketAllowlist;

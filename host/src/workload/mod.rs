@@ -12,7 +12,8 @@ pub mod messages;
 pub use invocation::{DeadlineExceeded, InvocationTemplate};
 
 use crate::core_api::broker::BrokerSubscription;
-use crate::plugins::shared::{SharedPlugin, forward, typed};
+use crate::plugins::shared::SharedPlugin;
+use crate::plugins::shared::forwarders::{generic as forward, typed};
 use crate::plugins::{LinkPlan, composed, deny};
 use crate::pool::{PoolMember, PoolRefusal, PoolSlot};
 use crate::services::Services;

@@ -4,8 +4,8 @@
 //! (see [`InvocationState::extension_mut`]), so the Store layer need not
 //! know the plugins above it.
 
-use super::proxy::ProxyTable;
-use super::typed::TypedForwarders;
+use super::forwarders::proxy::ProxyTable;
+use super::forwarders::typed::TypedForwarders;
 use crate::store::InvocationState;
 
 /// The shared-plugin bookkeeping of one Store.

@@ -2,7 +2,7 @@
 //! call holds.
 //!
 //! A typed forwarder serves a plugin in a synchronous Store with
-//! synchronous host functions (see [`super::typed`]): the call runs
+//! synchronous host functions (see [`super::forwarders::typed`]): the call runs
 //! straight through, without Wasmtime's async host-call machinery, which
 //! costs more than the plugin's lock. The price is that such a function
 //! cannot suspend its workload while the plugin is busy; it waits on its

@@ -7,7 +7,7 @@
 //! handles move; whatever a workload instance still holds when it ends
 //! (normally or by a trap) is dropped in the plugin.
 
-use super::SharedPlugin;
+use crate::plugins::shared::SharedPlugin;
 use std::sync::Arc;
 use wasmtime::component::ResourceAny;
 

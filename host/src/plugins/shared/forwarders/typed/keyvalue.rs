@@ -10,7 +10,7 @@
 //!
 //! A bucket the plugin opens reaches the workload as a host resource whose
 //! representation is a slot of the invocation's
-//! [`ProxyTable`](crate::plugins::shared::proxy::ProxyTable), the same
+//! [`ProxyTable`](crate::plugins::shared::forwarders::proxy::ProxyTable), the same
 //! table the generic forwarder uses, so handles are released in the plugin
 //! when the workload drops them or its instance ends. A plugin that fails
 //! during a call answers `error::other` (it restarts on the next call), as
@@ -20,7 +20,7 @@ use super::route::{Forward, proxy_resource, route};
 use super::{Fallible, TypedForwarders, TypedPlugin, held, lent, link_each};
 use crate::plugins::shared::PluginView;
 use crate::plugins::shared::SharedPlugin;
-use crate::plugins::shared::proxy::ProxyTable;
+use crate::plugins::shared::forwarders::proxy::ProxyTable;
 use crate::store::InvocationState;
 use anyhow::Result;
 use std::sync::Arc;
@@ -64,7 +64,7 @@ pub const INTERFACES: [&str; 3] = [
 ];
 
 /// A bucket of a shared plugin, as the workload holds it: its
-/// representation is a [`ProxyTable`](crate::plugins::shared::proxy::ProxyTable) slot.
+/// representation is a [`ProxyTable`](crate::plugins::shared::forwarders::proxy::ProxyTable) slot.
 pub struct BucketProxy;
 
 const STORE: &str = INTERFACES[0];

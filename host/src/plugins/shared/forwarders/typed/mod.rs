@@ -52,7 +52,7 @@ macro_rules! typed_exports {
             $( $field: wasmtime::component::TypedFunc<($($param,)*), ($($result,)*)>, )*
         }
 
-        impl $crate::plugins::shared::typed::Exports for $indices {
+        impl $crate::plugins::shared::forwarders::typed::Exports for $indices {
             type Loaded = $funcs;
 
             fn find(plugin: &$crate::plugins::shared::SharedPlugin) -> Option<Self> {
@@ -83,7 +83,7 @@ pub mod messaging;
 mod route;
 
 use super::proxy::{Proxy, ProxyTable};
-use super::{PluginCall, SharedPlugin};
+use crate::plugins::shared::{PluginCall, SharedPlugin};
 use crate::store::Caller;
 use crate::store::InvocationState;
 use anyhow::Result;
@@ -188,7 +188,7 @@ impl<E: Exports> TypedPlugin<E> {
 
     /// [`call`](Self::call) for a synchronous host function, into a plugin
     /// in a synchronous Store: waits on this thread if another call holds
-    /// the plugin (see [`sync_wait`](super::sync_wait)).
+    /// the plugin (see [`sync_wait`](crate::plugins::shared::sync_wait)).
     pub(crate) fn call_sync<P: CallParams, R: CallResults>(
         &self,
         caller: Caller<'_>,

@@ -11,10 +11,10 @@
 //! so resources nested in records, lists, options, results and variants are
 //! carried too.
 
-use super::PluginView;
 use super::proxy::Proxy;
 use super::streams::{self, HostObject};
-use super::{PluginCall, SharedPlugin};
+use crate::plugins::shared::PluginView;
+use crate::plugins::shared::{PluginCall, SharedPlugin};
 use crate::store::Caller;
 use crate::store::InvocationState;
 use anyhow::{Context, Result, bail};

@@ -4,7 +4,7 @@
 //! The plugin's four resources (container, stream-object-names,
 //! outgoing-value, incoming-value) reach the workload as host resources
 //! whose representation is a slot of the invocation's
-//! [`ProxyTable`](crate::plugins::shared::proxy::ProxyTable), as with
+//! [`ProxyTable`](crate::plugins::shared::forwarders::proxy::ProxyTable), as with
 //! [`keyvalue`](super::keyvalue). A value's body stream is a host object
 //! (a pipe, for the built-in plugins): it moves out of the plugin's
 //! resource table into the workload's while the call still holds the

@@ -16,7 +16,7 @@
 use super::{CallParams, CallResults, Exports, TypedForwarders, TypedPlugin};
 use crate::plugins::shared::PluginView;
 use crate::plugins::shared::SharedPlugin;
-use crate::plugins::shared::proxy::ProxyTable;
+use crate::plugins::shared::forwarders::proxy::ProxyTable;
 use crate::store::InvocationState;
 use std::sync::Arc;
 use wasmtime::StoreContextMut;
