@@ -20,7 +20,8 @@
 
 #![no_main]
 
-use keel::policy::grants::{INBOX_ROOT, SubjectGrants};
+use keel::policy::grants::SubjectGrants;
+use keel::policy::inbox::PLUGIN_INBOX_ROOT;
 use libfuzzer_sys::fuzz_target;
 
 /// Lines past this many are ignored: each input stays fast.
@@ -76,7 +77,7 @@ fuzz_target!(|text: &str| {
         // Inboxes: a namespace's own, never another's (unless the two
         // names are the same, as tokens are only for equal names).
         if !id.is_empty() && !id.contains(['.', '*', '>']) {
-            let inbox = format!("{INBOX_ROOT}.{ns_token}.{id}");
+            let inbox = format!("{PLUGIN_INBOX_ROOT}.{ns_token}.{id}");
             assert!(
                 none.allows(namespace, &inbox),
                 "{inbox:?} refused to its namespace"

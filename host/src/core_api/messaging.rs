@@ -15,9 +15,6 @@ use super::bus::Message as BusMessage;
 use super::view::CoreCtxView;
 use std::time::Duration;
 
-/// How a workload's reply inboxes start, before its namespace is added.
-pub const INBOX_PREFIX: &str = "_INBOX.";
-
 /// The broker subject for `subject` named by a workload of `namespace`.
 pub fn scoped(namespace: &str, subject: &str) -> String {
     format!("{namespace}.{subject}")
@@ -37,13 +34,6 @@ pub fn within(namespace: &str, subject: &str) -> Option<String> {
 /// subject outside the namespace is returned whole).
 pub fn unscoped(namespace: &str, subject: &str) -> String {
     within(namespace, subject).unwrap_or_else(|| subject.to_string())
-}
-
-/// A fresh reply inbox for a request of a workload of `namespace`, as the
-/// broker sees it: `<namespace>._INBOX.<22 random characters>`.
-pub fn new_inbox(namespace: &str) -> String {
-    let id = crate::policy::subject::inbox_token();
-    scoped(namespace, &format!("{INBOX_PREFIX}{id}"))
 }
 
 fn error(e: BrokerError) -> Error {
@@ -77,7 +67,7 @@ pub async fn request(
     timeout_ms: u32,
 ) -> Result<Message, Error> {
     let timeout = Duration::from_millis(u64::from(timeout_ms));
-    let inbox = new_inbox(namespace);
+    let inbox = crate::policy::inbox::workload_inbox(namespace);
     let reply = broker
         .request(&scoped(namespace, &subject), &inbox, body, timeout)
         .await
@@ -130,10 +120,11 @@ mod tests {
 
     #[test]
     fn a_request_inbox_lies_inside_the_namespace_and_is_unguessable() {
-        let inbox = new_inbox("shop");
+        use crate::policy::inbox::{WORKLOAD_INBOX_PREFIX, workload_inbox};
+        let inbox = workload_inbox("shop");
         let inside = within("shop", &inbox).expect("inside the namespace");
-        assert!(inside.starts_with(INBOX_PREFIX), "{inbox}");
-        assert_eq!(inside.len(), INBOX_PREFIX.len() + 22);
-        assert_ne!(inbox, new_inbox("shop"));
+        assert!(inside.starts_with(WORKLOAD_INBOX_PREFIX), "{inbox}");
+        assert_eq!(inside.len(), WORKLOAD_INBOX_PREFIX.len() + 22);
+        assert_ne!(inbox, workload_inbox("shop"));
     }
 }

@@ -13,7 +13,8 @@ use super::broker::{Broker, NatsConnection, check_size};
 use super::jetstream_grants::{ApiCall, Checker, Refused};
 use super::stream_cap::CapError;
 use super::view::CoreCtxView;
-use crate::policy::grants::{SubjectGrants, new_inbox};
+use crate::policy::grants::SubjectGrants;
+use crate::policy::inbox::plugin_inbox;
 use crate::policy::subject::{self as rules, Use};
 use async_nats::HeaderMap;
 use futures::StreamExt;
@@ -268,7 +269,7 @@ impl api::Host for CoreCtxView<'_> {
     }
 
     fn new_inbox(&mut self) -> String {
-        new_inbox(&self.identity().namespace)
+        plugin_inbox(&self.identity().namespace)
     }
 
     fn max_payload(&mut self) -> Result<u64, Error> {

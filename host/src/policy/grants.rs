@@ -1,5 +1,6 @@
 //! Which NATS subjects a plugin may use through `keel:core/nats`: the
-//! patterns its manifest grants (`grants.subjects`), plus its own inboxes.
+//! patterns its manifest grants (`grants.subjects`), plus its own inboxes
+//! ([`crate::policy::inbox`]).
 //!
 //! A pattern is a NATS subject pattern (`*` is one token, a final `>` one or
 //! more) in which a token may also *contain* `*`, matching any run of
@@ -8,11 +9,8 @@
 //! [`keel_names::token`]. So `$KV.KV_{namespace}-*.>` lets one instance of a
 //! plugin reach each tenant's buckets only on that tenant's behalf.
 
+use crate::policy::inbox::is_plugin_inbox_of;
 use crate::policy::subject::{self as rules, Use};
-
-/// Inboxes `keel:core/nats` makes are `_INBOX.keel.<namespace token>.<id>`,
-/// so a plugin acting for one namespace cannot listen to another's replies.
-pub const INBOX_ROOT: &str = "_INBOX.keel";
 
 /// The subjects granted to a plugin (or, in composed mode, to the plugins
 /// composed into one component, which share its imports).
@@ -47,30 +45,12 @@ impl SubjectGrants {
     pub fn allows(&self, namespace: &str, subject: &str) -> bool {
         let tokens: Vec<&str> = subject.split('.').collect();
         let namespace = keel_names::token(namespace);
-        if inbox_of(&namespace, &tokens) {
+        if is_plugin_inbox_of(&namespace, &tokens) {
             return true;
         }
         self.patterns
             .iter()
             .any(|pattern| covers(pattern, &tokens, &namespace))
-    }
-}
-
-/// A fresh inbox for a caller of `namespace` (22 random characters make it
-/// unguessable).
-pub fn new_inbox(namespace: &str) -> String {
-    let id = crate::policy::subject::inbox_token();
-    format!("{INBOX_ROOT}.{}.{id}", keel_names::token(namespace))
-}
-
-/// Whether `tokens` is one of the inboxes of the namespace whose token is
-/// `namespace` (no wildcards).
-fn inbox_of(namespace: &str, tokens: &[&str]) -> bool {
-    match tokens {
-        ["_INBOX", "keel", ns, id] => {
-            *ns == namespace && !id.is_empty() && !id.contains(['*', '>'])
-        }
-        _ => false,
     }
 }
 
@@ -185,7 +165,7 @@ mod tests {
     #[test]
     fn a_namespace_reaches_its_own_inboxes_only() {
         let g = SubjectGrants::default();
-        let inbox = new_inbox("shop");
+        let inbox = crate::policy::inbox::plugin_inbox("shop");
         assert!(g.allows("shop", &inbox));
         assert!(!g.allows("other", &inbox));
         assert!(!g.allows("shop", "_INBOX.keel.shop.*"));

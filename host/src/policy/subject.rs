@@ -14,17 +14,6 @@
 /// sends, in bytes, namespace included.
 pub const MAX_SUBJECT_BYTES: usize = 1024;
 
-/// A fresh last token for an inbox subject: 22 random letters and digits
-/// (about 131 bits), so no other caller can guess it.
-pub fn inbox_token() -> String {
-    use rand::Rng;
-    rand::thread_rng()
-        .sample_iter(rand::distributions::Alphanumeric)
-        .take(22)
-        .map(char::from)
-        .collect()
-}
-
 /// Where a subject is used, which decides what wildcards mean in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Use {
