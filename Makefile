@@ -121,13 +121,15 @@ bench-anchors: bench-tools bench-build
 # keel at BASE (any git revision) against this tree, paired round by round:
 # BASE is built (its own built-in plugins included) in a worktree under
 # bench/.base with the same target folder, so only keel's own crates rebuild,
-# and its binary is kept as bench/.tools/keel-base. Both serve this tree's
-# examples.
+# and its binary is kept as bench/.tools/keel-base (keel's own crates build
+# twice, a few minutes: both trees give them the same artifact names). Both
+# builds serve this tree's examples.
 # BENCH_MODE=quick for a short run; results in bench/results/compare.{md,json}.
 BENCH_MODE ?= full
-bench-compare: wrk bench-build
+bench-compare: wrk guests
 	@test -n "$(BASE)" || { echo "usage: make bench-compare BASE=<git rev>"; exit 1; }
-	@rm -rf bench/.base && git worktree prune && git worktree add --detach bench/.base $(BASE)
+	@git worktree remove --force bench/.base 2>/dev/null; rm -rf bench/.base
+	git worktree add --detach bench/.base $(BASE)
 	$(MAKE) -C bench/.base guests
 	cd bench/.base && $(CARGO) build --release -p keel --bin keel
 	@mkdir -p $(BENCH_TOOLS) && cp $(CARGO_TARGET_DIR)/release/keel $(BENCH_TOOLS)/keel-base
