@@ -3,7 +3,10 @@
 #   make run     build the guests and keel, then serve examples/hello on 127.0.0.1:8080
 #   make test    set up (wasm target, nats-server) and run the whole test suite
 #   make build   leave the release binary at target/release/keel
-#   make bench   benchmarks (not part of `make test`)
+#   make bench   benchmarks (not part of `make test`): the anchors, then cargo bench
+#   make bench-quick    keel against wasmtime serve and a native floor, in minutes
+#   make bench-anchors  the same, full length (results in bench/results/)
+#   make bench-compare BASE=<git rev>   this tree's keel against BASE's, paired
 #   make fuzz    cargo fuzz targets, FUZZ_SECONDS each (not part of `make test`)
 #   make lint    rustfmt check and clippy with warnings as errors
 
@@ -19,7 +22,7 @@ GUEST_WORKSPACES := plugins-wasm tests/fixtures examples
 WASM_OUT := $(CARGO_TARGET_DIR)/wasm32-wasip2/release
 TALLY_V0_3 := $(CARGO_TARGET_DIR)/tally-v0-3/wasm32-wasip2/release/tally_plugin.wasm
 
-.PHONY: all setup wasm-target nats-server docker-registry guests build run test bench fuzz fuzz-corpus cargo-fuzz lint clean
+.PHONY: all setup wasm-target nats-server docker-registry guests build run test bench bench-tools wasmtime-cli wrk bench-build bench-quick bench-anchors bench-compare fuzz fuzz-corpus cargo-fuzz lint clean
 
 all: build
 
@@ -85,8 +88,67 @@ test: setup guests
 	@# The guest-side libraries' own unit tests, run natively.
 	$(CARGO) test --manifest-path plugins-wasm/Cargo.toml -p keel-names -p keel-jetstream -p keyvalue-nats
 
-bench: guests
+bench: guests bench-anchors
 	$(CARGO) bench -p keel-tests
+
+# Side-by-side benchmarks (bench/, README "Performance"). What they need is
+# installed here and nowhere else, so `make test` never waits for it: the
+# wasmtime CLI at keel's own Wasmtime version (from Cargo.lock), built into
+# bench/.tools (git-ignored) only when missing, and wrk from Debian.
+WASMTIME_VERSION := $(shell sed -n '/^name = "wasmtime"$$/{n;s/^version = "\(.*\)"$$/\1/p;q;}' Cargo.lock)
+BENCH_TOOLS := $(CURDIR)/bench/.tools
+WASMTIME_CLI := $(BENCH_TOOLS)/bin/wasmtime
+BENCH_DRIVER := $(CARGO_TARGET_DIR)/release/keel-bench
+BENCH_ARGS ?=
+BENCH_FLAGS = --repo $(CURDIR) --keel $(CARGO_TARGET_DIR)/release/keel \
+  --floor $(CARGO_TARGET_DIR)/release/hello-floor --wasmtime $(WASMTIME_CLI) $(BENCH_ARGS)
+
+wasmtime-cli:
+	@if ! "$(WASMTIME_CLI)" --version 2>/dev/null | grep -q "^wasmtime $(WASMTIME_VERSION) "; then \
+	  echo "building the wasmtime CLI $(WASMTIME_VERSION) into bench/.tools (a long build, once)"; \
+	  env -u CARGO_TARGET_DIR $(CARGO) install --locked wasmtime-cli --version $(WASMTIME_VERSION) \
+	    --root $(BENCH_TOOLS) || exit 1; \
+	fi
+
+wrk:
+	@if ! command -v wrk >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing wrk (Debian package)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
+	  else \
+	    echo "error: wrk is not installed and cannot be installed here"; exit 1; \
+	  fi; \
+	fi
+
+bench-tools: wasmtime-cli wrk
+
+bench-build: guests
+	$(CARGO) build --release -p keel --bin keel -p keel-bench
+
+bench-quick: bench-tools bench-build
+	$(BENCH_DRIVER) --mode quick $(BENCH_FLAGS)
+
+bench-anchors: bench-tools bench-build
+	$(BENCH_DRIVER) --mode full $(BENCH_FLAGS)
+
+# keel at BASE (any git revision) against this tree, paired round by round:
+# BASE is built (its own built-in plugins included) in a worktree under
+# bench/.base with the same target folder, so only keel's own crates rebuild,
+# and its binary is kept as bench/.tools/keel-base (keel's own crates build
+# twice, a few minutes: both trees give them the same artifact names). Both
+# builds serve this tree's examples.
+# BENCH_MODE=quick for a short run; results in bench/results/compare.{md,json}.
+BENCH_MODE ?= full
+bench-compare: wrk guests
+	@test -n "$(BASE)" || { echo "usage: make bench-compare BASE=<git rev>"; exit 1; }
+	@git worktree remove --force bench/.base 2>/dev/null; rm -rf bench/.base
+	git worktree add --detach bench/.base $(BASE)
+	$(MAKE) -C bench/.base guests
+	cd bench/.base && $(CARGO) build --release -p keel --bin keel
+	@mkdir -p $(BENCH_TOOLS) && cp $(CARGO_TARGET_DIR)/release/keel $(BENCH_TOOLS)/keel-base
+	@git worktree remove --force bench/.base
+	$(CARGO) build --release -p keel --bin keel -p keel-bench
+	$(BENCH_DRIVER) --mode $(BENCH_MODE) $(BENCH_FLAGS) --keel-base $(BENCH_TOOLS)/keel-base
 
 # Fuzzing: the cargo-fuzz targets in fuzz/ (a workspace of its own, built in
 # fuzz/target, so ordinary builds never see its instrumentation), each run
