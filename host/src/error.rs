@@ -3,6 +3,7 @@
 
 use crate::spec::WorkloadState;
 use crate::spec::{InvalidSpec, WorkloadId};
+use crate::workload::{ComponentFailure, Stage};
 
 /// Why a [`Host`](crate::Host) call failed.
 #[derive(Debug, thiserror::Error)]
@@ -43,10 +44,45 @@ pub enum Error {
     /// pulled: which reference, which registry, and why.
     #[error(transparent)]
     Pull(#[from] crate::oci::PullError),
-    /// Starting failed: a component could not be read, compiled or linked,
-    /// or a plugin could not be resolved. The chain says which and why.
+    /// A component could not be read, checked or compiled (composed with
+    /// its composed plugins, if any).
+    #[error("{error:#}")]
+    Compile {
+        /// The component.
+        component: String,
+        /// What went wrong, with its causes.
+        error: anyhow::Error,
+    },
+    /// The plugins could not serve a component: an interface is picked for
+    /// a plugin that is not there or cannot serve it, a plugin cannot be
+    /// used in its mode, or a shared plugin's instance could not start.
+    #[error("{error:#}")]
+    PluginResolution {
+        /// The component.
+        component: String,
+        /// What went wrong, with its causes.
+        error: anyhow::Error,
+    },
+    /// Starting failed otherwise (linking, a second HTTP component, …).
+    /// The chain says which and why.
     #[error(transparent)]
     Failed(#[from] anyhow::Error),
+}
+
+impl Error {
+    /// The typed error for a workload's failed start: [`Error::Compile`] or
+    /// [`Error::PluginResolution`] when the failure says which step of a
+    /// component's start it was, else [`Error::Failed`].
+    pub(crate) fn from_start(error: anyhow::Error) -> Error {
+        let failure = error
+            .downcast_ref::<ComponentFailure>()
+            .map(|f| (f.stage, f.component.clone()));
+        match failure {
+            Some((Stage::Compile, component)) => Error::Compile { component, error },
+            Some((Stage::Plugins, component)) => Error::PluginResolution { component, error },
+            _ => Error::Failed(error),
+        }
+    }
 }
 
 /// What the library API returns.

@@ -333,7 +333,10 @@ impl Host {
             workloads.insert(id.clone(), workload.clone());
         }
         self.router.insert(workload.clone());
-        workload.start(self.services.clone()).await?;
+        workload
+            .start(self.services.clone())
+            .await
+            .map_err(Error::from_start)?;
         let http_host = match (workload.serves_http(), &workload.spec().http.host) {
             (Some(true), Some(host)) => host.as_str(),
             (Some(true), None) => "(default)",

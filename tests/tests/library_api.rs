@@ -83,3 +83,42 @@ async fn a_second_workload_may_not_take_an_http_host_another_serves() -> anyhow:
     host.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_failure_says_whether_the_component_or_its_plugins_failed() -> anyhow::Result<()> {
+    let host = start_host(None).await?;
+    // A component preamble (so the spec passes its checks) over bytes that
+    // are no component: it cannot be compiled.
+    let mut broken = b"\0asm\x0d\0\x01\0".to_vec();
+    broken.extend_from_slice(&[0xff; 32]);
+    match host
+        .start_workload(WorkloadSpec::from_bytes(
+            WorkloadId::new("team-a", "broken"),
+            "api",
+            broken,
+        ))
+        .await
+    {
+        Err(Error::Compile { component, error }) => {
+            assert_eq!(component, "api");
+            assert!(
+                format!("{error:#}").contains("component `api`"),
+                "{error:#}"
+            );
+        }
+        other => panic!("expected a compile failure, got {other:?}"),
+    }
+    // An interface picked for a plugin the host does not have.
+    let mut spec = WorkloadSpec::single(WorkloadId::new("team-a", "kv"), guest("keyvalue_user"));
+    spec.plugins
+        .insert("wasi:keyvalue/store".to_string(), "absent".to_string());
+    match host.start_workload(spec).await {
+        Err(Error::PluginResolution { component, error }) => {
+            assert_eq!(component, "kv", "a single component takes its workload's name");
+            assert!(format!("{error:#}").contains("absent"), "{error:#}");
+        }
+        other => panic!("expected a plugin resolution failure, got {other:?}"),
+    }
+    host.shutdown().await;
+    Ok(())
+}

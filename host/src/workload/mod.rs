@@ -251,8 +251,8 @@ impl Workload {
             let (component, plan, shared) = load_component(services, spec, &self.spec)?;
             let mut linker = crate::store::core_linker(engine.engine())?;
             let bindings = plan.shared.iter().cloned().zip(shared).collect();
-            let (typed, generic) =
-                typed::link_typed(&mut linker, bindings).map_err(|e| located(spec, e))?;
+            let (typed, generic) = typed::link_typed(&mut linker, bindings)
+                .map_err(|e| located(spec, Stage::Link, e))?;
             let generic_imports: Vec<&str> =
                 generic.iter().map(|(b, _)| b.import.as_str()).collect();
             log_plan(&self.spec.id, &spec.name, &plan, &generic_imports);
@@ -267,7 +267,7 @@ impl Workload {
                     plugin,
                     &mut proxy_types,
                 )
-                .map_err(|e| located(spec, e))?;
+                .map_err(|e| located(spec, Stage::Link, e))?;
             }
             let denials: Vec<deny::Denial> = plan
                 .denied
@@ -287,10 +287,10 @@ impl Workload {
                 }))
                 .collect();
             deny::link_denied(&mut linker, engine.engine(), &component, &denials)
-                .map_err(|e| located(spec, e))?;
+                .map_err(|e| located(spec, Stage::Link, e))?;
             let pre = linker
                 .instantiate_pre(&component)
-                .map_err(|e| located(spec, e.into()))?;
+                .map_err(|e| located(spec, Stage::Link, e.into()))?;
             let subjects = Arc::new(plan.subjects.clone());
             let template = || {
                 InvocationTemplate::new(
@@ -333,7 +333,7 @@ impl Workload {
                      a workload takes HTTP through one component"
                 ));
             }
-            let pre = ProxyPre::new(pre).map_err(|e| located(spec, e.into()))?;
+            let pre = ProxyPre::new(pre).map_err(|e| located(spec, Stage::Link, e.into()))?;
             http = Some(HttpComponent {
                 pre,
                 template: template()?,
@@ -428,18 +428,18 @@ fn load_component(
     let bytes = spec
         .source
         .read()
-        .map_err(|e| anyhow::anyhow!(located_msg(spec, &format!("{e:#}"))))?;
-    keel_compose::WasmKind::expect_component(&bytes).map_err(|e| {
-        anyhow::anyhow!(located_msg(
-            spec,
-            &format!("{}: {e}", spec.source.describe())
-        ))
-    })?;
+        .map_err(|e| located(spec, Stage::Compile, e))?;
+    keel_compose::WasmKind::expect_component(&bytes)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", spec.source.describe()))
+        .map_err(|e| located(spec, Stage::Compile, e))?;
+    // Bytes that are no component at all fail here, as a compile failure,
+    // rather than in the plan below, where they would pass for the plugins'.
+    keel_compose::ComponentInfo::read(&bytes).map_err(|e| located(spec, Stage::Compile, e))?;
     let (engine, cache) = (&*services.engine, &services.cache);
     let mut plugins = services.plugins();
     let plan = plugins
         .plan(&bytes, &workload.plugins)
-        .map_err(|e| located(spec, e))?;
+        .map_err(|e| located(spec, Stage::Plugins, e))?;
     let shared = plan
         .shared
         .iter()
@@ -454,7 +454,7 @@ fn load_component(
             )
         })
         .collect::<Result<Vec<_>>>()
-        .map_err(|e| located(spec, e))?;
+        .map_err(|e| located(spec, Stage::Plugins, e))?;
     let component = if plan.composed.is_empty() {
         cache.load(engine.engine(), &spec.name, &bytes)
     } else {
@@ -469,7 +469,11 @@ fn load_component(
             )
         })
     };
-    Ok((component.map_err(|e| located(spec, e))?, plan, shared))
+    Ok((
+        component.map_err(|e| located(spec, Stage::Compile, e))?,
+        plan,
+        shared,
+    ))
 }
 
 /// One log line per import saying what serves it.
@@ -516,7 +520,43 @@ fn located_msg(spec: &ComponentSpec, message: &str) -> String {
     }
 }
 
-fn located(spec: &ComponentSpec, error: anyhow::Error) -> anyhow::Error {
+fn located(spec: &ComponentSpec, stage: Stage, error: anyhow::Error) -> anyhow::Error {
     let prefix = located_msg(spec, "");
-    error.context(prefix.trim_end_matches([' ', ':']).to_string())
+    error.context(ComponentFailure {
+        component: spec.name.clone(),
+        stage,
+        prefix: prefix.trim_end_matches([' ', ':']).to_string(),
+    })
+}
+
+/// Which step of starting a component failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Reading, checking or compiling the component (composed with its
+    /// composed plugins, if any).
+    Compile,
+    /// Deciding which plugins serve its imports, or starting their shared
+    /// instances.
+    Plugins,
+    /// Linking the forwarders, denials and host interfaces.
+    Link,
+}
+
+/// The context a component's start failure carries: which component, and
+/// at which [`Stage`], so the library API can type the error
+/// ([`crate::Error::Compile`], [`crate::Error::PluginResolution`]). It
+/// prints as the component's location.
+#[derive(Debug)]
+pub struct ComponentFailure {
+    /// The component's name.
+    pub component: String,
+    /// Where it failed.
+    pub stage: Stage,
+    prefix: String,
+}
+
+impl std::fmt::Display for ComponentFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.prefix)
+    }
 }
