@@ -187,6 +187,7 @@ impl HostBuilder {
                         self.max_streams_per_namespace
                             .unwrap_or(nats.max_streams_per_namespace),
                     ),
+                    nats.subjects,
                 )),
                 None => Broker::Bus(Bus::with_options(BusOptions {
                     pending: self.pending,
@@ -279,6 +280,18 @@ impl Host {
             .map_err(anyhow::Error::from)??;
         tracing::info!(plugin = name, "plugin registered");
         Ok(())
+    }
+
+    /// The interfaces the host's plugins export (`ns:pkg/iface@version`),
+    /// each once, in name order: what the host can serve its workloads
+    /// beyond WASI.
+    pub fn plugin_exports(&self) -> Vec<String> {
+        let plugins = self.services.plugins();
+        let names: std::collections::BTreeSet<String> = plugins
+            .iter()
+            .flat_map(|p| p.info.exports.iter().map(|e| e.name.clone()))
+            .collect();
+        names.into_iter().collect()
     }
 
     /// How many times the shared instances of plugin `name` restarted after

@@ -39,6 +39,7 @@ pub struct Nats {
     pub tls_ca: Option<String>,
     pub name: Option<String>,
     pub max_streams_per_namespace: Option<u32>,
+    pub subjects: Option<crate::spec::SubjectScope>,
 }
 
 #[derive(Debug, Deserialize)]

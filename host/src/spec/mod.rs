@@ -35,6 +35,21 @@ use std::time::Duration;
 /// through `keel:core/nats` unless the host is configured otherwise.
 pub const DEFAULT_MAX_STREAMS_PER_NAMESPACE: u32 = 100;
 
+/// How the subjects a workload names map onto the broker's subjects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum SubjectScope {
+    /// `<namespace>.<subject>`: the tenants of one NATS account never hear
+    /// each other (what `keel run` does).
+    #[default]
+    Namespace,
+    /// As written, as wasmCloud hosts do, so keel and wasmCloud workloads on
+    /// one NATS meet on the same subjects; tenants are separated by NATS
+    /// accounts (each host's credentials), and the host protocol's subjects,
+    /// `$` subjects and wildcard-first subscriptions are refused.
+    AsWritten,
+}
+
 /// A NATS connection: production hosts share a NATS cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NatsSpec {
@@ -50,6 +65,8 @@ pub struct NatsSpec {
     /// namespace may create through `keel:core/nats` (default
     /// [`DEFAULT_MAX_STREAMS_PER_NAMESPACE`](crate::spec::DEFAULT_MAX_STREAMS_PER_NAMESPACE)).
     pub max_streams_per_namespace: u32,
+    /// How workload subjects map onto the server's.
+    pub subjects: SubjectScope,
 }
 
 impl NatsSpec {
@@ -89,6 +106,7 @@ impl NatsSpec {
             tls_ca: None,
             name: None,
             max_streams_per_namespace: crate::spec::DEFAULT_MAX_STREAMS_PER_NAMESPACE,
+            subjects: SubjectScope::default(),
         }
     }
 }

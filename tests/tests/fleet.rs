@@ -1,0 +1,313 @@
+//! keel hosts on a NATS lattice, driven by a test playing wasmCloud's
+//! runtime operator with the protocol's documented messages only: a real
+//! nats-server, a real registry on loopback, `keel host` processes.
+
+use anyhow::Result;
+use keel_tests::fleet::{KeelHost, Operator, http_workload, state};
+use keel_tests::keel::oci::{OciOptions, Registry as KeelRegistry};
+use keel_tests::keel::spec::{ImageRef, RegistrySpec};
+use keel_tests::nats::NatsServer;
+use keel_tests::registry::Registry;
+use keel_tests::{get, guest, write_file};
+use serde_json::json;
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+const HELLO: &str = "Hello from keel! You asked for /\n";
+
+/// Pushes guest `file` to `repo_tag` of `registry`; returns the image as a
+/// wasmCloud workload writes it (no scheme).
+async fn push(registry: &Registry, file: &str, repo_tag: &str) -> Result<String> {
+    let client = KeelRegistry::new(OciOptions {
+        registries: vec![RegistrySpec {
+            insecure: true,
+            ..RegistrySpec::new(registry.host())
+        }],
+        ..OciOptions::default()
+    })?;
+    let bytes = std::fs::read(guest(file))?;
+    client
+        .push(&ImageRef::parse(&registry.reference(repo_tag))?, &bytes)
+        .await?;
+    Ok(format!("{}/{repo_tag}", registry.host()))
+}
+
+/// A host configuration letting the host speak plain HTTP to `registry`.
+fn host_config(dir: &Path, registry: &Registry) -> String {
+    let text = format!(
+        "[[registry]]\nhost = \"{}\"\ninsecure = true\n",
+        registry.host()
+    );
+    write_file(dir, "host.toml", &text).display().to_string()
+}
+
+fn spawn(nats: &NatsServer, dir: &Path, config: &str, extra: &[&str]) -> Result<KeelHost> {
+    let mut args = vec!["--config", config];
+    args.extend_from_slice(extra);
+    KeelHost::spawn(&nats.url(), dir, &args)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_hosts_join_run_serve_report_and_stop_workloads() -> Result<()> {
+    let nats = NatsServer::start()?;
+    let registry = Registry::start()?;
+    let image = push(&registry, "hello", "apps/hello:1").await?;
+    let dir = tempfile::tempdir()?;
+    let config = host_config(dir.path(), &registry);
+    let mut operator = Operator::connect(&nats.url()).await?;
+    let mut hosts = Vec::new();
+    for i in 0..3 {
+        let zone = format!("zone=z{i}");
+        let host_dir = dir.path().join(format!("host{i}"));
+        hosts.push(spawn(&nats, &host_dir, &config, &["--label", &zone])?);
+    }
+    // Each is seen through its heartbeats, with its labels and its port.
+    for (i, host) in hosts.iter().enumerate() {
+        let beat = operator.heartbeat_of(&host.id, |_| true).await?;
+        assert_eq!(beat["labels"]["hostgroup"], "default");
+        assert_eq!(beat["labels"]["zone"], format!("z{i}"));
+        assert_eq!(beat["httpPort"], json!(host.http.port()));
+        assert_eq!(beat["workloadCount"], "0");
+        assert!(!host.id.contains('.'));
+    }
+    let ids: BTreeSet<_> = hosts.iter().map(|h| h.id.clone()).collect();
+    assert_eq!(ids.len(), 3);
+
+    for (i, host) in hosts.iter().enumerate() {
+        let uid = format!("uid-{i}");
+        let name = format!("hello-{i}");
+        let route = format!("{name}.local");
+        let started = operator
+            .start(
+                &host.id,
+                &uid,
+                http_workload("default", &name, &image, &route),
+            )
+            .await?;
+        assert_eq!(state(&started), "WORKLOAD_STATE_RUNNING", "{started}");
+        assert_eq!(started["workloadId"], uid.as_str());
+        let answer = get(host.http, &route, "/").await?;
+        assert_eq!((answer.status, answer.body.as_str()), (200, HELLO));
+        let status = operator.status(&host.id, &uid).await?;
+        assert_eq!(state(&status), "WORKLOAD_STATE_RUNNING", "{status}");
+        // The heartbeat counts it.
+        let beat = operator
+            .heartbeat_of(&host.id, |b| b["workloadCount"] == "1")
+            .await?;
+        assert_eq!(beat["componentCount"], "1");
+    }
+    let first = &hosts[0];
+
+    // A duplicate start answers as wasmCloud does and disturbs nothing.
+    let again = operator
+        .start(
+            &first.id,
+            "uid-0",
+            http_workload("default", "hello-0", &image, "hello-0.local"),
+        )
+        .await?;
+    assert_eq!(state(&again), "WORKLOAD_STATE_ERROR");
+    assert!(
+        again["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("already exists"),
+        "{again}"
+    );
+    assert_eq!(
+        state(&operator.status(&first.id, "uid-0").await?),
+        "WORKLOAD_STATE_RUNNING"
+    );
+    assert_eq!(get(first.http, "hello-0.local", "/").await?.status, 200);
+
+    // Unknown ids: NOT_FOUND for status, and stop is no error.
+    let unknown = operator.status(&first.id, "no-such-uid").await?;
+    assert_eq!(state(&unknown), "WORKLOAD_STATE_NOT_FOUND");
+    let unknown = operator.stop(&first.id, "no-such-uid").await?;
+    assert_eq!(state(&unknown), "WORKLOAD_STATE_NOT_FOUND");
+
+    // A missing image: ERROR naming it, and nothing is left behind.
+    let missing = format!("{}/apps/missing:1", registry.host());
+    let failed = operator
+        .start(
+            &first.id,
+            "uid-missing",
+            http_workload("default", "missing", &missing, "m.local"),
+        )
+        .await?;
+    assert_eq!(state(&failed), "WORKLOAD_STATE_ERROR");
+    assert!(
+        failed["message"].as_str().unwrap_or("").contains(&missing),
+        "{failed}"
+    );
+    assert_eq!(
+        state(&operator.status(&first.id, "uid-missing").await?),
+        "WORKLOAD_STATE_NOT_FOUND"
+    );
+
+    // A field keel cannot honour: ERROR naming it.
+    let mut cpu = http_workload("default", "cpu", &image, "cpu.local");
+    cpu["witWorld"]["components"][0]["localResources"] = json!({"cpuLimit": 500});
+    let refused = operator.start(&first.id, "uid-cpu", cpu).await?;
+    assert_eq!(state(&refused), "WORKLOAD_STATE_ERROR");
+    let message = refused["message"].as_str().unwrap_or("");
+    assert!(message.contains("localResources.cpuLimit"), "{refused}");
+
+    // A field the protocol does not have: ERROR naming it, the id kept.
+    let odd = operator
+        .request_raw(
+            &first.id,
+            "workload.start",
+            r#"{"workloadId": "uid-odd", "workload": {"namespace": "default", "replicas": 3}}"#,
+        )
+        .await?;
+    let odd = keel_tests::fleet::status_of(odd)?;
+    assert_eq!(state(&odd), "WORKLOAD_STATE_ERROR");
+    assert_eq!(odd["workloadId"], "uid-odd");
+    assert!(
+        odd["message"].as_str().unwrap_or("").contains("replicas"),
+        "{odd}"
+    );
+
+    // The heartbeat request answers with the same message.
+    let beat = operator.request(&first.id, "heartbeat", json!({})).await?;
+    assert_eq!(beat["id"], first.id.as_str());
+    assert_eq!(beat["workloadCount"], "1");
+
+    // Stop: the workload goes, its route with it.
+    for (i, host) in hosts.iter().enumerate() {
+        let uid = format!("uid-{i}");
+        let stopped = operator.stop(&host.id, &uid).await?;
+        assert_eq!(state(&stopped), "WORKLOAD_STATE_STOPPING", "{stopped}");
+        assert_eq!(
+            state(&operator.status(&host.id, &uid).await?),
+            "WORKLOAD_STATE_NOT_FOUND"
+        );
+        assert_eq!(
+            get(host.http, &format!("hello-{i}.local"), "/")
+                .await?
+                .status,
+            404
+        );
+    }
+
+    // A host killed with SIGKILL stops heartbeating: once it is gone, the
+    // other two beat three more times each and it not once.
+    let mut killed = hosts.pop().expect("three hosts");
+    killed.process.signal("KILL")?;
+    killed.process.wait(Duration::from_secs(30))?;
+    let counts = |operator: &Operator| {
+        hosts
+            .iter()
+            .map(|h| operator.seen.get(&h.id).map_or(0, Vec::len))
+            .collect::<Vec<_>>()
+    };
+    let before = counts(&operator);
+    let killed_before = operator.seen.get(&killed.id).map_or(0, Vec::len);
+    // Beats already in flight when it died may still arrive: drain them by
+    // waiting for one fresh beat of each live host first.
+    for host in &hosts {
+        operator.heartbeat_of(&host.id, |_| true).await?;
+    }
+    let killed_drained = operator.seen.get(&killed.id).map_or(0, Vec::len);
+    assert!(killed_drained >= killed_before);
+    let start = counts(&operator);
+    while counts(&operator)
+        .iter()
+        .zip(&start)
+        .any(|(now, then)| now < &(then + 3))
+    {
+        operator.next_heartbeat().await?;
+    }
+    assert!(
+        counts(&operator)
+            .iter()
+            .zip(&before)
+            .all(|(now, then)| now > then)
+    );
+    assert_eq!(
+        operator.seen.get(&killed.id).map_or(0, Vec::len),
+        killed_drained,
+        "the killed host kept heartbeating"
+    );
+    // Nobody answers for it any more.
+    assert!(
+        operator
+            .request(&killed.id, "heartbeat", json!({}))
+            .await
+            .is_err()
+    );
+
+    // Restarted (NATS stays up), it registers again under a new id.
+    let restarted = spawn(&nats, &dir.path().join("host2"), &config, &[])?;
+    assert!(!ids.contains(&restarted.id));
+    operator.heartbeat_of(&restarted.id, |_| true).await?;
+    Ok(())
+}
+
+/// A registry that accepts connections and never answers: a pull from it
+/// hangs until the host gives up, which it signals by connecting.
+async fn silent_registry() -> Result<(String, tokio::sync::mpsc::Receiver<tokio::net::TcpStream>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            if tx.send(stream).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok((addr.to_string(), rx))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hanging_pull_delays_neither_heartbeats_nor_other_requests() -> Result<()> {
+    let nats = NatsServer::start()?;
+    let (silent, mut connections) = silent_registry().await?;
+    let dir = tempfile::tempdir()?;
+    let text = format!("[[registry]]\nhost = \"{silent}\"\ninsecure = true\n");
+    let config = write_file(dir.path(), "host.toml", &text)
+        .display()
+        .to_string();
+    let mut operator = Operator::connect(&nats.url()).await?;
+    let host = spawn(&nats, dir.path(), &config, &[])?;
+    operator.heartbeat_of(&host.id, |_| true).await?;
+
+    let image = format!("{silent}/apps/slow:1");
+    let workload = http_workload("default", "slow", &image, "slow.local");
+    let start = {
+        let subject = format!("runtime.host.{}.workload.start", host.id);
+        let body = serde_json::to_vec(&json!({"workloadId": "uid-slow", "workload": workload}))?;
+        let client = operator.client().clone();
+        tokio::spawn(async move { client.request(subject, body.into()).await })
+    };
+    // The host is inside the pull: it has connected to the registry.
+    let held = tokio::time::timeout(Duration::from_secs(60), connections.recv())
+        .await?
+        .expect("the host connects");
+    // Meanwhile it answers, and beats.
+    let status = operator.status(&host.id, "uid-slow").await?;
+    assert_eq!(state(&status), "WORKLOAD_STATE_STARTING", "{status}");
+    let beat = operator.request(&host.id, "heartbeat", json!({})).await?;
+    assert_eq!(beat["id"], host.id.as_str());
+    let seen = operator.seen.get(&host.id).map_or(0, Vec::len);
+    operator.heartbeat_of(&host.id, |_| true).await?;
+    assert!(operator.seen.get(&host.id).map_or(0, Vec::len) > seen);
+    assert!(
+        !start.is_finished(),
+        "the start answered before its pull ended"
+    );
+    // The registry hangs up: the start fails, naming the image.
+    drop(held);
+    drop(connections);
+    let reply = start.await??;
+    let status = keel_tests::fleet::status_of(serde_json::from_slice(&reply.payload)?)?;
+    assert_eq!(state(&status), "WORKLOAD_STATE_ERROR", "{status}");
+    assert!(
+        status["message"].as_str().unwrap_or("").contains(&image),
+        "{status}"
+    );
+    Ok(())
+}
