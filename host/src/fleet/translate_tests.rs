@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 
 fn settings() -> Settings {
     Settings {
-        scratch_dir: std::env::temp_dir().join("keel-fleet-translate-tests"),
+        scratch_dir: PathBuf::from("/nonexistent/scratch"),
         extra_packages: BTreeSet::new(),
     }
 }
@@ -71,9 +71,17 @@ fn local_resources_become_limits_environment_config_and_grants() {
         .push(json!({"namespace": "wasi", "package": "config", "config": {"greeting": "default", "color": "blue"}}));
     w["volumes"] = json!([{"name": "scratch", "emptyDir": {}}]);
     // emptyDir folders exist before a start: the host makes them.
-    let dir = settings().scratch_dir.join("uid-1").join("scratch");
+    let scratch = tempfile::tempdir().expect("a scratch folder");
+    let dir = scratch.path().join("uid-1").join("scratch");
     std::fs::create_dir_all(&dir).expect("scratch folder");
-    let t = translated(w).expect("translates");
+    let request: WorkloadStartRequest =
+        serde_json::from_value(json!({"workloadId": "uid-1", "workload": w})).expect("valid");
+    let settings = Settings {
+        scratch_dir: scratch.path().to_path_buf(),
+        ..settings()
+    };
+    let t = translate("uid-1", &request.workload.expect("a workload"), &settings)
+        .expect("translates");
     assert_eq!(t.spec.limits.memory, ByteSize::mib(64));
     assert_eq!(t.spec.limits.max_instances, 6);
     assert_eq!(t.spec.env.get("MODE").map(String::as_str), Some("prod"));
