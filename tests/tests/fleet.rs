@@ -311,3 +311,31 @@ async fn a_hanging_pull_delays_neither_heartbeats_nor_other_requests() -> Result
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_nats_restart_keeps_the_host_registered_with_its_workloads() -> Result<()> {
+    let mut nats = NatsServer::start()?;
+    let registry = Registry::start()?;
+    let image = push(&registry, "hello", "apps/hello:1").await?;
+    let dir = tempfile::tempdir()?;
+    let config = host_config(dir.path(), &registry);
+    let mut operator = Operator::connect(&nats.url()).await?;
+    let host = spawn(&nats, dir.path(), &config, &[])?;
+    operator.heartbeat_of(&host.id, |_| true).await?;
+    let started = operator
+        .start(&host.id, "uid-1", http_workload("default", "hello", &image, "hello.local"))
+        .await?;
+    assert_eq!(state(&started), "WORKLOAD_STATE_RUNNING", "{started}");
+    drop(operator);
+
+    nats.restart()?;
+    // Same id, same workload: the host reconnected and resubscribed.
+    let mut operator = Operator::connect(&nats.url()).await?;
+    operator
+        .heartbeat_of(&host.id, |b| b["workloadCount"] == "1")
+        .await?;
+    let status = operator.status(&host.id, "uid-1").await?;
+    assert_eq!(state(&status), "WORKLOAD_STATE_RUNNING", "{status}");
+    assert_eq!(get(host.http, "hello.local", "/").await?.body, HELLO);
+    Ok(())
+}
