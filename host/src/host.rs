@@ -331,13 +331,14 @@ impl Host {
                     state: existing.state(),
                 });
             }
-            if let Some(host) = &workload.spec().http.host
-                && let Some(owner) = workloads.values().find(|w| {
+            if let Some((host, owner)) = workload.spec().http.names().find_map(|host| {
+                let owner = workloads.values().find(|w| {
                     w.id() != &id
-                        && w.spec().http.host.as_ref() == Some(host)
+                        && w.spec().http.names().any(|h| h == host)
                         && w.state().is_active()
-                })
-            {
+                })?;
+                Some((host, owner))
+            }) {
                 return Err(Error::HostTaken {
                     host: host.clone(),
                     owner: owner.id().clone(),

@@ -78,17 +78,24 @@ async fn three_hosts_join_run_serve_report_and_stop_workloads() -> Result<()> {
         let uid = format!("uid-{i}");
         let name = format!("hello-{i}");
         let route = format!("{name}.local");
-        let started = operator
-            .start(
-                &host.id,
-                &uid,
-                http_workload("default", &name, &image, &route),
-            )
-            .await?;
+        let mut workload = http_workload("default", &name, &image, &route);
+        workload["witWorld"]["hostInterfaces"][0]["config"]["host-aliases"] =
+            json!(format!("alias-{i}.local, other-{i}.local"));
+        let started = operator.start(&host.id, &uid, workload).await?;
         assert_eq!(state(&started), "WORKLOAD_STATE_RUNNING", "{started}");
         assert_eq!(started["workloadId"], uid.as_str());
-        let answer = get(host.http, &route, "/").await?;
-        assert_eq!((answer.status, answer.body.as_str()), (200, HELLO));
+        for name in [
+            route.clone(),
+            format!("alias-{i}.local"),
+            format!("other-{i}.local"),
+        ] {
+            let answer = get(host.http, &name, "/").await?;
+            assert_eq!(
+                (answer.status, answer.body.as_str()),
+                (200, HELLO),
+                "{name}"
+            );
+        }
         let status = operator.status(&host.id, &uid).await?;
         assert_eq!(state(&status), "WORKLOAD_STATE_RUNNING", "{status}");
         // The heartbeat counts it.
@@ -190,6 +197,8 @@ async fn three_hosts_join_run_serve_report_and_stop_workloads() -> Result<()> {
                 .status,
             404
         );
+        let alias = format!("alias-{i}.local");
+        assert_eq!(get(host.http, &alias, "/").await?.status, 404);
     }
 
     // A host killed with SIGKILL stops heartbeating: once it is gone, the
@@ -323,7 +332,11 @@ async fn a_nats_restart_keeps_the_host_registered_with_its_workloads() -> Result
     let host = spawn(&nats, dir.path(), &config, &[])?;
     operator.heartbeat_of(&host.id, |_| true).await?;
     let started = operator
-        .start(&host.id, "uid-1", http_workload("default", "hello", &image, "hello.local"))
+        .start(
+            &host.id,
+            "uid-1",
+            http_workload("default", "hello", &image, "hello.local"),
+        )
         .await?;
     assert_eq!(state(&started), "WORKLOAD_STATE_RUNNING", "{started}");
     drop(operator);

@@ -67,6 +67,22 @@ async fn a_second_workload_may_not_take_an_http_host_another_serves() -> anyhow:
         "the refused workload is not listed"
     );
 
+    // An alias counts as much as a host name, both ways.
+    let mut aliased = hello("team-c", "web", Some("c.test"));
+    aliased.http.aliases = vec!["shop.test".into()];
+    assert!(matches!(
+        host.start_workload(aliased).await,
+        Err(Error::HostTaken { host, .. }) if host == "shop.test"
+    ));
+    let mut aliased = hello("team-c", "web", Some("c.test"));
+    aliased.http.aliases = vec!["www.c.test".into()];
+    host.start_workload(aliased).await?;
+    assert_eq!(get(addr, "www.c.test", "/").await?.status, 200);
+    assert!(matches!(
+        host.start_workload(hello("team-d", "web", Some("www.c.test"))).await,
+        Err(Error::HostTaken { host, .. }) if host == "www.c.test"
+    ));
+
     // Once the owner has stopped, the host name is free.
     host.stop_workload(&first).await?;
     host.start_workload(hello("team-b", "web", Some("shop.test")))

@@ -127,6 +127,13 @@ pub fn translate(
         interfaces.add(i, interface, settings)?;
     }
     spec.http.host = interfaces.http_host.clone();
+    spec.http.aliases = interfaces.http_aliases.clone();
+    if !spec.http.aliases.is_empty() && spec.http.host.is_none() {
+        return Err(refuse(
+            "workload.witWorld.hostInterfaces.config.host-aliases",
+            "host aliases need a `host` first",
+        ));
+    }
 
     let mut pulls = Vec::new();
     let mut memory: Option<ByteSize> = None;
@@ -398,6 +405,8 @@ fn grants(
 struct HostInterfaces {
     /// `wasi:http` `incoming-handler`'s `config.host`.
     http_host: Option<String>,
+    /// Its `config["host-aliases"]`, split.
+    http_aliases: Vec<String>,
     /// `wasi:config`'s values, under every component's own.
     config: BTreeMap<String, String>,
     /// `wasmcloud:messaging`'s `subscriptions` and `consumer_group`.
@@ -443,13 +452,12 @@ impl HostInterfaces {
                             }
                             self.http_host = Some(value.clone());
                         }
-                        "host-aliases" if value.trim().is_empty() => {}
                         "host-aliases" => {
-                            return Err(refuse(
-                                format!("{field}.config.host-aliases"),
-                                "keel routes one host name to a workload: host aliases are not \
-                                 supported yet",
-                            ));
+                            for alias in value.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+                                if !self.http_aliases.iter().any(|a| a == alias) {
+                                    self.http_aliases.push(alias.to_string());
+                                }
+                            }
                         }
                         other => return Err(unknown_key(&field, &package, other)),
                     }

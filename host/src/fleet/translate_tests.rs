@@ -80,8 +80,8 @@ fn local_resources_become_limits_environment_config_and_grants() {
         scratch_dir: scratch.path().to_path_buf(),
         ..settings()
     };
-    let t = translate("uid-1", &request.workload.expect("a workload"), &settings)
-        .expect("translates");
+    let t =
+        translate("uid-1", &request.workload.expect("a workload"), &settings).expect("translates");
     assert_eq!(t.spec.limits.memory, ByteSize::mib(64));
     assert_eq!(t.spec.limits.max_instances, 6);
     assert_eq!(t.spec.env.get("MODE").map(String::as_str), Some("prod"));
@@ -154,10 +154,14 @@ fn what_keel_cannot_honour_is_refused_naming_the_field() {
             }),
         ),
         (
-            "workload.witWorld.hostInterfaces[0].config.host-aliases",
+            "workload",
             Box::new(|w| {
-                w["witWorld"]["hostInterfaces"][0]["config"]["host-aliases"] = json!("a.local")
+                w["witWorld"]["hostInterfaces"][0]["config"]["host-aliases"] = json!("a b.local")
             }),
+        ),
+        (
+            "workload.witWorld.hostInterfaces[0].config.path",
+            Box::new(|w| w["witWorld"]["hostInterfaces"][0]["config"]["path"] = json!("/api")),
         ),
         (
             "workload.witWorld.hostInterfaces[1]",
@@ -213,6 +217,16 @@ fn what_keel_cannot_honour_is_refused_naming_the_field() {
         change(&mut w);
         assert_eq!(refused_field(w), field);
     }
+}
+
+#[test]
+fn host_aliases_become_more_routes() {
+    let mut w = workload();
+    w["witWorld"]["hostInterfaces"][0]["config"]["host-aliases"] = json!("a.local, b.local,,");
+    let t = translated(w).expect("translates");
+    assert_eq!(t.spec.http.aliases, ["a.local", "b.local"]);
+    let names: Vec<_> = t.spec.http.names().cloned().collect();
+    assert_eq!(names, ["hello.local", "a.local", "b.local"]);
 }
 
 #[test]

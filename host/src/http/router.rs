@@ -23,11 +23,13 @@ impl Router {
     pub fn insert(&self, workload: Arc<Workload>) {
         let mut table = self.table.write().unwrap_or_else(|p| p.into_inner());
         table.remove(workload.id());
-        match &workload.spec().http.host {
-            Some(host) => {
-                table.by_host.insert(host.clone(), workload);
-            }
-            None => table.hostless.push(workload),
+        let http = &workload.spec().http;
+        if http.host.is_none() {
+            table.hostless.push(workload);
+            return;
+        }
+        for name in http.names() {
+            table.by_host.insert(name.clone(), workload.clone());
         }
     }
 

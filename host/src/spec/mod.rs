@@ -405,6 +405,9 @@ pub struct HttpSpec {
     /// the workload receives every request only while it is the host's only
     /// HTTP workload without a host name (the development default).
     pub host: Option<String>,
+    /// More Host headers routed to this workload, besides `host` (which
+    /// they need).
+    pub aliases: Vec<String>,
     /// Where the manifest declared `host`, for error messages.
     pub host_origin: Option<Location>,
     /// Outgoing HTTP allowlist: `host`, `host:port`, or `*.domain[:port]`.
@@ -418,12 +421,20 @@ pub struct HttpSpec {
     pub block_private: bool,
 }
 
+impl HttpSpec {
+    /// Every Host header routed to the workload: `host`, then the aliases.
+    pub fn names(&self) -> impl Iterator<Item = &String> {
+        self.host.iter().chain(&self.aliases)
+    }
+}
+
 impl Default for HttpSpec {
     /// No route, no outgoing HTTP, internal addresses blocked for pattern
     /// grants.
     fn default() -> HttpSpec {
         HttpSpec {
             host: None,
+            aliases: Vec::new(),
             host_origin: None,
             outgoing: Vec::new(),
             block_private: true,
