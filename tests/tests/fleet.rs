@@ -352,3 +352,89 @@ async fn a_nats_restart_keeps_the_host_registered_with_its_workloads() -> Result
     assert_eq!(get(host.http, "hello.local", "/").await?.body, HELLO);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_images_pull_secret_and_pull_policy_are_honoured() -> Result<()> {
+    use base64::Engine as _;
+    let nats = NatsServer::start()?;
+    let registry = Registry::start_with_auth("robot", "s3cret")?;
+    let dir = tempfile::tempdir()?;
+    let auth = base64::engine::general_purpose::STANDARD.encode("robot:s3cret");
+    let docker = format!(
+        r#"{{"auths": {{"{}": {{"auth": "{auth}"}}}}}}"#,
+        registry.host()
+    );
+    let credentials = write_file(dir.path(), "auth.json", &docker);
+    let pusher = KeelRegistry::new(OciOptions {
+        registries: vec![RegistrySpec {
+            insecure: true,
+            credentials: Some(credentials),
+            ..RegistrySpec::new(registry.host())
+        }],
+        ..OciOptions::default()
+    })?;
+    let bytes = std::fs::read(guest("hello"))?;
+    for tag in ["private/hello:1", "private/hello:2"] {
+        pusher
+            .push(&ImageRef::parse(&registry.reference(tag))?, &bytes)
+            .await?;
+    }
+    // The host itself has no credentials for the registry.
+    let config = host_config(dir.path(), &registry);
+    let mut operator = Operator::connect(&nats.url()).await?;
+    let host = spawn(&nats, dir.path(), &config, &[])?;
+    operator.heartbeat_of(&host.id, |_| true).await?;
+    let image = format!("{}/private/hello:1", registry.host());
+    let with_secret = |password: &str| {
+        let mut workload = http_workload("default", "private", &image, "private.local");
+        workload["witWorld"]["components"][0]["imagePullSecret"] =
+            json!({"username": "robot", "password": password});
+        workload
+    };
+
+    let anonymous = http_workload("default", "private", &image, "private.local");
+    let refused = operator.start(&host.id, "uid-anon", anonymous).await?;
+    assert_eq!(state(&refused), "WORKLOAD_STATE_ERROR");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("not authorized"),
+        "{refused}"
+    );
+    let wrong = operator
+        .start(&host.id, "uid-wrong", with_secret("guess"))
+        .await?;
+    assert_eq!(state(&wrong), "WORKLOAD_STATE_ERROR");
+    let message = wrong["message"].as_str().unwrap_or("");
+    assert!(
+        message.contains("not authorized") && !message.contains("guess"),
+        "{wrong}"
+    );
+    let right = operator
+        .start(&host.id, "uid-right", with_secret("s3cret"))
+        .await?;
+    assert_eq!(state(&right), "WORKLOAD_STATE_RUNNING", "{right}");
+    assert_eq!(get(host.http, "private.local", "/").await?.body, HELLO);
+
+    // `NEVER`: only what the host's store holds. Tag 1 is there, tag 2 not.
+    let never = |tag: &str, name: &str| {
+        let image = format!("{}/private/hello:{tag}", registry.host());
+        let mut workload = http_workload("default", name, &image, &format!("{name}.local"));
+        workload["witWorld"]["components"][0]["imagePullPolicy"] = json!("IMAGE_PULL_POLICY_NEVER");
+        workload
+    };
+    let stored = operator
+        .start(&host.id, "uid-never-1", never("1", "stored"))
+        .await?;
+    assert_eq!(state(&stored), "WORKLOAD_STATE_RUNNING", "{stored}");
+    let absent = operator
+        .start(&host.id, "uid-never-2", never("2", "absent"))
+        .await?;
+    assert_eq!(state(&absent), "WORKLOAD_STATE_ERROR");
+    assert!(
+        absent["message"].as_str().unwrap_or("").contains("never"),
+        "{absent}"
+    );
+    Ok(())
+}

@@ -210,7 +210,17 @@ impl Registry {
         }
         tracing::info!(reference = %reference, registry = reference.registry(), "pulling");
         let started = Instant::now();
-        let (manifest, artifact) = self.client.pull_as(reference, credentials).await?;
+        let (manifest, artifact) = match credentials {
+            // The client keeps the first credentials it used with a registry
+            // for its life: one image's own credentials get a client of
+            // their own, so they neither lose to nor linger for others.
+            Some(credentials) => {
+                RegistryClient::new(&self.options.registries, self.options.max_layer_size)
+                    .pull_as(reference, Some(credentials))
+                    .await?
+            }
+            None => self.client.pull(reference).await?,
+        };
         let elapsed = started.elapsed();
         if let Some(store) = &self.store
             && let Err(e) = store.put(reference, &manifest, &artifact)
