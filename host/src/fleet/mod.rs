@@ -8,6 +8,7 @@
 //! through its library API only.
 
 pub mod heartbeat;
+mod interfaces;
 pub mod messages;
 pub mod server;
 pub mod translate;

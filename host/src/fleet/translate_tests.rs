@@ -1,4 +1,5 @@
 use super::*;
+use crate::fleet::interfaces::default_consumer_group;
 use crate::fleet::messages::WorkloadStartRequest;
 use serde_json::{Value, json};
 
