@@ -438,3 +438,54 @@ async fn each_images_pull_secret_and_pull_policy_are_honoured() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_dir_lives_exactly_as_long_as_its_workload() -> Result<()> {
+    let nats = NatsServer::start()?;
+    let registry = Registry::start()?;
+    let image = push(&registry, "hello", "apps/hello:1").await?;
+    let dir = tempfile::tempdir()?;
+    let config = host_config(dir.path(), &registry);
+    let mut operator = Operator::connect(&nats.url()).await?;
+    let host = spawn(&nats, dir.path(), &config, &[])?;
+    operator.heartbeat_of(&host.id, |_| true).await?;
+    let with_scratch = |image: &str, name: &str| {
+        let mut workload = http_workload("default", name, image, &format!("{name}.local"));
+        workload["volumes"] = json!([{"name": "scratch", "emptyDir": {}}]);
+        workload["witWorld"]["components"][0]["localResources"] =
+            json!({"volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}]});
+        workload
+    };
+    // `KeelHost::spawn` gives each host `<dir>/scratch`.
+    let folder = |uid: &str| {
+        dir.path()
+            .join("scratch")
+            .join(&host.id)
+            .join(uid)
+            .join("scratch")
+    };
+
+    let started = operator
+        .start(&host.id, "uid-1", with_scratch(&image, "one"))
+        .await?;
+    assert_eq!(state(&started), "WORKLOAD_STATE_RUNNING", "{started}");
+    assert!(folder("uid-1").is_dir());
+    let stopped = operator.stop(&host.id, "uid-1").await?;
+    assert_eq!(state(&stopped), "WORKLOAD_STATE_STOPPING");
+    assert!(!folder("uid-1").exists());
+    assert!(
+        !folder("uid-1")
+            .parent()
+            .expect("the workload's folder")
+            .exists()
+    );
+
+    // A start that fails leaves none behind either.
+    let missing = format!("{}/apps/missing:1", registry.host());
+    let failed = operator
+        .start(&host.id, "uid-2", with_scratch(&missing, "two"))
+        .await?;
+    assert_eq!(state(&failed), "WORKLOAD_STATE_ERROR");
+    assert!(!folder("uid-2").exists());
+    Ok(())
+}

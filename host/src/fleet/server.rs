@@ -126,6 +126,8 @@ impl FleetHost {
         for entry in entries.values() {
             remove_dirs(&entry.empty_dirs);
         }
+        // The host's own folder, once empty.
+        let _ = std::fs::remove_dir(&self.settings.scratch_dir);
     }
 
     /// The heartbeat now.
@@ -230,32 +232,40 @@ impl FleetHost {
             "starting workload"
         );
         let outcome = self.start_reserved(&uid, &workload).await;
-        let mut entries = self.lock();
-        let stop_requested = entries.get(&uid).is_some_and(|e| e.stop_requested);
-        match outcome {
-            Ok(()) if !stop_requested => {
-                if let Some(entry) = entries.get_mut(&uid) {
-                    entry.starting = false;
+        let failure = {
+            let mut entries = self.lock();
+            let entry = entries.get_mut(&uid);
+            let stop_requested = entry.as_ref().is_some_and(|e| e.stop_requested);
+            match outcome {
+                Ok(()) if !stop_requested => {
+                    if let Some(entry) = entry {
+                        entry.starting = false;
+                    }
+                    None
                 }
-                tracing::info!(workload_id = uid, "workload running");
-                WorkloadResponse::new(&uid, WireState::Running, "Workload is running")
+                Ok(()) => Some("stopped while it was starting".to_string()),
+                Err(message) => Some(message),
             }
-            outcome => {
-                let entry = entries.remove(&uid).unwrap_or_default();
-                drop(entries);
-                let message = match outcome {
-                    Ok(()) => "stopped while it was starting".to_string(),
-                    Err(message) => message,
-                };
-                tracing::error!(
-                    workload_id = uid,
-                    reason = message,
-                    "failed to start workload"
-                );
-                self.undo(entry);
-                error(&uid, message)
-            }
-        }
+        };
+        let Some(message) = failure else {
+            tracing::info!(workload_id = uid, "workload running");
+            return WorkloadResponse::new(&uid, WireState::Running, "Workload is running");
+        };
+        tracing::error!(
+            workload_id = uid,
+            reason = message,
+            "failed to start workload"
+        );
+        // The id stays reserved until what the start left is gone, and the
+        // reply waits for it too: a retry finds nothing of this attempt.
+        let (keel, empty_dirs) = self
+            .lock()
+            .get(&uid)
+            .map(|e| (e.keel.clone(), e.empty_dirs.clone()))
+            .unwrap_or_default();
+        self.undo(keel.as_ref(), &empty_dirs).await;
+        self.lock().remove(&uid);
+        error(&uid, message)
     }
 
     /// Translates, pulls and starts the workload reserved under `uid`,
@@ -305,17 +315,14 @@ impl FleetHost {
         }
     }
 
-    /// Frees what a workload held: the keel workload (stopped and
-    /// removed) and its `emptyDir` folders. Runs on a task of its own.
-    fn undo(&self, entry: Entry) {
-        let host = self.host.clone();
-        tokio::spawn(async move {
-            if let Some(id) = &entry.keel {
-                let _ = host.stop_workload(id).await;
-                let _ = host.remove_workload(id).await;
-            }
-            remove_dirs(&entry.empty_dirs);
-        });
+    /// Frees what a workload that failed to start held: the keel workload
+    /// `keel` (stopped and removed) and its `emptyDir` folders.
+    async fn undo(&self, keel: Option<&WorkloadId>, empty_dirs: &[PathBuf]) {
+        if let Some(id) = keel {
+            let _ = self.host.stop_workload(id).await;
+            let _ = self.host.remove_workload(id).await;
+        }
+        remove_dirs(empty_dirs);
     }
 
     /// `workload.status`.

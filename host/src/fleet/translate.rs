@@ -166,16 +166,22 @@ pub fn translate(
         subscriptions.component = spec.components.first().map(|c| c.name.clone());
     }
     spec.subscriptions = subscriptions.specs(&workload.namespace, &workload.name);
-    spec.validate()
+    let empty_dirs: Vec<PathBuf> = volumes
+        .values()
+        .filter(|v| v.empty)
+        .map(|v| v.path.clone())
+        .collect();
+    // Checked as the host will check it, except that `emptyDir` folders
+    // exist only once the start makes them.
+    let mut check = spec.clone();
+    check.volumes.retain(|v| !empty_dirs.contains(&v.host));
+    check
+        .validate()
         .map_err(|e| refuse("workload", format!("as a keel workload: {e}")))?;
     Ok(Translation {
         spec,
         pulls,
-        empty_dirs: volumes
-            .values()
-            .filter(|v| v.empty)
-            .map(|v| v.path.clone())
-            .collect(),
+        empty_dirs,
     })
 }
 

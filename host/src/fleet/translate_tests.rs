@@ -71,10 +71,9 @@ fn local_resources_become_limits_environment_config_and_grants() {
         .expect("a list")
         .push(json!({"namespace": "wasi", "package": "config", "config": {"greeting": "default", "color": "blue"}}));
     w["volumes"] = json!([{"name": "scratch", "emptyDir": {}}]);
-    // emptyDir folders exist before a start: the host makes them.
+    // The emptyDir folder does not exist yet: the start makes it.
     let scratch = tempfile::tempdir().expect("a scratch folder");
     let dir = scratch.path().join("uid-1").join("scratch");
-    std::fs::create_dir_all(&dir).expect("scratch folder");
     let request: WorkloadStartRequest =
         serde_json::from_value(json!({"workloadId": "uid-1", "workload": w})).expect("valid");
     let settings = Settings {
