@@ -2,7 +2,8 @@
 //! on a real NATS server, their heartbeats, and the protocol's requests,
 //! spoken with nothing but the documented JSON messages.
 
-use crate::KeelProcess;
+use crate::registry::Registry;
+use crate::{KeelProcess, guest, write_file};
 use anyhow::{Context, Result, bail};
 use futures::StreamExt;
 use serde_json::{Value, json};
@@ -211,4 +212,33 @@ pub fn http_workload(namespace: &str, name: &str, image: &str, host: &str) -> Va
 /// The state of a `workloadStatus`.
 pub fn state(status: &Value) -> &str {
     status["workloadState"].as_str().unwrap_or("")
+}
+
+/// Pushes guest `file` to `repo_tag` of `registry` (plain HTTP); returns
+/// the image as a wasmCloud workload writes it (no scheme).
+pub async fn push_guest(registry: &Registry, file: &str, repo_tag: &str) -> Result<String> {
+    use keel::oci::{OciOptions, Registry as KeelRegistry};
+    use keel::spec::{ImageRef, RegistrySpec};
+    let client = KeelRegistry::new(OciOptions {
+        registries: vec![RegistrySpec {
+            insecure: true,
+            ..RegistrySpec::new(registry.host())
+        }],
+        ..OciOptions::default()
+    })?;
+    let bytes = std::fs::read(guest(file))?;
+    client
+        .push(&ImageRef::parse(&registry.reference(repo_tag))?, &bytes)
+        .await?;
+    Ok(format!("{}/{repo_tag}", registry.host()))
+}
+
+/// A host configuration in `dir` letting a host speak plain HTTP to
+/// `registry`, followed by `more` (TOML); returns its path.
+pub fn host_config(dir: &Path, registry: &Registry, more: &str) -> String {
+    let text = format!(
+        "[[registry]]\nhost = \"{}\"\ninsecure = true\n{more}",
+        registry.host()
+    );
+    write_file(dir, "host.toml", &text).display().to_string()
 }

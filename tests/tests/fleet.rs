@@ -3,7 +3,7 @@
 //! nats-server, a real registry on loopback, `keel host` processes.
 
 use anyhow::Result;
-use keel_tests::fleet::{KeelHost, Operator, http_workload, state};
+use keel_tests::fleet::{KeelHost, Operator, host_config, http_workload, push_guest, state};
 use keel_tests::keel::oci::{OciOptions, Registry as KeelRegistry};
 use keel_tests::keel::spec::{ImageRef, RegistrySpec};
 use keel_tests::nats::NatsServer;
@@ -16,32 +16,6 @@ use std::time::Duration;
 
 const HELLO: &str = "Hello from keel! You asked for /\n";
 
-/// Pushes guest `file` to `repo_tag` of `registry`; returns the image as a
-/// wasmCloud workload writes it (no scheme).
-async fn push(registry: &Registry, file: &str, repo_tag: &str) -> Result<String> {
-    let client = KeelRegistry::new(OciOptions {
-        registries: vec![RegistrySpec {
-            insecure: true,
-            ..RegistrySpec::new(registry.host())
-        }],
-        ..OciOptions::default()
-    })?;
-    let bytes = std::fs::read(guest(file))?;
-    client
-        .push(&ImageRef::parse(&registry.reference(repo_tag))?, &bytes)
-        .await?;
-    Ok(format!("{}/{repo_tag}", registry.host()))
-}
-
-/// A host configuration letting the host speak plain HTTP to `registry`.
-fn host_config(dir: &Path, registry: &Registry) -> String {
-    let text = format!(
-        "[[registry]]\nhost = \"{}\"\ninsecure = true\n",
-        registry.host()
-    );
-    write_file(dir, "host.toml", &text).display().to_string()
-}
-
 fn spawn(nats: &NatsServer, dir: &Path, config: &str, extra: &[&str]) -> Result<KeelHost> {
     let mut args = vec!["--config", config];
     args.extend_from_slice(extra);
@@ -52,9 +26,9 @@ fn spawn(nats: &NatsServer, dir: &Path, config: &str, extra: &[&str]) -> Result<
 async fn three_hosts_join_run_serve_report_and_stop_workloads() -> Result<()> {
     let nats = NatsServer::start()?;
     let registry = Registry::start()?;
-    let image = push(&registry, "hello", "apps/hello:1").await?;
+    let image = push_guest(&registry, "hello", "apps/hello:1").await?;
     let dir = tempfile::tempdir()?;
-    let config = host_config(dir.path(), &registry);
+    let config = host_config(dir.path(), &registry, "");
     let mut operator = Operator::connect(&nats.url()).await?;
     let mut hosts = Vec::new();
     for i in 0..3 {
@@ -325,9 +299,9 @@ async fn a_hanging_pull_delays_neither_heartbeats_nor_other_requests() -> Result
 async fn a_nats_restart_keeps_the_host_registered_with_its_workloads() -> Result<()> {
     let mut nats = NatsServer::start()?;
     let registry = Registry::start()?;
-    let image = push(&registry, "hello", "apps/hello:1").await?;
+    let image = push_guest(&registry, "hello", "apps/hello:1").await?;
     let dir = tempfile::tempdir()?;
-    let config = host_config(dir.path(), &registry);
+    let config = host_config(dir.path(), &registry, "");
     let mut operator = Operator::connect(&nats.url()).await?;
     let host = spawn(&nats, dir.path(), &config, &[])?;
     operator.heartbeat_of(&host.id, |_| true).await?;
@@ -380,7 +354,7 @@ async fn each_images_pull_secret_and_pull_policy_are_honoured() -> Result<()> {
             .await?;
     }
     // The host itself has no credentials for the registry.
-    let config = host_config(dir.path(), &registry);
+    let config = host_config(dir.path(), &registry, "");
     let mut operator = Operator::connect(&nats.url()).await?;
     let host = spawn(&nats, dir.path(), &config, &[])?;
     operator.heartbeat_of(&host.id, |_| true).await?;
@@ -443,9 +417,9 @@ async fn each_images_pull_secret_and_pull_policy_are_honoured() -> Result<()> {
 async fn an_empty_dir_lives_exactly_as_long_as_its_workload() -> Result<()> {
     let nats = NatsServer::start()?;
     let registry = Registry::start()?;
-    let image = push(&registry, "hello", "apps/hello:1").await?;
+    let image = push_guest(&registry, "hello", "apps/hello:1").await?;
     let dir = tempfile::tempdir()?;
-    let config = host_config(dir.path(), &registry);
+    let config = host_config(dir.path(), &registry, "");
     let mut operator = Operator::connect(&nats.url()).await?;
     let host = spawn(&nats, dir.path(), &config, &[])?;
     operator.heartbeat_of(&host.id, |_| true).await?;

@@ -6,30 +6,13 @@
 
 use anyhow::{Context, Result};
 use futures::{FutureExt, StreamExt};
-use keel_tests::fleet::{KeelHost, Operator, http_workload, state};
-use keel_tests::keel::oci::{OciOptions, Registry as KeelRegistry};
-use keel_tests::keel::spec::{ImageRef, RegistrySpec};
+use keel_tests::fleet::{KeelHost, Operator, host_config, http_workload, push_guest, state};
+use keel_tests::get;
 use keel_tests::nats::NatsServer;
 use keel_tests::registry::Registry;
-use keel_tests::{get, guest, write_file};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::time::Duration;
-
-async fn push(registry: &Registry, file: &str, repo_tag: &str) -> Result<String> {
-    let client = KeelRegistry::new(OciOptions {
-        registries: vec![RegistrySpec {
-            insecure: true,
-            ..RegistrySpec::new(registry.host())
-        }],
-        ..OciOptions::default()
-    })?;
-    let bytes = std::fs::read(guest(file))?;
-    client
-        .push(&ImageRef::parse(&registry.reference(repo_tag))?, &bytes)
-        .await?;
-    Ok(format!("{}/{repo_tag}", registry.host()))
-}
 
 /// A NATS server, a registry with `file` pushed, and a host config for it.
 struct Lattice {
@@ -44,15 +27,9 @@ impl Lattice {
     async fn with(file: &str) -> Result<Lattice> {
         let nats = NatsServer::start()?;
         let registry = Registry::start()?;
-        let image = push(&registry, file, &format!("apps/{file}:1")).await?;
+        let image = push_guest(&registry, file, &format!("apps/{file}:1")).await?;
         let dir = tempfile::tempdir()?;
-        let text = format!(
-            "[[registry]]\nhost = \"{}\"\ninsecure = true\n",
-            registry.host()
-        );
-        let config = write_file(dir.path(), "host.toml", &text)
-            .display()
-            .to_string();
+        let config = host_config(dir.path(), &registry, "");
         Ok(Lattice {
             nats,
             _registry: registry,

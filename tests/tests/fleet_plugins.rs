@@ -1,0 +1,67 @@
+//! The plugins a `keel host` offers come from its host configuration
+//! (`--config`): a workload asking for their interfaces runs, the
+//! heartbeat lists what they export, and a workload asking for an
+//! interface nothing serves is refused naming it.
+
+use anyhow::Result;
+use keel_tests::fleet::{KeelHost, Operator, host_config, http_workload, push_guest, state};
+use keel_tests::get;
+use keel_tests::nats::NatsServer;
+use keel_tests::registry::Registry;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plugin_of_the_host_configuration_serves_the_workloads_that_ask_for_it() -> Result<()> {
+    let nats = NatsServer::start()?;
+    let registry = Registry::start()?;
+    let image = push_guest(&registry, "tally_user", "apps/tally-user:1").await?;
+    let plugin = push_guest(&registry, "tally_plugin", "plugins/tally:1").await?;
+    let dir = tempfile::tempdir()?;
+    // The plugin by OCI reference: the host pulls it as it starts.
+    let more = format!("[[plugin]]\nname = \"tally\"\npath = \"oci://{plugin}\"\n");
+    let config = host_config(dir.path(), &registry, &more);
+    let mut operator = Operator::connect(&nats.url()).await?;
+    let host = KeelHost::spawn(&nats.url(), dir.path(), &["--config", &config])?;
+
+    let beat = operator.heartbeat_of(&host.id, |_| true).await?;
+    let exports = beat["exports"].as_array().cloned().unwrap_or_default();
+    let tally = exports
+        .iter()
+        .find(|e| e["namespace"] == "acme" && e["package"] == "tally")
+        .unwrap_or_else(|| panic!("acme:tally among the exports: {exports:?}"));
+    assert_eq!(tally["interfaces"], json!(["counters"]));
+    assert!(
+        exports
+            .iter()
+            .any(|e| e["namespace"] == "wasi" && e["package"] == "keyvalue"),
+        "the built-ins are exported too: {exports:?}"
+    );
+
+    let mut workload = http_workload("plugins", "user", &image, "tally.local");
+    workload["witWorld"]["hostInterfaces"]
+        .as_array_mut()
+        .expect("a list")
+        .push(json!({"namespace": "acme", "package": "tally", "interfaces": ["counters"]}));
+    let started = operator.start(&host.id, "uid-1", workload).await?;
+    assert_eq!(state(&started), "WORKLOAD_STATE_RUNNING", "{started}");
+    assert_eq!(
+        get(host.http, "tally.local", "/sum?values=1,2,39")
+            .await?
+            .body,
+        "42"
+    );
+
+    let mut unknown = http_workload("plugins", "other", &image, "other.local");
+    unknown["witWorld"]["hostInterfaces"]
+        .as_array_mut()
+        .expect("a list")
+        .push(json!({"namespace": "acme", "package": "ledger", "interfaces": ["books"]}));
+    let refused = operator.start(&host.id, "uid-2", unknown).await?;
+    assert_eq!(state(&refused), "WORKLOAD_STATE_ERROR");
+    let message = refused["message"].as_str().unwrap_or("");
+    assert!(
+        message.contains("workload.witWorld.hostInterfaces[1]") && message.contains("acme:ledger"),
+        "{refused}"
+    );
+    Ok(())
+}
