@@ -11,6 +11,7 @@ use super::messages::{
 use super::translate::{self, Settings};
 use crate::error::Error;
 use crate::host::Host;
+use crate::oci::PullPolicy;
 use crate::spec::{ComponentSource, WorkloadId, WorkloadState};
 use anyhow::{Context, Result};
 use futures::StreamExt;
@@ -290,10 +291,15 @@ impl FleetHost {
             .enumerate()
         {
             if let ComponentSource::Oci(oci) = &mut component.source {
-                let resolved = self
-                    .host
-                    .registry()
-                    .resolve_with(&oci.reference, pull)
+                let registry = self.host.registry();
+                // A long-running host under `--pull always` asks the registry
+                // at every start, not once for its whole life.
+                let mut pull = pull.clone();
+                if registry.options().policy == PullPolicy::Always {
+                    pull.policy.get_or_insert(PullPolicy::Always);
+                }
+                let resolved = registry
+                    .resolve_with(&oci.reference, &pull)
                     .await
                     .map_err(|e| format!("workload.witWorld.components[{i}].image: {e}"))?;
                 oci.pulled = Some((resolved.artifact.manifest_digest, resolved.artifact.bytes));

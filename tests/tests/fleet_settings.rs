@@ -1,7 +1,8 @@
-//! The plugins a `keel host` offers come from its host configuration
-//! (`--config`): a workload asking for their interfaces runs, the
-//! heartbeat lists what they export, and a workload asking for an
-//! interface nothing serves is refused naming it.
+//! A `keel host`'s own settings: the plugins it offers come from its host
+//! configuration (`--config`), where a workload asking for their
+//! interfaces runs, the heartbeat lists what they export, and a workload
+//! asking for an interface nothing serves is refused naming it; and its
+//! pull policy holds for every start of its long life.
 
 use anyhow::Result;
 use keel_tests::fleet::{KeelHost, Operator, host_config, http_workload, push_guest, state};
@@ -63,5 +64,36 @@ async fn a_plugin_of_the_host_configuration_serves_the_workloads_that_ask_for_it
         message.contains("workload.witWorld.hostInterfaces[1]") && message.contains("acme:ledger"),
         "{refused}"
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn under_pull_always_every_start_follows_a_moved_tag() -> Result<()> {
+    let nats = NatsServer::start()?;
+    let registry = Registry::start()?;
+    let image = push_guest(&registry, "hello", "apps/moving:stable").await?;
+    let dir = tempfile::tempdir()?;
+    let config = host_config(dir.path(), &registry, "");
+    let mut operator = Operator::connect(&nats.url()).await?;
+    let host = KeelHost::spawn(
+        &nats.url(),
+        dir.path(),
+        &["--config", &config, "--pull", "always"],
+    )?;
+    operator.heartbeat_of(&host.id, |_| true).await?;
+    let workload = http_workload("default", "moving", &image, "moving.local");
+
+    let started = operator.start(&host.id, "uid-1", workload.clone()).await?;
+    assert_eq!(state(&started), "WORKLOAD_STATE_RUNNING", "{started}");
+    let first = get(host.http, "moving.local", "/apples").await?.body;
+    assert!(first.starts_with("Hello from keel!"), "{first}");
+    operator.stop(&host.id, "uid-1").await?;
+
+    // The tag moves to another component; the next start runs it.
+    push_guest(&registry, "http_keyvalue_counter", "apps/moving:stable").await?;
+    let started = operator.start(&host.id, "uid-2", workload).await?;
+    assert_eq!(state(&started), "WORKLOAD_STATE_RUNNING", "{started}");
+    let second = get(host.http, "moving.local", "/apples").await?.body;
+    assert_eq!(second, "/apples has been visited 1 times\n");
     Ok(())
 }
