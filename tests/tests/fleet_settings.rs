@@ -10,6 +10,7 @@ use keel_tests::get;
 use keel_tests::nats::NatsServer;
 use keel_tests::registry::Registry;
 use serde_json::json;
+use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_plugin_of_the_host_configuration_serves_the_workloads_that_ask_for_it() -> Result<()> {
@@ -95,5 +96,32 @@ async fn under_pull_always_every_start_follows_a_moved_tag() -> Result<()> {
     assert_eq!(state(&started), "WORKLOAD_STATE_RUNNING", "{started}");
     let second = get(host.http, "moving.local", "/apples").await?.body;
     assert_eq!(second, "/apples has been visited 1 times\n");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_stops_the_workloads_and_leaves_no_scratch_behind() -> Result<()> {
+    let nats = NatsServer::start()?;
+    let registry = Registry::start()?;
+    let image = push_guest(&registry, "hello", "apps/hello:1").await?;
+    let dir = tempfile::tempdir()?;
+    let config = host_config(dir.path(), &registry, "");
+    let mut operator = Operator::connect(&nats.url()).await?;
+    let mut host = KeelHost::spawn(&nats.url(), dir.path(), &["--config", &config])?;
+    operator.heartbeat_of(&host.id, |_| true).await?;
+    let mut workload = http_workload("default", "hello", &image, "hello.local");
+    workload["volumes"] = json!([{"name": "tmp", "emptyDir": {}}]);
+    workload["witWorld"]["components"][0]["localResources"] =
+        json!({"volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}]});
+    let started = operator.start(&host.id, "uid-1", workload).await?;
+    assert_eq!(state(&started), "WORKLOAD_STATE_RUNNING", "{started}");
+    let scratch = dir.path().join("scratch").join(&host.id);
+    assert!(scratch.join("uid-1").join("tmp").is_dir());
+
+    host.process.signal("TERM")?;
+    assert_eq!(host.process.wait(Duration::from_secs(60))?, Some(0));
+    let log = host.process.log();
+    assert!(log.iter().any(|l| l.contains("shutting down")), "{log:?}");
+    assert!(!scratch.exists(), "the host's scratch folder is gone");
     Ok(())
 }
