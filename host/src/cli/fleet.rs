@@ -48,7 +48,9 @@ pub struct HostArgs {
     /// several. `hostgroup=default` unless a `hostgroup` is given.
     #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
     pub labels: Vec<(String, String)>,
-    /// Free text telling the operator where the host runs.
+    /// The heartbeat's `environment`: the Kubernetes namespace (tenant)
+    /// whose workloads the operator may place here when it schedules by
+    /// environment; empty for a host shared by every namespace.
     #[arg(long, value_name = "TEXT", default_value = "")]
     pub environment: String,
     /// Address to serve the workloads' HTTP on.
