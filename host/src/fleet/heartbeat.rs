@@ -18,7 +18,7 @@ pub struct Identity {
     pub labels: BTreeMap<String, String>,
     /// When the host started, RFC 3339 in UTC.
     pub started_at: String,
-    /// Free text for the operator (`--environment`).
+    /// The tenant namespace the host is for (`--environment`), or empty.
     pub environment: String,
 }
 

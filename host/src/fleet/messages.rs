@@ -58,7 +58,8 @@ pub struct HostHeartbeat {
     pub exports: Vec<WitInterface>,
     /// The port HTTP is served on.
     pub http_port: u32,
-    /// Free text naming the environment (`kubernetes`, `dev`, …).
+    /// The namespace (tenant) the host is for when the operator schedules
+    /// by environment; empty for a shared host.
     pub environment: String,
 }
 
