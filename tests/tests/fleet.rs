@@ -114,7 +114,9 @@ async fn three_hosts_join_run_serve_report_and_stop_workloads() -> Result<()> {
         .start(
             &first.id,
             "uid-missing",
-            http_workload("default", "missing", &missing, "m.local"),
+            // Under the name of the running workload: its failure must not
+            // touch that one.
+            http_workload("default", "hello-0", &missing, "m.local"),
         )
         .await?;
     assert_eq!(state(&failed), "WORKLOAD_STATE_ERROR");
@@ -126,6 +128,28 @@ async fn three_hosts_join_run_serve_report_and_stop_workloads() -> Result<()> {
         state(&operator.status(&first.id, "uid-missing").await?),
         "WORKLOAD_STATE_NOT_FOUND"
     );
+    assert_eq!(
+        state(&operator.status(&first.id, "uid-0").await?),
+        "WORKLOAD_STATE_RUNNING"
+    );
+    assert_eq!(get(first.http, "hello-0.local", "/").await?.status, 200);
+    // Nor does a second workload of its name that is refused by keel.
+    let twin = operator
+        .start(
+            &first.id,
+            "uid-twin",
+            http_workload("default", "hello-0", &image, "twin.local"),
+        )
+        .await?;
+    assert_eq!(state(&twin), "WORKLOAD_STATE_ERROR", "{twin}");
+    assert!(
+        twin["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("already exists"),
+        "{twin}"
+    );
+    assert_eq!(get(first.http, "hello-0.local", "/").await?.status, 200);
 
     // A field keel cannot honour: ERROR naming it.
     let mut cpu = http_workload("default", "cpu", &image, "cpu.local");

@@ -275,7 +275,6 @@ impl FleetHost {
         let translation =
             translate::translate(uid, workload, &self.settings).map_err(|r| r.to_string())?;
         if let Some(entry) = self.lock().get_mut(uid) {
-            entry.keel = Some(translation.spec.id.clone());
             entry.components = translation.spec.components.len() as u64;
             entry.empty_dirs = translation.empty_dirs.clone();
         }
@@ -305,9 +304,15 @@ impl FleetHost {
                 oci.pulled = Some((resolved.artifact.manifest_digest, resolved.artifact.bytes));
             }
         }
+        // From here on the keel id may be this workload's: what `undo`
+        // stops and removes. Not before: another operator id may hold it.
+        if let Some(entry) = self.lock().get_mut(uid) {
+            entry.keel = Some(spec.id.clone());
+        }
         match self.host.start_workload(spec).await {
             Ok(_) => Ok(()),
-            // Refused before it took the id: nothing of it is listed.
+            // Refused before it took the id: nothing of it is listed, and
+            // the id may be another workload's.
             Err(
                 e @ (Error::AlreadyExists { .. } | Error::HostTaken { .. } | Error::InvalidSpec(_)),
             ) => {

@@ -280,15 +280,23 @@ fn volumes(
                 path: PathBuf::from(&host.local_path),
                 empty: false,
             },
-            (None, Some(_)) => Folder {
-                // The id comes from the operator: only a checked name may
-                // become a path segment.
-                path: settings
-                    .scratch_dir
-                    .join(safe_segment(workload_id))
-                    .join(&volume.name),
-                empty: true,
-            },
+            (None, Some(_)) => {
+                // The id comes from the operator: it becomes a path segment
+                // only escaped, and two ids never share a folder.
+                let segment = safe_segment(workload_id).ok_or_else(|| {
+                    refuse(
+                        "workloadId",
+                        format!(
+                            "a workload with emptyDir volumes needs an id of 1 to \
+                             {MAX_SCRATCH_ID} bytes"
+                        ),
+                    )
+                })?;
+                Folder {
+                    path: settings.scratch_dir.join(segment).join(&volume.name),
+                    empty: true,
+                }
+            }
             _ => {
                 return Err(refuse(
                     field,
@@ -306,25 +314,26 @@ fn volumes(
     Ok(folders)
 }
 
-/// `text` as one path segment: ASCII letters, digits, `-` and `_` kept,
-/// anything else (a `/`, `..`) as `_`.
-fn safe_segment(text: &str) -> String {
-    let segment: String = text
-        .chars()
-        .take(64)
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if segment.is_empty() {
-        "_".to_string()
-    } else {
-        segment
+/// The longest workload id with `emptyDir` volumes (its folder name is at
+/// most three times as long).
+const MAX_SCRATCH_ID: usize = 80;
+
+/// `text` as one path segment, distinct for distinct texts: ASCII letters,
+/// digits and `-` kept, any other byte (a `/`, a `.`, `_` itself) as `_XX`
+/// in hex. `None` for an empty or overlong text.
+fn safe_segment(text: &str) -> Option<String> {
+    if text.is_empty() || text.len() > MAX_SCRATCH_ID {
+        return None;
     }
+    let mut segment = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || byte == b'-' {
+            segment.push(char::from(byte));
+        } else {
+            segment.push_str(&format!("_{byte:02X}"));
+        }
+    }
+    Some(segment)
 }
 
 /// A component's mounts, outgoing hosts, name lookups and loopback ports,

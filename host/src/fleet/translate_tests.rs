@@ -244,10 +244,17 @@ fn components_disagreeing_on_an_environment_variable_are_refused() {
 
 #[test]
 fn an_empty_dir_of_a_hostile_id_stays_inside_the_scratch_folder() {
-    assert_eq!(safe_segment("../../etc"), "______etc");
-    assert_eq!(safe_segment(""), "_");
-    let segment = safe_segment("6f1c2a9e-0000-4000-8000-000000000001");
-    assert_eq!(segment, "6f1c2a9e-0000-4000-8000-000000000001");
+    assert_eq!(
+        safe_segment("../../etc").as_deref(),
+        Some("_2E_2E_2F_2E_2E_2Fetc")
+    );
+    // Distinct ids, distinct folders.
+    assert_ne!(safe_segment("a/b"), safe_segment("a_b"));
+    assert_eq!(safe_segment("a_b").as_deref(), Some("a_5Fb"));
+    assert_eq!(safe_segment(""), None);
+    assert_eq!(safe_segment(&"x".repeat(81)), None);
+    let uid = "6f1c2a9e-0000-4000-8000-000000000001";
+    assert_eq!(safe_segment(uid).as_deref(), Some(uid));
 }
 
 #[test]
