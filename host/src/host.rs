@@ -529,6 +529,11 @@ async fn connect(nats: &NatsSpec, pending: PendingLimits) -> Result<async_nats::
     if let Some(ca) = &nats.tls_ca {
         options = options.add_root_certificates(ca.clone()).require_tls(true);
     }
+    if let Some((cert, key)) = &nats.tls_client {
+        options = options
+            .add_client_certificate(cert.clone(), key.clone())
+            .require_tls(true);
+    }
     if let Some(credentials) = &nats.credentials {
         options = options
             .credentials_file(credentials)

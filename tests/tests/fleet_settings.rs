@@ -125,3 +125,60 @@ async fn sigterm_stops_the_workloads_and_leaves_no_scratch_behind() -> Result<()
     assert!(!scratch.exists(), "the host's scratch folder is gone");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_host_joins_a_nats_server_that_verifies_its_clients() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (nats, tls) = keel_tests::nats::NatsServer::start_mutual_tls(dir.path())?;
+    let url = nats.url().replace("nats://", "tls://");
+    let operator = async_nats::ConnectOptions::new()
+        .add_root_certificates(tls.ca.clone())
+        .add_client_certificate(tls.client_cert.clone(), tls.client_key.clone())
+        .require_tls(true)
+        .connect(&url)
+        .await?;
+    let mut beats = operator.subscribe("runtime.operator.heartbeat.*").await?;
+    operator.flush().await?;
+    let ca = tls.ca.display().to_string();
+    let cert = tls.client_cert.display().to_string();
+    let key = tls.client_key.display().to_string();
+
+    // Without a client certificate the server turns the host away.
+    let cache = dir.path().join("cache").display().to_string();
+    let (code, stderr) = keel_tests::run_keel(&[
+        "host",
+        "--nats",
+        &url,
+        "--nats-tls-ca",
+        &ca,
+        "--listen",
+        "127.0.0.1:0",
+        "--cache-dir",
+        &cache,
+    ])?;
+    assert_ne!(code, Some(0));
+    assert!(stderr.contains("connecting to NATS"), "{stderr}");
+
+    // With one it joins and beats.
+    let host = KeelHost::spawn(
+        &url,
+        &dir.path().join("host"),
+        &[
+            "--nats-tls-ca",
+            &ca,
+            "--nats-tls-cert",
+            &cert,
+            "--nats-tls-key",
+            &key,
+        ],
+    )?;
+    let beat = tokio::time::timeout(
+        Duration::from_secs(60),
+        futures::StreamExt::next(&mut beats),
+    )
+    .await?
+    .expect("a heartbeat");
+    let beat: serde_json::Value = serde_json::from_slice(&beat.payload)?;
+    assert_eq!(beat["id"], host.id.as_str());
+    Ok(())
+}

@@ -30,6 +30,13 @@ pub struct HostArgs {
     /// PEM CA certificates to trust for NATS over TLS.
     #[arg(long, value_name = "FILE")]
     pub nats_tls_ca: Option<PathBuf>,
+    /// A PEM client certificate, for a NATS server that verifies its
+    /// clients (as the wasmCloud chart's NATS does).
+    #[arg(long, value_name = "FILE", requires = "nats_tls_key")]
+    pub nats_tls_cert: Option<PathBuf>,
+    /// The PEM private key of `--nats-tls-cert`.
+    #[arg(long, value_name = "FILE", requires = "nats_tls_cert")]
+    pub nats_tls_key: Option<PathBuf>,
     /// How workload subjects map onto NATS: `as-written`, as wasmCloud
     /// hosts do (tenants separated by NATS accounts: give each tenant's
     /// hosts their own credentials), or `namespace`, each prefixed with the
@@ -115,6 +122,9 @@ pub async fn host(args: HostArgs) -> Result<()> {
     }
     if let Some(ca) = &args.nats_tls_ca {
         nats.tls_ca = Some(ca.clone());
+    }
+    if let (Some(cert), Some(key)) = (&args.nats_tls_cert, &args.nats_tls_key) {
+        nats.tls_client = Some((cert.clone(), key.clone()));
     }
     nats.subjects = args.subjects;
     let cache_dir = args.cache_dir.clone().or_else(crate::cache::default_dir);

@@ -134,6 +134,16 @@ impl Manifest {
                     url,
                     credentials: nats.credentials.map(|p| base.join(p)),
                     tls_ca: nats.tls_ca.map(|p| base.join(p)),
+                    tls_client: match (nats.tls_cert, nats.tls_key) {
+                        (Some(cert), Some(key)) => Some((base.join(cert), base.join(key))),
+                        (None, None) => None,
+                        _ => {
+                            return Err(source.error(
+                                nats.url.span(),
+                                "`tls_cert` and `tls_key` go together: a client certificate needs its key",
+                            ));
+                        }
+                    },
                     name: nats.name,
                     max_streams_per_namespace: nats
                         .max_streams_per_namespace

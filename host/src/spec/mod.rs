@@ -59,6 +59,9 @@ pub struct NatsSpec {
     pub credentials: Option<PathBuf>,
     /// A PEM file of CA certificates to trust for TLS.
     pub tls_ca: Option<PathBuf>,
+    /// A PEM client certificate and its PEM private key, for servers that
+    /// verify their clients (mutual TLS).
+    pub tls_client: Option<(PathBuf, PathBuf)>,
     /// The name this connection shows the server.
     pub name: Option<String>,
     /// How many JetStream streams (buckets) the plugins acting for one
@@ -104,6 +107,7 @@ impl NatsSpec {
             url: url.into(),
             credentials: None,
             tls_ca: None,
+            tls_client: None,
             name: None,
             max_streams_per_namespace: crate::spec::DEFAULT_MAX_STREAMS_PER_NAMESPACE,
             subjects: SubjectScope::default(),
