@@ -304,7 +304,8 @@ impl Host {
     /// Starts a workload and waits until it runs. The spec is checked first
     /// as strictly as a manifest ([`WorkloadSpec::validate`]). An id that is
     /// starting, running or stopping is refused, and so is an HTTP host
-    /// another active workload serves; a stopped or failed id is replaced.
+    /// another active workload serves (unless both share host names,
+    /// [`HttpSpec::shared`](crate::spec::HttpSpec::shared)); a stopped or failed id is replaced.
     /// A `max_instances` over the host's invocation slots
     /// ([`InstancePool::capacity`](crate::pool::InstancePool::capacity)) is
     /// refused too. Components named by OCI references are pulled first
@@ -336,6 +337,7 @@ impl Host {
                     w.id() != &id
                         && w.spec().http.names().any(|h| h == host)
                         && w.state().is_active()
+                        && !(w.spec().http.shared && workload.spec().http.shared)
                 })?;
                 Some((host, owner))
             }) {

@@ -133,6 +133,21 @@ async fn three_hosts_join_run_serve_report_and_stop_workloads() -> Result<()> {
         "WORKLOAD_STATE_RUNNING"
     );
     assert_eq!(get(first.http, "hello-0.local", "/").await?.status, 200);
+    // A replica under another name shares the route; stopping it leaves
+    // the first serving.
+    let replica = operator
+        .start(
+            &first.id,
+            "uid-replica",
+            http_workload("default", "hello-0b", &image, "hello-0.local"),
+        )
+        .await?;
+    assert_eq!(state(&replica), "WORKLOAD_STATE_RUNNING", "{replica}");
+    assert_eq!(
+        state(&operator.stop(&first.id, "uid-replica").await?),
+        "WORKLOAD_STATE_STOPPING"
+    );
+    assert_eq!(get(first.http, "hello-0.local", "/").await?.status, 200);
     // Nor does a second workload of its name that is refused by keel.
     let twin = operator
         .start(

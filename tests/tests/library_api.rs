@@ -99,3 +99,46 @@ async fn a_second_workload_may_not_take_an_http_host_another_serves() -> anyhow:
     host.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workloads_sharing_a_host_name_each_serve_in_turn() -> anyhow::Result<()> {
+    let host = start_host(None).await?;
+    let addr = host.http_addr().expect("ingress");
+    let mut a = hello("replicas", "a", Some("svc.test"));
+    a.http.shared = true;
+    let mut b = WorkloadSpec::single(
+        WorkloadId::new("replicas", "b"),
+        guest("http_keyvalue_counter"),
+    );
+    b.http.host = Some("svc.test".into());
+    b.http.shared = true;
+    let a = host.start_workload(a).await?;
+    let b = host.start_workload(b).await?;
+    // Each in turn: both answer within a few requests.
+    let mut bodies = std::collections::BTreeSet::new();
+    for _ in 0..4 {
+        let answer = get(addr, "svc.test", "/x").await?;
+        assert_eq!(answer.status, 200);
+        bodies.insert(answer.body.starts_with("Hello"));
+    }
+    assert_eq!(bodies.len(), 2, "both replicas answered");
+    // One that does not share may not join them.
+    assert!(matches!(
+        host.start_workload(hello("replicas", "c", Some("svc.test")))
+            .await,
+        Err(Error::HostTaken { .. })
+    ));
+    // One stopped, the other takes every request.
+    host.stop_workload(&a).await?;
+    for _ in 0..3 {
+        let answer = get(addr, "svc.test", "/x").await?;
+        assert_eq!(answer.status, 200);
+        assert!(answer.body.contains("has been visited"), "{}", answer.body);
+    }
+    host.remove_workload(&a).await?;
+    host.stop_workload(&b).await?;
+    host.remove_workload(&b).await?;
+    assert_eq!(get(addr, "svc.test", "/x").await?.status, 404);
+    host.shutdown().await;
+    Ok(())
+}

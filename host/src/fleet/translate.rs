@@ -105,6 +105,9 @@ pub fn translate(
     }
     spec.http.host = interfaces.http_host.clone();
     spec.http.aliases = interfaces.http_aliases.clone();
+    // Replicas of one deployment may land on one host: they share their
+    // host names, as on wasmCloud hosts.
+    spec.http.shared = true;
     if !spec.http.aliases.is_empty() && spec.http.host.is_none() {
         return Err(refuse(
             "workload.witWorld.hostInterfaces.config.host-aliases",

@@ -412,6 +412,10 @@ pub struct HttpSpec {
     /// More Host headers routed to this workload, besides `host` (which
     /// they need).
     pub aliases: Vec<String>,
+    /// Whether other workloads that say so too may serve the same host
+    /// names, requests going to each running one in turn: replicas of one
+    /// service on one host. Off, a host name belongs to one workload.
+    pub shared: bool,
     /// Where the manifest declared `host`, for error messages.
     pub host_origin: Option<Location>,
     /// Outgoing HTTP allowlist: `host`, `host:port`, or `*.domain[:port]`.
@@ -439,6 +443,7 @@ impl Default for HttpSpec {
         HttpSpec {
             host: None,
             aliases: Vec::new(),
+            shared: false,
             host_origin: None,
             outgoing: Vec::new(),
             block_private: true,
