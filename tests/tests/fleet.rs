@@ -16,6 +16,28 @@ use std::time::Duration;
 
 const HELLO: &str = "Hello from keel! You asked for /\n";
 
+/// `HostHeartbeat`'s JSON field names, sorted.
+const HEARTBEAT_FIELDS: [&str; 18] = [
+    "componentCount",
+    "environment",
+    "exports",
+    "friendlyName",
+    "hostname",
+    "httpPort",
+    "id",
+    "imports",
+    "labels",
+    "osArch",
+    "osKernel",
+    "osName",
+    "startedAt",
+    "systemCpuUsage",
+    "systemMemoryFree",
+    "systemMemoryTotal",
+    "version",
+    "workloadCount",
+];
+
 fn spawn(nats: &NatsServer, dir: &Path, config: &str, extra: &[&str]) -> Result<KeelHost> {
     let mut args = vec!["--config", config];
     args.extend_from_slice(extra);
@@ -39,6 +61,15 @@ async fn three_hosts_join_run_serve_report_and_stop_workloads() -> Result<()> {
     // Each is seen through its heartbeats, with its labels and its port.
     for (i, host) in hosts.iter().enumerate() {
         let beat = operator.heartbeat_of(&host.id, |_| true).await?;
+        // Exactly HostHeartbeat's fields, as the operator's reader wants.
+        let mut fields: Vec<&str> = beat
+            .as_object()
+            .expect("an object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        fields.sort_unstable();
+        assert_eq!(fields, HEARTBEAT_FIELDS);
         assert_eq!(beat["labels"]["hostgroup"], "default");
         assert_eq!(beat["labels"]["zone"], format!("z{i}"));
         assert_eq!(beat["httpPort"], json!(host.http.port()));
