@@ -32,6 +32,9 @@ pub struct FleetHost {
     identity: Identity,
     beats: Beats,
     settings: Settings,
+    /// What the host serves, read once: the plugin set's lock may be held
+    /// for seconds while a workload links, and a heartbeat must not wait.
+    exports: Vec<String>,
     /// By the operator's workload id.
     workloads: Mutex<BTreeMap<String, Entry>>,
 }
@@ -53,19 +56,24 @@ struct Entry {
 
 impl FleetHost {
     /// Serves `host` under `identity` over `client` (the host's own NATS
-    /// connection).
+    /// connection). The host's plugins are all added by now: heartbeats
+    /// list their exports as they are at this call.
     pub fn new(
         host: Arc<Host>,
         client: async_nats::Client,
         identity: Identity,
         settings: Settings,
     ) -> FleetHost {
+        let mut exports = host.plugin_exports();
+        exports.push("wasi:http/incoming-handler@0.2.0".to_string());
+        exports.push("wasi:http/outgoing-handler@0.2.0".to_string());
         FleetHost {
             host,
             client,
             identity,
             beats: Beats::default(),
             settings,
+            exports,
             workloads: Mutex::new(BTreeMap::new()),
         }
     }
@@ -141,18 +149,10 @@ impl FleetHost {
         let figures = Figures {
             workloads,
             components,
-            exports: self.exports(),
+            exports: self.exports.clone(),
             http_port: self.host.http_addr().map_or(0, |a| a.port()),
         };
         self.beats.beat(&self.identity, figures)
-    }
-
-    /// The plugins' exports and what the host serves itself.
-    fn exports(&self) -> Vec<String> {
-        let mut exports = self.host.plugin_exports();
-        exports.push("wasi:http/incoming-handler@0.2.0".to_string());
-        exports.push("wasi:http/outgoing-handler@0.2.0".to_string());
-        exports
     }
 
     async fn publish_heartbeat(&self) {
