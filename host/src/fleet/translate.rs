@@ -59,7 +59,10 @@ pub(super) fn refuse(field: impl Into<String>, message: impl Into<String>) -> Re
     }
 }
 
-/// Translates workload `workload_id`.
+/// Translates `workload`, started under the operator's id `workload_id`
+/// (which names its `emptyDir` folders), or says which field keel cannot
+/// honour. The spec is checked as the host will check it, except that the
+/// `emptyDir` folders need not exist yet.
 pub fn translate(
     workload_id: &str,
     workload: &Workload,
