@@ -24,7 +24,8 @@ layer_of() {
     http) echo 12 ;;
     error) echo 13 ;;
     host) echo 14 ;;
-    cli) echo 15 ;;
+    fleet) echo 15 ;;
+    cli) echo 16 ;;
     *) echo "" ;;
   esac
 }

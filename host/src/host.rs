@@ -187,6 +187,7 @@ impl HostBuilder {
                         self.max_streams_per_namespace
                             .unwrap_or(nats.max_streams_per_namespace),
                     ),
+                    nats.subjects,
                 )),
                 None => Broker::Bus(Bus::with_options(BusOptions {
                     pending: self.pending,
@@ -281,6 +282,18 @@ impl Host {
         Ok(())
     }
 
+    /// The interfaces the host's plugins export (`ns:pkg/iface@version`),
+    /// each once, in name order: what the host can serve its workloads
+    /// beyond WASI.
+    pub fn plugin_exports(&self) -> Vec<String> {
+        let plugins = self.services.plugins();
+        let names: std::collections::BTreeSet<String> = plugins
+            .iter()
+            .flat_map(|p| p.info.exports.iter().map(|e| e.name.clone()))
+            .collect();
+        names.into_iter().collect()
+    }
+
     /// How many times the shared instances of plugin `name` restarted after
     /// a trap or a call past its time limit (each restart lost the state of
     /// the workloads that instance served).
@@ -291,7 +304,8 @@ impl Host {
     /// Starts a workload and waits until it runs. The spec is checked first
     /// as strictly as a manifest ([`WorkloadSpec::validate`]). An id that is
     /// starting, running or stopping is refused, and so is an HTTP host
-    /// another active workload serves; a stopped or failed id is replaced.
+    /// another active workload serves (unless both share host names,
+    /// [`HttpSpec::shared`](crate::spec::HttpSpec::shared)); a stopped or failed id is replaced.
     /// A `max_instances` over the host's invocation slots
     /// ([`InstancePool::capacity`](crate::pool::InstancePool::capacity)) is
     /// refused too. Components named by OCI references are pulled first
@@ -318,13 +332,15 @@ impl Host {
                     state: existing.state(),
                 });
             }
-            if let Some(host) = &workload.spec().http.host
-                && let Some(owner) = workloads.values().find(|w| {
+            if let Some((host, owner)) = workload.spec().http.names().find_map(|host| {
+                let owner = workloads.values().find(|w| {
                     w.id() != &id
-                        && w.spec().http.host.as_ref() == Some(host)
+                        && w.spec().http.names().any(|h| h == host)
                         && w.state().is_active()
-                })
-            {
+                        && !(w.spec().http.shared && workload.spec().http.shared)
+                })?;
+                Some((host, owner))
+            }) {
                 return Err(Error::HostTaken {
                     host: host.clone(),
                     owner: owner.id().clone(),
@@ -517,6 +533,11 @@ async fn connect(nats: &NatsSpec, pending: PendingLimits) -> Result<async_nats::
     }
     if let Some(ca) = &nats.tls_ca {
         options = options.add_root_certificates(ca.clone()).require_tls(true);
+    }
+    if let Some((cert, key)) = &nats.tls_client {
+        options = options
+            .add_client_certificate(cert.clone(), key.clone())
+            .require_tls(true);
     }
     if let Some(credentials) = &nats.credentials {
         options = options

@@ -34,6 +34,7 @@ pub mod cli;
 pub mod core_api;
 pub mod engine;
 pub mod error;
+pub mod fleet;
 pub mod host;
 pub mod http;
 pub mod logging;

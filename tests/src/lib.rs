@@ -16,6 +16,7 @@ pub use keel;
 pub use keel_compose;
 
 pub mod blobstore_suite;
+pub mod fleet;
 pub mod gate;
 pub mod keyvalue_suite;
 pub mod load;
@@ -219,12 +220,22 @@ impl KeelProcess {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Result<KeelProcess> {
+        let mut args: Vec<std::ffi::OsString> = vec!["run".into(), manifest.into()];
+        args.extend([
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--cache-dir".into(),
+        ]);
+        args.push(cache_dir.into());
+        args.extend(extra.iter().map(Into::into));
+        KeelProcess::spawn_args(&args, env)
+    }
+
+    /// `keel <args>` (any subcommand) with extra environment variables
+    /// `env`, its log collected.
+    pub fn spawn_args(args: &[std::ffi::OsString], env: &[(&str, &str)]) -> Result<KeelProcess> {
         let mut child = Command::new(keel_bin())
-            .arg("run")
-            .arg(manifest)
-            .args(["--listen", "127.0.0.1:0", "--cache-dir"])
-            .arg(cache_dir)
-            .args(extra)
+            .args(args)
             .env("RUST_LOG", "info")
             .envs(env.iter().copied())
             .stdin(Stdio::null())

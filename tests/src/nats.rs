@@ -35,12 +35,35 @@ impl NatsServer {
     /// itself (`-p -1`), so tests running at once never race for a port.
     pub fn start() -> Result<NatsServer> {
         let store = tempfile::tempdir()?;
-        let (child, port) = spawn(None, store.path())?;
+        let (child, port) = spawn(None, store.path(), &[])?;
         Ok(NatsServer {
             child,
             port,
             _store: store,
         })
+    }
+
+    /// A server speaking only TLS and verifying its clients (mutual TLS),
+    /// with certificates made by `openssl` in `dir`: see [`TlsFiles`].
+    pub fn start_mutual_tls(dir: &Path) -> Result<(NatsServer, TlsFiles)> {
+        let files = TlsFiles::generate(dir)?;
+        let store = tempfile::tempdir()?;
+        let args = [
+            "--tlsverify".to_string(),
+            "--tlscert".to_string(),
+            files.server_cert.display().to_string(),
+            "--tlskey".to_string(),
+            files.server_key.display().to_string(),
+            "--tlscacert".to_string(),
+            files.ca.display().to_string(),
+        ];
+        let (child, port) = spawn(None, store.path(), &args)?;
+        let server = NatsServer {
+            child,
+            port,
+            _store: store,
+        };
+        Ok((server, files))
     }
 
     /// Stops the server (a crash, as far as clients can tell).
@@ -52,7 +75,7 @@ impl NatsServer {
     /// Starts it again on the same port with the same store.
     pub fn restart(&mut self) -> Result<()> {
         self.stop();
-        let (child, _) = spawn(Some(self.port), self._store.path())?;
+        let (child, _) = spawn(Some(self.port), self._store.path(), &[])?;
         self.child = child;
         Ok(())
     }
@@ -96,11 +119,12 @@ impl Drop for NatsServer {
 /// Starts `nats-server` on `port` (any free one when `None`) and returns it
 /// once it reports it is ready, with the port it listens on. Its log is
 /// read to the end by a thread, so the server never blocks on a full pipe.
-fn spawn(port: Option<u16>, store: &Path) -> Result<(Child, u16)> {
+fn spawn(port: Option<u16>, store: &Path, extra: &[String]) -> Result<(Child, u16)> {
     let port_arg = port.map_or_else(|| "-1".to_string(), |p| p.to_string());
     let mut child = Command::new("nats-server")
         .args(["-a", "127.0.0.1", "-p", &port_arg, "-js", "-sd"])
         .arg(store)
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -161,5 +185,98 @@ fn wait_ready(lines: &mpsc::Receiver<String>) -> Result<u16> {
             return port
                 .with_context(|| format!("nats-server named no port; log:\n{}", log.join("\n")));
         }
+    }
+}
+
+/// PEM files for a mutual-TLS server on 127.0.0.1: a CA, the server's
+/// certificate and key, and a client's, all signed by the CA.
+pub struct TlsFiles {
+    /// The CA certificate.
+    pub ca: std::path::PathBuf,
+    /// The server's certificate (for IP 127.0.0.1).
+    pub server_cert: std::path::PathBuf,
+    /// The server's key.
+    pub server_key: std::path::PathBuf,
+    /// A client certificate the server accepts.
+    pub client_cert: std::path::PathBuf,
+    /// Its key.
+    pub client_key: std::path::PathBuf,
+}
+
+impl TlsFiles {
+    /// Makes the files in `dir` with `openssl`.
+    fn generate(dir: &Path) -> Result<TlsFiles> {
+        let path = |name: &str| dir.join(name);
+        let openssl = |args: &[&str]| -> Result<()> {
+            let output = Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .context("running openssl")?;
+            anyhow::ensure!(
+                output.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            Ok(())
+        };
+        std::fs::write(
+            path("server.ext"),
+            "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+        )?;
+        std::fs::write(path("client.ext"), "extendedKeyUsage=clientAuth\n")?;
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=keel test CA",
+        ])?;
+        for (name, subject) in [("server", "/CN=127.0.0.1"), ("client", "/CN=keel-host")] {
+            openssl(&[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+                "-subj",
+                subject,
+            ])?;
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &format!("{name}.pem"),
+                "-days",
+                "2",
+                "-extfile",
+                &format!("{name}.ext"),
+            ])?;
+        }
+        Ok(TlsFiles {
+            ca: path("ca.pem"),
+            server_cert: path("server.pem"),
+            server_key: path("server.key"),
+            client_cert: path("client.pem"),
+            client_key: path("client.key"),
+        })
     }
 }

@@ -67,6 +67,22 @@ async fn a_second_workload_may_not_take_an_http_host_another_serves() -> anyhow:
         "the refused workload is not listed"
     );
 
+    // An alias counts as much as a host name, both ways.
+    let mut aliased = hello("team-c", "web", Some("c.test"));
+    aliased.http.aliases = vec!["shop.test".into()];
+    assert!(matches!(
+        host.start_workload(aliased).await,
+        Err(Error::HostTaken { host, .. }) if host == "shop.test"
+    ));
+    let mut aliased = hello("team-c", "web", Some("c.test"));
+    aliased.http.aliases = vec!["www.c.test".into()];
+    host.start_workload(aliased).await?;
+    assert_eq!(get(addr, "www.c.test", "/").await?.status, 200);
+    assert!(matches!(
+        host.start_workload(hello("team-d", "web", Some("www.c.test"))).await,
+        Err(Error::HostTaken { host, .. }) if host == "www.c.test"
+    ));
+
     // Once the owner has stopped, the host name is free.
     host.stop_workload(&first).await?;
     host.start_workload(hello("team-b", "web", Some("shop.test")))
@@ -114,11 +130,57 @@ async fn a_start_failure_says_whether_the_component_or_its_plugins_failed() -> a
         .insert("wasi:keyvalue/store".to_string(), "absent".to_string());
     match host.start_workload(spec).await {
         Err(Error::PluginResolution { component, error }) => {
-            assert_eq!(component, "kv", "a single component takes its workload's name");
+            assert_eq!(
+                component, "kv",
+                "a single component takes its workload's name"
+            );
             assert!(format!("{error:#}").contains("absent"), "{error:#}");
         }
         other => panic!("expected a plugin resolution failure, got {other:?}"),
     }
+    host.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workloads_sharing_a_host_name_each_serve_in_turn() -> anyhow::Result<()> {
+    let host = start_host(None).await?;
+    let addr = host.http_addr().expect("ingress");
+    let mut a = hello("replicas", "a", Some("svc.test"));
+    a.http.shared = true;
+    let mut b = WorkloadSpec::single(
+        WorkloadId::new("replicas", "b"),
+        guest("http_keyvalue_counter"),
+    );
+    b.http.host = Some("svc.test".into());
+    b.http.shared = true;
+    let a = host.start_workload(a).await?;
+    let b = host.start_workload(b).await?;
+    // Each in turn: both answer within a few requests.
+    let mut bodies = std::collections::BTreeSet::new();
+    for _ in 0..4 {
+        let answer = get(addr, "svc.test", "/x").await?;
+        assert_eq!(answer.status, 200);
+        bodies.insert(answer.body.starts_with("Hello"));
+    }
+    assert_eq!(bodies.len(), 2, "both replicas answered");
+    // One that does not share may not join them.
+    assert!(matches!(
+        host.start_workload(hello("replicas", "c", Some("svc.test")))
+            .await,
+        Err(Error::HostTaken { .. })
+    ));
+    // One stopped, the other takes every request.
+    host.stop_workload(&a).await?;
+    for _ in 0..3 {
+        let answer = get(addr, "svc.test", "/x").await?;
+        assert_eq!(answer.status, 200);
+        assert!(answer.body.contains("has been visited"), "{}", answer.body);
+    }
+    host.remove_workload(&a).await?;
+    host.stop_workload(&b).await?;
+    host.remove_workload(&b).await?;
+    assert_eq!(get(addr, "svc.test", "/x").await?.status, 404);
     host.shutdown().await;
     Ok(())
 }

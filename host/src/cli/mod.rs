@@ -1,7 +1,10 @@
 //! The `keel` command line: argument parsing and wiring only; everything it
 //! does is library code.
 
+mod fleet;
 mod report;
+
+pub use fleet::HostArgs;
 
 use crate::engine::EngineOptions;
 use crate::host::Host;
@@ -46,6 +49,9 @@ pub enum Command {
     /// Push a component to an OCI registry as a Wasm artifact and print the
     /// reference pinned to its digest.
     Push(PushArgs),
+    /// Join a fleet: serve wasmCloud's host protocol on NATS and run what
+    /// its operator starts, until SIGINT or SIGTERM.
+    Host(HostArgs),
 }
 
 /// Arguments of `keel push`.
@@ -199,6 +205,7 @@ pub fn main() -> ExitCode {
         Command::Inspect(args) => inspect(args),
         Command::Compose(args) => compose(args),
         Command::Push(args) => runtime.block_on(push(args)),
+        Command::Host(args) => runtime.block_on(fleet::host(args)),
     };
     // Dropping the runtime would wait for every blocking task, such as a
     // workload still compiling when a signal ended the start. What is

@@ -6,6 +6,7 @@
 use super::bus::{Bus, BusError, Message, Subscription};
 use super::stream_cap::StreamCap;
 use crate::policy::subject::{self as rules, Use};
+use crate::spec::SubjectScope;
 use futures::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,14 +26,21 @@ pub enum Broker {
 pub struct NatsConnection {
     client: async_nats::Client,
     streams: Arc<StreamCap>,
+    scope: SubjectScope,
 }
 
 impl NatsConnection {
-    /// `client`, whose namespaces may each create `streams.max()` streams.
-    pub fn new(client: async_nats::Client, streams: StreamCap) -> NatsConnection {
+    /// `client`, whose namespaces may each create `streams.max()` streams,
+    /// with workload subjects mapped by `scope`.
+    pub fn new(
+        client: async_nats::Client,
+        streams: StreamCap,
+        scope: SubjectScope,
+    ) -> NatsConnection {
         NatsConnection {
             client,
             streams: Arc::new(streams),
+            scope,
         }
     }
 
@@ -52,6 +60,17 @@ impl std::ops::Deref for NatsConnection {
 
     fn deref(&self) -> &async_nats::Client {
         &self.client
+    }
+}
+
+impl Broker {
+    /// How workload subjects map onto this broker's: always by namespace
+    /// on the in-process bus, as configured on NATS.
+    pub fn subject_scope(&self) -> SubjectScope {
+        match self {
+            Broker::Bus(_) => SubjectScope::Namespace,
+            Broker::Nats(connection) => connection.scope,
+        }
     }
 }
 

@@ -2,19 +2,25 @@
 //! default when the host runs a single HTTP workload without a host name.
 
 use crate::spec::WorkloadId;
+use crate::spec::WorkloadState;
 use crate::workload::Workload;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 /// The routing table of a host's HTTP ingress.
 #[derive(Default)]
 pub struct Router {
     table: RwLock<Table>,
+    /// Turns among the workloads sharing a host name.
+    next: AtomicUsize,
 }
 
 #[derive(Default)]
 struct Table {
-    by_host: HashMap<String, Arc<Workload>>,
+    /// Host name → its workload, or the workloads sharing it
+    /// ([`HttpSpec::shared`](crate::spec::HttpSpec::shared)).
+    by_host: HashMap<String, Vec<Arc<Workload>>>,
     hostless: Vec<Arc<Workload>>,
 }
 
@@ -23,11 +29,17 @@ impl Router {
     pub fn insert(&self, workload: Arc<Workload>) {
         let mut table = self.table.write().unwrap_or_else(|p| p.into_inner());
         table.remove(workload.id());
-        match &workload.spec().http.host {
-            Some(host) => {
-                table.by_host.insert(host.clone(), workload);
-            }
-            None => table.hostless.push(workload),
+        let http = &workload.spec().http;
+        if http.host.is_none() {
+            table.hostless.push(workload);
+            return;
+        }
+        for name in http.names() {
+            table
+                .by_host
+                .entry(name.clone())
+                .or_default()
+                .push(workload.clone());
         }
     }
 
@@ -43,11 +55,31 @@ impl Router {
     /// lower-cased) is `host`.
     pub fn route(&self, host: Option<&str>) -> Option<Arc<Workload>> {
         let table = self.table.read().unwrap_or_else(|p| p.into_inner());
-        if let Some(workload) = host.and_then(|h| table.by_host.get(h)) {
-            return Some(workload.clone());
+        if let Some(workloads) = host.and_then(|h| table.by_host.get(h)) {
+            return self.pick(workloads);
         }
         let serving = table.hostless.iter().map(|w| w.serves_http());
         development_default(serving).and_then(|i| table.hostless.get(i).cloned())
+    }
+}
+
+impl Router {
+    /// One of the workloads routed by a host name: the only one, or, when
+    /// several share it, each running one in turn (one stopping or
+    /// starting would answer 503 while another can serve).
+    fn pick(&self, workloads: &[Arc<Workload>]) -> Option<Arc<Workload>> {
+        if let [only] = workloads {
+            return Some(only.clone());
+        }
+        let running: Vec<&Arc<Workload>> = workloads
+            .iter()
+            .filter(|w| w.state() == WorkloadState::Running)
+            .collect();
+        let turn = self.next.fetch_add(1, Ordering::Relaxed);
+        match running.as_slice() {
+            [] => workloads.first().cloned(),
+            running => running.get(turn % running.len()).map(|w| Arc::clone(w)),
+        }
     }
 }
 
@@ -79,7 +111,10 @@ fn development_default(serving: impl Iterator<Item = Option<bool>>) -> Option<us
 
 impl Table {
     fn remove(&mut self, id: &WorkloadId) {
-        self.by_host.retain(|_, w| w.id() != id);
+        for workloads in self.by_host.values_mut() {
+            workloads.retain(|w| w.id() != id);
+        }
+        self.by_host.retain(|_, workloads| !workloads.is_empty());
         self.hostless.retain(|w| w.id() != id);
     }
 }

@@ -80,7 +80,17 @@ impl Manifest {
     /// Reads and validates the manifest at `path`. Relative paths inside it
     /// are resolved against the manifest's folder.
     pub fn load(path: impl AsRef<Path>) -> Result<Manifest, ManifestError> {
-        let path = path.as_ref();
+        Manifest::load_as(path.as_ref(), false)
+    }
+
+    /// Reads a host configuration at `path`: a manifest with `[nats]`,
+    /// `[[plugin]]` and `[[registry]]` tables and no `[[workload]]` (what
+    /// `keel host` runs comes from its control plane).
+    pub fn load_host_config(path: impl AsRef<Path>) -> Result<Manifest, ManifestError> {
+        Manifest::load_as(path.as_ref(), true)
+    }
+
+    fn load_as(path: &Path, host_config: bool) -> Result<Manifest, ManifestError> {
         let read_error = |source| ManifestError::Read {
             file: path.to_path_buf(),
             source,
@@ -94,11 +104,17 @@ impl Manifest {
             )));
         }
         let text = std::fs::read_to_string(path).map_err(read_error)?;
-        Manifest::parse(path, &text)
+        Manifest::parse_as(path, &text, host_config)
     }
 
     /// Validates manifest `text` as if it had been read from `path`.
     pub fn parse(path: &Path, text: &str) -> Result<Manifest, ManifestError> {
+        Manifest::parse_as(path, text, false)
+    }
+
+    /// [`Manifest::parse`]; a host configuration has no workloads, a
+    /// manifest at least one.
+    fn parse_as(path: &Path, text: &str, host_config: bool) -> Result<Manifest, ManifestError> {
         let source = Source { file: path, text };
         let raw: raw::Manifest = toml::from_str(text).map_err(|e| {
             let message = e.message().trim_end().to_string();
@@ -118,10 +134,21 @@ impl Manifest {
                     url,
                     credentials: nats.credentials.map(|p| base.join(p)),
                     tls_ca: nats.tls_ca.map(|p| base.join(p)),
+                    tls_client: match (nats.tls_cert, nats.tls_key) {
+                        (Some(cert), Some(key)) => Some((base.join(cert), base.join(key))),
+                        (None, None) => None,
+                        _ => {
+                            return Err(source.error(
+                                nats.url.span(),
+                                "`tls_cert` and `tls_key` go together: a client certificate needs its key",
+                            ));
+                        }
+                    },
                     name: nats.name,
                     max_streams_per_namespace: nats
                         .max_streams_per_namespace
                         .unwrap_or(crate::spec::DEFAULT_MAX_STREAMS_PER_NAMESPACE),
+                    subjects: nats.subjects.unwrap_or_default(),
                 })
             }
             None => None,
@@ -192,8 +219,14 @@ impl Manifest {
             }
             workloads.push(spec);
         }
-        if workloads.is_empty() {
+        if workloads.is_empty() && !host_config {
             return Err(source.error(0..0, "the manifest declares no `[[workload]]`"));
+        }
+        if !workloads.is_empty() && host_config {
+            return Err(source.error(
+                0..0,
+                "a host configuration declares no `[[workload]]`: the control plane starts them",
+            ));
         }
         Ok(Manifest {
             source: Some(path.to_path_buf()),

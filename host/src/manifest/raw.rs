@@ -37,8 +37,11 @@ pub struct Nats {
     pub url: Spanned<String>,
     pub credentials: Option<String>,
     pub tls_ca: Option<String>,
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
     pub name: Option<String>,
     pub max_streams_per_namespace: Option<u32>,
+    pub subjects: Option<crate::spec::SubjectScope>,
 }
 
 #[derive(Debug, Deserialize)]

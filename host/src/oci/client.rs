@@ -7,7 +7,7 @@ use super::config::{
     ACCEPTED_MANIFESTS, ArtifactConfig, CONFIG_MEDIA_TYPE, LAYER_MEDIA_TYPE, MANIFEST_MEDIA_TYPE,
     sha256_digest, wasm_layer,
 };
-use super::credentials::credentials_for;
+use super::credentials::{Credentials, credentials_for};
 use super::store::Artifact;
 use crate::spec::ImageRef;
 use crate::spec::RegistrySpec;
@@ -156,10 +156,23 @@ impl RegistryClient {
     /// against the manifest's digest for it, and bounded in size). Returns
     /// the raw manifest and the artifact.
     pub async fn pull(&self, reference: &ImageRef) -> Result<(Vec<u8>, Artifact), PullError> {
+        self.pull_as(reference, None).await
+    }
+
+    /// [`RegistryClient::pull`] as `credentials` when given (a control
+    /// plane's pull secret for this one image), else as configured.
+    pub async fn pull_as(
+        &self,
+        reference: &ImageRef,
+        credentials: Option<&Credentials>,
+    ) -> Result<(Vec<u8>, Artifact), PullError> {
         let fail = |f: PullFailure| f.about(reference);
-        let auth = self
-            .auth(reference.registry())
-            .map_err(|e| fail(PullFailure::Auth(e)))?;
+        let auth = match credentials {
+            Some(c) => RegistryAuth::Basic(c.username.clone(), c.password.expose().to_string()),
+            None => self
+                .auth(reference.registry())
+                .map_err(|e| fail(PullFailure::Auth(e)))?,
+        };
         let target = client_reference(reference);
         let (manifest, _) = self
             .client

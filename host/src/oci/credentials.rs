@@ -20,6 +20,11 @@ const MAX_CREDENTIALS_FILE: u64 = 1 << 20;
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps a password or token.
+    pub fn new(secret: impl Into<String>) -> Secret {
+        Secret(secret.into())
+    }
+
     /// The secret itself, for the one place that sends it.
     pub fn expose(&self) -> &str {
         &self.0

@@ -17,6 +17,7 @@ pub mod credentials;
 pub mod store;
 
 pub use client::{PullError, PullFailure, Pushed, RegistryClient};
+pub use credentials::Credentials;
 pub use store::{Artifact, Store};
 
 use crate::spec::{ImageRef, RegistrySpec};
@@ -72,6 +73,15 @@ impl Default for OciOptions {
             max_layer_size: DEFAULT_MAX_LAYER_SIZE,
         }
     }
+}
+
+/// One image's own pull settings, over the host's.
+#[derive(Debug, Clone, Default)]
+pub struct PullSettings {
+    /// When to reach the registry for this image.
+    pub policy: Option<PullPolicy>,
+    /// Whom to be to its registry.
+    pub credentials: Option<Credentials>,
 }
 
 /// A reference resolved to bytes.
@@ -137,10 +147,42 @@ impl Registry {
             .cloned()
     }
 
+    /// The bytes `reference` names, under this one image's own settings
+    /// where it has any (a control plane sends a policy and a pull secret
+    /// with each image): then the registry is asked as they say (offline
+    /// still wins), the store kept up to date, and nothing remembered for
+    /// later calls. Without settings, as [`Registry::resolve`].
+    pub async fn resolve_with(
+        &self,
+        reference: &ImageRef,
+        settings: &PullSettings,
+    ) -> Result<Resolved, PullError> {
+        if settings.policy.is_none() && settings.credentials.is_none() {
+            return self.resolve(reference).await;
+        }
+        let policy = if self.options.offline {
+            PullPolicy::Never
+        } else {
+            settings.policy.unwrap_or(self.options.policy)
+        };
+        self.fetch_as(reference, policy, settings.credentials.as_ref())
+            .await
+    }
+
     /// Store or registry, as the policy says; logs where it came from and
     /// the digest, so a run can be pinned.
     async fn fetch(&self, reference: &ImageRef) -> Result<Resolved, PullError> {
-        let stored = match (&self.store, self.options.policy) {
+        self.fetch_as(reference, self.options.policy, None).await
+    }
+
+    /// [`Registry::fetch`] under `policy`, as `credentials` when given.
+    async fn fetch_as(
+        &self,
+        reference: &ImageRef,
+        policy: PullPolicy,
+        credentials: Option<&Credentials>,
+    ) -> Result<Resolved, PullError> {
+        let stored = match (&self.store, policy) {
             (Some(store), PullPolicy::IfNotPresent | PullPolicy::Never) => {
                 lookup(store, reference)?
             }
@@ -154,7 +196,7 @@ impl Registry {
                 pulled: false,
             });
         }
-        if self.options.policy == PullPolicy::Never {
+        if policy == PullPolicy::Never {
             let why = match (&self.store, self.options.offline) {
                 (None, _) => "registries may not be reached (offline or pull policy `never`) and the host has no OCI store".to_string(),
                 (Some(store), true) => format!("offline, and the OCI store {} does not have it; pull it once without --offline", store.dir().display()),
@@ -168,7 +210,17 @@ impl Registry {
         }
         tracing::info!(reference = %reference, registry = reference.registry(), "pulling");
         let started = Instant::now();
-        let (manifest, artifact) = self.client.pull(reference).await?;
+        let (manifest, artifact) = match credentials {
+            // The client keeps the first credentials it used with a registry
+            // for its life: one image's own credentials get a client of
+            // their own, so they neither lose to nor linger for others.
+            Some(credentials) => {
+                RegistryClient::new(&self.options.registries, self.options.max_layer_size)
+                    .pull_as(reference, Some(credentials))
+                    .await?
+            }
+            None => self.client.pull(reference).await?,
+        };
         let elapsed = started.elapsed();
         if let Some(store) = &self.store
             && let Err(e) = store.put(reference, &manifest, &artifact)

@@ -2,10 +2,11 @@
 //! two kinds, because its two messaging surfaces name subjects differently:
 //!
 //! - A **workload's** subjects (`keel:core/messaging` for plugins acting for
-//!   it, and the messaging interfaces it imports) are always under its
-//!   namespace, `<namespace>.<subject>`, so its inboxes are too:
-//!   [`workload_inbox`] makes `<namespace>._INBOX.<id>`. A workload can
-//!   address nothing outside its namespace, inbox or not.
+//!   it, and the messaging interfaces it imports) are scoped by the broker
+//!   like any subject it names: under its namespace
+//!   (`<namespace>._INBOX.<id>`) with `keel run`'s default, as written
+//!   (`_INBOX.<id>`) where a fleet's subjects are. [`workload_inbox`] makes
+//!   the inbox as the workload sees it.
 //! - A **plugin's** raw NATS subjects (`keel:core/nats`) are absolute, as the
 //!   protocols it speaks (JetStream) expect, and limited by its grants
 //!   instead. Its inboxes are `_INBOX.keel.<namespace token>.<id>`
@@ -32,10 +33,11 @@ pub fn inbox_token() -> String {
         .collect()
 }
 
-/// A fresh reply inbox for a request of a workload of `namespace`, as the
-/// broker sees it: `<namespace>._INBOX.<id>`.
-pub fn workload_inbox(namespace: &str) -> String {
-    format!("{namespace}.{WORKLOAD_INBOX_PREFIX}{}", inbox_token())
+/// A fresh reply inbox for a workload's request, as the workload sees it
+/// (`_INBOX.<id>`); the broker scopes it as it scopes the workload's other
+/// subjects.
+pub fn workload_inbox() -> String {
+    format!("{WORKLOAD_INBOX_PREFIX}{}", inbox_token())
 }
 
 /// A fresh inbox for a plugin acting for `namespace`, through
@@ -65,9 +67,9 @@ mod tests {
 
     #[test]
     fn each_kind_of_inbox_has_its_shape_and_a_fresh_id() {
-        let a = workload_inbox("shop");
-        let b = workload_inbox("shop");
-        assert!(a.starts_with("shop._INBOX."), "{a}");
+        let a = workload_inbox();
+        let b = workload_inbox();
+        assert!(a.starts_with("_INBOX."), "{a}");
         assert_ne!(a, b);
         let p = plugin_inbox("shop");
         let tokens: Vec<&str> = p.split('.').collect();

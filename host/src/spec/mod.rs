@@ -35,6 +35,21 @@ use std::time::Duration;
 /// through `keel:core/nats` unless the host is configured otherwise.
 pub const DEFAULT_MAX_STREAMS_PER_NAMESPACE: u32 = 100;
 
+/// How the subjects a workload names map onto the broker's subjects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum SubjectScope {
+    /// `<namespace>.<subject>`: the tenants of one NATS account never hear
+    /// each other (what `keel run` does).
+    #[default]
+    Namespace,
+    /// As written, as wasmCloud hosts do, so keel and wasmCloud workloads on
+    /// one NATS meet on the same subjects; tenants are separated by NATS
+    /// accounts (each host's credentials), and the host protocol's subjects,
+    /// `$` subjects and wildcard-first subscriptions are refused.
+    AsWritten,
+}
+
 /// A NATS connection: production hosts share a NATS cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NatsSpec {
@@ -44,12 +59,17 @@ pub struct NatsSpec {
     pub credentials: Option<PathBuf>,
     /// A PEM file of CA certificates to trust for TLS.
     pub tls_ca: Option<PathBuf>,
+    /// A PEM client certificate and its PEM private key, for servers that
+    /// verify their clients (mutual TLS).
+    pub tls_client: Option<(PathBuf, PathBuf)>,
     /// The name this connection shows the server.
     pub name: Option<String>,
     /// How many JetStream streams (buckets) the plugins acting for one
     /// namespace may create through `keel:core/nats` (default
     /// [`DEFAULT_MAX_STREAMS_PER_NAMESPACE`](crate::spec::DEFAULT_MAX_STREAMS_PER_NAMESPACE)).
     pub max_streams_per_namespace: u32,
+    /// How workload subjects map onto the server's.
+    pub subjects: SubjectScope,
 }
 
 impl NatsSpec {
@@ -87,8 +107,10 @@ impl NatsSpec {
             url: url.into(),
             credentials: None,
             tls_ca: None,
+            tls_client: None,
             name: None,
             max_streams_per_namespace: crate::spec::DEFAULT_MAX_STREAMS_PER_NAMESPACE,
+            subjects: SubjectScope::default(),
         }
     }
 }
@@ -387,6 +409,13 @@ pub struct HttpSpec {
     /// the workload receives every request only while it is the host's only
     /// HTTP workload without a host name (the development default).
     pub host: Option<String>,
+    /// More Host headers routed to this workload, besides `host` (which
+    /// they need).
+    pub aliases: Vec<String>,
+    /// Whether other workloads that say so too may serve the same host
+    /// names, requests going to each running one in turn: replicas of one
+    /// service on one host. Off, a host name belongs to one workload.
+    pub shared: bool,
     /// Where the manifest declared `host`, for error messages.
     pub host_origin: Option<Location>,
     /// Outgoing HTTP allowlist: `host`, `host:port`, or `*.domain[:port]`.
@@ -400,12 +429,21 @@ pub struct HttpSpec {
     pub block_private: bool,
 }
 
+impl HttpSpec {
+    /// Every Host header routed to the workload: `host`, then the aliases.
+    pub fn names(&self) -> impl Iterator<Item = &String> {
+        self.host.iter().chain(&self.aliases)
+    }
+}
+
 impl Default for HttpSpec {
     /// No route, no outgoing HTTP, internal addresses blocked for pattern
     /// grants.
     fn default() -> HttpSpec {
         HttpSpec {
             host: None,
+            aliases: Vec::new(),
+            shared: false,
             host_origin: None,
             outgoing: Vec::new(),
             block_private: true,

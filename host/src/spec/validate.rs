@@ -66,6 +66,16 @@ impl WorkloadSpec {
         if let Some(host) = &self.http.host {
             check_http_host(host).map_err(|m| InvalidSpec::new("http.host", m))?;
         }
+        if !self.http.aliases.is_empty() && self.http.host.is_none() {
+            return Err(InvalidSpec::new(
+                "http.aliases",
+                "aliases need a host name (`http.host`) first",
+            ));
+        }
+        for (i, alias) in self.http.aliases.iter().enumerate() {
+            check_http_host(alias)
+                .map_err(|m| InvalidSpec::new(format!("http.aliases[{i}]"), m))?;
+        }
         OutgoingAllowlist::parse(&self.http.outgoing, self.http.block_private)
             .map_err(|m| InvalidSpec::new("http.outgoing", m))?;
         for pattern in &self.sockets.allow {

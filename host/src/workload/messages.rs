@@ -10,6 +10,7 @@ use crate::core_api::bus::Message;
 use crate::core_api::messaging::{unscoped, within};
 use crate::engine::KeelEngine;
 use crate::policy::names::is_interface;
+use crate::spec::SubjectScope;
 use crate::store::InvocationState;
 use anyhow::{Context, Result};
 use std::sync::Arc;
@@ -70,6 +71,7 @@ pub async fn deliver(
     workload: Arc<Workload>,
     mut subscription: BrokerSubscription,
     engine: Arc<KeelEngine>,
+    scope: SubjectScope,
 ) {
     while let Some(message) = subscription.next().await {
         let permit = match workload.admit().await {
@@ -84,7 +86,7 @@ pub async fn deliver(
         tokio::spawn(async move {
             let _permit = permit;
             if let Some(handler) = workload.handler() {
-                handle(handler, &workload, &engine, message).await;
+                handle(handler, &workload, &engine, scope, message).await;
             }
         });
     }
@@ -94,16 +96,17 @@ async fn handle(
     handler: &HandlerComponent,
     workload: &Workload,
     engine: &KeelEngine,
+    scope: SubjectScope,
     message: Message,
 ) {
     let namespace = &workload.id().namespace;
-    let subject = unscoped(namespace, &message.subject);
+    let subject = unscoped(scope, namespace, &message.subject);
     // The handler answers by publishing to `reply_to`, which is scoped into
     // its namespace like every subject it names: it receives the reply
     // subject without the scope, and one outside its namespace (published
     // by a client outside keel) not at all, since it could not answer there.
     let reply_to = message.reply_to.and_then(|reply| {
-        let inside = within(namespace, &reply);
+        let inside = within(scope, namespace, &reply);
         if inside.is_none() {
             tracing::debug!(workload = %workload.id(), subject, reply, "reply subject outside the namespace withheld from the handler");
         }

@@ -199,7 +199,12 @@ impl Workload {
         // messages that arrived meanwhile wait in them.
         let mut deliveries = self.deliveries.lock().unwrap_or_else(|p| p.into_inner());
         for subscription in subscriptions {
-            let task = messages::deliver(self.clone(), subscription, services.engine.clone());
+            let task = messages::deliver(
+                self.clone(),
+                subscription,
+                services.engine.clone(),
+                services.broker.subject_scope(),
+            );
             deliveries.push(tokio::spawn(task));
         }
         Ok(())
@@ -220,8 +225,12 @@ impl Workload {
             );
         }
         let mut subscriptions = Vec::new();
+        let scope = services.broker.subject_scope();
         for s in &self.spec.subscriptions {
-            let subject = crate::core_api::messaging::scoped(&self.spec.id.namespace, &s.subject);
+            crate::core_api::messaging::check_open(scope, &s.subject, true)
+                .map_err(anyhow::Error::msg)?;
+            let subject =
+                crate::core_api::messaging::scoped(scope, &self.spec.id.namespace, &s.subject);
             let subscription = services
                 .broker
                 .subscribe(&subject, s.queue.as_deref())

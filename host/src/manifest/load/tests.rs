@@ -213,3 +213,54 @@ fn oci_references_stand_where_paths_go() {
     .unwrap_err();
     assert!(err.to_string().contains("go together"), "{err}");
 }
+
+#[test]
+fn nats_client_certificates_and_the_subject_scope_are_read() {
+    let workload = "[[workload]]\nname = \"a\"\n[[workload.component]]\npath = \"Cargo.toml\"\n";
+    let manifest = parse(&format!(
+        "[nats]\nurl = \"tls://10.0.0.1:4222\"\ntls_cert = \"c.pem\"\ntls_key = \"c.key\"\n\
+         subjects = \"as-written\"\n{workload}"
+    ))
+    .unwrap();
+    let nats = manifest.nats.expect("nats table");
+    assert_eq!(
+        nats.tls_client,
+        Some((PathBuf::from("c.pem"), PathBuf::from("c.key")))
+    );
+    assert_eq!(nats.subjects, crate::spec::SubjectScope::AsWritten);
+    let err = parse(&format!(
+        "[nats]\nurl = \"tls://x:1\"\ntls_cert = \"c.pem\"\n{workload}"
+    ))
+    .unwrap_err();
+    assert!(err.to_string().contains("`tls_key` go together"), "{err}");
+    let manifest = parse(&format!("[nats]\nurl = \"nats://x:1\"\n{workload}")).unwrap();
+    assert_eq!(
+        manifest.nats.expect("nats table").subjects,
+        crate::spec::SubjectScope::Namespace,
+        "a manifest keeps the namespace prefix unless told otherwise"
+    );
+}
+
+#[test]
+fn a_host_configuration_has_plugins_and_no_workloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("host.toml");
+    std::fs::write(
+        &path,
+        "[[plugin]]\nname = \"config\"\nconfig = { a = \"b\" }\n",
+    )
+    .unwrap();
+    let config = Manifest::load_host_config(&path).unwrap();
+    assert_eq!(config.plugins.len(), 1);
+    std::fs::write(dir.path().join("a.wasm"), b"\0asm").unwrap();
+    std::fs::write(
+        &path,
+        "[[workload]]\nname = \"a\"\n[[workload.component]]\npath = \"a.wasm\"\n",
+    )
+    .unwrap();
+    let err = Manifest::load_host_config(&path).unwrap_err();
+    assert!(
+        err.to_string().contains("declares no `[[workload]]`"),
+        "{err}"
+    );
+}

@@ -1,0 +1,191 @@
+//! What workloads of keel hosts share on one NATS server: keyvalue data
+//! across hosts, queue subscriptions across replicas, and messaging
+//! subjects as wasmCloud hosts write them (or prefixed by namespace, when
+//! a host is told so). Real nats-server, real registry, `keel host`
+//! processes driven with the operator protocol's messages.
+
+use anyhow::{Context, Result};
+use futures::{FutureExt, StreamExt};
+use keel_tests::fleet::{KeelHost, Operator, host_config, http_workload, push_guest, state};
+use keel_tests::get;
+use keel_tests::nats::NatsServer;
+use keel_tests::registry::Registry;
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// A NATS server, a registry with `file` pushed, and a host config for it.
+struct Lattice {
+    nats: NatsServer,
+    _registry: Registry,
+    image: String,
+    dir: tempfile::TempDir,
+    config: String,
+}
+
+impl Lattice {
+    async fn with(file: &str) -> Result<Lattice> {
+        let nats = NatsServer::start()?;
+        let registry = Registry::start()?;
+        let image = push_guest(&registry, file, &format!("apps/{file}:1")).await?;
+        let dir = tempfile::tempdir()?;
+        let config = host_config(dir.path(), &registry, "");
+        Ok(Lattice {
+            nats,
+            _registry: registry,
+            image,
+            dir,
+            config,
+        })
+    }
+
+    fn host(&self, name: &str, extra: &[&str]) -> Result<KeelHost> {
+        let mut args = vec!["--config", self.config.as_str()];
+        args.extend_from_slice(extra);
+        KeelHost::spawn(&self.nats.url(), &self.dir.path().join(name), &args)
+    }
+}
+
+/// The recorder fixture (it reports each message it gets on `seen`) as a
+/// wasmCloud workload subscribed to `subjects`.
+fn recorder(namespace: &str, name: &str, image: &str, subjects: &str) -> Value {
+    json!({
+        "namespace": namespace,
+        "name": name,
+        "witWorld": {
+            "components": [{
+                "name": "recorder",
+                "image": image,
+                "localResources": {"config": {"subscriptions": subjects}}
+            }],
+            "hostInterfaces": [{
+                "namespace": "wasmcloud", "package": "messaging",
+                "interfaces": ["consumer", "handler"]
+            }]
+        }
+    })
+}
+
+async fn next_text(subscriber: &mut async_nats::Subscriber) -> Result<String> {
+    let message = tokio::time::timeout(Duration::from_secs(60), subscriber.next())
+        .await
+        .context("nothing within 60 s")?
+        .context("the subscription ended")?;
+    Ok(String::from_utf8_lossy(&message.payload).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_workload_on_two_hosts_answers_the_same_counter() -> Result<()> {
+    let lattice = Lattice::with("http_keyvalue_counter").await?;
+    let operator = Operator::connect(&lattice.nats.url()).await?;
+    let hosts = [lattice.host("a", &[])?, lattice.host("b", &[])?];
+    let workload = http_workload("shop", "counter", &lattice.image, "counter.local");
+    for (i, host) in hosts.iter().enumerate() {
+        let started = operator
+            .start(&host.id, &format!("uid-{i}"), workload.clone())
+            .await?;
+        assert_eq!(state(&started), "WORKLOAD_STATE_RUNNING", "{started}");
+    }
+    let mut answers = Vec::new();
+    for host in hosts.iter().chain(hosts.iter()) {
+        answers.push(get(host.http, "counter.local", "/apples").await?.body);
+    }
+    assert_eq!(
+        answers,
+        (1..=4)
+            .map(|n| format!("/apples has been visited {n} times\n"))
+            .collect::<Vec<_>>()
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_message_reaches_one_replica_of_a_workload() -> Result<()> {
+    let lattice = Lattice::with("recorder").await?;
+    let operator = Operator::connect(&lattice.nats.url()).await?;
+    let mut seen = operator.client().subscribe("seen").await?;
+    operator.client().flush().await?;
+    let hosts = [lattice.host("a", &[])?, lattice.host("b", &[])?];
+    for (i, host) in hosts.iter().enumerate() {
+        let workload = recorder("jobs", "worker", &lattice.image, "tasks.leet");
+        let started = operator
+            .start(&host.id, &format!("uid-{i}"), workload)
+            .await?;
+        assert_eq!(state(&started), "WORKLOAD_STATE_RUNNING", "{started}");
+    }
+    const MESSAGES: usize = 40;
+    for n in 0..MESSAGES {
+        operator
+            .client()
+            .publish("tasks.leet", n.to_string().into())
+            .await?;
+    }
+    let mut reports = Vec::new();
+    while reports.len() < MESSAGES {
+        reports.push(next_text(&mut seen).await?);
+    }
+    // Stopping waits for every handler to finish; a handler's report goes
+    // out on its host's connection before the stop's reply does, so once
+    // both replies are in, every report is too.
+    for (i, host) in hosts.iter().enumerate() {
+        let stopped = operator.stop(&host.id, &format!("uid-{i}")).await?;
+        assert_eq!(state(&stopped), "WORKLOAD_STATE_STOPPING");
+    }
+    while let Some(Some(message)) = seen.next().now_or_never() {
+        reports.push(String::from_utf8_lossy(&message.payload).into_owned());
+    }
+    let unique: BTreeSet<&String> = reports.iter().collect();
+    assert_eq!(
+        reports.len(),
+        MESSAGES,
+        "some message reached both replicas: {reports:?}"
+    );
+    assert_eq!(unique.len(), MESSAGES);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn subjects_as_written_meet_wasmcloud_and_namespaced_ones_stay_apart() -> Result<()> {
+    let lattice = Lattice::with("recorder").await?;
+    let operator = Operator::connect(&lattice.nats.url()).await?;
+    let client = operator.client();
+    let mut plain = client.subscribe("seen").await?;
+    let mut prefixed = client.subscribe("team-a.seen").await?;
+    client.flush().await?;
+    let open = lattice.host("open", &[])?;
+    let scoped = lattice.host("scoped", &["--subjects", "namespace"])?;
+    for (host, name) in [(&open, "open"), (&scoped, "scoped")] {
+        let workload = recorder("team-a", name, &lattice.image, "tasks.leet");
+        let started = operator.start(&host.id, name, workload).await?;
+        assert_eq!(state(&started), "WORKLOAD_STATE_RUNNING", "{started}");
+    }
+    // A wasmCloud workload publishes `tasks.leet` as written: the host
+    // mapping subjects as written hears it.
+    client
+        .publish("tasks.leet", "from-wasmcloud".into())
+        .await?;
+    assert_eq!(next_text(&mut plain).await?, "tasks.leet - from-wasmcloud");
+    // The namespaced host hears only `team-a.tasks.leet`, and reports in
+    // its namespace.
+    client
+        .publish("team-a.tasks.leet", "namespaced".into())
+        .await?;
+    assert_eq!(next_text(&mut prefixed).await?, "tasks.leet - namespaced");
+    // Had either host heard the other's message, its report would have come
+    // first on these subjects: each saw exactly its own.
+    client.publish("tasks.leet", "second".into()).await?;
+    assert_eq!(next_text(&mut plain).await?, "tasks.leet - second");
+
+    // As written, the host protocol's subjects are no workload's.
+    let snoop = recorder("team-a", "snoop", &lattice.image, "runtime.>");
+    let refused = operator.start(&open.id, "snoop", snoop).await?;
+    assert_eq!(state(&refused), "WORKLOAD_STATE_ERROR");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("reserved"),
+        "{refused}"
+    );
+    Ok(())
+}
