@@ -156,6 +156,27 @@ impl InvocationState {
         self.extension.as_ref().and_then(|slot| slot.downcast_ref())
     }
 
+    /// The higher layer's per-Store state of type `T` (made on first use,
+    /// as by [`extension_mut`](Self::extension_mut)) and this invocation as
+    /// a caller, borrowed apart: a forwarder reads its forwarder from the
+    /// one while it calls as the other, with no copy of either.
+    pub fn extension_and_caller<T: Any + Send + Default>(&mut self) -> (&mut T, Caller<'_>) {
+        let caller = Caller {
+            identity: &self.core.identity,
+            deadline: self.deadline,
+            in_flight: Some(&self.in_flight),
+        };
+        let slot = self.extension.get_or_insert_with(|| Box::new(T::default()));
+        if !slot.is::<T>() {
+            *slot = Box::new(T::default());
+        }
+        match slot.downcast_mut::<T>() {
+            Some(state) => (state, caller),
+            // The slot was made a `T` just above.
+            None => unreachable!("the extension slot holds a T"),
+        }
+    }
+
     /// The higher layer's per-Store state of type `T`, made (as
     /// `T::default()`) on first use. One type uses the slot (the plugins'
     /// bookkeeping); a slot holding another type is replaced.

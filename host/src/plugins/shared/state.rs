@@ -6,7 +6,7 @@
 
 use super::forwarders::proxy::ProxyTable;
 use super::forwarders::typed::TypedForwarders;
-use crate::store::InvocationState;
+use crate::store::{Caller, InvocationState};
 
 /// The shared-plugin bookkeeping of one Store.
 pub struct PluginState {
@@ -40,6 +40,9 @@ pub trait PluginView {
 
     /// The Store's shared-plugin bookkeeping, to read (empty if never made).
     fn plugin_ref(&self) -> &PluginState;
+
+    /// The bookkeeping, and the Store's invocation as a caller, at once.
+    fn plugin_and_caller(&mut self) -> (&mut PluginState, Caller<'_>);
 }
 
 impl PluginView for InvocationState {
@@ -49,5 +52,9 @@ impl PluginView for InvocationState {
 
     fn plugin_ref(&self) -> &PluginState {
         self.extension_ref::<PluginState>().unwrap_or(&NOTHING_HELD)
+    }
+
+    fn plugin_and_caller(&mut self) -> (&mut PluginState, Caller<'_>) {
+        self.extension_and_caller::<PluginState>()
     }
 }

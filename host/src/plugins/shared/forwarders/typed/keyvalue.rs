@@ -16,9 +16,8 @@
 //! during a call answers `error::other` (it restarts on the next call), as
 //! does a bucket of an earlier instance of the plugin.
 
-use super::route::{Forward, proxy_resource, route};
+use super::route::{Forward, Seen, proxy_resource, route};
 use super::{Fallible, TypedForwarders, TypedPlugin, held, lent, link_each};
-use crate::plugins::shared::PluginView;
 use crate::plugins::shared::SharedPlugin;
 use crate::plugins::shared::forwarders::proxy::ProxyTable;
 use crate::store::InvocationState;
@@ -243,18 +242,14 @@ type BucketCall<P, T> = Forward<KeyvalueExports, P, (Result<T, PluginError>,)>;
 /// parameters `params` makes of the plugin's handle; or the workload's
 /// answer if `bucket` is not the plugin's.
 fn on_bucket<P, T, U>(
-    state: &InvocationState,
+    state: Seen<'_>,
     forwarder: &KeyvalueForwarder,
     bucket: &Resource<BucketProxy>,
     pick: fn(&KeyvalueFuncs) -> Fallible<P, T, PluginError>,
     params: impl FnOnce(ResourceAny) -> P,
 ) -> Result<BucketCall<P, T>, (Result<U, store::Error>,)> {
-    let (handle, generation) = lent(
-        &state.plugin_ref().proxies,
-        forwarder.plugin(),
-        bucket.rep(),
-    )
-    .map_err(|unknown| (Err(store::Error::Other(unknown)),))?;
+    let (handle, generation) = lent(state.proxies, forwarder.plugin(), bucket.rep())
+        .map_err(|unknown| (Err(store::Error::Other(unknown)),))?;
     Ok(Forward {
         generation: Some(generation),
         pick,

@@ -65,7 +65,7 @@ pub fn link(linker: &mut Linker<InvocationState>, imports: &[String], sync: bool
                     level,
                     context: context.into(),
                     message: message.into(),
-                    caller: state.identity().clone(),
+                    caller: state.identity.clone(),
                 };
                 Ok(Forward {
                     generation: None,

@@ -14,6 +14,7 @@
 //! (`prepare`) and what its reply becomes for the workload (`answer`).
 
 use super::{CallParams, CallResults, Exports, TypedForwarders, TypedPlugin};
+use crate::core_api::identity::WorkloadIdentity;
 use crate::plugins::shared::PluginView;
 use crate::plugins::shared::SharedPlugin;
 use crate::plugins::shared::forwarders::proxy::ProxyTable;
@@ -53,6 +54,16 @@ impl<E: Exports, P, R> Forward<E, P, R> {
 /// How a family's forwarder is found in a workload's Store.
 pub(crate) type Family<E> = fn(&TypedForwarders) -> Option<&Arc<TypedPlugin<E>>>;
 
+/// What a forwarder's `prepare` sees of the calling Store: the plugin
+/// handles it holds and whom it acts for.
+#[derive(Clone, Copy)]
+pub(crate) struct Seen<'a> {
+    /// The shared-plugin handles the Store's instance holds.
+    pub proxies: &'a ProxyTable,
+    /// The workload the Store runs for.
+    pub identity: &'a Arc<WorkloadIdentity>,
+}
+
 /// Links function `name` of `instance` to the plugin's function that
 /// `prepare` picks: a synchronous host function if `sync` (the plugin runs
 /// in a synchronous Store), else an async one.
@@ -66,7 +77,7 @@ pub(crate) fn route<E, Q, P, R, K, A>(
     name: &str,
     sync: bool,
     family: Family<E>,
-    prepare: impl Fn(&InvocationState, &TypedPlugin<E>, Q) -> Result<Forward<E, P, R, K>, A>
+    prepare: impl Fn(Seen<'_>, &TypedPlugin<E>, Q) -> Result<Forward<E, P, R, K>, A>
     + Send
     + Sync
     + Copy
@@ -90,19 +101,21 @@ where
         return instance.func_wrap(
             name,
             move |mut cx: StoreContextMut<'_, InvocationState>, params: Q| {
-                let state = cx.data_mut();
-                let forwarder = family(&state.plugin_ref().typed)
-                    .ok_or_else(|| wasmtime::format_err!("{missing}"))?;
-                let call = match prepare(state, forwarder, params) {
+                let (plugin, caller) = cx.data_mut().plugin_and_caller();
+                let forwarder =
+                    family(&plugin.typed).ok_or_else(|| wasmtime::format_err!("{missing}"))?;
+                let seen = Seen {
+                    proxies: &plugin.proxies,
+                    identity: caller.identity,
+                };
+                let call = match prepare(seen, forwarder, params) {
                     Ok(call) => call,
                     Err(answered) => return Ok(answered),
                 };
-                let reply =
-                    forwarder.call_sync(state.caller(), call.generation, call.pick, call.params);
-                let plugin = forwarder.plugin().clone();
+                let reply = forwarder.call_sync(caller, call.generation, call.pick, call.params);
                 Ok(answer(
-                    &mut state.plugin_state().proxies,
-                    &plugin,
+                    &mut plugin.proxies,
+                    forwarder.plugin(),
                     call.keep,
                     reply,
                 ))
@@ -114,20 +127,23 @@ where
         move |mut cx: StoreContextMut<'_, InvocationState>, params: Q| {
             let missing = missing.clone();
             Box::new(async move {
-                let state = cx.data_mut();
-                let forwarder = family(&state.plugin_ref().typed)
-                    .ok_or_else(|| wasmtime::format_err!("{missing}"))?;
-                let call = match prepare(state, forwarder, params) {
+                let (plugin, caller) = cx.data_mut().plugin_and_caller();
+                let forwarder =
+                    family(&plugin.typed).ok_or_else(|| wasmtime::format_err!("{missing}"))?;
+                let seen = Seen {
+                    proxies: &plugin.proxies,
+                    identity: caller.identity,
+                };
+                let call = match prepare(seen, forwarder, params) {
                     Ok(call) => call,
                     Err(answered) => return Ok(answered),
                 };
                 let reply = forwarder
-                    .call(state.caller(), call.generation, call.pick, call.params)
+                    .call(caller, call.generation, call.pick, call.params)
                     .await;
-                let plugin = forwarder.plugin().clone();
                 Ok(answer(
-                    &mut state.plugin_state().proxies,
-                    &plugin,
+                    &mut plugin.proxies,
+                    forwarder.plugin(),
                     call.keep,
                     reply,
                 ))
