@@ -21,7 +21,8 @@
 //! - [`services`], [`workload`]: what workloads share; their lifecycle.
 //! - [`http`]: the ingress.
 //! - [`host`] and [`error`]: the library API ([`Host`]) and its typed
-//!   errors; [`cli`]: the `keel` command.
+//!   errors; [`fleet`]: `keel host`'s side of wasmCloud's host protocol;
+//!   [`cli`]: the `keel` command.
 //!
 //! A request's path: [`http::ingress`] → [`http::router`] (Host header) →
 //! [`http::handler`] → a fresh instance of the workload's component in a new
