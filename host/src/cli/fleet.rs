@@ -2,16 +2,13 @@
 //! wasmCloud's runtime operator (see [`crate::fleet`]).
 
 use super::Signals;
-use crate::engine::EngineOptions;
+use super::serve::ServeArgs;
 use crate::fleet::{FleetHost, Identity, Settings};
-use crate::host::Host;
 use crate::http::IngressOptions;
 use crate::manifest::Manifest;
-use crate::oci::{OciOptions, PullPolicy};
-use crate::spec::{ByteSize, NatsSpec, SubjectScope, parse_duration};
+use crate::spec::{SubjectScope, parse_duration};
 use anyhow::Result;
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,38 +57,13 @@ pub struct HostArgs {
     /// environment; empty for a host shared by every namespace.
     #[arg(long, value_name = "TEXT", default_value = "")]
     pub environment: String,
-    /// Address to serve the workloads' HTTP on.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
-    /// Folder for compiled components and the OCI store [default:
-    /// $XDG_CACHE_HOME/keel or ~/.cache/keel].
-    #[arg(long)]
-    pub cache_dir: Option<PathBuf>,
-    /// Compile every component at every start.
-    #[arg(long, conflicts_with = "cache_dir")]
-    pub no_cache: bool,
+    /// What `keel run` takes too.
+    #[command(flatten)]
+    pub serve: ServeArgs,
     /// Where `emptyDir` volumes are made (one folder per workload, removed
     /// when it stops) [default: the system's temporary folder].
     #[arg(long, value_name = "DIR")]
     pub scratch_dir: Option<PathBuf>,
-    /// When to fetch images whose workload names no pull policy.
-    #[arg(long, value_enum, default_value_t = PullPolicy::IfNotPresent)]
-    pub pull: PullPolicy,
-    /// Reach no registry: every image must already be in the OCI store.
-    #[arg(long, conflicts_with = "pull")]
-    pub offline: bool,
-    /// The largest component pulled from a registry.
-    #[arg(long, value_name = "SIZE", default_value = "128MiB", value_parser = ByteSize::parse)]
-    pub max_pull_size: ByteSize,
-    /// Do not offer keel's built-in plugins.
-    #[arg(long)]
-    pub no_builtin_plugins: bool,
-    /// Component instances the host's pool holds at once.
-    #[arg(long, value_name = "N", default_value_t = EngineOptions::default().pool_instances)]
-    pub pool_instances: u32,
-    /// On SIGINT or SIGTERM, how long in-flight requests may take to finish.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
-    pub shutdown_timeout: Duration,
     /// How often the heartbeat is published (the operator expects 15 s;
     /// shorter for tests).
     #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_duration, hide = true)]
@@ -106,16 +78,9 @@ pub async fn host(args: HostArgs) -> Result<()> {
         Some(path) => Manifest::load_host_config(path)?,
         None => Manifest::default(),
     };
-    let mut nats = match (&args.nats, config.nats.clone()) {
-        (Some(url), Some(spec)) => NatsSpec {
-            url: url.clone(),
-            ..spec
-        },
-        (Some(url), None) => NatsSpec::url(url.clone()),
-        (None, Some(spec)) => spec,
-        (None, None) => {
-            anyhow::bail!("keel host needs a NATS server: give --nats or [nats] in --config")
-        }
+    let Some(mut nats) = super::serve::nats_with_url(args.nats.as_ref(), config.nats.clone())
+    else {
+        anyhow::bail!("keel host needs a NATS server: give --nats or [nats] in --config")
     };
     if let Some(credentials) = &args.nats_credentials {
         nats.credentials = Some(credentials.clone());
@@ -127,31 +92,10 @@ pub async fn host(args: HostArgs) -> Result<()> {
         nats.tls_client = Some((cert.clone(), key.clone()));
     }
     nats.subjects = args.subjects;
-    let cache_dir = args.cache_dir.clone().or_else(crate::cache::default_dir);
-    let mut builder = Host::builder()
-        .http_listen(args.listen)
-        .ingress_options(IngressOptions {
-            shutdown_timeout: args.shutdown_timeout,
-            ..IngressOptions::default()
-        })
-        .engine_options(EngineOptions {
-            pool_instances: args.pool_instances,
-            ..EngineOptions::default()
-        })
-        .builtin_plugins(!args.no_builtin_plugins)
-        .nats(nats)
-        .oci(OciOptions {
-            store_dir: cache_dir.as_ref().map(|dir| dir.join("oci")),
-            policy: args.pull,
-            offline: args.offline,
-            registries: config.registries.clone(),
-            max_layer_size: args.max_pull_size.0,
-        });
-    if !args.no_cache
-        && let Some(dir) = cache_dir
-    {
-        builder = builder.cache_dir(dir);
-    }
+    let builder = args
+        .serve
+        .host_builder(IngressOptions::default(), config.registries.clone())
+        .nats(nats);
     let host = Arc::new(builder.start().await?);
     for plugin in config.plugins {
         host.add_plugin(plugin).await?;

@@ -3,20 +3,20 @@
 
 mod fleet;
 mod report;
+mod serve;
 
 pub use fleet::HostArgs;
+pub use serve::ServeArgs;
 
-use crate::engine::EngineOptions;
 use crate::host::Host;
 use crate::http::IngressOptions;
 use crate::logging::{self, LogFormat};
 use crate::manifest::Manifest;
-use crate::oci::{OciOptions, PullPolicy, Registry};
-use crate::spec::{ByteSize, WorkloadId, parse_duration};
+use crate::oci::{OciOptions, Registry};
 use crate::spec::{ImageRef, RegistrySpec};
+use crate::spec::{WorkloadId, parse_duration};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -111,19 +111,9 @@ pub struct ComposeArgs {
 pub struct RunArgs {
     /// The manifest (TOML).
     pub manifest: PathBuf,
-    /// Address to serve HTTP on.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
-    /// Folder for compiled components [default: $XDG_CACHE_HOME/keel or ~/.cache/keel].
-    #[arg(long)]
-    pub cache_dir: Option<PathBuf>,
-    /// Compile every component at every start.
-    #[arg(long, conflicts_with = "cache_dir")]
-    pub no_cache: bool,
-    /// Do not offer keel's built-in plugins: imports no declared plugin
-    /// serves are denied.
-    #[arg(long)]
-    pub no_builtin_plugins: bool,
+    /// What `keel host` takes too.
+    #[command(flatten)]
+    pub serve: ServeArgs,
     /// Carry messaging over this NATS server (overrides the manifest's `[nats] url`).
     #[arg(long, value_name = "nats://host:port")]
     pub nats: Option<String>,
@@ -140,28 +130,6 @@ pub struct RunArgs {
     /// How long a response may wait for a client that stopped reading it.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub write_timeout: Duration,
-    /// Component instances the host's pool holds at once. A tenth (rounded
-    /// up) is kept for shared plugin instances; the rest bounds the
-    /// invocations running at once, shared fairly between workloads.
-    #[arg(long, value_name = "N", default_value_t = EngineOptions::default().pool_instances)]
-    pub pool_instances: u32,
-    /// On SIGINT or SIGTERM, how long in-flight requests may take to finish
-    /// before their connections are closed. A second signal exits at once.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
-    pub shutdown_timeout: Duration,
-    /// When to fetch `oci://` components from their registry:
-    /// `if-not-present` uses the OCI store when it has them, `always` asks
-    /// the registry at start (following moved tags), `never` uses the store
-    /// only.
-    #[arg(long, value_enum, default_value_t = PullPolicy::IfNotPresent)]
-    pub pull: PullPolicy,
-    /// Reach no registry at all: every `oci://` component must already be
-    /// in the OCI store.
-    #[arg(long, conflicts_with = "pull")]
-    pub offline: bool,
-    /// The largest component pulled from a registry.
-    #[arg(long, value_name = "SIZE", default_value = "128MiB", value_parser = ByteSize::parse)]
-    pub max_pull_size: ByteSize,
 }
 
 impl RunArgs {
@@ -174,7 +142,7 @@ impl RunArgs {
             header_read_timeout: self.header_timeout,
             idle_timeout: self.idle_timeout,
             write_timeout: self.write_timeout,
-            shutdown_timeout: self.shutdown_timeout,
+            shutdown_timeout: self.serve.shutdown_timeout,
         }
     }
 }
@@ -229,42 +197,11 @@ pub fn main() -> ExitCode {
 pub async fn run(args: RunArgs) -> Result<()> {
     let manifest = Manifest::load(&args.manifest)?;
     let mut signals = Signals::new()?;
-    let mut builder = Host::builder()
-        .http_listen(args.listen)
-        .ingress_options(args.ingress_options())
-        .engine_options(EngineOptions {
-            pool_instances: args.pool_instances,
-            ..EngineOptions::default()
-        })
-        .builtin_plugins(!args.no_builtin_plugins);
-    let nats = match (&args.nats, &manifest.nats) {
-        (Some(url), Some(spec)) => Some(crate::spec::NatsSpec {
-            url: url.clone(),
-            ..spec.clone()
-        }),
-        (Some(url), None) => Some(crate::spec::NatsSpec::url(url.clone())),
-        (None, spec) => spec.clone(),
-    };
-    if let Some(nats) = nats {
+    let mut builder = args
+        .serve
+        .host_builder(args.ingress_options(), manifest.registries.clone());
+    if let Some(nats) = serve::nats_with_url(args.nats.as_ref(), manifest.nats.clone()) {
         builder = builder.nats(nats);
-    }
-    // The OCI store lives beside the compiled components, and is kept even
-    // with --no-cache: it is what lets a host start with its registry down.
-    builder = builder.oci(OciOptions {
-        store_dir: args
-            .cache_dir
-            .clone()
-            .or_else(crate::cache::default_dir)
-            .map(|dir| dir.join("oci")),
-        policy: args.pull,
-        offline: args.offline,
-        registries: manifest.registries.clone(),
-        max_layer_size: args.max_pull_size.0,
-    });
-    if !args.no_cache
-        && let Some(dir) = args.cache_dir.clone().or_else(crate::cache::default_dir)
-    {
-        builder = builder.cache_dir(dir);
     }
     let host = builder.start().await?;
     if let Some(addr) = host.http_addr() {
