@@ -39,7 +39,7 @@ pub fn inspect(component: &Path, manifest: Option<&Manifest>) -> Result<String> 
         })
         .map(|w| w.plugins.clone())
         .unwrap_or_default();
-    let plan = plugins.plan(&bytes, &picks);
+    let plan = plugins.plan(&bytes, &info, &picks);
     let mut out = String::new();
     let _ = writeln!(out, "component {}", component.display());
     let _ = writeln!(out, "\nexports:");
@@ -145,9 +145,10 @@ pub fn compose_workload(manifest: &Manifest, workload: &WorkloadSpec) -> Result<
     let bytes = component.source.read()?;
     keel_compose::WasmKind::expect_component(&bytes)
         .with_context(|| component.source.describe())?;
+    let info = ComponentInfo::read(&bytes)?;
     let mut plugins = plugins_of(Some(manifest))?;
     let plan = plugins
-        .plan(&bytes, &workload.plugins)
+        .plan(&bytes, &info, &workload.plugins)
         .with_context(|| format!("component `{}`", component.name))?;
     if let Some(shared) = plan.shared.first() {
         bail!(

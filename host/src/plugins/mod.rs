@@ -309,10 +309,15 @@ impl PluginSet {
             .sum()
     }
 
-    /// Decides how each import of `component` is served. `picks` maps
+    /// Decides how each import of `component` (whose imports and exports,
+    /// read once by the caller, are `info`) is served. `picks` maps
     /// interfaces to the plugin that must serve them.
-    pub fn plan(&mut self, component: &[u8], picks: &BTreeMap<String, String>) -> Result<LinkPlan> {
-        let info = ComponentInfo::read(component)?;
+    pub fn plan(
+        &mut self,
+        component: &[u8],
+        info: &ComponentInfo,
+        picks: &BTreeMap<String, String>,
+    ) -> Result<LinkPlan> {
         if let Some(core) = info.imports.iter().find(|i| is_keel_core(&i.name)) {
             bail!(
                 "it imports `{}`: keel:core interfaces are for plugins only; \

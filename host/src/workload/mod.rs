@@ -443,11 +443,12 @@ fn load_component(
         .map_err(|e| located(spec, Stage::Compile, e))?;
     // Bytes that are no component at all fail here, as a compile failure,
     // rather than in the plan below, where they would pass for the plugins'.
-    keel_compose::ComponentInfo::read(&bytes).map_err(|e| located(spec, Stage::Compile, e))?;
+    let info =
+        keel_compose::ComponentInfo::read(&bytes).map_err(|e| located(spec, Stage::Compile, e))?;
     let (engine, cache) = (&*services.engine, &services.cache);
     let mut plugins = services.plugins();
     let plan = plugins
-        .plan(&bytes, &workload.plugins)
+        .plan(&bytes, &info, &workload.plugins)
         .map_err(|e| located(spec, Stage::Plugins, e))?;
     let shared = plan
         .shared
