@@ -166,30 +166,28 @@ impl InvocationState {
             deadline: self.deadline,
             in_flight: Some(&self.in_flight),
         };
-        let slot = self.extension.get_or_insert_with(|| Box::new(T::default()));
-        if !slot.is::<T>() {
-            *slot = Box::new(T::default());
-        }
-        match slot.downcast_mut::<T>() {
-            Some(state) => (state, caller),
-            // The slot was made a `T` just above.
-            None => unreachable!("the extension slot holds a T"),
-        }
+        (extension_in(&mut self.extension), caller)
     }
 
     /// The higher layer's per-Store state of type `T`, made (as
     /// `T::default()`) on first use. One type uses the slot (the plugins'
     /// bookkeeping); a slot holding another type is replaced.
     pub fn extension_mut<T: Any + Send + Default>(&mut self) -> &mut T {
-        let slot = self.extension.get_or_insert_with(|| Box::new(T::default()));
-        if !slot.is::<T>() {
-            *slot = Box::new(T::default());
-        }
-        match slot.downcast_mut::<T>() {
-            Some(state) => state,
-            // The slot was made a `T` just above.
-            None => unreachable!("the extension slot holds a T"),
-        }
+        extension_in(&mut self.extension)
+    }
+}
+
+/// The `T` in extension slot `slot`, made (as `T::default()`) when the
+/// slot is empty or holds another type.
+fn extension_in<T: Any + Send + Default>(slot: &mut Option<Box<dyn Any + Send>>) -> &mut T {
+    let slot = slot.get_or_insert_with(|| Box::new(T::default()));
+    if !slot.is::<T>() {
+        *slot = Box::new(T::default());
+    }
+    match slot.downcast_mut::<T>() {
+        Some(state) => state,
+        // The slot was made a `T` just above.
+        None => unreachable!("the extension slot holds a T"),
     }
 }
 
