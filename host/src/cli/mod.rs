@@ -13,7 +13,7 @@ use crate::http::IngressOptions;
 use crate::logging::{self, LogFormat};
 use crate::manifest::Manifest;
 use crate::oci::{OciOptions, Registry};
-use crate::spec::{ImageRef, RegistrySpec};
+use crate::spec::{ComponentSource, ImageRef, RegistrySpec};
 use crate::spec::{WorkloadId, parse_duration};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -85,18 +85,22 @@ pub struct PushArgs {
 /// Arguments of `keel inspect`.
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
-    /// The component (`.wasm`).
-    pub component: PathBuf,
+    /// The component: a `.wasm` file or an `oci://` reference.
+    pub component: String,
     /// Match imports against this manifest's plugins (and its picks, when
-    /// one of its workloads uses this component).
+    /// one of its workloads uses this component). Its `[[registry]]`
+    /// settings apply to the references it and the command line name.
     #[arg(long)]
     pub manifest: Option<PathBuf>,
+    /// How references are resolved.
+    #[command(flatten)]
+    pub pull: PullArgs,
 }
 
 /// Arguments of `keel compose`.
 #[derive(Debug, clap::Args)]
 pub struct ComposeArgs {
-    /// The manifest.
+    /// The manifest (its components and plugins may be `oci://` references).
     pub manifest: PathBuf,
     /// Where to write the composed component.
     #[arg(short, long)]
@@ -104,6 +108,56 @@ pub struct ComposeArgs {
     /// Which workload (`namespace/name` or `name`); needed when the manifest has several.
     #[arg(long)]
     pub workload: Option<String>,
+    /// How references are resolved.
+    #[command(flatten)]
+    pub pull: PullArgs,
+}
+
+/// How `keel inspect` and `keel compose` resolve `oci://` references: as
+/// `keel run` does (the OCI store in the cache folder first, then the
+/// registry), so what they report is what `keel run` would run.
+#[derive(Debug, clap::Args)]
+pub struct PullArgs {
+    /// The folder holding the OCI store (`oci/` in it) [default:
+    /// $XDG_CACHE_HOME/keel or ~/.cache/keel].
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Reach no registry: every reference must already be in the OCI store.
+    #[arg(long)]
+    pub offline: bool,
+    /// Speak plain HTTP to the registry of the component named on the
+    /// command line (one on loopback or a trusted network).
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+impl PullArgs {
+    /// A registry client under these flags, with `registries`' settings,
+    /// plus plain HTTP for `insecure_host` when `--insecure` was given.
+    fn registry(
+        &self,
+        mut registries: Vec<RegistrySpec>,
+        insecure_host: Option<&str>,
+    ) -> Result<Registry> {
+        if self.insecure
+            && let Some(host) = insecure_host
+        {
+            match registries.iter_mut().find(|r| r.host == host) {
+                Some(spec) => spec.insecure = true,
+                None => registries.push(RegistrySpec {
+                    insecure: true,
+                    ..RegistrySpec::new(host)
+                }),
+            }
+        }
+        let cache_dir = self.cache_dir.clone().or_else(crate::cache::default_dir);
+        Registry::new(OciOptions {
+            store_dir: cache_dir.map(|dir| dir.join("oci")),
+            offline: self.offline,
+            registries,
+            ..OciOptions::default()
+        })
+    }
 }
 
 /// Arguments of `keel run`.
@@ -170,8 +224,8 @@ pub fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Run(args) => runtime.block_on(run(args)),
-        Command::Inspect(args) => inspect(args),
-        Command::Compose(args) => compose(args),
+        Command::Inspect(args) => runtime.block_on(inspect(args)),
+        Command::Compose(args) => runtime.block_on(compose(args)),
         Command::Push(args) => runtime.block_on(push(args)),
         Command::Host(args) => runtime.block_on(fleet::host(args)),
     };
@@ -289,15 +343,29 @@ impl Routes {
 }
 
 /// `keel inspect`: print imports, exports and how each import is served.
-pub fn inspect(args: InspectArgs) -> Result<()> {
-    let manifest = args.manifest.as_deref().map(Manifest::load).transpose()?;
-    print!("{}", report::inspect(&args.component, manifest.as_ref())?);
+pub async fn inspect(args: InspectArgs) -> Result<()> {
+    let mut manifest = args.manifest.as_deref().map(Manifest::load).transpose()?;
+    let mut component = ComponentSource::parse(&args.component)?;
+    let registry = args.pull.registry(
+        manifest
+            .as_ref()
+            .map(|m| m.registries.clone())
+            .unwrap_or_default(),
+        component.reference().map(|r| r.registry()),
+    )?;
+    registry.fill(&mut component).await?;
+    if let Some(manifest) = &mut manifest {
+        report::pull_references(manifest, &registry).await?;
+    }
+    print!("{}", report::inspect(&component, manifest.as_ref())?);
     Ok(())
 }
 
 /// `keel compose`: write one workload composed with its plugins.
-pub fn compose(args: ComposeArgs) -> Result<()> {
-    let manifest = Manifest::load(&args.manifest)?;
+pub async fn compose(args: ComposeArgs) -> Result<()> {
+    let mut manifest = Manifest::load(&args.manifest)?;
+    let registry = args.pull.registry(manifest.registries.clone(), None)?;
+    report::pull_references(&mut manifest, &registry).await?;
     let workload = match &args.workload {
         Some(wanted) => manifest
             .workloads

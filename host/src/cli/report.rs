@@ -2,8 +2,9 @@
 //! exports, and how each import would be served under a manifest's plugins.
 
 use crate::manifest::Manifest;
+use crate::oci::Registry;
 use crate::plugins::{LinkPlan, PluginSet};
-use crate::spec::WorkloadSpec;
+use crate::spec::{ComponentSource, WorkloadSpec};
 use anyhow::{Context, Result, bail};
 use keel_compose::ComponentInfo;
 use std::collections::BTreeMap;
@@ -21,12 +22,35 @@ pub fn plugins_of(manifest: Option<&Manifest>) -> Result<PluginSet> {
     Ok(plugins)
 }
 
-/// The text `keel inspect` prints for `component`.
-pub fn inspect(component: &Path, manifest: Option<&Manifest>) -> Result<String> {
-    let bytes =
-        std::fs::read(component).with_context(|| format!("reading {}", component.display()))?;
-    keel_compose::WasmKind::expect_component(&bytes)
-        .with_context(|| component.display().to_string())?;
+/// Resolves every `oci://` component and plugin of `manifest` through
+/// `registry`, as `keel run` would before it starts anything.
+pub async fn pull_references(manifest: &mut Manifest, registry: &Registry) -> Result<()> {
+    for plugin in &mut manifest.plugins {
+        if let Some(source) = &mut plugin.source {
+            registry
+                .fill(source)
+                .await
+                .with_context(|| format!("plugin `{}`", plugin.name))?;
+        }
+    }
+    for workload in &mut manifest.workloads {
+        for component in &mut workload.components {
+            registry
+                .fill(&mut component.source)
+                .await
+                .with_context(|| {
+                    format!("workload `{}`, component `{}`", workload.id, component.name)
+                })?;
+        }
+    }
+    Ok(())
+}
+
+/// The text `keel inspect` prints for `component` (a file, or a reference
+/// already resolved, whose pinned form is printed).
+pub fn inspect(component: &ComponentSource, manifest: Option<&Manifest>) -> Result<String> {
+    let bytes = component.read()?;
+    keel_compose::WasmKind::expect_component(&bytes).with_context(|| component.describe())?;
     let info = ComponentInfo::read(&bytes)?;
     let mut plugins = plugins_of(manifest)?;
     let picks = manifest
@@ -34,14 +58,14 @@ pub fn inspect(component: &Path, manifest: Option<&Manifest>) -> Result<String> 
             m.workloads.iter().find(|w| {
                 w.components
                     .iter()
-                    .any(|c| c.source.path().is_some_and(|p| same_file(p, component)))
+                    .any(|c| same_source(&c.source, component))
             })
         })
         .map(|w| w.plugins.clone())
         .unwrap_or_default();
     let plan = plugins.plan(&bytes, &info, &picks);
     let mut out = String::new();
-    let _ = writeln!(out, "component {}", component.display());
+    let _ = writeln!(out, "component {}", component.describe());
     let _ = writeln!(out, "\nexports:");
     for export in &info.exports {
         let _ = writeln!(
@@ -123,6 +147,16 @@ fn served_by(plan: &LinkPlan) -> BTreeMap<&str, String> {
         served.insert(denied.import.as_str(), format!("denied{why}"));
     }
     served
+}
+
+/// Whether a manifest's component is the one inspected: the same file, or
+/// the same reference.
+fn same_source(declared: &ComponentSource, inspected: &ComponentSource) -> bool {
+    match (declared, inspected) {
+        (ComponentSource::Path(a), ComponentSource::Path(b)) => same_file(a, b),
+        (ComponentSource::Oci(a), ComponentSource::Oci(b)) => a.reference == b.reference,
+        _ => false,
+    }
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {

@@ -309,13 +309,7 @@ impl Host {
     /// Resolves an `oci://` source to its bytes (from the store or the
     /// registry, once per reference for this host); other sources stay.
     async fn pull(&self, source: &mut ComponentSource) -> Result<(), Error> {
-        if let ComponentSource::Oci(oci) = source
-            && oci.pulled.is_none()
-        {
-            let resolved = self.registry.resolve(&oci.reference).await?;
-            oci.pulled = Some((resolved.artifact.manifest_digest, resolved.artifact.bytes));
-        }
-        Ok(())
+        Ok(self.registry.fill(source).await?)
     }
 
     fn lock_workloads(&self) -> std::sync::MutexGuard<'_, BTreeMap<WorkloadId, Arc<Workload>>> {

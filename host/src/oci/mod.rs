@@ -20,7 +20,7 @@ pub use client::{PullError, PullFailure, Pushed, RegistryClient};
 pub use credentials::Credentials;
 pub use store::{Artifact, Store};
 
-use crate::spec::{ImageRef, RegistrySpec};
+use crate::spec::{ComponentSource, ImageRef, RegistrySpec};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -145,6 +145,18 @@ impl Registry {
         cell.get_or_try_init(|| self.fetch(reference))
             .await
             .cloned()
+    }
+
+    /// Resolves `source` in place when it is an `oci://` reference not yet
+    /// pulled (see [`Registry::resolve`]); files and bytes stay as they are.
+    pub async fn fill(&self, source: &mut ComponentSource) -> Result<(), PullError> {
+        if let ComponentSource::Oci(oci) = source
+            && oci.pulled.is_none()
+        {
+            let resolved = self.resolve(&oci.reference).await?;
+            oci.pulled = Some((resolved.artifact.manifest_digest, resolved.artifact.bytes));
+        }
+        Ok(())
     }
 
     /// The bytes `reference` names, under this one image's own settings

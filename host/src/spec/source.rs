@@ -33,6 +33,15 @@ pub struct OciComponent {
 }
 
 impl ComponentSource {
+    /// What a command line names: an `oci://` reference, or else a file.
+    pub fn parse(text: &str) -> Result<ComponentSource, super::image_ref::InvalidReference> {
+        if ImageRef::is_reference(text) {
+            Ok(ImageRef::parse(text)?.into())
+        } else {
+            Ok(ComponentSource::Path(PathBuf::from(text)))
+        }
+    }
+
     /// The file, for a source read from one.
     pub fn path(&self) -> Option<&Path> {
         match self {
