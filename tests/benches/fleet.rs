@@ -10,7 +10,7 @@ use keel_tests::fleet::{Operator, http_workload, state};
 use keel_tests::keel::Host;
 use keel_tests::keel::fleet::{FleetHost, Identity, Settings};
 use keel_tests::keel::oci::{OciOptions, Registry as KeelRegistry};
-use keel_tests::keel::spec::{ImageRef, NatsSpec, RegistrySpec, SubjectScope};
+use keel_tests::keel::spec::{ImageRef, NatsSpec, SubjectScope};
 use keel_tests::nats::NatsServer;
 use keel_tests::registry::Registry;
 use keel_tests::{get, guest, test_engine};
@@ -32,10 +32,7 @@ fn main() -> Result<()> {
 async fn bench() -> Result<()> {
     let nats = NatsServer::start()?;
     let registry = Registry::start()?;
-    let insecure = RegistrySpec {
-        insecure: true,
-        ..RegistrySpec::new(registry.host())
-    };
+    let insecure = registry.insecure();
     let pusher = KeelRegistry::new(OciOptions {
         registries: vec![insecure.clone()],
         ..OciOptions::default()

@@ -6,7 +6,7 @@
 
 use anyhow::{Context, Result, ensure};
 use keel_tests::keel::oci::{OciOptions, Registry as KeelRegistry};
-use keel_tests::keel::spec::{ImageRef, RegistrySpec};
+use keel_tests::keel::spec::ImageRef;
 use keel_tests::keel::{Host, WorkloadId, WorkloadSpec};
 use keel_tests::registry::Registry;
 use keel_tests::{get, guest, test_engine};
@@ -26,10 +26,7 @@ fn main() -> Result<()> {
 
 async fn bench() -> Result<()> {
     let registry = Registry::start()?;
-    let insecure = RegistrySpec {
-        insecure: true,
-        ..RegistrySpec::new(registry.host())
-    };
+    let insecure = registry.insecure();
     let cache = tempfile::tempdir()?;
     let store_dir = cache.path().join("oci");
     let options = |store_dir: Option<std::path::PathBuf>| OciOptions {

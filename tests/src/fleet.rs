@@ -3,7 +3,7 @@
 //! spoken with nothing but the documented JSON messages.
 
 use crate::registry::Registry;
-use crate::{KeelProcess, guest, write_file};
+use crate::{KeelProcess, write_file};
 use anyhow::{Context, Result, bail};
 use futures::StreamExt;
 use serde_json::{Value, json};
@@ -217,19 +217,7 @@ pub fn state(status: &Value) -> &str {
 /// Pushes guest `file` to `repo_tag` of `registry` (plain HTTP); returns
 /// the image as a wasmCloud workload writes it (no scheme).
 pub async fn push_guest(registry: &Registry, file: &str, repo_tag: &str) -> Result<String> {
-    use keel::oci::{OciOptions, Registry as KeelRegistry};
-    use keel::spec::{ImageRef, RegistrySpec};
-    let client = KeelRegistry::new(OciOptions {
-        registries: vec![RegistrySpec {
-            insecure: true,
-            ..RegistrySpec::new(registry.host())
-        }],
-        ..OciOptions::default()
-    })?;
-    let bytes = std::fs::read(guest(file))?;
-    client
-        .push(&ImageRef::parse(&registry.reference(repo_tag))?, &bytes)
-        .await?;
+    registry.push_guest(file, repo_tag).await?;
     Ok(format!("{}/{repo_tag}", registry.host()))
 }
 

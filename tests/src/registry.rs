@@ -3,7 +3,11 @@
 //! configuration in a folder of its own; optionally behind htpasswd basic
 //! auth. `make test` installs the package (and `htpasswd`).
 
+use crate::{guest, test_engine};
 use anyhow::{Context, Result, bail};
+use keel::oci::{OciOptions, PullPolicy, Pushed, Registry as KeelRegistry};
+use keel::spec::{ImageRef, RegistrySpec};
+use keel::{Host, WorkloadId, WorkloadSpec};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -113,6 +117,67 @@ impl Registry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+impl Registry {
+    /// keel's settings for this registry: plain HTTP.
+    pub fn insecure(&self) -> RegistrySpec {
+        RegistrySpec {
+            insecure: true,
+            ..RegistrySpec::new(self.host())
+        }
+    }
+
+    /// Pushes guest `file` to `repo_tag` with keel's library.
+    pub async fn push_guest(&self, file: &str, repo_tag: &str) -> Result<Pushed> {
+        let client = KeelRegistry::new(OciOptions {
+            registries: vec![self.insecure()],
+            ..OciOptions::default()
+        })?;
+        let bytes = std::fs::read(guest(file))?;
+        client
+            .push(&ImageRef::parse(&self.reference(repo_tag))?, &bytes)
+            .await
+    }
+}
+
+/// OCI options with the store in `store`, under `policy`.
+pub fn store_options(
+    store: &Path,
+    policy: PullPolicy,
+    registries: Vec<RegistrySpec>,
+) -> OciOptions {
+    OciOptions {
+        store_dir: Some(store.to_path_buf()),
+        policy,
+        registries,
+        ..OciOptions::default()
+    }
+}
+
+/// A host serving HTTP on a loopback port, pulling under `oci`.
+pub async fn oci_host(oci: OciOptions) -> Result<Host> {
+    Host::builder()
+        .http_listen("127.0.0.1:0".parse()?)
+        .engine_options(test_engine())
+        .oci(oci)
+        .start()
+        .await
+}
+
+/// The pull error of a start that must have failed to pull.
+pub fn pull_failure(result: Result<WorkloadId, keel::Error>) -> keel::oci::PullError {
+    match result {
+        Err(keel::Error::Pull(e)) => e,
+        other => panic!("expected a pull error, got {other:?}"),
+    }
+}
+
+/// A one-component workload `oci/NAME` whose component is `reference`.
+pub fn from_reference(name: &str, reference: &str) -> Result<WorkloadSpec> {
+    let mut spec = WorkloadSpec::single(WorkloadId::new("oci", name), "unused.wasm");
+    spec.components[0].source = ImageRef::parse(reference)?.into();
+    Ok(spec)
 }
 
 impl Drop for Registry {

@@ -1,67 +1,19 @@
 //! Components and plugins from a real OCI registry (Debian's
 //! `docker-registry`, one per test on a loopback port): push and run by tag
 //! and by digest, pull policies, the store, offline, basic auth, refusals
-//! (digest mismatch, not Wasm, too large), and artifacts exchanged with the
-//! ecosystem's `oci-wasm` in both directions.
+//! (digest mismatch, too large). Artifacts exchanged with the ecosystem's
+//! tools are in `oci_interop.rs`.
 
 use anyhow::{Context, Result};
-use keel_tests::keel::manifest::Manifest;
-use keel_tests::keel::oci::{
-    OciOptions, PullFailure, PullPolicy, Pushed, Registry as KeelRegistry, config,
-};
-use keel_tests::keel::spec::LinkMode;
+use keel_tests::keel::oci::{OciOptions, PullFailure, PullPolicy, Registry as KeelRegistry};
 use keel_tests::keel::spec::{ImageRef, RegistrySpec};
-use keel_tests::keel::{Error, Host, WorkloadId, WorkloadSpec};
-use keel_tests::registry::Registry;
-use keel_tests::{KeelProcess, get, guest, keel_bin, test_engine, write_file};
+use keel_tests::registry::{Registry, from_reference, oci_host, pull_failure, store_options};
+use keel_tests::{KeelProcess, get, guest, keel_bin, write_file};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 const HELLO: &str = "Hello from keel! You asked for /\n";
-
-fn insecure(registry: &Registry) -> RegistrySpec {
-    RegistrySpec {
-        insecure: true,
-        ..RegistrySpec::new(registry.host())
-    }
-}
-
-fn options(store: &Path, policy: PullPolicy, registries: Vec<RegistrySpec>) -> OciOptions {
-    OciOptions {
-        store_dir: Some(store.to_path_buf()),
-        policy,
-        registries,
-        ..OciOptions::default()
-    }
-}
-
-/// Pushes guest `file` to `repo_tag` of `registry` with keel's library.
-async fn push(registry: &Registry, file: &str, repo_tag: &str) -> Result<Pushed> {
-    let client = KeelRegistry::new(OciOptions {
-        registries: vec![insecure(registry)],
-        ..OciOptions::default()
-    })?;
-    let bytes = std::fs::read(guest(file))?;
-    client
-        .push(&ImageRef::parse(&registry.reference(repo_tag))?, &bytes)
-        .await
-}
-
-async fn host(oci: OciOptions) -> Result<Host> {
-    Host::builder()
-        .http_listen("127.0.0.1:0".parse()?)
-        .engine_options(test_engine())
-        .oci(oci)
-        .start()
-        .await
-}
-
-fn from_reference(name: &str, reference: &str) -> Result<WorkloadSpec> {
-    let mut spec = WorkloadSpec::single(WorkloadId::new("oci", name), "unused.wasm");
-    spec.components[0].source = ImageRef::parse(reference)?.into();
-    Ok(spec)
-}
 
 /// `keel push` with `args`; (exit code, stdout, stderr).
 fn keel_push(args: &[&str], env: &[(&str, &str)]) -> Result<(Option<i32>, String, String)> {
@@ -76,13 +28,6 @@ fn keel_push(args: &[&str], env: &[(&str, &str)]) -> Result<(Option<i32>, String
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     ))
-}
-
-fn pull_failure(result: Result<WorkloadId, Error>) -> keel_tests::keel::oci::PullError {
-    match result {
-        Err(Error::Pull(e)) => e,
-        other => panic!("expected a pull error, got {other:?}"),
-    }
 }
 
 #[test]
@@ -190,13 +135,13 @@ async fn a_moved_tag_is_followed_only_under_always() -> Result<()> {
     let registry = Registry::start()?;
     let store = tempfile::tempdir()?;
     let reference = registry.reference("apps/moving:stable");
-    let first = push(&registry, "hello", "apps/moving:stable").await?;
+    let first = registry.push_guest("hello", "apps/moving:stable").await?;
     let resolve = |policy| {
         let store = store.path().to_path_buf();
-        let spec = insecure(&registry);
+        let spec = registry.insecure();
         let reference = ImageRef::parse(&reference).map_err(anyhow::Error::from);
         async move {
-            let client = KeelRegistry::new(options(&store, policy, vec![spec]))?;
+            let client = KeelRegistry::new(store_options(&store, policy, vec![spec]))?;
             Ok::<_, anyhow::Error>(client.resolve(&reference?).await?)
         }
     };
@@ -204,7 +149,9 @@ async fn a_moved_tag_is_followed_only_under_always() -> Result<()> {
     assert!(seen.pulled);
     assert_eq!(seen.artifact.manifest_digest, first.manifest_digest);
 
-    let second = push(&registry, "tally_user", "apps/moving:stable").await?;
+    let second = registry
+        .push_guest("tally_user", "apps/moving:stable")
+        .await?;
     assert_ne!(first.manifest_digest, second.manifest_digest);
     let kept = resolve(PullPolicy::IfNotPresent).await?;
     assert!(!kept.pulled, "if-not-present: the store answers");
@@ -224,7 +171,7 @@ async fn a_moved_tag_is_followed_only_under_always() -> Result<()> {
     // The store now remembers the tag's new target, and the old one by digest.
     let after = resolve(PullPolicy::Never).await?;
     assert_eq!(after.artifact.manifest_digest, second.manifest_digest);
-    let client = KeelRegistry::new(options(store.path(), PullPolicy::Never, vec![]))?;
+    let client = KeelRegistry::new(store_options(store.path(), PullPolicy::Never, vec![]))?;
     let old = client.resolve(&first.reference).await?;
     assert_eq!(
         &*old.artifact.bytes,
@@ -238,7 +185,7 @@ fn with_the_registry_stopped_a_restart_serves_from_the_store_and_offline_reaches
 -> Result<()> {
     let mut registry = Registry::start()?;
     let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(push(&registry, "hello", "examples/hello:1"))?;
+    runtime.block_on(registry.push_guest("hello", "examples/hello:1"))?;
     let dir = tempfile::tempdir()?;
     let app = |component: &str| {
         format!(
@@ -291,17 +238,17 @@ fn with_the_registry_stopped_a_restart_serves_from_the_store_and_offline_reaches
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bytes_that_do_not_match_their_digest_are_refused() -> Result<()> {
     let registry = Registry::start()?;
-    let pushed = push(&registry, "hello", "apps/hello:1").await?;
+    let pushed = registry.push_guest("hello", "apps/hello:1").await?;
     // Someone with access to the registry's storage swaps the component.
     std::fs::copy(
         guest("tally_user"),
         registry.blob_file(&pushed.layer_digest),
     )?;
     let store = tempfile::tempdir()?;
-    let host = host(options(
+    let host = oci_host(store_options(
         store.path(),
         PullPolicy::Always,
-        vec![insecure(&registry)],
+        vec![registry.insecure()],
     ))
     .await?;
     let error = pull_failure(
@@ -319,7 +266,7 @@ async fn bytes_that_do_not_match_their_digest_are_refused() -> Result<()> {
     assert!(host.list().is_empty(), "nothing is started");
 
     // The manifest itself, under a reference pinned to its digest.
-    let pinned = push(&registry, "hello", "apps/pinned:1").await?;
+    let pinned = registry.push_guest("hello", "apps/pinned:1").await?;
     let manifest_file = registry.blob_file(&pinned.manifest_digest);
     let mut manifest = std::fs::read(&manifest_file)?;
     manifest.extend_from_slice(b" ");
@@ -334,7 +281,7 @@ async fn bytes_that_do_not_match_their_digest_are_refused() -> Result<()> {
         "{error}"
     );
     // Nothing of it reached the store.
-    let offline = KeelRegistry::new(options(store.path(), PullPolicy::Never, vec![]))?;
+    let offline = KeelRegistry::new(store_options(store.path(), PullPolicy::Never, vec![]))?;
     assert!(offline.resolve(&pinned.reference).await.is_err());
     host.shutdown().await;
     Ok(())
@@ -388,10 +335,15 @@ async fn basic_auth_with_right_and_wrong_credentials() -> Result<()> {
     let bad = docker_config("bad.json", "keel:wrong-pass");
     let with = |file: &Path| RegistrySpec {
         credentials: Some(file.to_path_buf()),
-        ..insecure(&registry)
+        ..registry.insecure()
     };
     let store = tempfile::tempdir()?;
-    let wrong = host(options(store.path(), PullPolicy::Always, vec![with(&bad)])).await?;
+    let wrong = oci_host(store_options(
+        store.path(),
+        PullPolicy::Always,
+        vec![with(&bad)],
+    ))
+    .await?;
     let error = pull_failure(
         wrong
             .start_workload(from_reference("hello", &reference)?)
@@ -403,7 +355,12 @@ async fn basic_auth_with_right_and_wrong_credentials() -> Result<()> {
     assert!(text.contains(&registry.host()), "{text}");
     wrong.shutdown().await;
 
-    let right = host(options(store.path(), PullPolicy::Always, vec![with(&good)])).await?;
+    let right = oci_host(store_options(
+        store.path(),
+        PullPolicy::Always,
+        vec![with(&good)],
+    ))
+    .await?;
     let id = right
         .start_workload(from_reference("hello", &reference)?)
         .await?;
@@ -414,187 +371,19 @@ async fn basic_auth_with_right_and_wrong_credentials() -> Result<()> {
     Ok(())
 }
 
-/// Pushes `layer` with media type `layer_type` and a config of
-/// `config_type` with the ecosystem's client.
-async fn push_raw(
-    registry: &Registry,
-    repo_tag: &str,
-    layer: Vec<u8>,
-    layer_type: &str,
-    config_type: &str,
-) -> Result<()> {
-    use oci_client::client::{Config, ImageLayer};
-    let client = keel_tests::registry::plain_http_client();
-    let target: oci_client::Reference = format!("{}/{repo_tag}", registry.host()).parse()?;
-    let layers = [ImageLayer::new(layer, layer_type.to_string(), None)];
-    let config = Config::new(b"{}".to_vec(), config_type.to_string(), None);
-    let mut manifest = oci_client::manifest::OciImageManifest::build(&layers, &config, None);
-    manifest.media_type = Some(config::MANIFEST_MEDIA_TYPE.to_string());
-    client
-        .push(
-            &target,
-            &layers,
-            config,
-            &oci_client::secrets::RegistryAuth::Anonymous,
-            Some(manifest),
-        )
-        .await?;
-    Ok(())
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_container_image_is_refused_and_a_legacy_wasmcloud_artifact_runs() -> Result<()> {
-    let registry = Registry::start()?;
-    push_raw(
-        &registry,
-        "library/busybox:1",
-        b"\x1f\x8b not really a tarball".to_vec(),
-        "application/vnd.oci.image.layer.v1.tar+gzip",
-        "application/vnd.oci.image.config.v1+json",
-    )
-    .await?;
-    push_raw(
-        &registry,
-        "legacy/hello:0.1",
-        std::fs::read(guest("hello"))?,
-        config::LEGACY_LAYER_MEDIA_TYPE,
-        "application/vnd.wasmcloud.actor.archive.config",
-    )
-    .await?;
-    let store = tempfile::tempdir()?;
-    let host = host(options(
-        store.path(),
-        PullPolicy::IfNotPresent,
-        vec![insecure(&registry)],
-    ))
-    .await?;
-    let error = pull_failure(
-        host.start_workload(from_reference(
-            "image",
-            &registry.reference("library/busybox:1"),
-        )?)
-        .await,
-    );
-    assert!(matches!(error.failure, PullFailure::NotWasm(_)), "{error}");
-    assert!(
-        error.to_string().contains("not a Wasm component")
-            && error.to_string().contains("tar+gzip"),
-        "{error}"
-    );
-    host.start_workload(from_reference(
-        "legacy",
-        &registry.reference("legacy/hello:0.1"),
-    )?)
-    .await?;
-    let addr = host.http_addr().context("ingress")?;
-    assert_eq!(get(addr, "x", "/").await?.body, HELLO);
-    host.shutdown().await;
-    Ok(())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_component_over_the_size_bound_is_refused() -> Result<()> {
     let registry = Registry::start()?;
-    let pushed = push(&registry, "hello", "apps/hello:1").await?;
+    let pushed = registry.push_guest("hello", "apps/hello:1").await?;
     let store = tempfile::tempdir()?;
     let client = KeelRegistry::new(OciOptions {
         max_layer_size: 1024,
-        ..options(store.path(), PullPolicy::Always, vec![insecure(&registry)])
+        ..store_options(store.path(), PullPolicy::Always, vec![registry.insecure()])
     })?;
     let error = client.resolve(&pushed.reference).await.unwrap_err();
     assert!(
         matches!(error.failure, PullFailure::TooLarge { limit: 1024, .. }),
         "{error}"
     );
-    Ok(())
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn keel_artifacts_are_what_oci_wasm_reads() -> Result<()> {
-    let registry = Registry::start()?;
-    let pushed = push(&registry, "keyvalue_user", "apps/kv:1").await?;
-    let bytes = std::fs::read(guest("keyvalue_user"))?;
-    let client = oci_wasm::WasmClient::new(keel_tests::registry::plain_http_client());
-    let target: oci_client::Reference = format!("{}/apps/kv:1", registry.host()).parse()?;
-    let auth = oci_client::secrets::RegistryAuth::Anonymous;
-    let (manifest, config, digest) = client.pull_manifest_and_config(&target, &auth).await?;
-    assert_eq!(digest, pushed.manifest_digest);
-    assert_eq!(config.architecture, "wasm");
-    assert_eq!(config.os, "wasip2");
-    assert_eq!(config.layer_digests, vec![pushed.layer_digest.clone()]);
-    assert_eq!(
-        manifest.layers[0].media_type,
-        oci_wasm::WASM_LAYER_MEDIA_TYPE
-    );
-    // The component's world as oci-wasm reads it from the bytes.
-    let theirs = oci_wasm::Component::from_raw_component(&bytes)?;
-    let ours = config.component.context("component section")?;
-    let sorted = |mut v: Vec<String>| {
-        v.sort();
-        v
-    };
-    assert_eq!(sorted(ours.imports), sorted(theirs.imports));
-    assert_eq!(sorted(ours.exports), sorted(theirs.exports));
-    // Byte for byte: the config keel wrote is what oci-wasm writes for it.
-    let mut raw_config = Vec::new();
-    client
-        .pull_blob(&target, &manifest.config, &mut raw_config)
-        .await?;
-    let reparsed = oci_wasm::WasmConfig::try_from(raw_config.clone())?;
-    assert_eq!(serde_json::to_vec(&reparsed)?, raw_config);
-    let image = client.pull(&target, &auth).await?;
-    assert_eq!(image.layers[0].data.as_ref(), bytes.as_slice());
-    Ok(())
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn artifacts_pushed_with_oci_wasm_run_on_keel() -> Result<()> {
-    let registry = Registry::start()?;
-    let client = oci_wasm::WasmClient::new(keel_tests::registry::plain_http_client());
-    let auth = oci_client::secrets::RegistryAuth::Anonymous;
-    let (config, layer) = oci_wasm::WasmConfig::from_component(guest("tally_plugin"), None).await?;
-    let plugin_ref: oci_client::Reference =
-        format!("{}/plugins/tally:1", registry.host()).parse()?;
-    client.push(&plugin_ref, &auth, layer, config, None).await?;
-    let (config, layer) = oci_wasm::WasmConfig::from_component(guest("tally_user"), None).await?;
-    let user_ref: oci_client::Reference =
-        format!("{}/apps/tally-user:1", registry.host()).parse()?;
-    client.push(&user_ref, &auth, layer, config, None).await?;
-
-    let dir = tempfile::tempdir()?;
-    let manifest = Manifest::parse(
-        &dir.path().join("app.toml"),
-        &format!(
-            "[[registry]]\nhost = \"{host}\"\ninsecure = true\n\n\
-             [[plugin]]\nname = \"tally\"\npath = \"{plugin}\"\nmode = \"shared\"\n\n\
-             [[workload]]\nname = \"user\"\n\
-             [[workload.component]]\npath = \"{user}\"\n",
-            host = registry.host(),
-            plugin = registry.reference("plugins/tally:1"),
-            user = registry.reference("apps/tally-user:1"),
-        ),
-    )?;
-    let store = tempfile::tempdir()?;
-    let host = host(options(
-        store.path(),
-        PullPolicy::IfNotPresent,
-        manifest.registries.clone(),
-    ))
-    .await?;
-    for plugin in manifest.plugins {
-        assert_eq!(plugin.mode, LinkMode::Shared);
-        host.add_plugin(plugin).await?;
-    }
-    for workload in manifest.workloads {
-        host.start_workload(workload).await?;
-    }
-    let addr = host.http_addr().context("ingress")?;
-    assert_eq!(get(addr, "x", "/add?name=a&delta=2").await?.body, "2");
-    assert_eq!(
-        get(addr, "x", "/add?name=a&delta=3").await?.body,
-        "5",
-        "a shared plugin pulled from a registry keeps its state"
-    );
-    host.shutdown().await;
     Ok(())
 }
