@@ -152,6 +152,42 @@ impl Operator {
         status_of(reply)
     }
 
+    /// `workload.start` sent now, its reply awaited on a task of its own
+    /// (for a start the test holds inside its pull); the task's result is
+    /// the reply's `workloadStatus`.
+    pub fn start_in_background(
+        &self,
+        host: &str,
+        uid: &str,
+        workload: Value,
+    ) -> tokio::task::JoinHandle<Result<Value>> {
+        let subject = format!("runtime.host.{host}.workload.start");
+        let body = json!({"workloadId": uid, "workload": workload}).to_string();
+        let client = self.client.clone();
+        tokio::spawn(async move {
+            let reply = client.request(subject, body.into()).await?;
+            status_of(serde_json::from_slice(&reply.payload)?)
+        })
+    }
+
+    /// `workload.start` that must answer `RUNNING`; the status.
+    pub async fn start_running(&self, host: &str, uid: &str, workload: Value) -> Result<Value> {
+        let status = self.start(host, uid, workload).await?;
+        if state(&status) != "WORKLOAD_STATE_RUNNING" {
+            bail!("{uid} is not running: {status}");
+        }
+        Ok(status)
+    }
+
+    /// `workload.stop` that must answer `STOPPING`.
+    pub async fn stop_stopping(&self, host: &str, uid: &str) -> Result<()> {
+        let status = self.stop(host, uid).await?;
+        if state(&status) != "WORKLOAD_STATE_STOPPING" {
+            bail!("{uid} is not stopping: {status}");
+        }
+        Ok(())
+    }
+
     /// `workload.status` of `uid`.
     pub async fn status(&self, host: &str, uid: &str) -> Result<Value> {
         status_of(
@@ -214,6 +250,17 @@ pub fn state(status: &Value) -> &str {
     status["workloadState"].as_str().unwrap_or("")
 }
 
+/// Asserts that `status` is an `ERROR` whose message holds every one of
+/// `needles`.
+#[track_caller]
+pub fn assert_error(status: &Value, needles: &[&str]) {
+    assert_eq!(state(status), "WORKLOAD_STATE_ERROR", "{status}");
+    let message = status["message"].as_str().unwrap_or("");
+    for needle in needles {
+        assert!(message.contains(needle), "no `{needle}` in {status}");
+    }
+}
+
 /// Pushes guest `file` to `repo_tag` of `registry` (plain HTTP); returns
 /// the image as a wasmCloud workload writes it (no scheme).
 pub async fn push_guest(registry: &Registry, file: &str, repo_tag: &str) -> Result<String> {
@@ -224,9 +271,12 @@ pub async fn push_guest(registry: &Registry, file: &str, repo_tag: &str) -> Resu
 /// A host configuration in `dir` letting a host speak plain HTTP to
 /// `registry`, followed by `more` (TOML); returns its path.
 pub fn host_config(dir: &Path, registry: &Registry, more: &str) -> String {
-    let text = format!(
-        "[[registry]]\nhost = \"{}\"\ninsecure = true\n{more}",
-        registry.host()
-    );
+    insecure_config(dir, &registry.host(), more)
+}
+
+/// A host configuration in `dir` letting a host speak plain HTTP to the
+/// registry at `registry_host`, followed by `more`; returns its path.
+pub fn insecure_config(dir: &Path, registry_host: &str, more: &str) -> String {
+    let text = format!("[[registry]]\nhost = \"{registry_host}\"\ninsecure = true\n{more}");
     write_file(dir, "host.toml", &text).display().to_string()
 }

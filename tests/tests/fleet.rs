@@ -3,7 +3,9 @@
 //! nats-server, a real registry on loopback, `keel host` processes.
 
 use anyhow::Result;
-use keel_tests::fleet::{KeelHost, Operator, host_config, http_workload, push_guest, state};
+use keel_tests::fleet::{
+    KeelHost, Operator, assert_error, host_config, http_workload, push_guest, state,
+};
 use keel_tests::keel::oci::{OciOptions, Registry as KeelRegistry};
 use keel_tests::keel::spec::{ImageRef, RegistrySpec};
 use keel_tests::nats::NatsServer;
@@ -119,14 +121,7 @@ async fn three_hosts_join_run_serve_report_and_stop_workloads() -> Result<()> {
             http_workload("default", "hello-0", &image, "hello-0.local"),
         )
         .await?;
-    assert_eq!(state(&again), "WORKLOAD_STATE_ERROR");
-    assert!(
-        again["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("already exists"),
-        "{again}"
-    );
+    assert_error(&again, &["already exists"]);
     assert_eq!(
         state(&operator.status(&first.id, "uid-0").await?),
         "WORKLOAD_STATE_RUNNING"
@@ -150,11 +145,7 @@ async fn three_hosts_join_run_serve_report_and_stop_workloads() -> Result<()> {
             http_workload("default", "hello-0", &missing, "m.local"),
         )
         .await?;
-    assert_eq!(state(&failed), "WORKLOAD_STATE_ERROR");
-    assert!(
-        failed["message"].as_str().unwrap_or("").contains(&missing),
-        "{failed}"
-    );
+    assert_error(&failed, &[&missing]);
     assert_eq!(
         state(&operator.status(&first.id, "uid-missing").await?),
         "WORKLOAD_STATE_NOT_FOUND"
@@ -166,18 +157,14 @@ async fn three_hosts_join_run_serve_report_and_stop_workloads() -> Result<()> {
     assert_eq!(get(first.http, "hello-0.local", "/").await?.status, 200);
     // A replica under another name shares the route; stopping it leaves
     // the first serving.
-    let replica = operator
-        .start(
+    operator
+        .start_running(
             &first.id,
             "uid-replica",
             http_workload("default", "hello-0b", &image, "hello-0.local"),
         )
         .await?;
-    assert_eq!(state(&replica), "WORKLOAD_STATE_RUNNING", "{replica}");
-    assert_eq!(
-        state(&operator.stop(&first.id, "uid-replica").await?),
-        "WORKLOAD_STATE_STOPPING"
-    );
+    operator.stop_stopping(&first.id, "uid-replica").await?;
     assert_eq!(get(first.http, "hello-0.local", "/").await?.status, 200);
     // Nor does a second workload of its name that is refused by keel.
     let twin = operator
@@ -187,14 +174,7 @@ async fn three_hosts_join_run_serve_report_and_stop_workloads() -> Result<()> {
             http_workload("default", "hello-0", &image, "twin.local"),
         )
         .await?;
-    assert_eq!(state(&twin), "WORKLOAD_STATE_ERROR", "{twin}");
-    assert!(
-        twin["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("already exists"),
-        "{twin}"
-    );
+    assert_error(&twin, &["already exists"]);
     assert_eq!(get(first.http, "hello-0.local", "/").await?.status, 200);
 
     // A field keel cannot honour: ERROR naming it.
@@ -309,14 +289,13 @@ async fn a_nats_restart_keeps_the_host_registered_with_its_workloads() -> Result
     let mut operator = Operator::connect(&nats.url()).await?;
     let host = spawn(&nats, dir.path(), &config, &[])?;
     operator.heartbeat_of(&host.id, |_| true).await?;
-    let started = operator
-        .start(
+    operator
+        .start_running(
             &host.id,
             "uid-1",
             http_workload("default", "hello", &image, "hello.local"),
         )
         .await?;
-    assert_eq!(state(&started), "WORKLOAD_STATE_RUNNING", "{started}");
     drop(operator);
 
     nats.restart()?;
@@ -372,14 +351,7 @@ async fn each_images_pull_secret_and_pull_policy_are_honoured() -> Result<()> {
 
     let anonymous = http_workload("default", "private", &image, "private.local");
     let refused = operator.start(&host.id, "uid-anon", anonymous).await?;
-    assert_eq!(state(&refused), "WORKLOAD_STATE_ERROR");
-    assert!(
-        refused["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("not authorized"),
-        "{refused}"
-    );
+    assert_error(&refused, &["not authorized"]);
     let wrong = operator
         .start(&host.id, "uid-wrong", with_secret("guess"))
         .await?;
@@ -389,10 +361,9 @@ async fn each_images_pull_secret_and_pull_policy_are_honoured() -> Result<()> {
         message.contains("not authorized") && !message.contains("guess"),
         "{wrong}"
     );
-    let right = operator
-        .start(&host.id, "uid-right", with_secret("s3cret"))
+    operator
+        .start_running(&host.id, "uid-right", with_secret("s3cret"))
         .await?;
-    assert_eq!(state(&right), "WORKLOAD_STATE_RUNNING", "{right}");
     assert_eq!(get(host.http, "private.local", "/").await?.body, HELLO);
 
     // `NEVER`: only what the host's store holds. Tag 1 is there, tag 2 not.
@@ -402,18 +373,13 @@ async fn each_images_pull_secret_and_pull_policy_are_honoured() -> Result<()> {
         workload["witWorld"]["components"][0]["imagePullPolicy"] = json!("IMAGE_PULL_POLICY_NEVER");
         workload
     };
-    let stored = operator
-        .start(&host.id, "uid-never-1", never("1", "stored"))
+    operator
+        .start_running(&host.id, "uid-never-1", never("1", "stored"))
         .await?;
-    assert_eq!(state(&stored), "WORKLOAD_STATE_RUNNING", "{stored}");
     let absent = operator
         .start(&host.id, "uid-never-2", never("2", "absent"))
         .await?;
-    assert_eq!(state(&absent), "WORKLOAD_STATE_ERROR");
-    assert!(
-        absent["message"].as_str().unwrap_or("").contains("never"),
-        "{absent}"
-    );
+    assert_error(&absent, &["never"]);
     Ok(())
 }
 
@@ -443,13 +409,11 @@ async fn an_empty_dir_lives_exactly_as_long_as_its_workload() -> Result<()> {
             .join("scratch")
     };
 
-    let started = operator
-        .start(&host.id, "uid-1", with_scratch(&image, "one"))
+    operator
+        .start_running(&host.id, "uid-1", with_scratch(&image, "one"))
         .await?;
-    assert_eq!(state(&started), "WORKLOAD_STATE_RUNNING", "{started}");
     assert!(folder("uid-1").is_dir());
-    let stopped = operator.stop(&host.id, "uid-1").await?;
-    assert_eq!(state(&stopped), "WORKLOAD_STATE_STOPPING");
+    operator.stop_stopping(&host.id, "uid-1").await?;
     assert!(!folder("uid-1").exists());
     assert!(
         !folder("uid-1")

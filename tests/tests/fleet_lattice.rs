@@ -6,7 +6,9 @@
 
 use anyhow::{Context, Result};
 use futures::{FutureExt, StreamExt};
-use keel_tests::fleet::{KeelHost, Operator, host_config, http_workload, push_guest, state};
+use keel_tests::fleet::{
+    KeelHost, Operator, assert_error, host_config, http_workload, push_guest, state,
+};
 use keel_tests::get;
 use keel_tests::nats::NatsServer;
 use keel_tests::registry::Registry;
@@ -179,13 +181,6 @@ async fn subjects_as_written_meet_wasmcloud_and_namespaced_ones_stay_apart() -> 
     // As written, the host protocol's subjects are no workload's.
     let snoop = recorder("team-a", "snoop", &lattice.image, "runtime.>");
     let refused = operator.start(&open.id, "snoop", snoop).await?;
-    assert_eq!(state(&refused), "WORKLOAD_STATE_ERROR");
-    assert!(
-        refused["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("reserved"),
-        "{refused}"
-    );
+    assert_error(&refused, &["reserved"]);
     Ok(())
 }

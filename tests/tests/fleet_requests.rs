@@ -6,10 +6,12 @@
 //! forwards only once released.
 
 use anyhow::Result;
-use keel_tests::fleet::{KeelHost, Operator, http_workload, push_guest, state, status_of};
+use keel_tests::fleet::{
+    KeelHost, Operator, assert_error, http_workload, insecure_config, push_guest, state,
+};
+use keel_tests::get;
 use keel_tests::nats::NatsServer;
 use keel_tests::registry::Registry;
-use keel_tests::{get, write_file};
 use serde_json::json;
 use std::time::Duration;
 
@@ -38,22 +40,14 @@ async fn a_hanging_pull_delays_neither_heartbeats_nor_other_requests() -> Result
     let nats = NatsServer::start()?;
     let (silent, mut connections) = silent_registry().await?;
     let dir = tempfile::tempdir()?;
-    let text = format!("[[registry]]\nhost = \"{silent}\"\ninsecure = true\n");
-    let config = write_file(dir.path(), "host.toml", &text)
-        .display()
-        .to_string();
+    let config = insecure_config(dir.path(), &silent, "");
     let mut operator = Operator::connect(&nats.url()).await?;
     let host = spawn(&nats, dir.path(), &config)?;
     operator.heartbeat_of(&host.id, |_| true).await?;
 
     let image = format!("{silent}/apps/slow:1");
     let workload = http_workload("default", "slow", &image, "slow.local");
-    let start = {
-        let subject = format!("runtime.host.{}.workload.start", host.id);
-        let body = serde_json::to_vec(&json!({"workloadId": "uid-slow", "workload": workload}))?;
-        let client = operator.client().clone();
-        tokio::spawn(async move { client.request(subject, body.into()).await })
-    };
+    let start = operator.start_in_background(&host.id, "uid-slow", workload);
     // The host is inside the pull: it has connected to the registry.
     let held = tokio::time::timeout(Duration::from_secs(60), connections.recv())
         .await?
@@ -73,13 +67,7 @@ async fn a_hanging_pull_delays_neither_heartbeats_nor_other_requests() -> Result
     // The registry hangs up: the start fails, naming the image.
     drop(held);
     drop(connections);
-    let reply = start.await??;
-    let status = status_of(serde_json::from_slice(&reply.payload)?)?;
-    assert_eq!(state(&status), "WORKLOAD_STATE_ERROR", "{status}");
-    assert!(
-        status["message"].as_str().unwrap_or("").contains(&image),
-        "{status}"
-    );
+    assert_error(&start.await??, &[&image]);
     Ok(())
 }
 
@@ -121,41 +109,23 @@ async fn a_stop_during_a_start_ends_that_start() -> Result<()> {
     push_guest(&registry, "hello", "apps/hello:1").await?;
     let (proxy, mut arrivals, release) = held_proxy(registry.host()).await?;
     let dir = tempfile::tempdir()?;
-    let text = format!("[[registry]]\nhost = \"{proxy}\"\ninsecure = true\n");
-    let config = write_file(dir.path(), "host.toml", &text)
-        .display()
-        .to_string();
+    let config = insecure_config(dir.path(), &proxy, "");
     let mut operator = Operator::connect(&nats.url()).await?;
     let host = spawn(&nats, dir.path(), &config)?;
     operator.heartbeat_of(&host.id, |_| true).await?;
 
     let image = format!("{proxy}/apps/hello:1");
     let workload = http_workload("default", "held", &image, "held.local");
-    let start = {
-        let subject = format!("runtime.host.{}.workload.start", host.id);
-        let body = serde_json::to_vec(&json!({"workloadId": "uid-held", "workload": workload}))?;
-        let client = operator.client().clone();
-        tokio::spawn(async move { client.request(subject, body.into()).await })
-    };
+    let start = operator.start_in_background(&host.id, "uid-held", workload);
     // The host is pulling; a stop comes.
     tokio::time::timeout(Duration::from_secs(60), arrivals.recv())
         .await?
         .expect("the host connects");
-    let stop = operator.stop(&host.id, "uid-held").await?;
-    assert_eq!(state(&stop), "WORKLOAD_STATE_STOPPING", "{stop}");
+    operator.stop_stopping(&host.id, "uid-held").await?;
     // The pull goes through and the workload starts, but the stop wins:
     // the start undoes itself and says so.
     release.send(true)?;
-    let reply = start.await??;
-    let status = status_of(serde_json::from_slice(&reply.payload)?)?;
-    assert_eq!(state(&status), "WORKLOAD_STATE_ERROR", "{status}");
-    assert!(
-        status["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("stopped while"),
-        "{status}"
-    );
+    assert_error(&start.await??, &["stopped while"]);
     let after = operator.status(&host.id, "uid-held").await?;
     assert_eq!(state(&after), "WORKLOAD_STATE_NOT_FOUND", "{after}");
     assert_eq!(get(host.http, "held.local", "/").await?.status, 404);

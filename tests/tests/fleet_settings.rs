@@ -5,7 +5,7 @@
 //! pull policy holds for every start of its long life.
 
 use anyhow::Result;
-use keel_tests::fleet::{KeelHost, Operator, host_config, http_workload, push_guest, state};
+use keel_tests::fleet::{KeelHost, Operator, assert_error, host_config, http_workload, push_guest};
 use keel_tests::get;
 use keel_tests::nats::NatsServer;
 use keel_tests::registry::Registry;
@@ -44,8 +44,7 @@ async fn a_plugin_of_the_host_configuration_serves_the_workloads_that_ask_for_it
         .as_array_mut()
         .expect("a list")
         .push(json!({"namespace": "acme", "package": "tally", "interfaces": ["counters"]}));
-    let started = operator.start(&host.id, "uid-1", workload).await?;
-    assert_eq!(state(&started), "WORKLOAD_STATE_RUNNING", "{started}");
+    operator.start_running(&host.id, "uid-1", workload).await?;
     assert_eq!(
         get(host.http, "tally.local", "/sum?values=1,2,39")
             .await?
@@ -59,11 +58,9 @@ async fn a_plugin_of_the_host_configuration_serves_the_workloads_that_ask_for_it
         .expect("a list")
         .push(json!({"namespace": "acme", "package": "ledger", "interfaces": ["books"]}));
     let refused = operator.start(&host.id, "uid-2", unknown).await?;
-    assert_eq!(state(&refused), "WORKLOAD_STATE_ERROR");
-    let message = refused["message"].as_str().unwrap_or("");
-    assert!(
-        message.contains("workload.witWorld.hostInterfaces[1]") && message.contains("acme:ledger"),
-        "{refused}"
+    assert_error(
+        &refused,
+        &["workload.witWorld.hostInterfaces[1]", "acme:ledger"],
     );
     Ok(())
 }
@@ -84,16 +81,16 @@ async fn under_pull_always_every_start_follows_a_moved_tag() -> Result<()> {
     operator.heartbeat_of(&host.id, |_| true).await?;
     let workload = http_workload("default", "moving", &image, "moving.local");
 
-    let started = operator.start(&host.id, "uid-1", workload.clone()).await?;
-    assert_eq!(state(&started), "WORKLOAD_STATE_RUNNING", "{started}");
+    operator
+        .start_running(&host.id, "uid-1", workload.clone())
+        .await?;
     let first = get(host.http, "moving.local", "/apples").await?.body;
     assert!(first.starts_with("Hello from keel!"), "{first}");
     operator.stop(&host.id, "uid-1").await?;
 
     // The tag moves to another component; the next start runs it.
     push_guest(&registry, "http_keyvalue_counter", "apps/moving:stable").await?;
-    let started = operator.start(&host.id, "uid-2", workload).await?;
-    assert_eq!(state(&started), "WORKLOAD_STATE_RUNNING", "{started}");
+    operator.start_running(&host.id, "uid-2", workload).await?;
     let second = get(host.http, "moving.local", "/apples").await?.body;
     assert_eq!(second, "/apples has been visited 1 times\n");
     Ok(())
@@ -113,8 +110,7 @@ async fn sigterm_stops_the_workloads_and_leaves_no_scratch_behind() -> Result<()
     workload["volumes"] = json!([{"name": "tmp", "emptyDir": {}}]);
     workload["witWorld"]["components"][0]["localResources"] =
         json!({"volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}]});
-    let started = operator.start(&host.id, "uid-1", workload).await?;
-    assert_eq!(state(&started), "WORKLOAD_STATE_RUNNING", "{started}");
+    operator.start_running(&host.id, "uid-1", workload).await?;
     let scratch = dir.path().join("scratch").join(&host.id);
     assert!(scratch.join("uid-1").join("tmp").is_dir());
 
