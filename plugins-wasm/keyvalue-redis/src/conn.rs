@@ -25,8 +25,14 @@ const READ_PIECE: u64 = 64 * 1024;
 /// Why talking to Redis failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
-    /// The host refused the address: the manifest did not grant it.
-    NotGranted(String),
+    /// The host refused the address: the manifest did not grant it. As
+    /// configured, and as resolved (the address a grant must list).
+    NotGranted {
+        /// The `address` of the config.
+        configured: String,
+        /// The IP address and port it was connected to.
+        resolved: String,
+    },
     /// The connection failed, closed or broke.
     Io(String),
     /// Nothing (or not all) came back before the deadline.
@@ -40,10 +46,21 @@ pub enum Failure {
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Failure::NotGranted(address) => write!(
+            Failure::NotGranted {
+                configured,
+                resolved,
+            } if configured == resolved => write!(
                 f,
-                "the Redis address `{address}` is not granted to this plugin: list it in the \
-                 plugin's `[plugin.grants] sockets`"
+                "the Redis address `{configured}` is not granted to this plugin: list it in \
+                 the plugin's `[plugin.grants] sockets`"
+            ),
+            Failure::NotGranted {
+                configured,
+                resolved,
+            } => write!(
+                f,
+                "the Redis address `{configured}` ({resolved}) is not granted to this plugin: \
+                 list `{resolved}` in the plugin's `[plugin.grants] sockets`"
             ),
             Failure::Io(why) | Failure::Timeout(why) | Failure::Reply(why) => f.write_str(why),
             Failure::Server(why) => write!(f, "Redis refused the command: {why}"),
@@ -100,7 +117,10 @@ impl Conn {
             IpSocketAddress::Ipv6(_) => IpAddressFamily::Ipv6,
         };
         let refused = |e: ErrorCode| match e {
-            ErrorCode::AccessDenied => Failure::NotGranted(address.to_string()),
+            ErrorCode::AccessDenied => Failure::NotGranted {
+                configured: address.to_string(),
+                resolved: display(&target),
+            },
             other => Failure::Io(format!(
                 "connecting to Redis at `{address}`: {}",
                 other.name()
@@ -222,6 +242,21 @@ fn resolve(address: &Address, deadline: &Deadline) -> Result<IpSocketAddress, Fa
             )?,
             Err(e) => return Err(failed(e)),
         }
+    }
+}
+
+/// `ip:port` (`[v6]:port`), as a grant writes it.
+fn display(address: &IpSocketAddress) -> String {
+    match *address {
+        IpSocketAddress::Ipv4(Ipv4SocketAddress {
+            port,
+            address: (a, b, c, d),
+        }) => std::net::SocketAddr::from(([a, b, c, d], port)).to_string(),
+        IpSocketAddress::Ipv6(Ipv6SocketAddress {
+            port,
+            address: (a, b, c, d, e, f, g, h),
+            ..
+        }) => std::net::SocketAddr::from(([a, b, c, d, e, f, g, h], port)).to_string(),
     }
 }
 
