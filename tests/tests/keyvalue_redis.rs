@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 /// The plugin, pointed at `address`, granted the sockets `granted`, with
 /// more `config`.
-fn plugin(address: &str, granted: &[String], config: &[(&str, &str)]) -> PluginSpec {
+fn plugin(address: &str, granted: &[&str], config: &[(&str, &str)]) -> PluginSpec {
     let mut spec = PluginSpec::new(
         "keyvalue-redis",
         Some(guest("keyvalue_redis")),
@@ -22,7 +22,7 @@ fn plugin(address: &str, granted: &[String], config: &[(&str, &str)]) -> PluginS
     spec.config
         .extend(config.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     spec.grants = PluginGrants {
-        sockets: granted.to_vec(),
+        sockets: granted.iter().map(|g| g.to_string()).collect(),
         ..PluginGrants::default()
     };
     spec
@@ -34,7 +34,7 @@ async fn redis_with(config: &[(&str, &str)]) -> anyhow::Result<Target> {
     let server = RedisServer::start()?;
     let host = start_host(None).await?;
     let address = server.address();
-    host.add_plugin(plugin(&address, &[address.clone()], config))
+    host.add_plugin(plugin(&address, &[address.as_str()], config))
         .await?;
     let mut target = Target::start(host, "kv", "keyvalue_user", None).await?;
     target.redis = Some(server);
@@ -73,7 +73,7 @@ async fn keys_live_under_the_documented_prefix() -> anyhow::Result<()> {
 async fn two_namespaces(server: &RedisServer) -> anyhow::Result<Host> {
     let host = start_host(None).await?;
     let address = server.address();
-    host.add_plugin(plugin(&address, &[address.clone()], &[]))
+    host.add_plugin(plugin(&address, &[address.as_str()], &[]))
         .await?;
     for namespace in ["one", "two"] {
         let mut spec =
@@ -255,7 +255,7 @@ fn a_manifest_pointing_at_an_ungranted_address_is_refused_at_start() -> anyhow::
 async fn the_library_refuses_an_ungranted_address_too() -> anyhow::Result<()> {
     let host = start_host(None).await?;
     let refused = host
-        .add_plugin(plugin("127.0.0.1:6380", &["127.0.0.1:6379".into()], &[]))
+        .add_plugin(plugin("127.0.0.1:6380", &["127.0.0.1:6379"], &[]))
         .await;
     match refused {
         Err(keel_tests::keel::Error::InvalidSpec(invalid)) => {
@@ -283,7 +283,11 @@ async fn a_host_name_resolving_to_an_ungranted_address_is_refused_on_first_use()
         .unwrap_or_default()
         .to_string();
     let host = start_host(None).await?;
-    let mut spec = plugin(&format!("localhost:{port}"), &[granted.address()], &[]);
+    let mut spec = plugin(
+        &format!("localhost:{port}"),
+        &[granted.address().as_str()],
+        &[],
+    );
     spec.grants.name_lookup = true;
     host.add_plugin(spec).await?;
     let mut workload = WorkloadSpec::single(WorkloadId::new("kv", "a"), guest("keyvalue_user"));
@@ -321,7 +325,7 @@ async fn a_host_name_resolving_to_an_ungranted_address_is_refused_on_first_use()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn composed_it_is_refused_because_it_imports_sockets() -> anyhow::Result<()> {
     let host = start_host(None).await?;
-    let mut spec = plugin("127.0.0.1:6379", &["127.0.0.1:6379".to_string()], &[]);
+    let mut spec = plugin("127.0.0.1:6379", &["127.0.0.1:6379"], &[]);
     spec.mode = LinkMode::Composed;
     host.add_plugin(spec).await?;
     let workload = WorkloadSpec::single(WorkloadId::new("kv", "a"), guest("keyvalue_user"));
@@ -340,7 +344,7 @@ async fn password_and_database_apply_to_every_connection() -> anyhow::Result<()>
     let address = redis.address();
     let host = start_host(None).await?;
     let config = [("password", "s3cret"), ("db", "3")];
-    host.add_plugin(plugin(&address, &[address.clone()], &config))
+    host.add_plugin(plugin(&address, &[address.as_str()], &config))
         .await?;
     let mut target = Target::start(host, "kv", "keyvalue_user", None).await?;
     target.redis = Some(redis);
@@ -357,7 +361,7 @@ async fn password_and_database_apply_to_every_connection() -> anyhow::Result<()>
     let host = start_host(None).await?;
     host.add_plugin(plugin(
         &address,
-        &[address.clone()],
+        &[address.as_str()],
         &[("password", "wrong")],
     ))
     .await?;

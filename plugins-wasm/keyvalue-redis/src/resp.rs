@@ -126,9 +126,12 @@ fn parse_at(
     }
 }
 
-/// The type byte and the rest of the line at `at`, and where the next
-/// line starts; `None` if the line is not complete yet.
-fn line_at(buf: &[u8], at: usize) -> Result<Option<(u8, &[u8], usize)>, ParseError> {
+/// One header line: its type byte, the rest of it, and where the next
+/// line starts.
+type Line<'a> = (u8, &'a [u8], usize);
+
+/// The line at `at`; `None` if it is not complete yet.
+fn line_at(buf: &[u8], at: usize) -> Result<Option<Line<'_>>, ParseError> {
     let Some(rest) = buf.get(at..) else {
         return Ok(None);
     };
