@@ -22,11 +22,11 @@ GUEST_WORKSPACES := plugins-wasm tests/fixtures examples
 WASM_OUT := $(CARGO_TARGET_DIR)/wasm32-wasip2/release
 TALLY_V0_3 := $(CARGO_TARGET_DIR)/tally-v0-3/wasm32-wasip2/release/tally_plugin.wasm
 
-.PHONY: all setup wasm-target nats-server docker-registry guests build run test bench bench-tools wasmtime-cli wrk bench-build bench-quick bench-anchors bench-compare fuzz fuzz-corpus cargo-fuzz lint clean
+.PHONY: all setup wasm-target nats-server redis-server docker-registry guests build run test bench bench-tools wasmtime-cli wrk bench-build bench-quick bench-anchors bench-compare fuzz fuzz-corpus cargo-fuzz lint clean
 
 all: build
 
-setup: wasm-target nats-server docker-registry
+setup: wasm-target nats-server redis-server docker-registry
 
 wasm-target:
 	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
@@ -40,6 +40,18 @@ nats-server:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server >/dev/null; \
 	  else \
 	    echo "note: nats-server is not installed and cannot be installed here; NATS tests will fail"; \
+	  fi; \
+	fi
+
+# redis-server is needed by the tests of the keyvalue-redis plugin (each
+# starts its own on a loopback port, without persistence), installed the same way.
+redis-server:
+	@if ! command -v redis-server >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing redis-server (Debian package)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+	  else \
+	    echo "note: redis-server is not installed and cannot be installed here; Redis tests will fail"; \
 	  fi; \
 	fi
 
@@ -86,7 +98,7 @@ test: setup guests
 	$(CARGO) build -p keel --bin keel
 	$(CARGO) test --workspace --no-fail-fast
 	@# The guest-side libraries' own unit tests, run natively.
-	$(CARGO) test --manifest-path plugins-wasm/Cargo.toml -p keel-names -p keel-jetstream -p keyvalue-nats
+	$(CARGO) test --manifest-path plugins-wasm/Cargo.toml -p keel-names -p keel-jetstream -p keyvalue-nats -p keyvalue-redis
 
 bench: guests bench-anchors
 	$(CARGO) bench -p keel-tests

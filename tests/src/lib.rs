@@ -23,6 +23,7 @@ pub mod load;
 pub mod nats;
 pub mod raw;
 pub mod recorder;
+pub mod redis;
 pub mod registry;
 pub mod stock;
 pub mod suite;

@@ -16,6 +16,8 @@ pub struct Target {
     pub addr: SocketAddr,
     /// The NATS server behind it, if any (stopped when the target drops).
     pub nats: Option<crate::nats::NatsServer>,
+    /// The Redis server behind it, if any (stopped when the target drops).
+    pub redis: Option<crate::redis::RedisServer>,
 }
 
 impl Target {
@@ -35,7 +37,12 @@ impl Target {
             host.start_workload(spec).await?;
         }
         let addr = host.http_addr().context("the host has no HTTP ingress")?;
-        Ok(Target { host, addr, nats })
+        Ok(Target {
+            host,
+            addr,
+            nats,
+            redis: None,
+        })
     }
 
     /// [`Target::start`] on a host whose broker is a fresh `nats-server`

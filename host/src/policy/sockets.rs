@@ -131,3 +131,87 @@ impl SocketAllowlist {
         }
     }
 }
+
+/// Whether a plugin's config key names a socket address the plugin
+/// connects to: `address`, or a key ending in `_address` or `.address`
+/// (`redis_address`, `primary.address`). keel checks such addresses
+/// against the plugin's grants before it starts anything (see
+/// [`SocketAllowlist::ungranted_config_address`]), so a plugin pointed at
+/// an address it may not reach is refused at start, not at its first call.
+///
+/// ```
+/// use keel::policy::sockets::is_address_key;
+/// assert!(is_address_key("address") && is_address_key("redis_address"));
+/// assert!(!is_address_key("addresses") && !is_address_key("ip"));
+/// ```
+pub fn is_address_key(key: &str) -> bool {
+    key == "address" || key.ends_with("_address") || key.ends_with(".address")
+}
+
+impl SocketAllowlist {
+    /// The first pair of a plugin's `config` whose key names a socket
+    /// address ([`is_address_key`]), written as `ip:port` (`[v6]:port`),
+    /// that these grants do not let it connect to. A host name cannot be
+    /// checked before it is resolved: the connect is checked then.
+    ///
+    /// ```
+    /// use keel::policy::sockets::SocketAllowlist;
+    /// let grants = SocketAllowlist::parse(&["127.0.0.1:6379".into()], &[]).unwrap();
+    /// let config = [("address".to_string(), "127.0.0.1:6380".to_string())];
+    /// let refused = grants.ungranted_config_address(config.iter().map(|(k, v)| (k, v)));
+    /// assert_eq!(refused, Some(("address", "127.0.0.1:6380")));
+    /// ```
+    pub fn ungranted_config_address<'a>(
+        &self,
+        config: impl IntoIterator<Item = (&'a String, &'a String)>,
+    ) -> Option<(&'a str, &'a str)> {
+        config
+            .into_iter()
+            .filter(|(key, _)| is_address_key(key))
+            .find(|(_, value)| {
+                value
+                    .trim()
+                    .parse::<SocketAddr>()
+                    .is_ok_and(|addr| !self.allows(&addr, SocketUse::TcpConnect))
+            })
+            .map(|(key, value)| (key.as_str(), value.as_str()))
+    }
+}
+
+#[cfg(test)]
+mod config_address_tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn only_address_keys_holding_ip_addresses_are_checked() {
+        let grants = SocketAllowlist::parse(&["127.0.0.1:*".into(), "[::1]:7000".into()], &[])
+            .expect("grants");
+        let check = |pairs: &[(&str, &str)]| {
+            let pairs = config(pairs);
+            grants
+                .ungranted_config_address(pairs.iter().map(|(k, v)| (k, v)))
+                .map(|(k, v)| format!("{k}={v}"))
+        };
+        assert_eq!(check(&[("address", "127.0.0.1:1")]), None);
+        assert_eq!(check(&[("address", "[::1]:7000")]), None);
+        assert_eq!(
+            check(&[("a.address", "[::1]:7001")]).as_deref(),
+            Some("a.address=[::1]:7001")
+        );
+        assert_eq!(
+            check(&[("prefix", "x"), ("redis_address", "10.0.0.5:6379")]).as_deref(),
+            Some("redis_address=10.0.0.5:6379")
+        );
+        // Not checked: other keys, host names, values that are no address.
+        assert_eq!(check(&[("upstream", "10.0.0.5:6379")]), None);
+        assert_eq!(check(&[("address", "redis.internal:6379")]), None);
+        assert_eq!(check(&[("from_address", "ops@example.com")]), None);
+    }
+}

@@ -6,7 +6,7 @@
 use super::{ByteSize, Limits, PluginSpec, WorkloadSpec};
 use crate::policy::authority::{AuthorityPattern, OutgoingAllowlist};
 use crate::policy::names::{printable, validate_host_name, validate_name};
-use crate::policy::sockets::SocketPattern;
+use crate::policy::sockets::{SocketAllowlist, SocketPattern};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -136,9 +136,36 @@ impl PluginSpec {
         for pattern in &self.grants.listen {
             SocketPattern::parse(pattern).map_err(|m| InvalidSpec::new("grants.listen", m))?;
         }
+        self.check_config_addresses()?;
         crate::policy::grants::SubjectGrants::parse(&self.grants.subjects)
             .map_err(|m| InvalidSpec::new("grants.subjects", m))?;
         Ok(())
+    }
+}
+
+impl PluginSpec {
+    /// Refuses a shared plugin whose config names a socket address (see
+    /// [`is_address_key`](crate::policy::sockets::is_address_key)) its
+    /// `sockets` grants do not cover: it could never connect there, and
+    /// saying so at start beats an error on its first call. A composed
+    /// plugin reaches no sockets at all (see `plugins::composed`).
+    fn check_config_addresses(&self) -> Result<(), InvalidSpec> {
+        if self.mode != super::LinkMode::Shared {
+            return Ok(());
+        }
+        let grants = SocketAllowlist::parse(&self.grants.sockets, &self.grants.listen)
+            .map_err(|m| InvalidSpec::new("grants.sockets", m))?;
+        match grants.ungranted_config_address(&self.config) {
+            None => Ok(()),
+            Some((key, address)) => Err(InvalidSpec::new(
+                format!("config.{key}"),
+                format!(
+                    "plugin `{}` would connect to `{address}`, which its `[plugin.grants] \
+                     sockets` does not grant: add \"{address}\" there",
+                    self.name
+                ),
+            )),
+        }
     }
 }
 
@@ -349,6 +376,25 @@ mod tests {
         let mut p = plugin();
         p.grants.subjects = vec!["a..b".into()];
         assert_eq!(p.validate().unwrap_err().field, "grants.subjects");
+    }
+
+    #[test]
+    fn a_shared_plugin_configured_with_an_ungranted_address_is_refused() {
+        use crate::spec::LinkMode;
+        let mut p = PluginSpec::new("kv", None, LinkMode::Shared);
+        p.config.insert("address".into(), "127.0.0.1:6380".into());
+        let refused = p.validate().unwrap_err();
+        assert_eq!(refused.field, "config.address");
+        assert!(
+            refused.message.contains("add \"127.0.0.1:6380\""),
+            "{refused}"
+        );
+        p.grants.sockets = vec!["127.0.0.1:6380".into()];
+        p.validate().unwrap();
+        // Composed, it reaches no sockets: its config is its own business.
+        let mut p = PluginSpec::new("kv", None, LinkMode::Composed);
+        p.config.insert("address".into(), "127.0.0.1:6380".into());
+        p.validate().unwrap();
     }
 
     #[test]

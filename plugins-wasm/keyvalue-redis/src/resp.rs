@@ -1,0 +1,239 @@
+//! RESP2, the Redis protocol, as far as this plugin speaks it: commands
+//! out as arrays of bulk strings, replies in as one of RESP2's five types.
+//! Pure byte handling, no I/O, so it is tested natively.
+//!
+//! Replies are parsed from a buffer that may hold only part of one:
+//! [`parse`] says "not yet" until a whole reply is there. What a reply may
+//! claim is bounded by the caller's cap ([`parse`]'s `max`), so a server (or
+//! something pretending to be one) cannot make the plugin allocate what a
+//! header announces before the bytes arrive.
+
+/// One reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// `+OK`.
+    Status(String),
+    /// `-ERR …`: the server refused the command.
+    Error(String),
+    /// `:42`.
+    Integer(i64),
+    /// `$n` and `n` bytes; `$-1` is `None`.
+    Bulk(Option<Vec<u8>>),
+    /// `*n` and `n` replies; `*-1` is `None` (an aborted `EXEC`).
+    Array(Option<Vec<Reply>>),
+}
+
+/// Why bytes are not a reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseError {
+    /// Not RESP2.
+    Protocol(String),
+    /// Larger than the cap.
+    TooLarge(usize),
+}
+
+impl std::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ParseError::Protocol(why) => write!(f, "not a Redis reply: {why}"),
+            ParseError::TooLarge(max) => write!(
+                f,
+                "the Redis reply is larger than {max} bytes (`max_reply_bytes`)"
+            ),
+        }
+    }
+}
+
+/// Appends `args` as one command (an array of bulk strings) to `out`.
+///
+/// `GET k` is `*2\r\n$3\r\nGET\r\n$1\r\nk\r\n`.
+pub fn encode(out: &mut Vec<u8>, args: &[&[u8]]) {
+    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+    for arg in args {
+        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        out.extend_from_slice(arg);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// Deepest nesting of arrays accepted (this plugin's replies nest twice).
+const MAX_DEPTH: usize = 8;
+
+/// The reply at the start of `buf` and how many bytes it took, or `None`
+/// if `buf` holds only part of it. A reply claiming more than `max` bytes
+/// (a bulk string longer, or an array with more elements) is an error.
+pub fn parse(buf: &[u8], max: usize) -> Result<Option<(Reply, usize)>, ParseError> {
+    parse_at(buf, 0, max, 0)
+}
+
+fn parse_at(
+    buf: &[u8],
+    at: usize,
+    max: usize,
+    depth: usize,
+) -> Result<Option<(Reply, usize)>, ParseError> {
+    let Some((kind, line, next)) = line_at(buf, at)? else {
+        return Ok(None);
+    };
+    let text = || {
+        String::from_utf8(line.to_vec())
+            .map_err(|_| ParseError::Protocol("a status line that is not UTF-8".into()))
+    };
+    match kind {
+        b'+' => Ok(Some((Reply::Status(text()?), next))),
+        b'-' => Ok(Some((Reply::Error(text()?), next))),
+        b':' => Ok(Some((Reply::Integer(number(line)?), next))),
+        b'$' => {
+            let Some(len) = length(line, max)? else {
+                return Ok(Some((Reply::Bulk(None), next)));
+            };
+            let end = next + len;
+            if buf.len() < end + 2 {
+                return Ok(None);
+            }
+            if &buf[end..end + 2] != b"\r\n" {
+                return Err(ParseError::Protocol(
+                    "a bulk string without its CRLF".into(),
+                ));
+            }
+            Ok(Some((Reply::Bulk(Some(buf[next..end].to_vec())), end + 2)))
+        }
+        b'*' => {
+            let Some(count) = length(line, max)? else {
+                return Ok(Some((Reply::Array(None), next)));
+            };
+            if depth >= MAX_DEPTH {
+                return Err(ParseError::Protocol("arrays nested too deep".into()));
+            }
+            // Each element takes at least 3 bytes: no allocation beyond
+            // what the bytes already received can fill.
+            let mut items = Vec::with_capacity(count.min(buf.len().saturating_sub(next) / 3));
+            let mut at = next;
+            for _ in 0..count {
+                match parse_at(buf, at, max, depth + 1)? {
+                    Some((item, after)) => {
+                        items.push(item);
+                        at = after;
+                    }
+                    None => return Ok(None),
+                }
+            }
+            Ok(Some((Reply::Array(Some(items)), at)))
+        }
+        other => Err(ParseError::Protocol(format!(
+            "unknown reply type byte 0x{other:02x}"
+        ))),
+    }
+}
+
+/// One header line: its type byte, the rest of it, and where the next
+/// line starts.
+type Line<'a> = (u8, &'a [u8], usize);
+
+/// The line at `at`; `None` if it is not complete yet.
+fn line_at(buf: &[u8], at: usize) -> Result<Option<Line<'_>>, ParseError> {
+    let Some(rest) = buf.get(at..) else {
+        return Ok(None);
+    };
+    let Some(end) = rest.windows(2).position(|w| w == b"\r\n") else {
+        // A header line is short; a long one without its end is not RESP.
+        if rest.len() > 64 * 1024 {
+            return Err(ParseError::Protocol("a line without its CRLF".into()));
+        }
+        return Ok(None);
+    };
+    let Some((&kind, line)) = rest[..end].split_first() else {
+        return Err(ParseError::Protocol("an empty line".into()));
+    };
+    Ok(Some((kind, line, at + end + 2)))
+}
+
+fn number(line: &[u8]) -> Result<i64, ParseError> {
+    std::str::from_utf8(line)
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| ParseError::Protocol(format!("`{}` is not a number", line.escape_ascii())))
+}
+
+/// A bulk string's or array's length: `None` for `-1`, an error if it is
+/// negative otherwise or over `max`.
+fn length(line: &[u8], max: usize) -> Result<Option<usize>, ParseError> {
+    match number(line)? {
+        -1 => Ok(None),
+        n if n < 0 => Err(ParseError::Protocol(format!("a length of {n}"))),
+        n => match usize::try_from(n) {
+            Ok(n) if n <= max => Ok(Some(n)),
+            _ => Err(ParseError::TooLarge(max)),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_are_arrays_of_bulk_strings() {
+        let mut out = Vec::new();
+        encode(&mut out, &[b"GET", b"k"]);
+        assert_eq!(out, b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
+    }
+
+    #[test]
+    fn every_reply_type_parses_once_complete() {
+        let cases: [(&[u8], Reply); 7] = [
+            (b"+OK\r\n", Reply::Status("OK".into())),
+            (b"-ERR no\r\n", Reply::Error("ERR no".into())),
+            (b":-7\r\n", Reply::Integer(-7)),
+            (b"$3\r\na\r\n\r\n", Reply::Bulk(Some(b"a\r\n".to_vec()))),
+            (b"$-1\r\n", Reply::Bulk(None)),
+            (b"*-1\r\n", Reply::Array(None)),
+            (
+                b"*2\r\n$1\r\n5\r\n*1\r\n$0\r\n\r\n",
+                Reply::Array(Some(vec![
+                    Reply::Bulk(Some(b"5".to_vec())),
+                    Reply::Array(Some(vec![Reply::Bulk(Some(Vec::new()))])),
+                ])),
+            ),
+        ];
+        for (bytes, reply) in cases {
+            for cut in 0..bytes.len() {
+                assert_eq!(
+                    parse(&bytes[..cut], 1 << 20),
+                    Ok(None),
+                    "{bytes:?} cut at {cut}"
+                );
+            }
+            let mut more = bytes.to_vec();
+            more.extend_from_slice(b"+NEXT\r\n");
+            assert_eq!(parse(&more, 1 << 20), Ok(Some((reply, bytes.len()))));
+        }
+    }
+
+    #[test]
+    fn announced_sizes_past_the_cap_are_refused_before_the_bytes_come() {
+        assert_eq!(parse(b"$1000\r\n", 999), Err(ParseError::TooLarge(999)));
+        assert_eq!(parse(b"*1000\r\n", 999), Err(ParseError::TooLarge(999)));
+        assert_eq!(
+            parse(b"$99999999999999999999\r\n", 10),
+            Err(ParseError::Protocol(
+                "`99999999999999999999` is not a number".into()
+            ))
+        );
+        assert!(matches!(
+            parse(b"$-2\r\n", 10),
+            Err(ParseError::Protocol(_))
+        ));
+        assert!(matches!(parse(b"?x\r\n", 10), Err(ParseError::Protocol(_))));
+        assert!(matches!(
+            parse(b"$1\r\nabc", 10),
+            Err(ParseError::Protocol(_))
+        ));
+    }
+
+    #[test]
+    fn deep_nesting_is_refused() {
+        let deep = b"*1\r\n".repeat(20);
+        assert!(matches!(parse(&deep, 100), Err(ParseError::Protocol(_))));
+    }
+}
