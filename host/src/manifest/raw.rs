@@ -61,6 +61,15 @@ pub struct Plugin {
     pub memory: Option<ByteSize>,
     #[serde(default, with = "opt_duration")]
     pub call_timeout: Option<Duration>,
+    pub wraps: Option<Wraps>,
+}
+
+/// `wraps = "plugin"`, or a table of interface → plugin.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Wraps {
+    One(String),
+    Each(BTreeMap<String, String>),
 }
 
 #[derive(Debug, Default, Deserialize)]
