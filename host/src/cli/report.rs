@@ -119,7 +119,10 @@ fn served_by(plan: &LinkPlan) -> BTreeMap<&str, String> {
                 binding.export
             )
         };
-        served.insert(binding.import.as_str(), how);
+        // The component's own import first: the same name may come again,
+        // as what a composed layer left to the plugin beneath it (shown
+        // with the layers).
+        served.entry(binding.import.as_str()).or_insert(how);
     }
     for import in &plan.host {
         served.insert(import.as_str(), "host".to_string());

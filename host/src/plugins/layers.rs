@@ -72,6 +72,26 @@ impl PluginSet {
         self.chain_from(name, &mut Vec::new(), out)
     }
 
+    /// Checks the chain of every layer declared, those no other layer
+    /// wraps first (so a broken link is shown with the longest chain): a
+    /// cycle or a missing link is a mistake of the manifest, refused even
+    /// where no workload reaches it through its imports (two layers
+    /// wrapping each other leave no candidate for the interface at all).
+    pub(crate) fn check_layers(&mut self) -> Result<()> {
+        let wrapped: BTreeSet<String> = (self.plugins.iter())
+            .flat_map(|p| p.spec.wraps.named().map(str::to_string).collect::<Vec<_>>())
+            .collect();
+        let mut layers: Vec<String> = (self.plugins.iter())
+            .filter(|p| !p.spec.wraps.is_empty())
+            .map(|p| p.spec.name.clone())
+            .collect();
+        layers.sort_by_key(|name| wrapped.contains(name));
+        for layer in layers {
+            self.chain(&layer, &mut Vec::new())?;
+        }
+        Ok(())
+    }
+
     fn chain_from(
         &mut self,
         name: &str,

@@ -399,6 +399,7 @@ impl PluginSet {
                 LinkMode::Shared => plan.shared.push(binding),
             }
         }
+        self.check_layers()?;
         for (binding, layer) in beneath {
             match plan.shared.iter().find(|b| b.import == binding.import) {
                 Some(other) if other.plugin != binding.plugin => bail!(

@@ -478,6 +478,12 @@ fn log_plan(workload: &WorkloadId, component: &str, plan: &LinkPlan, generic: &[
             LinkMode::Shared if generic.contains(&binding.import.as_str()) => Some("generic"),
             LinkMode::Shared => Some("typed"),
         };
+        // An import a composed layer left to a shared plugin beneath it.
+        let beneath = plan
+            .layers
+            .iter()
+            .find(|l| mode == LinkMode::Shared && l.binding == *binding)
+            .map(|l| l.layer.as_str());
         tracing::info!(
             workload,
             component,
@@ -485,6 +491,7 @@ fn log_plan(workload: &WorkloadId, component: &str, plan: &LinkPlan, generic: &[
             plugin = binding.plugin,
             mode = mode.as_str(),
             forwarder,
+            beneath,
             "import served by plugin"
         );
     }
