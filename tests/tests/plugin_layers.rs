@@ -165,11 +165,7 @@ fn audit_over_composed_nats_records_exactly_the_calls_made() -> anyhow::Result<(
     let server = NatsServer::start()?;
     let dir = tempfile::tempdir()?;
     let app = manifest(dir.path(), &audit_toml("composed", "keyvalue-nats"));
-    let mut keel = KeelProcess::spawn(
-        &app,
-        &dir.path().join("cache"),
-        &["--nats", &server.url()],
-    )?;
+    let mut keel = KeelProcess::spawn(&app, &dir.path().join("cache"), &["--nats", &server.url()])?;
     records_exactly_the_calls(&mut keel)?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
@@ -179,7 +175,12 @@ fn audit_over_composed_nats_records_exactly_the_calls_made() -> anyhow::Result<(
             .await?;
         assert_eq!(kv.get("apple").await?.expect("apple").as_ref(), b"3");
         assert_eq!(kv.get("n").await?.expect("n").as_ref(), b"2");
-        let keys: Vec<String> = kv.keys().await?.filter_map(|k| async { k.ok() }).collect().await;
+        let keys: Vec<String> = kv
+            .keys()
+            .await?
+            .filter_map(|k| async { k.ok() })
+            .collect()
+            .await;
         assert!(!keys.contains(&"b".to_string()), "{keys:?}");
         anyhow::Ok(())
     })?;
@@ -309,7 +310,12 @@ fn inspect_shows_the_chain() -> anyhow::Result<()> {
     let app = manifest(dir.path(), &plugins);
     let user = guest("keyvalue_user");
     let output = std::process::Command::new(keel_tests::keel_bin())
-        .args(["inspect".as_ref(), user.as_os_str(), "--manifest".as_ref(), app.as_os_str()])
+        .args([
+            "inspect".as_ref(),
+            user.as_os_str(),
+            "--manifest".as_ref(),
+            app.as_os_str(),
+        ])
         .output()?;
     let out = String::from_utf8_lossy(&output.stdout);
     let err = String::from_utf8_lossy(&output.stderr);
@@ -341,7 +347,8 @@ async fn the_layer_is_the_default_and_a_pick_reaches_beneath_it() -> anyhow::Res
         .await?;
     host.add_plugin(audit(LinkMode::Shared, "keyvalue-memory"))
         .await?;
-    let mut direct = WorkloadSpec::single(WorkloadId::new("shop", "direct"), guest("keyvalue_user"));
+    let mut direct =
+        WorkloadSpec::single(WorkloadId::new("shop", "direct"), guest("keyvalue_user"));
     direct.http.host = Some("direct.test".to_string());
     direct
         .plugins
@@ -364,5 +371,115 @@ async fn the_layer_is_the_default_and_a_pick_reaches_beneath_it() -> anyhow::Res
         assert_eq!(got.body, who);
     }
     host.shutdown().await;
+    Ok(())
+}
+
+/// `[plugin.wraps]` picks per interface. A shared layer's wrapped logging
+/// served by `logging-nats` composed into it would act under the layer's
+/// grants (its NATS subjects): refused, saying so.
+#[test]
+fn a_plugin_composed_beneath_a_shared_layer_never_gets_its_grants() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let plugins = format!(
+        r#"
+[[plugin]]
+name = "keyvalue-memory"
+mode = "shared"
+
+[[plugin]]
+name = "logging-nats"
+
+[[plugin]]
+name = "keyvalue-audit"
+path = {path:?}
+mode = "shared"
+[plugin.wraps]
+"wasi:keyvalue/store" = "keyvalue-memory"
+"wasi:keyvalue/atomics" = "keyvalue-memory"
+"wasi:keyvalue/batch" = "keyvalue-memory"
+"wasi:logging/logging" = "logging-nats"
+"#,
+        path = guest("keyvalue_audit")
+    );
+    let app = manifest(dir.path(), &plugins);
+    let cache = dir.path().join("cache");
+    let (status, log) = keel_tests::run_keel(&[
+        "run",
+        app.to_str().unwrap_or_default(),
+        "--listen",
+        "127.0.0.1:0",
+        "--cache-dir",
+        cache.to_str().unwrap_or_default(),
+    ])?;
+    assert_eq!(status, Some(1), "{log}");
+    assert!(
+        log.contains(
+            "plugin `logging-nats` imports keel:core/nats and is composed beneath the shared \
+             layer `keyvalue-audit`, where it would act under `keyvalue-audit`'s grants"
+        ),
+        "{log}"
+    );
+    Ok(())
+}
+
+/// A shared layer over shared plugins: each runs in its own Store with its
+/// own grants, and the calls keep their original caller all the way down.
+/// Here the audit layer's records go to `logging-nats`, shared: published
+/// under the subject of the workload that made the keyvalue call, not of
+/// the layer.
+#[test]
+fn a_shared_layer_passes_the_original_caller_down() -> anyhow::Result<()> {
+    let server = NatsServer::start()?;
+    let dir = tempfile::tempdir()?;
+    let plugins = format!(
+        r#"
+[[plugin]]
+name = "keyvalue-memory"
+mode = "shared"
+
+[[plugin]]
+name = "logging-nats"
+mode = "shared"
+
+[[plugin]]
+name = "keyvalue-audit"
+path = {path:?}
+mode = "shared"
+[plugin.wraps]
+"wasi:keyvalue/store" = "keyvalue-memory"
+"wasi:keyvalue/atomics" = "keyvalue-memory"
+"wasi:keyvalue/batch" = "keyvalue-memory"
+"wasi:logging/logging" = "logging-nats"
+"#,
+        path = guest("keyvalue_audit")
+    );
+    let app = manifest(dir.path(), &plugins);
+    let mut keel = KeelProcess::spawn(&app, &dir.path().join("cache"), &["--nats", &server.url()])?;
+    let addr = keel.http_addr()?;
+    keel.wait_for_log("workload running", Duration::from_secs(120))?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let (expected, records) = runtime.block_on(async {
+        let client = async_nats::connect(server.url()).await?;
+        let mut subscriber = client.subscribe("keel.logs.>").await?;
+        client.flush().await?;
+        let expected = drive(addr).await?;
+        let mut records = Vec::new();
+        while records.len() < expected.len() {
+            let message = tokio::time::timeout(Duration::from_secs(10), subscriber.next())
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("subscription ended"))?;
+            let record: serde_json::Value = serde_json::from_slice(&message.payload)?;
+            records.push((message.subject.to_string(), record));
+        }
+        anyhow::Ok((expected, records))
+    })?;
+    for ((subject, record), message) in records.iter().zip(&expected) {
+        assert_eq!(subject, "keel.logs.shop.cart");
+        assert_eq!(record["namespace"], "shop");
+        assert_eq!(record["workload"], "cart");
+        assert_eq!(record["component"], "api");
+        assert_eq!(record["context"], "keyvalue-audit");
+        assert_eq!(record["message"], message.as_str());
+    }
     Ok(())
 }

@@ -150,7 +150,12 @@ fn chain_of(plan: &LinkPlan, top: &str, import: &str) -> String {
         plan.plugin_bindings()
             .find(|(b, _)| b.plugin == name)
             .map(|(_, m)| m)
-            .or_else(|| plan.layers.iter().find(|l| l.binding.plugin == name).map(|l| l.mode))
+            .or_else(|| {
+                plan.layers
+                    .iter()
+                    .find(|l| l.binding.plugin == name)
+                    .map(|l| l.mode)
+            })
             .map_or("", |m| m.as_str())
     };
     let mut shown = vec![format!("{top} ({})", mode_of(top))];
@@ -221,6 +226,11 @@ pub fn compose_workload(manifest: &Manifest, workload: &WorkloadSpec) -> Result<
             shared.plugin
         );
     }
-    let prepared = crate::plugins::composed::prepared_plugins(&plugins, component, &plan.composed, &plan.layers)?;
+    let prepared = crate::plugins::composed::prepared_plugins(
+        &plugins,
+        component,
+        &plan.composed,
+        &plan.layers,
+    )?;
     crate::plugins::composed::compose(&bytes, &prepared, &plan.composed)
 }

@@ -18,9 +18,10 @@
 //!
 //! Grants never cross a link: a shared layer's Store has the layer's
 //! grants and the backend's Store the backend's. Plugins composed together
-//! share one `keel:core/nats` import, so keel refuses a stack in which more
-//! than one member imports it, and a composed plugin importing it beneath a
-//! shared layer (it would act under the layer's grants).
+//! share one `keel:core/nats` import, so keel refuses a composed layer that
+//! imports it together with a member of its stack that imports it too, and
+//! a composed plugin importing it beneath a shared layer (it would act
+//! under the layer's grants).
 
 use super::composed::compose;
 use super::{LoadedPlugin, PluginSet, host_serves, is_keel_core, reaches_outside};
@@ -111,7 +112,10 @@ impl PluginSet {
             );
         }
         let Some(plugin) = self.get(name) else {
-            bail!("missing link in the plugin chain {}", missing(&shown(path, name), name));
+            bail!(
+                "missing link in the plugin chain {}",
+                missing(&shown(path, name), name)
+            );
         };
         let wraps = plugin.spec.wraps.clone();
         path.push(name.to_string());
@@ -161,11 +165,12 @@ impl PluginSet {
                     p == name || covered.contains(&(p.to_string(), i.to_string()))
                 })
                 .with_context(|| format!("resolving the imports of plugin `{name}`"))?;
-            let types_only = |import: &str| {
-                plugin.info.imports.iter().any(|i| {
-                    i.name == import && i.functions.is_empty() && i.resources.is_empty()
-                })
-            };
+            let types_only =
+                |import: &str| {
+                    plugin.info.imports.iter().any(|i| {
+                        i.name == import && i.functions.is_empty() && i.resources.is_empty()
+                    })
+                };
             PluginLinks {
                 bound: (resolution.bindings.into_iter())
                     .filter(|b| plugin_served(&b.import))
@@ -191,9 +196,9 @@ impl PluginSet {
             .collect();
         let mut picks = BTreeMap::new();
         if let Some(wrapped) = &layer.spec.wraps.plugin {
-            let below = self
-                .get(wrapped)
-                .with_context(|| format!("plugin `{name}` wraps `{wrapped}`, which is not declared"))?;
+            let below = self.get(wrapped).with_context(|| {
+                format!("plugin `{name}` wraps `{wrapped}`, which is not declared")
+            })?;
             for import in &imports {
                 if exports_interface(below, &import.unversioned()) {
                     picks.insert(import.unversioned(), wrapped.clone());
@@ -203,7 +208,11 @@ impl PluginSet {
                 let listed: Vec<String> = imports.iter().map(|i| format!("`{i}`")).collect();
                 bail!(
                     "plugin `{name}` wraps `{wrapped}`, which exports none of its imports ({})",
-                    if listed.is_empty() { "it imports none a plugin could serve".to_string() } else { listed.join(", ") }
+                    if listed.is_empty() {
+                        "it imports none a plugin could serve".to_string()
+                    } else {
+                        listed.join(", ")
+                    }
                 );
             }
         }
@@ -212,7 +221,9 @@ impl PluginSet {
                 .iter()
                 .any(|i| i.unversioned() == *interface || i.to_string() == *interface);
             if !imported {
-                bail!("plugin `{name}` wraps `{wrapped}` for `{interface}`, which it does not import");
+                bail!(
+                    "plugin `{name}` wraps `{wrapped}` for `{interface}`, which it does not import"
+                );
             }
             picks.insert(interface.clone(), wrapped.clone());
         }
@@ -257,8 +268,11 @@ impl PluginSet {
                 match link.mode {
                     LinkMode::Composed => {
                         if let Some(plugin) = self.get(below)
-                            && let Some(reach) =
-                                plugin.info.imports.iter().find(|i| reaches_outside(&i.name))
+                            && let Some(reach) = plugin
+                                .info
+                                .imports
+                                .iter()
+                                .find(|i| reaches_outside(&i.name))
                         {
                             bail!(
                                 "plugin `{below}` (beneath `{member}`) imports `{}`: composed, it would \
@@ -284,23 +298,33 @@ impl PluginSet {
             .filter(|m| self.get(m).is_some_and(imports_nats))
             .collect();
         let top_mode = self.get(top).map_or(LinkMode::Composed, |p| p.spec.mode);
-        match (top_mode, nats.as_slice()) {
-            (LinkMode::Composed, [first, second, ..]) => bail!(
-                "plugins `{first}` and `{second}` are composed together in the chain of `{top}` and \
-                 both import keel:core/nats: one would act under the other's subject grants; \
-                 declare one of them with mode = \"shared\""
-            ),
-            (LinkMode::Shared, found) => {
-                if let Some(below) = found.iter().find(|m| m.as_str() != top) {
-                    bail!(
-                        "plugin `{below}` imports keel:core/nats and is composed beneath the shared \
-                         layer `{top}`, where it would act under `{top}`'s grants; declare it with \
-                         mode = \"shared\""
-                    );
-                }
-                self.check_scopes(top, &stack)?;
+        // A layer composed together with another member importing
+        // keel:core/nats would share that import, and so its grants.
+        let layer_with_nats = nats.iter().find(|m| {
+            let is_layer = links
+                .iter()
+                .any(|l| l.layer.as_str() == m.as_str() && l.mode == LinkMode::Composed);
+            is_layer && nats.len() > 1
+        });
+        if let (LinkMode::Composed, Some(layer)) = (top_mode, layer_with_nats) {
+            let other = (nats.iter())
+                .find(|m| m.as_str() != layer.as_str())
+                .map_or("", |m| m.as_str());
+            bail!(
+                "plugin `{layer}` imports keel:core/nats and is composed together with `{other}`, \
+                 which imports it too: one would act under the other's subject grants; declare \
+                 one of them with mode = \"shared\""
+            );
+        }
+        if top_mode == LinkMode::Shared {
+            if let Some(below) = nats.iter().find(|m| m.as_str() != top) {
+                bail!(
+                    "plugin `{below}` imports keel:core/nats and is composed beneath the shared \
+                     layer `{top}`, where it would act under `{top}`'s grants; declare it with \
+                     mode = \"shared\""
+                );
             }
-            _ => {}
+            self.check_scopes(top, &stack)?;
         }
         Ok(stack)
     }
@@ -404,7 +428,9 @@ fn add_shared(shared: &mut Vec<Binding>, binding: &Binding, layer: &str) -> Resu
 /// `chain (missing)`, with what to do.
 fn missing(chain: &str, name: &str) -> String {
     let hint = if crate::spec::builtin::builtin(name).is_some() {
-        format!(": `{name}` is a built-in this host does not offer by default; declare it with [[plugin]] name = \"{name}\"")
+        format!(
+            ": `{name}` is a built-in this host does not offer by default; declare it with [[plugin]] name = \"{name}\""
+        )
     } else {
         format!(": no plugin `{name}` is declared")
     };
@@ -419,9 +445,11 @@ fn plugin_served(import: &str) -> bool {
 
 /// Whether `plugin` exports interface `unversioned`, at any version.
 fn exports_interface(plugin: &LoadedPlugin, unversioned: &str) -> bool {
-    plugin.info.exports.iter().any(|e| {
-        InterfaceName::parse(&e.name).is_some_and(|n| n.unversioned() == unversioned)
-    })
+    plugin
+        .info
+        .exports
+        .iter()
+        .any(|e| InterfaceName::parse(&e.name).is_some_and(|n| n.unversioned() == unversioned))
 }
 
 /// Whether `plugin` imports `keel:core/nats` (what subject grants govern).

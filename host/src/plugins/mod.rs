@@ -346,11 +346,9 @@ impl PluginSet {
             );
         }
         let covered = self.covered();
-        let resolution = self
-            .registry
-            .resolve_excluding(component, picks, &|p, i| {
-                covered.contains(&(p.to_string(), i.to_string()))
-            })?;
+        let resolution = self.registry.resolve_excluding(component, picks, &|p, i| {
+            covered.contains(&(p.to_string(), i.to_string()))
+        })?;
         let mut plan = LinkPlan::default();
         let mut beneath = Vec::new();
         for binding in resolution.bindings {
@@ -392,7 +390,12 @@ impl PluginSet {
                     }
                     // What the stack still imports is the composed
                     // component's, served as its own imports are.
-                    beneath.extend(stack.shared.into_iter().map(|b| (b, binding.plugin.clone())));
+                    beneath.extend(
+                        stack
+                            .shared
+                            .into_iter()
+                            .map(|b| (b, binding.plugin.clone())),
+                    );
                     plan.denied.extend(stack.denied);
                     plan.composed.push(binding);
                 }

@@ -145,7 +145,9 @@ impl PluginSpec {
             if keel_compose::InterfaceName::parse(interface).is_none() {
                 return Err(InvalidSpec::new(
                     "wraps",
-                    format!("`{interface}` is not an interface name (`namespace:package/interface`)"),
+                    format!(
+                        "`{interface}` is not an interface name (`namespace:package/interface`)"
+                    ),
                 ));
             }
         }

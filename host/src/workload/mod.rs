@@ -449,16 +449,18 @@ fn load_component(
     let component = if plan.composed.is_empty() {
         cache.load(engine.engine(), &spec.name, &bytes)
     } else {
-        composed::prepared_plugins(&plugins, spec, &plan.composed, &plan.layers).and_then(|prepared| {
-            composed::composed_component(
-                engine.engine(),
-                cache,
-                &spec.name,
-                &bytes,
-                &prepared,
-                &plan.composed,
-            )
-        })
+        composed::prepared_plugins(&plugins, spec, &plan.composed, &plan.layers).and_then(
+            |prepared| {
+                composed::composed_component(
+                    engine.engine(),
+                    cache,
+                    &spec.name,
+                    &bytes,
+                    &prepared,
+                    &plan.composed,
+                )
+            },
+        )
     };
     Ok((
         component.map_err(|e| located(spec, Stage::Compile, e))?,

@@ -134,12 +134,7 @@ impl StoreGuest for Layer {
     type Bucket = Audited;
 
     fn open(identifier: String) -> Result<Bucket, Error> {
-        let opened = record(
-            "open",
-            &identifier,
-            None,
-            backend::store::open(&identifier),
-        )?;
+        let opened = record("open", &identifier, None, backend::store::open(&identifier))?;
         Ok(Bucket::new(Audited {
             inner: opened,
             name: identifier,
