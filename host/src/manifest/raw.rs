@@ -66,7 +66,10 @@ pub struct Plugin {
 
 /// `wraps = "plugin"`, or a table of interface → plugin.
 #[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "a plugin name (`wraps = \"keyvalue-nats\"`) or a table of interface = plugin"
+)]
 pub enum Wraps {
     One(String),
     Each(BTreeMap<String, String>),
