@@ -483,3 +483,82 @@ mode = "shared"
     }
     Ok(())
 }
+
+/// A shared layer serving a whole namespace over a store kept per
+/// workload would carry several workloads' calls into one workload's
+/// instance: refused, with the scope to give the layer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_layer_wider_than_the_store_beneath_is_refused() -> anyhow::Result<()> {
+    use keel_tests::keel::spec::SharedScope;
+    let error = refused_with(vec![
+        PluginSpec {
+            scope: SharedScope::Workload,
+            ..PluginSpec::new("keyvalue-memory", None, LinkMode::Shared)
+        },
+        audit(LinkMode::Shared, "keyvalue-memory"),
+    ])
+    .await?;
+    assert!(
+        error.contains(
+            "shared layer `keyvalue-audit` (scope = \"namespace\") cannot wrap `keyvalue-memory` \
+             (scope = \"workload\")"
+        ),
+        "{error}"
+    );
+    assert!(
+        error.contains("give `keyvalue-audit` scope = \"workload\""),
+        "{error}"
+    );
+    Ok(())
+}
+
+/// A call the backend refuses is recorded with the backend's error, and
+/// the workload gets that error unchanged.
+#[test]
+fn a_refused_call_is_recorded_with_the_backends_error() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let plugins = format!(
+        r#"
+[[plugin]]
+name = "keyvalue-memory"
+mode = "shared"
+config = {{ max_keys_per_namespace = "1" }}
+{}"#,
+        audit_toml("shared", "keyvalue-memory")
+    );
+    let app = manifest(dir.path(), &plugins);
+    let mut keel = KeelProcess::spawn(&app, &dir.path().join("cache"), &[])?;
+    let addr = keel.http_addr()?;
+    keel.wait_for_log("workload running", Duration::from_secs(120))?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let refused = runtime.block_on(request(
+        addr,
+        "PUT",
+        "localhost",
+        "/set?bucket=cart&key=apple",
+        "3",
+    ))?;
+    assert_eq!(refused.status, 500, "{refused:?}");
+    let text = refused
+        .body
+        .strip_prefix("Error::Other(\"")
+        .and_then(|b| b.strip_suffix("\")"))
+        .unwrap_or_else(|| panic!("not the backend's error: {}", refused.body));
+    assert!(text.starts_with("quota exceeded"), "{text}");
+    let last = format!(
+        "caller=shop/cart op=set bucket=\"cart\" key=\"apple\" outcome=error(other: {text})"
+    );
+    keel.wait_for_log_line(
+        "the refused call's record",
+        |l| l.contains(&last),
+        Duration::from_secs(30),
+    )?;
+    assert_eq!(
+        audit_records(&keel),
+        vec![
+            "caller=shop/cart op=open bucket=\"cart\" outcome=ok".to_string(),
+            last
+        ]
+    );
+    Ok(())
+}
