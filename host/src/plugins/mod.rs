@@ -4,9 +4,11 @@
 //! For every component of a workload, [`PluginSet::plan`] decides how each
 //! import is served: by a plugin composed in ([`composed`]), by the host
 //! (WASI, `wasi:http`), or by a deny implementation ([`deny`]) that answers
-//! `access-denied` or traps with a message naming the interface. Plugins
-//! learn who calls them through `keel:core` ([`identity`]); workloads may
-//! not import `keel:core` themselves.
+//! `access-denied` or traps with a message naming the interface. A plugin
+//! may itself import what other plugins export: a layer over them, linked
+//! as [`layers`] describes. Plugins learn who calls them through
+//! `keel:core` (`identity`); workloads may not import `keel:core`
+//! themselves.
 
 pub mod composed;
 pub mod deny;
@@ -331,7 +333,10 @@ impl PluginSet {
 
     /// Decides how each import of `component` (whose imports and exports,
     /// read once by the caller, are `info`) is served. `picks` maps
-    /// interfaces to the plugin that must serve them.
+    /// interfaces to the plugin that must serve them. A plugin a layer
+    /// wraps is no candidate unless picked; the chain beneath each plugin
+    /// chosen is resolved (see [`layers`]), and every declared layer's chain
+    /// is checked for cycles and missing links.
     pub fn plan(
         &mut self,
         component: &[u8],
