@@ -150,6 +150,19 @@ impl Registry {
         workload: &[u8],
         picks: &BTreeMap<String, String>,
     ) -> Result<Resolution> {
+        self.resolve_excluding(workload, picks, &|_, _| false)
+    }
+
+    /// [`resolve`](Self::resolve), where plugin `p` is no candidate for an
+    /// unpicked import of interface `i` (unversioned) when `excluded(p, i)`:
+    /// a plugin does not serve its own imports, and a plugin a layer wraps
+    /// is reached through the layer unless picked.
+    pub fn resolve_excluding(
+        &mut self,
+        workload: &[u8],
+        picks: &BTreeMap<String, String>,
+        excluded: &dyn Fn(&str, &str) -> bool,
+    ) -> Result<Resolution> {
         for (interface, plugin) in picks {
             if !self.plugins.iter().any(|p| &p.name == plugin) {
                 return Err(ResolveError::UnknownPlugin {
@@ -179,6 +192,9 @@ impl Registry {
             let mut near_misses = Vec::new();
             for plugin in &self.plugins {
                 if pick.is_some_and(|p| p != &plugin.name) {
+                    continue;
+                }
+                if pick.is_none() && excluded(&plugin.name, &name.unversioned()) {
                     continue;
                 }
                 match self.candidate(plugin, &name, import_kind) {

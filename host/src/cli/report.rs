@@ -93,6 +93,9 @@ pub fn inspect(component: &ComponentSource, manifest: Option<&Manifest>) -> Resu
                     members(import)
                 );
             }
+            if !plan.layers.is_empty() {
+                let _ = write!(out, "\nplugin layers:\n{}", layer_lines(plan));
+            }
         }
         Err(e) => {
             for import in &info.imports {
@@ -122,15 +125,28 @@ fn members(item: &keel_compose::Item) -> String {
 fn served_by(plan: &LinkPlan) -> BTreeMap<&str, String> {
     let mut served = BTreeMap::new();
     for (binding, mode) in plan.plugin_bindings() {
-        served.insert(
-            binding.import.as_str(),
+        let layer = plan.layers.iter().any(|l| l.layer == binding.plugin);
+        let how = if layer {
+            // A layer's own imports are in its chain, shown after the imports.
+            format!(
+                "plugin `{}` ({}, its export `{}`), a layer: {}",
+                binding.plugin,
+                mode.as_str(),
+                binding.export,
+                chain_of(plan, &binding.plugin, &binding.import)
+            )
+        } else {
             format!(
                 "plugin `{}` ({}, its export `{}`)",
                 binding.plugin,
                 mode.as_str(),
                 binding.export
-            ),
-        );
+            )
+        };
+        // The component's own import first: the same name may come again,
+        // as what a composed layer left to the plugin beneath it (shown
+        // with the layers).
+        served.entry(binding.import.as_str()).or_insert(how);
     }
     for import in &plan.host {
         served.insert(import.as_str(), "host".to_string());
@@ -157,6 +173,58 @@ fn same_source(declared: &ComponentSource, inspected: &ComponentSource) -> bool 
         (ComponentSource::Oci(a), ComponentSource::Oci(b)) => a.reference == b.reference,
         _ => false,
     }
+}
+
+/// The chain beneath plugin `top` for interface `import` (the plugins the
+/// call passes on its way down, with their modes): `keyvalue-audit
+/// (shared) → keyvalue-memory (shared)`.
+fn chain_of(plan: &LinkPlan, top: &str, import: &str) -> String {
+    let interface = keel_compose::InterfaceName::parse(import).map(|n| n.unversioned());
+    let mode_of = |name: &str| {
+        plan.plugin_bindings()
+            .find(|(b, _)| b.plugin == name)
+            .map(|(_, m)| m)
+            .or_else(|| {
+                plan.layers
+                    .iter()
+                    .find(|l| l.binding.plugin == name)
+                    .map(|l| l.mode)
+            })
+            .map_or("", |m| m.as_str())
+    };
+    let mut shown = vec![format!("{top} ({})", mode_of(top))];
+    let mut at = top.to_string();
+    // Bounded by the number of links: the chain was checked for cycles.
+    for _ in 0..plan.layers.len() {
+        let next = plan.layers.iter().find(|l| {
+            l.layer == at
+                && keel_compose::InterfaceName::parse(&l.binding.import).map(|n| n.unversioned())
+                    == interface
+        });
+        let Some(next) = next else {
+            break;
+        };
+        at = next.binding.plugin.clone();
+        shown.push(format!("{at} ({})", next.mode.as_str()));
+    }
+    shown.join(" → ")
+}
+
+/// The links of every plugin layer `plan` uses, one line each.
+fn layer_lines(plan: &LinkPlan) -> String {
+    let mut out = String::new();
+    for link in &plan.layers {
+        let _ = writeln!(
+            out,
+            "  {} imports {} -> plugin `{}` ({}, its export `{}`)",
+            link.layer,
+            link.binding.import,
+            link.binding.plugin,
+            link.mode.as_str(),
+            link.binding.export
+        );
+    }
+    out
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {
@@ -192,6 +260,11 @@ pub fn compose_workload(manifest: &Manifest, workload: &WorkloadSpec) -> Result<
             shared.plugin
         );
     }
-    let prepared = crate::plugins::composed::prepared_plugins(&plugins, component, &plan.composed)?;
+    let prepared = crate::plugins::composed::prepared_plugins(
+        &plugins,
+        component,
+        &plan.composed,
+        &plan.layers,
+    )?;
     crate::plugins::composed::compose(&bytes, &prepared, &plan.composed)
 }

@@ -478,6 +478,17 @@ fn plugin_spec(
         forwarder: raw.forwarder,
         memory: raw.memory.unwrap_or(PluginSpec::DEFAULT_MEMORY),
         call_timeout: raw.call_timeout.unwrap_or(PluginSpec::DEFAULT_CALL_TIMEOUT),
+        wraps: match &raw.wraps {
+            None => crate::spec::Wraps::default(),
+            Some(raw::Wraps::One(plugin)) => crate::spec::Wraps {
+                plugin: Some(plugin.clone()),
+                ..crate::spec::Wraps::default()
+            },
+            Some(raw::Wraps::Each(interfaces)) => crate::spec::Wraps {
+                plugin: None,
+                interfaces: interfaces.clone(),
+            },
+        },
         origin: Some(source.locate(at.start)),
     };
     // The library's check of the whole declaration (limits included).

@@ -61,6 +61,18 @@ pub struct Plugin {
     pub memory: Option<ByteSize>,
     #[serde(default, with = "opt_duration")]
     pub call_timeout: Option<Duration>,
+    pub wraps: Option<Wraps>,
+}
+
+/// `wraps = "plugin"`, or a table of interface → plugin.
+#[derive(Debug, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a plugin name (`wraps = \"keyvalue-nats\"`) or a table of interface = plugin"
+)]
+pub enum Wraps {
+    One(String),
+    Each(BTreeMap<String, String>),
 }
 
 #[derive(Debug, Default, Deserialize)]

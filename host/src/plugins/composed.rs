@@ -17,10 +17,14 @@ const CONFIG_STORE: &str = "wasi:config/store";
 /// its configuration baked in. A plugin gets its own manifest `config`; the
 /// plugin serving `wasi:config/store` gets, layered over that, the
 /// component's `config` and, if asked, its environment.
+///
+/// A layer comes with the composed plugins beneath it composed in (see
+/// [`super::layers`]), as `layers` link them.
 pub fn prepared_plugins(
     plugins: &PluginSet,
     component: &ComponentSpec,
     bindings: &[Binding],
+    layers: &[super::layers::LayerLink],
 ) -> Result<Vec<(String, Vec<u8>)>> {
     let mut prepared: Vec<(String, Vec<u8>)> = Vec::new();
     for binding in bindings {
@@ -58,6 +62,7 @@ pub fn prepared_plugins(
             }
             plugin.bytes.to_vec()
         };
+        let bytes = super::layers::stack_bytes(plugins, &binding.plugin, bytes, layers)?;
         prepared.push((binding.plugin.clone(), bytes));
     }
     Ok(prepared)

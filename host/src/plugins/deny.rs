@@ -20,6 +20,19 @@ pub struct Denial {
     pub why: String,
 }
 
+impl Denial {
+    /// The denial of `unbound`, saying why nothing serves it.
+    pub fn of(unbound: &keel_compose::Unbound) -> Denial {
+        Denial {
+            import: unbound.import.clone(),
+            why: match unbound.near_misses.as_slice() {
+                [] => "no plugin exports it and the host does not serve it".to_string(),
+                misses => format!("no plugin fits ({})", misses.join("; ")),
+            },
+        }
+    }
+}
+
 /// The placeholder type of every resource of a denied interface: no
 /// denied function ever creates one, so one type serves them all (and a
 /// resource two denied interfaces share, as `wasi:keyvalue/atomics` shares

@@ -4,12 +4,15 @@
 //! For every component of a workload, [`PluginSet::plan`] decides how each
 //! import is served: by a plugin composed in ([`composed`]), by the host
 //! (WASI, `wasi:http`), or by a deny implementation ([`deny`]) that answers
-//! `access-denied` or traps with a message naming the interface. Plugins
-//! learn who calls them through `keel:core` ([`identity`]); workloads may
-//! not import `keel:core` themselves.
+//! `access-denied` or traps with a message naming the interface. A plugin
+//! may itself import what other plugins export: a layer over them, linked
+//! as [`layers`] describes. Plugins learn who calls them through
+//! `keel:core` (`identity`); workloads may not import `keel:core`
+//! themselves.
 
 pub mod composed;
 pub mod deny;
+pub mod layers;
 pub mod shared;
 
 use crate::cache::ComponentCache;
@@ -19,6 +22,7 @@ use crate::spec::builtin;
 use crate::spec::{LinkMode, PluginSpec, SharedScope, WorkloadId};
 use anyhow::{Context, Result, bail};
 use keel_compose::{Binding, ComponentInfo, InterfaceName, Registry, Unbound};
+use layers::{LayerLink, PluginLinks};
 use sha2::{Digest, Sha256};
 use shared::SharedPlugin;
 use std::collections::BTreeMap;
@@ -47,6 +51,9 @@ pub struct PluginSet {
     registry: Registry,
     /// Live shared instances by plugin name and whom they serve.
     shared: BTreeMap<(String, Serves), LiveShared>,
+    /// How each plugin's own imports are served (see [`layers`]), resolved
+    /// on first use.
+    links: BTreeMap<String, PluginLinks>,
 }
 
 /// A live shared plugin instance (it holds its slot of the pool's reserve
@@ -104,6 +111,9 @@ pub struct LinkPlan {
     /// The NATS subjects granted to the composed plugins: together, since
     /// they share the component's one `keel:core/nats` import.
     pub subjects: SubjectGrants,
+    /// The links of the plugin layers beneath the plugins serving the
+    /// component (see [`layers`]).
+    pub layers: Vec<LayerLink>,
 }
 
 impl LinkPlan {
@@ -179,6 +189,7 @@ impl PluginSet {
     /// declared plugin fits an import, built-ins are not considered.
     fn register(&mut self, spec: PluginSpec, bytes: Vec<u8>, builtin: bool) -> Result<()> {
         let at = located(&spec);
+        self.links.clear();
         keel_compose::WasmKind::expect_component(&bytes)
             .map_err(|e| anyhow::anyhow!("{at}plugin `{}`: {e}", spec.name))?;
         let info =
@@ -247,28 +258,39 @@ impl PluginSet {
                 key.1.describe()
             )
         })?;
+        // The chain beneath it: composed plugins composed into its
+        // component, shared ones reached through forwarders in its Store.
+        let mut links = Vec::new();
+        self.chain(name, &mut links)?;
+        let stack = self.stack(name, &links)?;
+        let loaded = self
+            .get(name)
+            .with_context(|| format!("no plugin `{name}`"))?;
         // A shared plugin's configuration is baked in like a composed one's.
-        let bytes = if keel_compose::bake::accepts_config(&loaded.bytes) {
-            let pairs: Vec<(String, String)> = loaded
-                .spec
-                .config
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            keel_compose::bake::bake(&loaded.bytes, &pairs)
-                .with_context(|| format!("baking configuration into plugin `{name}`"))?
-        } else {
-            loaded.bytes.to_vec()
-        };
+        let bytes = layers::stack_bytes(self, name, layers::baked(loaded)?, &links)?;
+        let spec = loaded.spec.clone();
         let component = cache.load(engine.engine(), name, &bytes)?;
-        let spec = &loaded.spec;
+        let mut beneath = Vec::new();
+        for binding in &stack.shared {
+            let below =
+                self.shared_instance(engine, cache, &binding.plugin, workload, broker, resolver)?;
+            beneath.push((binding.clone(), below));
+        }
         let plugin = Arc::new(
-            SharedPlugin::new(engine, name, &component, &spec.grants, broker)?
-                .resolving_with(resolver.clone())
-                .with_forwarder(spec.forwarder)
-                .with_limits(spec.memory.as_usize(), spec.call_timeout)
-                .serving(key.1.describe())
-                .holding(reserved),
+            SharedPlugin::layered(
+                engine,
+                name,
+                &component,
+                &spec.grants,
+                broker,
+                beneath,
+                &stack.denied,
+            )?
+            .resolving_with(resolver.clone())
+            .with_forwarder(spec.forwarder)
+            .with_limits(spec.memory.as_usize(), spec.call_timeout)
+            .serving(key.1.describe())
+            .holding(reserved),
         );
         self.shared.insert(
             key,
@@ -311,7 +333,10 @@ impl PluginSet {
 
     /// Decides how each import of `component` (whose imports and exports,
     /// read once by the caller, are `info`) is served. `picks` maps
-    /// interfaces to the plugin that must serve them.
+    /// interfaces to the plugin that must serve them. A plugin a layer
+    /// wraps is no candidate unless picked; the chain beneath each plugin
+    /// chosen is resolved (see [`layers`]), and every declared layer's chain
+    /// is checked for cycles and missing links.
     pub fn plan(
         &mut self,
         component: &[u8],
@@ -325,9 +350,21 @@ impl PluginSet {
                 core.name
             );
         }
-        let resolution = self.registry.resolve(component, picks)?;
+        let covered = self.covered();
+        let resolution = self.registry.resolve_excluding(component, picks, &|p, i| {
+            covered.contains(&(p.to_string(), i.to_string()))
+        })?;
         let mut plan = LinkPlan::default();
+        let mut beneath = Vec::new();
         for binding in resolution.bindings {
+            let mut links = Vec::new();
+            self.chain(&binding.plugin, &mut links)?;
+            let stack = self.stack(&binding.plugin, &links)?;
+            for link in links {
+                if !plan.layers.contains(&link) {
+                    plan.layers.push(link);
+                }
+            }
             let Some(plugin) = self.get(&binding.plugin) else {
                 continue;
             };
@@ -347,13 +384,42 @@ impl PluginSet {
                             reach.name
                         );
                     }
-                    let granted = SubjectGrants::parse(&plugin.spec.grants.subjects)
-                        .map_err(anyhow::Error::msg)
-                        .with_context(|| format!("plugin `{}`", plugin.spec.name))?;
-                    plan.subjects = plan.subjects.union(&granted);
+                    for member in std::iter::once(&binding.plugin).chain(&stack.composed) {
+                        let Some(member) = self.get(member) else {
+                            continue;
+                        };
+                        let granted = SubjectGrants::parse(&member.spec.grants.subjects)
+                            .map_err(anyhow::Error::msg)
+                            .with_context(|| format!("plugin `{}`", member.spec.name))?;
+                        plan.subjects = plan.subjects.union(&granted);
+                    }
+                    // What the stack still imports is the composed
+                    // component's, served as its own imports are.
+                    beneath.extend(
+                        stack
+                            .shared
+                            .into_iter()
+                            .map(|b| (b, binding.plugin.clone())),
+                    );
+                    plan.denied.extend(stack.denied);
                     plan.composed.push(binding);
                 }
                 LinkMode::Shared => plan.shared.push(binding),
+            }
+        }
+        self.check_layers()?;
+        for (binding, layer) in beneath {
+            match plan.shared.iter().find(|b| b.import == binding.import) {
+                Some(other) if other.plugin != binding.plugin => bail!(
+                    "`{}` is imported by the component (served by `{}`) and by the layer `{layer}` \
+                     (served by `{}`): composed into one component they import it once; \
+                     serve both from one plugin",
+                    binding.import,
+                    other.plugin,
+                    binding.plugin
+                ),
+                Some(_) => {}
+                None => plan.shared.push(binding),
             }
         }
         for unbound in resolution.unbound {

@@ -15,6 +15,7 @@ mod source;
 mod status;
 pub(crate) mod units;
 pub(crate) mod validate;
+mod wraps;
 
 pub use crate::policy::names::validate_name;
 pub use image_ref::{ImageRef, InvalidReference};
@@ -24,6 +25,7 @@ pub use source::{ComponentSource, OciComponent};
 pub use status::{WorkloadState, WorkloadStatus};
 pub use units::{ByteSize, parse_duration};
 pub use validate::InvalidSpec;
+pub use wraps::Wraps;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -154,6 +156,8 @@ pub struct PluginSpec {
     /// whatever its caller's deadline. Past it the plugin traps and
     /// restarts.
     pub call_timeout: Duration,
+    /// The plugins serving its own imports, when it is a layer over them.
+    pub wraps: Wraps,
     /// Where the manifest declared it, for error messages.
     pub origin: Option<Location>,
 }
@@ -179,6 +183,7 @@ impl PluginSpec {
             forwarder: Forwarder::default(),
             memory: PluginSpec::DEFAULT_MEMORY,
             call_timeout: PluginSpec::DEFAULT_CALL_TIMEOUT,
+            wraps: Wraps::default(),
             origin: None,
         }
     }

@@ -139,6 +139,19 @@ impl PluginSpec {
         self.check_config_addresses()?;
         crate::policy::grants::SubjectGrants::parse(&self.grants.subjects)
             .map_err(|m| InvalidSpec::new("grants.subjects", m))?;
+        for wrapped in self.wraps.named() {
+            validate_name(wrapped).map_err(|m| InvalidSpec::new("wraps", m))?;
+        }
+        for interface in self.wraps.interfaces.keys() {
+            if keel_compose::InterfaceName::parse(interface).is_none() {
+                return Err(InvalidSpec::new(
+                    "wraps",
+                    format!(
+                        "`{interface}` is not an interface name (`namespace:package/interface`)"
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
 }

@@ -13,7 +13,7 @@ pub use invocation::{DeadlineExceeded, InvocationTemplate};
 
 use crate::core_api::broker::BrokerSubscription;
 use crate::plugins::shared::SharedPlugin;
-use crate::plugins::shared::forwarders::{generic as forward, typed};
+use crate::plugins::shared::forwarders;
 use crate::plugins::{LinkPlan, composed, deny};
 use crate::pool::{PoolMember, PoolRefusal, PoolSlot};
 use crate::services::Services;
@@ -260,34 +260,15 @@ impl Workload {
             let (component, plan, shared) = load_component(services, spec, &self.spec)?;
             let mut linker = crate::store::core_linker(engine.engine())?;
             let bindings = plan.shared.iter().cloned().zip(shared).collect();
-            let (typed, generic) = typed::link_typed(&mut linker, bindings)
-                .map_err(|e| located(spec, Stage::Link, e))?;
-            let generic_imports: Vec<&str> =
-                generic.iter().map(|(b, _)| b.import.as_str()).collect();
+            let (typed, generic) =
+                forwarders::link_all(&mut linker, engine.engine(), &component, bindings)
+                    .map_err(|e| located(spec, Stage::Link, e))?;
+            let generic_imports: Vec<&str> = generic.iter().map(String::as_str).collect();
             log_plan(&self.spec.id, &spec.name, &plan, &generic_imports);
-            let mut proxy_types = forward::ProxyTypes::default();
-            for (binding, plugin) in generic {
-                forward::link_shared(
-                    &mut linker,
-                    engine.engine(),
-                    &component,
-                    &binding.import,
-                    &binding.export,
-                    plugin,
-                    &mut proxy_types,
-                )
-                .map_err(|e| located(spec, Stage::Link, e))?;
-            }
             let denials: Vec<deny::Denial> = plan
                 .denied
                 .iter()
-                .map(|denied| deny::Denial {
-                    import: denied.import.clone(),
-                    why: match denied.near_misses.as_slice() {
-                        [] => "no plugin exports it and the host does not serve it".to_string(),
-                        misses => format!("no plugin fits ({})", misses.join("; ")),
-                    },
-                })
+                .map(deny::Denial::of)
                 // An interface of only types is linked the same way: as an
                 // instance without members, which denies nothing.
                 .chain(plan.types_only.iter().map(|import| deny::Denial {
@@ -468,16 +449,18 @@ fn load_component(
     let component = if plan.composed.is_empty() {
         cache.load(engine.engine(), &spec.name, &bytes)
     } else {
-        composed::prepared_plugins(&plugins, spec, &plan.composed).and_then(|prepared| {
-            composed::composed_component(
-                engine.engine(),
-                cache,
-                &spec.name,
-                &bytes,
-                &prepared,
-                &plan.composed,
-            )
-        })
+        composed::prepared_plugins(&plugins, spec, &plan.composed, &plan.layers).and_then(
+            |prepared| {
+                composed::composed_component(
+                    engine.engine(),
+                    cache,
+                    &spec.name,
+                    &bytes,
+                    &prepared,
+                    &plan.composed,
+                )
+            },
+        )
     };
     Ok((
         component.map_err(|e| located(spec, Stage::Compile, e))?,
@@ -497,6 +480,12 @@ fn log_plan(workload: &WorkloadId, component: &str, plan: &LinkPlan, generic: &[
             LinkMode::Shared if generic.contains(&binding.import.as_str()) => Some("generic"),
             LinkMode::Shared => Some("typed"),
         };
+        // An import a composed layer left to a shared plugin beneath it.
+        let beneath = plan
+            .layers
+            .iter()
+            .find(|l| mode == LinkMode::Shared && l.binding == *binding)
+            .map(|l| l.layer.as_str());
         tracing::info!(
             workload,
             component,
@@ -504,6 +493,7 @@ fn log_plan(workload: &WorkloadId, component: &str, plan: &LinkPlan, generic: &[
             plugin = binding.plugin,
             mode = mode.as_str(),
             forwarder,
+            beneath,
             "import served by plugin"
         );
     }

@@ -264,3 +264,45 @@ fn a_host_configuration_has_plugins_and_no_workloads() {
         "{err}"
     );
 }
+
+#[test]
+fn a_layer_names_what_it_wraps_as_a_plugin_or_per_interface() {
+    let manifest = parse(
+        "[[plugin]]\nname = \"logging\"\n[plugin.wraps]\n\"wasi:keyvalue/store\" = \"keyvalue-memory\"\n[[workload]]\nname = \"a\"\n[[workload.component]]\npath = \"Cargo.toml\"\n",
+    )
+    .expect("a table of interface = plugin");
+    let wraps = &manifest.plugins[0].wraps;
+    assert_eq!(wraps.plugin, None);
+    assert_eq!(
+        wraps
+            .interfaces
+            .get("wasi:keyvalue/store")
+            .map(String::as_str),
+        Some("keyvalue-memory")
+    );
+    let manifest = parse(
+        "[[plugin]]\nname = \"logging\"\nwraps = \"keyvalue-memory\"\n[[workload]]\nname = \"a\"\n[[workload.component]]\npath = \"Cargo.toml\"\n",
+    )
+    .expect("a plugin name");
+    assert_eq!(
+        manifest.plugins[0].wraps.plugin.as_deref(),
+        Some("keyvalue-memory")
+    );
+}
+
+#[test]
+fn a_malformed_wraps_is_explained() {
+    let err = parse("[[plugin]]\nname = \"logging\"\nwraps = 3\n").unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("a plugin name (`wraps = \"keyvalue-nats\"`) or a table"),
+        "{err}"
+    );
+    let err =
+        parse("[[plugin]]\nname = \"logging\"\n[plugin.wraps]\n\"store\" = \"keyvalue-memory\"\n")
+            .unwrap_err();
+    assert!(
+        err.to_string().contains("`store` is not an interface name"),
+        "{err}"
+    );
+}

@@ -44,6 +44,7 @@ use crate::core_api::identity::WorkloadIdentity;
 use crate::engine::KeelEngine;
 use crate::outgoing::hooks::OutgoingHooks;
 use crate::outgoing::resolve::Resolver;
+use crate::plugins::deny::{Denial, link_denied};
 use crate::policy::authority::OutgoingAllowlist;
 use crate::policy::grants::SubjectGrants;
 use crate::policy::sockets::SocketAllowlist;
@@ -52,6 +53,8 @@ use crate::store::stdio::{self, OutputRate};
 use crate::store::{GuestStore, InvocationState, core_linker};
 use anyhow::{Context, Result};
 use fair_lock::FairLock;
+use forwarders::typed::{SharedBinding, TypedForwarders};
+use keel_compose::Unbound;
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -119,6 +122,9 @@ pub struct SharedPlugin {
     reserved: Option<crate::pool::SharedSlot>,
     /// How much the plugin may log, across restarts.
     output: Arc<OutputRate>,
+    /// The typed forwarders to the shared plugins beneath it, when it is a
+    /// layer (see [`crate::plugins::layers`]).
+    beneath: TypedForwarders,
 }
 
 impl SharedPlugin {
@@ -131,6 +137,22 @@ impl SharedPlugin {
         component: &Component,
         grants: &PluginGrants,
         broker: &Broker,
+    ) -> Result<SharedPlugin> {
+        SharedPlugin::layered(engine, name, component, grants, broker, Vec::new(), &[])
+    }
+
+    /// [`new`](Self::new) for a layer: its imports `beneath` are forwarded
+    /// to the shared plugins serving them (through the forwarders
+    /// workloads use; a call keeps the workload it serves as its caller),
+    /// and its imports `denied` are linked to deny implementations.
+    pub fn layered(
+        engine: &KeelEngine,
+        name: &str,
+        component: &Component,
+        grants: &PluginGrants,
+        broker: &Broker,
+        beneath: Vec<SharedBinding>,
+        denied: &[Unbound],
     ) -> Result<SharedPlugin> {
         let outgoing =
             OutgoingAllowlist::parse(&grants.outgoing_http, grants.outgoing_block_private)
@@ -146,10 +168,26 @@ impl SharedPlugin {
             subjects: Arc::new(SubjectGrants::parse(&grants.subjects).map_err(anyhow::Error::msg)?),
         };
         let sync_linker = sync_store::linker(engine.engine())?;
-        let (pre, sync) = match sync_store::prepare(&sync_linker, component) {
+        // A layer's forwarders and denials are linked for an async Store.
+        let layer = !beneath.is_empty() || !denied.is_empty();
+        let prepared = (!layer)
+            .then(|| sync_store::prepare(&sync_linker, component))
+            .flatten();
+        let mut forwarders = TypedForwarders::NONE;
+        let (pre, sync) = match prepared {
             Some(pre) => (pre, true),
             None => {
-                let linker = core_linker(engine.engine())?;
+                let mut linker = core_linker(engine.engine())?;
+                if layer {
+                    let (typed, generic) =
+                        forwarders::link_all(&mut linker, engine.engine(), component, beneath)
+                            .with_context(|| format!("linking the plugins beneath `{name}`"))?;
+                    let denials: Vec<Denial> = denied.iter().map(Denial::of).collect();
+                    link_denied(&mut linker, engine.engine(), component, &denials)
+                        .with_context(|| format!("linking the denied imports of `{name}`"))?;
+                    tracing::info!(plugin = name, generic = ?generic, "layer linked to the plugins beneath it");
+                    forwarders = typed;
+                }
                 let pre = linker
                     .instantiate_pre(component)
                     .map_err(anyhow::Error::from)
@@ -180,6 +218,7 @@ impl SharedPlugin {
             reserved: None,
             // A plugin logs at the rate a workload gets by default.
             output: stdio::log_rate(crate::spec::Limits::default().log_rate.0),
+            beneath: forwarders,
         })
     }
 
@@ -271,6 +310,9 @@ impl SharedPlugin {
         store
             .data_mut()
             .serve_until(Some(Instant::now() + self.call_timeout));
+        if !self.beneath.is_empty() {
+            store.data_mut().plugin_state().typed = self.beneath.clone();
+        }
         // Each call sets its own deadline, `call_timeout` after it begins
         // (never its caller's: see `in_flight`). An async Store yields every
         // tick, so the runtime's other tasks run; a synchronous one cannot

@@ -10,3 +10,36 @@ pub mod generic;
 pub mod proxy;
 pub mod streams;
 pub mod typed;
+
+use crate::store::InvocationState;
+use anyhow::Result;
+use typed::{SharedBinding, TypedForwarders};
+use wasmtime::Engine;
+use wasmtime::component::{Component, Linker};
+
+/// Links the imports `bindings` of `component` to the shared plugins
+/// serving them: a typed forwarder where one fits, the generic one
+/// otherwise. Returns the typed forwarders (for the component's Stores)
+/// and the imports the generic forwarder carries.
+pub fn link_all(
+    linker: &mut Linker<InvocationState>,
+    engine: &Engine,
+    component: &Component,
+    bindings: Vec<SharedBinding>,
+) -> Result<(TypedForwarders, Vec<String>)> {
+    let (typed, generic) = typed::link_typed(linker, bindings)?;
+    let imports = generic.iter().map(|(b, _)| b.import.clone()).collect();
+    let mut proxy_types = generic::ProxyTypes::default();
+    for (binding, plugin) in generic {
+        generic::link_shared(
+            linker,
+            engine,
+            component,
+            &binding.import,
+            &binding.export,
+            plugin,
+            &mut proxy_types,
+        )?;
+    }
+    Ok((typed, imports))
+}
