@@ -9,6 +9,7 @@
 
 pub mod builtin;
 pub mod image_ref;
+pub mod plugin_meta;
 mod location;
 mod registry;
 mod source;
