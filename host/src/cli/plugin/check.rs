@@ -46,11 +46,11 @@ pub fn run(args: &CheckArgs) -> Result<()> {
 pub fn check(bytes: &[u8], manifest: Option<&Manifest>) -> Result<Checked> {
     let mut out = Checked::default();
     if let Err(e) = WasmKind::expect_component(bytes) {
-        let what = match e {
-            NotAComponent::CoreModule => "a core module",
-            NotAComponent::Invalid(_) => "not WebAssembly",
+        let why = match e {
+            NotAComponent::CoreModule => e.to_string(),
+            NotAComponent::Invalid(_) => format!("not a component: {e}"),
         };
-        problem(&mut out, format!("{what}, not a component: {e}"));
+        problem(&mut out, why);
         return Ok(out);
     }
     let info = ComponentInfo::read(bytes)?;

@@ -24,6 +24,9 @@ const KEYWORDS: &[&str] = &[
     "override", "priv", "typeof", "unsized", "virtual", "yield", "try", "gen",
 ];
 
+/// Error cases a stub prefers for its message, when its error type has one.
+const GENERAL_CASES: &[&str] = &["other", "unimplemented", "not-implemented", "internal", "error"];
+
 /// `sum-all` → `sum_all` (reserved words get a `_`).
 pub fn snake(name: &str) -> String {
     let out = name.replace('-', "_");
@@ -175,10 +178,14 @@ impl<'a> Stubs<'a> {
                 let (TypeDefKind::Variant(variant), Some(name)) = (&def.kind, &def.name) else {
                     return trap;
                 };
+                // A case named for failures in general, else any holding a string.
+                let carries = |c: &&wit_parser::Case| c.ty == Some(Type::String);
                 let case = variant
                     .cases
                     .iter()
-                    .find(|c| c.ty == Some(Type::String));
+                    .filter(carries)
+                    .find(|c| GENERAL_CASES.contains(&c.name.as_str()))
+                    .or_else(|| variant.cases.iter().find(carries));
                 match (case, self.named(*err, name)) {
                     (Some(case), Ok(path)) => {
                         format!("Err({path}::{}({message:?}.to_string()))", camel(&case.name))
