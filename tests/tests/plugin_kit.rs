@@ -31,7 +31,9 @@ fn plugin_list_prints_every_builtin_with_its_metadata() {
     let (code, out, err) = keel(&["plugin", "list"]);
     assert_eq!(code, Some(0), "{err}");
     assert!(
-        out.contains("keyvalue-memory 0.1.0  (shared mode, keeps state, a default of hosts without NATS)"),
+        out.contains(
+            "keyvalue-memory 0.1.0  (shared mode, keeps state, a default of hosts without NATS)"
+        ),
         "{out}"
     );
     assert!(
@@ -47,7 +49,11 @@ fn plugin_list_prints_every_builtin_with_its_metadata() {
         "{out}"
     );
     for name in keel::spec::builtin::names() {
-        assert!(out.contains(&format!("\n{name} 0.1.0  (")) || out.starts_with(&format!("{name} 0.1.0  (")), "{name}: {out}");
+        assert!(
+            out.contains(&format!("\n{name} 0.1.0  ("))
+                || out.starts_with(&format!("{name} 0.1.0  (")),
+            "{name}: {out}"
+        );
     }
     assert!(!out.contains("carries no metadata"), "{out}");
 }
@@ -56,7 +62,10 @@ fn plugin_list_prints_every_builtin_with_its_metadata() {
 fn check_passes_a_builtin_plugin() {
     let (code, out) = check(&guest("blobstore_memory"));
     assert_eq!(code, Some(0), "{out}");
-    assert!(out.contains("keel:core/pipe@0.1.0 -> keel:core (the host)"), "{out}");
+    assert!(
+        out.contains("keel:core/pipe@0.1.0 -> keel:core (the host)"),
+        "{out}"
+    );
     assert!(out.contains("ok: keel can load this plugin"), "{out}");
 }
 
@@ -154,7 +163,9 @@ fn keel_run_logs_what_a_plugin_asks_for_against_what_it_is_granted() -> anyhow::
         "{log}"
     );
     assert!(
-        log.contains("plugin asks for sockets `127.0.0.1:6379`: not granted by the manifest, stays denied"),
+        log.contains(
+            "plugin asks for sockets `127.0.0.1:6379`: not granted by the manifest, stays denied"
+        ),
         "{log}"
     );
     Ok(())
@@ -170,12 +181,22 @@ fn build_scaffold(dir: &Path, crate_name: &str) -> PathBuf {
         .unwrap_or_else(|| repo_root().join("target"))
         .join("plugin-scaffold");
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--offline", "--release", "--target", "wasm32-wasip2"])
+        .args([
+            "build",
+            "--offline",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+        ])
         .current_dir(dir)
         .env("CARGO_TARGET_DIR", &target)
         .status()
         .expect("cargo runs");
-    assert!(status.success(), "the scaffold in {} does not build", dir.display());
+    assert!(
+        status.success(),
+        "the scaffold in {} does not build",
+        dir.display()
+    );
     target
         .join("wasm32-wasip2/release")
         .join(format!("{}.wasm", crate_name.replace('-', "_")))

@@ -47,8 +47,14 @@ mod contract_tests {
         ]
         .concat();
         for interface in KEEL_CORE_INTERFACES {
-            assert!(all.contains(&format!("interface {interface} {{")), "{interface}");
+            assert!(
+                all.contains(&format!("interface {interface} {{")),
+                "{interface}"
+            );
         }
-        assert_eq!(all.matches("\ninterface ").count(), KEEL_CORE_INTERFACES.len());
+        assert_eq!(
+            all.matches("\ninterface ").count(),
+            KEEL_CORE_INTERFACES.len()
+        );
     }
 }

@@ -62,9 +62,7 @@ pub fn verdict<'a>(
             export.interface.as_ref().is_some_and(|e| {
                 e.unversioned() == name.unversioned()
                     && match (&name.version, &e.version) {
-                        (Some(wanted), Some(offered)) => {
-                            semver_compatible(wanted, offered).is_ok()
-                        }
+                        (Some(wanted), Some(offered)) => semver_compatible(wanted, offered).is_ok(),
                         (None, None) => true,
                         _ => false,
                     }
@@ -115,15 +113,15 @@ pub fn refusal<'a>(
     info: &ComponentInfo,
     others: impl IntoIterator<Item = (&'a str, &'a ComponentInfo)> + Clone,
 ) -> Option<String> {
-    info.imports.iter().find_map(|import| {
-        match verdict(import, others.clone()) {
+    info.imports
+        .iter()
+        .find_map(|import| match verdict(import, others.clone()) {
             ImportVerdict::Refused(why) => Some(format!(
                 "plugin `{plugin}` imports `{}`, which keel cannot serve: {why}",
                 import.name
             )),
             _ => None,
-        }
-    })
+        })
 }
 
 /// Whether a plugin with these imports can be composed into a workload:

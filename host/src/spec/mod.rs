@@ -9,8 +9,8 @@
 
 pub mod builtin;
 pub mod image_ref;
-pub mod plugin_meta;
 mod location;
+pub mod plugin_meta;
 mod registry;
 mod source;
 mod status;

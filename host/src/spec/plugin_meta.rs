@@ -149,8 +149,8 @@ impl PluginMetadata {
         }
         let text = std::str::from_utf8(section)
             .map_err(|e| MetadataError::Malformed(format!("not UTF-8: {e}")))?;
-        let metadata: PluginMetadata = toml::from_str(text)
-            .map_err(|e| MetadataError::Malformed(e.message().to_string()))?;
+        let metadata: PluginMetadata =
+            toml::from_str(text).map_err(|e| MetadataError::Malformed(e.message().to_string()))?;
         metadata.validate()?;
         Ok(metadata)
     }

@@ -26,8 +26,8 @@ pub struct Checked {
 /// Runs the check, prints the report, and fails when it found problems.
 pub fn run(args: &CheckArgs) -> Result<()> {
     let manifest = args.manifest.as_deref().map(Manifest::load).transpose()?;
-    let bytes =
-        std::fs::read(&args.plugin).with_context(|| format!("reading {}", args.plugin.display()))?;
+    let bytes = std::fs::read(&args.plugin)
+        .with_context(|| format!("reading {}", args.plugin.display()))?;
     let checked = check(&bytes, manifest.as_ref())?;
     print!("{}", checked.report);
     if checked.problems > 0 {
@@ -121,7 +121,11 @@ pub fn check(bytes: &[u8], manifest: Option<&Manifest>) -> Result<Checked> {
             }
         }
         for export in &interfaces {
-            if !meta.interfaces.iter().any(|c| exports_interface(&[export], c)) {
+            if !meta
+                .interfaces
+                .iter()
+                .any(|c| exports_interface(&[export], c))
+            {
                 warnings.push(format!(
                     "it exports `{export}`, which its metadata does not list"
                 ));

@@ -43,11 +43,7 @@ pub fn report() -> Result<String> {
                 .as_ref()
                 .map(|d| format!(" (default {d:?})"))
                 .unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "  config {}{default}: {}",
-                key.key, key.description
-            );
+            let _ = writeln!(out, "  config {}{default}: {}", key.key, key.description);
         }
         out.push('\n');
     }

@@ -18,10 +18,22 @@ use wit_parser::{InterfaceId, PackageName, Resolve, UnresolvedPackageGroup, Worl
 /// The `keel:core` package as this host serves it, vendored into every
 /// new plugin so that it can import it (`wit/keel-core`).
 const KEEL_CORE: &[(&str, &str)] = &[
-    ("identity.wit", include_str!("../../../../wit/keel-core/identity.wit")),
-    ("messaging.wit", include_str!("../../../../wit/keel-core/messaging.wit")),
-    ("nats.wit", include_str!("../../../../wit/keel-core/nats.wit")),
-    ("pipe.wit", include_str!("../../../../wit/keel-core/pipe.wit")),
+    (
+        "identity.wit",
+        include_str!("../../../../wit/keel-core/identity.wit"),
+    ),
+    (
+        "messaging.wit",
+        include_str!("../../../../wit/keel-core/messaging.wit"),
+    ),
+    (
+        "nats.wit",
+        include_str!("../../../../wit/keel-core/nats.wit"),
+    ),
+    (
+        "pipe.wit",
+        include_str!("../../../../wit/keel-core/pipe.wit"),
+    ),
 ];
 
 /// The `wasi:io` `keel:core/pipe` uses.
@@ -33,7 +45,10 @@ const WIT_BINDGEN: &str = "0.61";
 /// Writes the crate and says where.
 pub fn run(args: &NewArgs) -> Result<()> {
     validate_name(&args.name).map_err(|m| anyhow::anyhow!("plugin name `{}`: {m}", args.name))?;
-    let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from(&args.name));
+    let dir = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&args.name));
     if dir.exists() && std::fs::read_dir(&dir).map_or(true, |mut d| d.next().is_some()) {
         bail!("{} exists and is not empty", dir.display());
     }
@@ -66,7 +81,11 @@ pub fn scaffold(name: &str, wit: &Path, world: Option<&str>, dir: &Path) -> Resu
     }
     // keel:core (and the wasi:io it uses), unless the WIT brought them.
     for (folder, package, files) in [
-        ("wasi-io-0.2.12", "wasi:io@0.2.12", vec![("io.wit", KEEL_CORE_IO)]),
+        (
+            "wasi-io-0.2.12",
+            "wasi:io@0.2.12",
+            vec![("io.wit", KEEL_CORE_IO)],
+        ),
         ("keel-core", "keel:core@0.1.0", KEEL_CORE.to_vec()),
     ] {
         if names.iter().any(|n| n.to_string() == package) {
@@ -185,9 +204,11 @@ fn exports_of(
         .filter(|(_, id)| !resolve.worlds[**id].exports.is_empty())
         .collect();
     let chosen = match world {
-        Some(wanted) => Some(*pkg.worlds.get(wanted).with_context(|| {
-            format!("package {} has no world `{wanted}`", pkg.name)
-        })?),
+        Some(wanted) => Some(
+            *pkg.worlds
+                .get(wanted)
+                .with_context(|| format!("package {} has no world `{wanted}`", pkg.name))?,
+        ),
         None => match exporting.as_slice() {
             [(_, only)] => Some(**only),
             _ => None,
@@ -323,6 +344,12 @@ fn not_implemented(message: &str) -> ! {{
             file = name.replace('-', "_")
         ),
     )?;
-    write("README.md", format!("# {name}\n\nA keel plugin. Build it with `cargo build --target wasm32-wasip2 --release`,\ncheck it with `keel plugin check target/wasm32-wasip2/release/{}.wasm`.\nIts metadata is `keel-plugin.toml`; its WIT (with every dependency) is under `wit/`.\n", name.replace('-', "_")))?;
+    write(
+        "README.md",
+        format!(
+            "# {name}\n\nA keel plugin. Build it with `cargo build --target wasm32-wasip2 --release`,\ncheck it with `keel plugin check target/wasm32-wasip2/release/{}.wasm`.\nIts metadata is `keel-plugin.toml`; its WIT (with every dependency) is under `wit/`.\n",
+            name.replace('-', "_")
+        ),
+    )?;
     Ok(())
 }

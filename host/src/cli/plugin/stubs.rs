@@ -25,7 +25,13 @@ const KEYWORDS: &[&str] = &[
 ];
 
 /// Error cases a stub prefers for its message, when its error type has one.
-const GENERAL_CASES: &[&str] = &["other", "unimplemented", "not-implemented", "internal", "error"];
+const GENERAL_CASES: &[&str] = &[
+    "other",
+    "unimplemented",
+    "not-implemented",
+    "internal",
+    "error",
+];
 
 /// `sum-all` → `sum_all` (reserved words get a `_`).
 pub fn snake(name: &str) -> String {
@@ -188,7 +194,10 @@ impl<'a> Stubs<'a> {
                     .or_else(|| variant.cases.iter().find(carries));
                 match (case, self.named(*err, name)) {
                     (Some(case), Ok(path)) => {
-                        format!("Err({path}::{}({message:?}.to_string()))", camel(&case.name))
+                        format!(
+                            "Err({path}::{}({message:?}.to_string()))",
+                            camel(&case.name)
+                        )
                     }
                     _ => trap,
                 }
@@ -206,9 +215,8 @@ impl<'a> Stubs<'a> {
                 params.push("&self".to_string());
                 skip = 1;
             }
-            FunctionKind::Freestanding
-            | FunctionKind::Static(_)
-            | FunctionKind::Constructor(_) => {}
+            FunctionKind::Freestanding | FunctionKind::Static(_) | FunctionKind::Constructor(_) => {
+            }
             _ => bail!(
                 "`{}`: async functions are not supported by the scaffold",
                 function.name
@@ -223,10 +231,16 @@ impl<'a> Stubs<'a> {
         }
         let message = format!(
             "{interface}: `{}` is not implemented yet",
-            function.name.replace("[method]", "").replace("[static]", "")
+            function
+                .name
+                .replace("[method]", "")
+                .replace("[static]", "")
         );
         let (ret, body) = match function.kind {
-            FunctionKind::Constructor(_) => (" -> Self".to_string(), format!("not_implemented({message:?})")),
+            FunctionKind::Constructor(_) => (
+                " -> Self".to_string(),
+                format!("not_implemented({message:?})"),
+            ),
             _ => (
                 function
                     .result
@@ -259,7 +273,10 @@ impl<'a> Stubs<'a> {
             let module = self.module(id)?;
             let local = snake(interface.name.as_deref().unwrap_or("interface"));
             let _ = writeln!(out, "/// `{full}`.\nmod {local} {{");
-            let _ = writeln!(out, "#[allow(unused_imports)]\nuse super::not_implemented;\n");
+            let _ = writeln!(
+                out,
+                "#[allow(unused_imports)]\nuse super::not_implemented;\n"
+            );
             let resources: Vec<(&String, TypeId)> = interface
                 .types
                 .iter()
