@@ -70,6 +70,33 @@ fn check_passes_a_builtin_plugin() {
 }
 
 #[test]
+fn every_builtin_passes_the_check_and_its_metadata_matches_the_catalog() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in keel::spec::builtin::names() {
+        let (mode, bytes) = keel::spec::builtin::builtin(name).unwrap();
+        let meta = keel::spec::plugin_meta::PluginMetadata::read(bytes)
+            .unwrap()
+            .unwrap_or_else(|| panic!("built-in `{name}` carries no metadata"));
+        assert_eq!((meta.name.as_str(), meta.mode), (name, mode), "{name}");
+        let file = dir.path().join(format!("{name}.wasm"));
+        std::fs::write(&file, bytes).unwrap();
+        let (code, out) = check(&file);
+        assert_eq!(code, Some(0), "{name}: {out}");
+    }
+}
+
+#[test]
+fn inspect_shows_how_a_plugins_imports_are_served() {
+    let (code, out, err) = keel(&["inspect", guest("keyvalue_memory").to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("keel:core/identity@0.1.0 (instance, 1 functions) -> keel:core (the host)"),
+        "{out}"
+    );
+    assert!(!out.contains("cannot run"), "{out}");
+}
+
+#[test]
 fn check_refuses_a_core_module() {
     let dir = tempfile::tempdir().unwrap();
     let module = dir.path().join("module.wasm");
@@ -115,6 +142,33 @@ fn check_refuses_metadata_that_lies_about_the_exports() {
         out.contains("problem: its metadata says it serves `wasi:keyvalue/store@0.2.0-draft`, but it does not export it (it exports `acme:fetch/fetcher@0.1.0`)"),
         "{out}"
     );
+}
+
+#[test]
+fn check_reads_a_plugin_from_a_registry() -> anyhow::Result<()> {
+    let registry = keel_tests::registry::Registry::start()?;
+    let reference = registry.reference("plugins/liar:1");
+    let pushed = Command::new(keel_tests::keel_bin())
+        .args([
+            "push",
+            guest("kit_liar").to_str().unwrap(),
+            &reference,
+            "--insecure",
+        ])
+        .output()?;
+    assert!(
+        pushed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pushed.stderr)
+    );
+    let (code, out, err) = keel(&["plugin", "check", &reference, "--insecure"]);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(
+        out.contains("problem: its metadata says it serves `wasi:keyvalue/store@0.2.0-draft`"),
+        "{out}"
+    );
+    assert!(err.contains(&format!("{reference}: 1 problem")), "{err}");
+    Ok(())
 }
 
 /// A manifest: plugin `name` from `plugin` (shared, with `grants` lines)

@@ -7,9 +7,10 @@
 use super::CheckArgs;
 use crate::cli::report;
 use crate::manifest::Manifest;
+use crate::oci::{OciOptions, Registry};
 use crate::plugins::imports::{self, ImportVerdict};
-use crate::spec::LinkMode;
 use crate::spec::plugin_meta::PluginMetadata;
+use crate::spec::{ImageRef, LinkMode, RegistrySpec};
 use anyhow::{Context, Result, bail};
 use keel_compose::{ComponentInfo, NotAComponent, WasmKind};
 use std::fmt::Write as _;
@@ -26,19 +27,54 @@ pub struct Checked {
 /// Runs the check, prints the report, and fails when it found problems.
 pub fn run(args: &CheckArgs) -> Result<()> {
     let manifest = args.manifest.as_deref().map(Manifest::load).transpose()?;
-    let bytes = std::fs::read(&args.plugin)
-        .with_context(|| format!("reading {}", args.plugin.display()))?;
+    let bytes = if args.plugin.starts_with("oci://") {
+        pull(args, manifest.as_ref())?
+    } else {
+        std::fs::read(&args.plugin).with_context(|| format!("reading {}", args.plugin))?
+    };
     let checked = check(&bytes, manifest.as_ref())?;
     print!("{}", checked.report);
     if checked.problems > 0 {
         bail!(
             "{}: {} problem{}",
-            args.plugin.display(),
+            args.plugin,
             checked.problems,
             if checked.problems == 1 { "" } else { "s" }
         );
     }
     Ok(())
+}
+
+/// The bytes of the plugin reference `args.plugin` names, pulled with the
+/// manifest's registry settings (and `--insecure` for its registry).
+fn pull(args: &CheckArgs, manifest: Option<&Manifest>) -> Result<Vec<u8>> {
+    let reference = ImageRef::parse(&args.plugin)?;
+    let mut registries: Vec<RegistrySpec> =
+        manifest.map(|m| m.registries.clone()).unwrap_or_default();
+    if args.insecure {
+        match registries
+            .iter_mut()
+            .find(|r| r.host == reference.registry())
+        {
+            Some(spec) => spec.insecure = true,
+            None => registries.push(RegistrySpec {
+                insecure: true,
+                ..RegistrySpec::new(reference.registry())
+            }),
+        }
+    }
+    let registry = Registry::new(OciOptions {
+        registries,
+        ..OciOptions::default()
+    })?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let resolved = runtime
+        .block_on(registry.resolve(&reference))
+        .with_context(|| format!("pulling {}", args.plugin))?;
+    Ok(resolved.artifact.bytes.to_vec())
 }
 
 /// Checks the plugin `bytes` against the built-ins (and the plugins of

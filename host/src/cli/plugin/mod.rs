@@ -27,8 +27,12 @@ pub enum PluginCommand {
 /// Arguments of `keel plugin check`.
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
-    /// The plugin (`.wasm`).
-    pub plugin: PathBuf,
+    /// The plugin: a `.wasm` file, or `oci://REGISTRY/REPOSITORY:TAG`.
+    pub plugin: String,
+    /// Speak plain HTTP to the plugin's registry (one on loopback or a
+    /// trusted network); the manifest's `[[registry]]` entries apply too.
+    #[arg(long)]
+    pub insecure: bool,
     /// Count the plugins this manifest declares among those that may serve
     /// the plugin's imports (besides the built-ins).
     #[arg(long)]
