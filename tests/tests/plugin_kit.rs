@@ -313,3 +313,38 @@ fn a_scaffold_builds_passes_the_check_and_serves_a_workload_once_implemented() -
     );
     Ok(())
 }
+
+#[test]
+fn a_scaffold_of_chosen_interfaces_answers_their_error_values() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let crate_dir = dir.path().join("kv-stub");
+    let wit = repo_root().join("wit/wasi-keyvalue-0.2.0-draft");
+    let (code, _, err) = keel(&[
+        "plugin",
+        "new",
+        "kv-stub",
+        "--interface",
+        wit.to_str().unwrap(),
+        "--export",
+        "store",
+        "--export",
+        "wasi:keyvalue/atomics",
+        "--dir",
+        crate_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let source = std::fs::read_to_string(crate_dir.join("src/lib.rs"))?;
+    // `wasi:keyvalue`'s error has an `other(string)` case: the stub uses it.
+    assert!(
+        source.contains("Error::Other(\"wasi:keyvalue/store@0.2.0-draft: `bucket.get` is not implemented yet\".to_string())"),
+        "{source}"
+    );
+    let plugin = build_scaffold(&crate_dir, "kv-stub");
+    let (code, out) = check(&plugin);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("serves: wasi:keyvalue/store@0.2.0-draft, wasi:keyvalue/atomics@0.2.0-draft"),
+        "{out}"
+    );
+    Ok(())
+}

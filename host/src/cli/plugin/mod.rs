@@ -45,13 +45,18 @@ pub struct NewArgs {
     /// The plugin's name (lower-case letters, digits and `-`).
     pub name: String,
     /// A WIT file or folder (with its `deps/`) holding the interfaces to
-    /// export: those of its world `--world`, or of its only world with
-    /// exports, or else every interface of the package.
+    /// export: those `--export` names, or those of its world `--world`, or
+    /// of its only world with exports, or else every interface of the
+    /// package.
     #[arg(long, value_name = "WIT")]
     pub interface: PathBuf,
     /// The world of that package whose exports the plugin serves.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "export")]
     pub world: Option<String>,
+    /// An interface of that package to export (`store`, or
+    /// `wasi:keyvalue/store`); repeat for several. Overrides the worlds.
+    #[arg(long, value_name = "INTERFACE")]
+    pub export: Vec<String>,
     /// Where to write the crate [default: a folder named after the plugin].
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,

@@ -52,7 +52,12 @@ pub fn run(args: &NewArgs) -> Result<()> {
     if dir.exists() && std::fs::read_dir(&dir).map_or(true, |mut d| d.next().is_some()) {
         bail!("{} exists and is not empty", dir.display());
     }
-    let exported = scaffold(&args.name, &args.interface, args.world.as_deref(), &dir)?;
+    let choice = match (&args.world, args.export.as_slice()) {
+        (_, [_, ..]) => Choice::Interfaces(&args.export),
+        (Some(world), []) => Choice::World(world),
+        (None, []) => Choice::Auto,
+    };
+    let exported = scaffold(&args.name, &args.interface, choice, &dir)?;
     eprintln!(
         "wrote plugin `{}` in {} (exports {}); build it with\n  cd {} && cargo build --target wasm32-wasip2 --release\nthen check target/wasm32-wasip2/release/{}.wasm with `keel plugin check`",
         args.name,
@@ -64,9 +69,21 @@ pub fn run(args: &NewArgs) -> Result<()> {
     Ok(())
 }
 
-/// Writes plugin `name`'s crate into `dir` exporting the interfaces `wit`
-/// names (see [`NewArgs`]); returns their names.
-pub fn scaffold(name: &str, wit: &Path, world: Option<&str>, dir: &Path) -> Result<Vec<String>> {
+/// Which interfaces of the package a new plugin exports.
+#[derive(Debug, Clone, Copy)]
+pub enum Choice<'a> {
+    /// These, by name (`store` or `wasi:keyvalue/store`).
+    Interfaces(&'a [String]),
+    /// Those this world exports (the world is included whole).
+    World(&'a str),
+    /// Those of the package's only world with exports, or else all of its
+    /// interfaces.
+    Auto,
+}
+
+/// Writes plugin `name`'s crate into `dir` exporting the interfaces
+/// `choice` picks from the package at `wit`; returns their names.
+pub fn scaffold(name: &str, wit: &Path, choice: Choice<'_>, dir: &Path) -> Result<Vec<String>> {
     let deps = dir.join("wit").join("deps");
     std::fs::create_dir_all(&deps).with_context(|| format!("creating {}", deps.display()))?;
     let main = vendor(wit, &deps)?;
@@ -102,7 +119,7 @@ pub fn scaffold(name: &str, wit: &Path, world: Option<&str>, dir: &Path) -> Resu
     let package = resolve
         .push_groups(parse(&main)?, groups)
         .map_err(|e| anyhow::anyhow!("resolving {}: {e:#}", wit.display()))?;
-    let (world_line, exported) = exports_of(&resolve, package, world)?;
+    let (world_line, exported) = exports_of(&resolve, package, choice)?;
     let names: Vec<String> = exported
         .iter()
         .filter_map(|id| resolve.id_of(*id))
@@ -195,9 +212,34 @@ fn parse(path: &Path) -> Result<UnresolvedPackageGroup> {
 fn exports_of(
     resolve: &Resolve,
     package: wit_parser::PackageId,
-    world: Option<&str>,
+    choice: Choice<'_>,
 ) -> Result<(String, Vec<InterfaceId>)> {
     let pkg = &resolve.packages[package];
+    let world = match choice {
+        Choice::Interfaces(names) => {
+            let mut interfaces = Vec::new();
+            for wanted in names {
+                let short = wanted
+                    .rsplit_once('/')
+                    .map_or(wanted.as_str(), |(_, i)| i)
+                    .split('@')
+                    .next()
+                    .unwrap_or_default();
+                let id = pkg.interfaces.get(short).with_context(|| {
+                    let known: Vec<&str> = pkg.interfaces.keys().map(String::as_str).collect();
+                    format!(
+                        "package {} has no interface `{wanted}` (it has {})",
+                        pkg.name,
+                        known.join(", ")
+                    )
+                })?;
+                interfaces.push(*id);
+            }
+            return Ok((export_lines(resolve, &interfaces), interfaces));
+        }
+        Choice::World(world) => Some(world),
+        Choice::Auto => None,
+    };
     let exporting: Vec<(&String, &wit_parser::WorldId)> = pkg
         .worlds
         .iter()
@@ -234,12 +276,16 @@ fn exports_of(
     if interfaces.is_empty() {
         bail!("package {} has no interface to export", pkg.name);
     }
-    let line = interfaces
+    Ok((export_lines(resolve, &interfaces), interfaces))
+}
+
+/// `export ns:pkg/iface@v;` lines for a world's body.
+fn export_lines(resolve: &Resolve, interfaces: &[InterfaceId]) -> String {
+    interfaces
         .iter()
         .filter_map(|id| resolve.id_of(*id))
         .map(|name| format!("    export {name};\n"))
-        .collect();
-    Ok((line, interfaces))
+        .collect()
 }
 
 fn write_crate(name: &str, dir: &Path, interfaces: &[String], stubs: &str) -> Result<()> {
