@@ -213,6 +213,10 @@ fn keel_run_logs_what_a_plugin_asks_for_against_what_it_is_granted() -> anyhow::
     keel.wait_for_log("workload running", Duration::from_secs(60))?;
     let log = keel.log().join("\n");
     assert!(
+        log.contains("granted=\"outgoing_http api.example.com\""),
+        "{log}"
+    );
+    assert!(
         log.contains("plugin asks for outgoing_http `api.example.com`: granted"),
         "{log}"
     );

@@ -46,6 +46,26 @@ pub fn compare(asks: &Asks, grants: &PluginGrants) -> Vec<AskOutcome> {
     outcomes
 }
 
+/// What the manifest grants, in one line (`subjects a.>; sockets …`), or
+/// `nothing`.
+pub fn grants_line(grants: &PluginGrants) -> String {
+    let parts: Vec<String> = [
+        ("subjects", &grants.subjects),
+        ("sockets", &grants.sockets),
+        ("listen", &grants.listen),
+        ("outgoing_http", &grants.outgoing_http),
+    ]
+    .into_iter()
+    .filter(|(_, list)| !list.is_empty())
+    .map(|(what, list)| format!("{what} {}", list.join(", ")))
+    .collect();
+    if parts.is_empty() {
+        "nothing".to_string()
+    } else {
+        parts.join("; ")
+    }
+}
+
 /// Whether subject pattern `grant` matches everything pattern `ask` does.
 fn subject_covers(grant: &str, ask: &str) -> bool {
     let mut asked = ask.split('.');
@@ -65,9 +85,11 @@ fn subject_covers(grant: &str, ask: &str) -> bool {
 /// that it carries no metadata.
 pub fn log(plugin: &LoadedPlugin) {
     let name = plugin.spec.name.as_str();
+    let granted = grants_line(&plugin.spec.grants);
     let Some(meta) = &plugin.metadata else {
         tracing::info!(
             plugin = name,
+            granted,
             "plugin carries no metadata (`keel-plugin` section): what it needs is not known"
         );
         return;
@@ -76,7 +98,8 @@ pub fn log(plugin: &LoadedPlugin) {
         plugin = name,
         version = meta.version,
         asks = meta.asks_line(),
-        "plugin metadata: {}",
+        granted,
+        "plugin `{name}`: {}",
         meta.description
     );
     if meta.mode != plugin.spec.mode {
