@@ -171,6 +171,78 @@ fn check_reads_a_plugin_from_a_registry() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `component` with a `keel-plugin` custom section holding `data` appended
+/// at its top level (a component may carry custom sections anywhere).
+fn with_metadata(component: &[u8], data: &[u8]) -> Vec<u8> {
+    fn leb128(mut n: usize, out: &mut Vec<u8>) {
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    let mut body = Vec::new();
+    leb128("keel-plugin".len(), &mut body);
+    body.extend_from_slice(b"keel-plugin");
+    body.extend_from_slice(data);
+    let mut out = component.to_vec();
+    out.push(0);
+    leb128(body.len(), &mut out);
+    out.extend(body);
+    out
+}
+
+#[test]
+fn malformed_or_oversized_metadata_is_refused_by_check_and_by_keel_run() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let tally = std::fs::read(guest("tally_plugin"))?;
+    let unknown = dir.path().join("unknown.wasm");
+    std::fs::write(
+        &unknown,
+        with_metadata(
+            &tally,
+            b"name = \"tally\"\nversion = \"0.1.0\"\ninterfaces = [\"acme:tally/counters@0.2.3\"]\nmode = \"shared\"\ncolour = \"red\"\n",
+        ),
+    )?;
+    let (code, out) = check(&unknown);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("problem: metadata: its `keel-plugin` section is not valid metadata: unknown field `colour`"),
+        "{out}"
+    );
+    let huge = dir.path().join("huge.wasm");
+    std::fs::write(&huge, with_metadata(&tally, &vec![b' '; 70_000]))?;
+    let (code, out) = check(&huge);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("its `keel-plugin` section is 70000 bytes; at most 65536 are read"),
+        "{out}"
+    );
+
+    let manifest = write_file(
+        dir.path(),
+        "app.toml",
+        &format!(
+            "[[plugin]]\nname = \"tally\"\npath = {unknown:?}\nmode = \"shared\"\n\n\
+             [[workload]]\nname = \"user\"\n[[workload.component]]\npath = {:?}\n",
+            guest("tally_user")
+        ),
+    );
+    let mut keel = KeelProcess::spawn(&manifest, &dir.path().join("cache"), &[])?;
+    let code = keel.wait(Duration::from_secs(60))?;
+    assert_eq!(code, Some(1), "{}", keel.log().join("\n"));
+    let log = keel.log().join("\n");
+    assert!(
+        log.contains("plugin `tally`: its `keel-plugin` section is not valid metadata: unknown field `colour`"),
+        "{log}"
+    );
+    Ok(())
+}
+
 /// A manifest: plugin `name` from `plugin` (shared, with `grants` lines)
 /// serving the fetch-user workload.
 fn fetch_manifest(dir: &Path, name: &str, plugin: &Path, grants: &str) -> PathBuf {

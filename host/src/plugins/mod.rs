@@ -6,7 +6,9 @@
 //! (WASI, `wasi:http`), or by a deny implementation ([`deny`]) that answers
 //! `access-denied` or traps with a message naming the interface. Plugins
 //! learn who calls them through `keel:core` ([`identity`]); workloads may
-//! not import `keel:core` themselves.
+//! not import `keel:core` themselves. What a plugin may import is decided
+//! by [`imports`]; what it asks for (its metadata) against what it is
+//! granted is logged by [`asks`].
 
 pub mod asks;
 pub mod composed;
