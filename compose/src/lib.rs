@@ -13,6 +13,7 @@ pub mod compose;
 pub mod inspect;
 pub mod names;
 pub mod registry;
+pub mod sections;
 
 pub use binary::{NotAComponent, WasmKind, WasmKindError};
 pub use compose::{PluginBytes, compose};

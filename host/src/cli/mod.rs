@@ -2,6 +2,7 @@
 //! does is library code.
 
 mod fleet;
+pub mod plugin;
 mod report;
 mod serve;
 
@@ -49,6 +50,9 @@ pub enum Command {
     /// Push a component to an OCI registry as a Wasm artifact and print the
     /// reference pinned to its digest.
     Push(PushArgs),
+    /// Plugins: list the built-ins, check a plugin, start a new one.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
     /// Join a fleet: serve wasmCloud's host protocol on NATS and run what
     /// its operator starts, until SIGINT or SIGTERM.
     Host(HostArgs),
@@ -228,6 +232,7 @@ pub fn main() -> ExitCode {
         Command::Compose(args) => runtime.block_on(compose(args)),
         Command::Push(args) => runtime.block_on(push(args)),
         Command::Host(args) => runtime.block_on(fleet::host(args)),
+        Command::Plugin(command) => plugin::run(command),
     };
     // Dropping the runtime would wait for every blocking task, such as a
     // workload still compiling when a signal ended the start. What is

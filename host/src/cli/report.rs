@@ -3,7 +3,8 @@
 
 use crate::manifest::Manifest;
 use crate::oci::Registry;
-use crate::plugins::{LinkPlan, PluginSet};
+use crate::plugins::imports;
+use crate::plugins::{LinkPlan, PluginSet, is_keel_core};
 use crate::spec::{ComponentSource, WorkloadSpec};
 use anyhow::{Context, Result, bail};
 use keel_compose::ComponentInfo;
@@ -77,6 +78,32 @@ pub fn inspect(component: &ComponentSource, manifest: Option<&Manifest>) -> Resu
         );
     }
     let _ = writeln!(out, "\nimports:");
+    // A component importing keel:core is a plugin: its imports are served
+    // by the rules for plugins, not planned as a workload's (which may not
+    // import keel:core).
+    if info.imports.iter().any(|i| is_keel_core(&i.name)) {
+        let others: Vec<(&str, &ComponentInfo)> = plugins
+            .iter()
+            .filter(|p| p.bytes.as_slice() != &*bytes)
+            .map(|p| (p.spec.name.as_str(), &p.info))
+            .collect();
+        for import in &info.imports {
+            let verdict = imports::verdict(import, others.iter().copied());
+            let _ = writeln!(
+                out,
+                "  {} ({}{}) -> {}",
+                import.name,
+                import.kind,
+                members(import),
+                verdict.describe()
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\nthis is a plugin (it imports keel:core): `keel plugin check` says more"
+        );
+        return Ok(out);
+    }
     match &plan {
         Ok(plan) => {
             let served = served_by(plan);

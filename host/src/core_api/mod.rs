@@ -21,3 +21,40 @@ pub mod stream_cap;
 pub mod view;
 
 pub use view::{CoreCtx, CoreCtxView, CoreView, add_identity_to_linker, add_to_linker};
+
+/// The version of `keel:core` this host serves (`wit/keel-core`). A plugin
+/// built against a semver-compatible version links (for `0.x`, the same
+/// minor version, any patch); another is refused with the reason.
+pub const KEEL_CORE_VERSION: &str = "0.1.0";
+
+/// The interfaces of `keel:core` this host serves.
+pub const KEEL_CORE_INTERFACES: &[&str] = &["identity", "messaging", "nats", "pipe"];
+
+#[cfg(test)]
+mod contract_tests {
+    use super::*;
+
+    /// The constants above say what `wit/keel-core` says.
+    #[test]
+    fn constants_match_the_wit() {
+        let identity = include_str!("../../../wit/keel-core/identity.wit");
+        assert!(identity.contains(&format!("package keel:core@{KEEL_CORE_VERSION};")));
+        let all = [
+            identity,
+            include_str!("../../../wit/keel-core/messaging.wit"),
+            include_str!("../../../wit/keel-core/nats.wit"),
+            include_str!("../../../wit/keel-core/pipe.wit"),
+        ]
+        .concat();
+        for interface in KEEL_CORE_INTERFACES {
+            assert!(
+                all.contains(&format!("interface {interface} {{")),
+                "{interface}"
+            );
+        }
+        assert_eq!(
+            all.matches("\ninterface ").count(),
+            KEEL_CORE_INTERFACES.len()
+        );
+    }
+}

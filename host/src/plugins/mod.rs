@@ -8,10 +8,14 @@
 //! may itself import what other plugins export: a layer over them, linked
 //! as [`layers`] describes. Plugins learn who calls them through
 //! `keel:core` (`identity`); workloads may not import `keel:core`
-//! themselves.
+//! themselves. What a plugin may import is decided by [`imports`]; what it
+//! asks for (its metadata) against what it is granted is logged by
+//! [`asks`].
 
+pub mod asks;
 pub mod composed;
 pub mod deny;
+pub mod imports;
 pub mod layers;
 pub mod shared;
 
@@ -19,6 +23,7 @@ use crate::cache::ComponentCache;
 use crate::engine::KeelEngine;
 use crate::policy::grants::SubjectGrants;
 use crate::spec::builtin;
+use crate::spec::plugin_meta::PluginMetadata;
 use crate::spec::{LinkMode, PluginSpec, SharedScope, WorkloadId};
 use anyhow::{Context, Result, bail};
 use keel_compose::{Binding, ComponentInfo, InterfaceName, Registry, Unbound};
@@ -41,6 +46,8 @@ pub struct LoadedPlugin {
     pub info: ComponentInfo,
     /// Whether it is one of keel's built-ins (which yield to declared plugins).
     pub builtin: bool,
+    /// What it says about itself (its `keel-plugin` section), if anything.
+    pub metadata: Option<PluginMetadata>,
 }
 
 /// The plugins a host offers its workloads, and the registry matching
@@ -182,7 +189,11 @@ impl PluginSet {
                 bytes.to_vec()
             }
         };
-        self.register(spec, bytes, false)
+        self.register(spec, bytes, false)?;
+        if let Some(plugin) = self.plugins.last() {
+            asks::log(plugin);
+        }
+        Ok(())
     }
 
     /// Registers a plugin's bytes. Built-ins get a lower priority: where a
@@ -194,6 +205,8 @@ impl PluginSet {
             .map_err(|e| anyhow::anyhow!("{at}plugin `{}`: {e}", spec.name))?;
         let info =
             ComponentInfo::read(&bytes).with_context(|| format!("{at}plugin `{}`", spec.name))?;
+        let metadata = PluginMetadata::read(&bytes)
+            .map_err(|e| anyhow::anyhow!("{at}plugin `{}`: {e}", spec.name))?;
         if self.plugins.iter().any(|p| p.spec.name == spec.name) {
             // Replacing a built-in: rebuild the registry without it.
             self.plugins.retain(|p| p.spec.name != spec.name);
@@ -217,6 +230,7 @@ impl PluginSet {
             digest,
             info,
             builtin,
+            metadata,
         });
         Ok(())
     }
@@ -368,6 +382,14 @@ impl PluginSet {
             let Some(plugin) = self.get(&binding.plugin) else {
                 continue;
             };
+            let others = self
+                .plugins
+                .iter()
+                .filter(|p| p.spec.name != plugin.spec.name)
+                .map(|p| (p.spec.name.as_str(), &p.info));
+            if let Some(refusal) = imports::refusal(&plugin.spec.name, &plugin.info, others) {
+                bail!("{refusal}");
+            }
             match plugin.spec.mode {
                 LinkMode::Composed => {
                     if let Some(reach) = plugin

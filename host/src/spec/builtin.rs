@@ -28,6 +28,16 @@ pub enum DefaultOf {
 }
 
 impl DefaultOf {
+    /// Which hosts, in words (for `keel plugin list`).
+    pub fn describe(self) -> &'static str {
+        match self {
+            DefaultOf::Any => "a default of every host",
+            DefaultOf::Memory => "a default of hosts without NATS",
+            DefaultOf::Nats => "a default of hosts with NATS",
+            DefaultOf::Named => "used where a manifest names it",
+        }
+    }
+
     /// Whether a built-in of this kind is a default of a host that does, or
     /// does not, have NATS.
     pub fn applies(self, with_nats: bool) -> bool {
@@ -46,6 +56,14 @@ pub fn builtin(name: &str) -> Option<(LinkMode, &'static [u8])> {
         .iter()
         .find(|(n, ..)| *n == name)
         .map(|(_, mode, _, bytes)| (*mode, *bytes))
+}
+
+/// Which hosts the built-in named `name` is a default of.
+pub fn default_of(name: &str) -> Option<DefaultOf> {
+    EMBEDDED
+        .iter()
+        .find(|(n, ..)| *n == name)
+        .map(|(_, _, default_of, _)| *default_of)
 }
 
 /// The names of every built-in plugin this binary carries.

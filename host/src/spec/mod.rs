@@ -10,6 +10,7 @@
 pub mod builtin;
 pub mod image_ref;
 mod location;
+pub mod plugin_meta;
 mod registry;
 mod source;
 mod status;

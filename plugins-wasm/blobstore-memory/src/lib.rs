@@ -47,6 +47,8 @@ wit_bindgen::generate!({
     generate_all,
 });
 
+keel_guest::plugin_metadata!();
+
 mod store;
 mod values;
 

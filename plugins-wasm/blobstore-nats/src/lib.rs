@@ -49,6 +49,8 @@ wit_bindgen::generate!({
     generate_all,
 });
 
+keel_guest::plugin_metadata!();
+
 mod bucket;
 mod download;
 mod listing;

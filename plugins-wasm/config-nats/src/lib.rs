@@ -38,6 +38,8 @@ wit_bindgen::generate!({
     generate_all,
 });
 
+keel_guest::plugin_metadata!();
+
 use exports::wasi::config::store::{Error, Guest};
 use keel_jetstream::consumer::Consumer;
 use keel_jetstream::{JsError, kv, nats};

@@ -20,6 +20,8 @@ wit_bindgen::generate!({
     generate_all,
 });
 
+keel_guest::plugin_metadata!();
+
 use exports::wasi::config::store::{Error, Guest};
 use std::collections::BTreeMap;
 

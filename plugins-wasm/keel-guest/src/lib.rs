@@ -11,6 +11,7 @@ mod allocator;
 pub mod baked;
 pub mod counter;
 pub mod log_record;
+pub mod metadata;
 pub mod quota;
 
 use std::io::Read;

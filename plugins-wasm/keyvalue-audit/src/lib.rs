@@ -47,6 +47,13 @@ wit_bindgen::generate!({
     generate_all,
 });
 
+// What `keel plugin check` and `keel run` read (see `keel-plugin.toml`),
+// written without a crate of keel's.
+#[used]
+#[unsafe(link_section = "keel-plugin")]
+static KEEL_PLUGIN: [u8; include_bytes!("../keel-plugin.toml").len()] =
+    *include_bytes!("../keel-plugin.toml");
+
 use exports::wasi::keyvalue::store::{
     Bucket, BucketBorrow, Error, Guest as StoreGuest, GuestBucket, KeyResponse,
 };

@@ -35,6 +35,8 @@ wit_bindgen::generate!({
     generate_all,
 });
 
+keel_guest::plugin_metadata!();
+
 use exports::wasi::keyvalue::store::{
     Bucket, BucketBorrow, Error, Guest as StoreGuest, GuestBucket, KeyResponse,
 };

@@ -42,6 +42,8 @@ wit_bindgen::generate!({
     generate_all,
 });
 
+keel_guest::plugin_metadata!();
+
 mod bucket;
 
 use bucket::Kv;

@@ -37,6 +37,8 @@ wit_bindgen::generate!({
     generate_all,
 });
 
+keel_guest::plugin_metadata!();
+
 mod client;
 mod conn;
 mod keys;

@@ -32,6 +32,8 @@ wit_bindgen::generate!({
     generate_all,
 });
 
+keel_guest::plugin_metadata!();
+
 use exports::wasi::logging::logging::{Guest, Level};
 use keel_guest::log_record::{json_string, line};
 use keel_jetstream::{describe, nats};

@@ -16,6 +16,8 @@ wit_bindgen::generate!({
     generate_all,
 });
 
+keel_guest::plugin_metadata!();
+
 use exports::wasi::logging::logging::{Guest, Level};
 use std::io::Write;
 

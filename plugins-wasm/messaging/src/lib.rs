@@ -15,6 +15,14 @@ wit_bindgen::generate!({
     generate_all,
 });
 
+// The plugin's metadata (see `keel-plugin.toml`), written the way any
+// plugin can without a crate of keel's: a custom section named
+// `keel-plugin` holding the TOML.
+#[used]
+#[unsafe(link_section = "keel-plugin")]
+static KEEL_PLUGIN: [u8; include_bytes!("../keel-plugin.toml").len()] =
+    *include_bytes!("../keel-plugin.toml");
+
 use exports::wasmcloud::messaging::consumer::{BrokerMessage, Guest};
 use keel::core::messaging::{self as core, Error};
 
