@@ -346,6 +346,30 @@ impl Drop for KeelProcess {
     }
 }
 
+/// What a `keel` command left: its exit code, stdout and stderr.
+pub type KeelOutput = (Option<i32>, String, String);
+
+/// Runs `keel <args>` to completion with `env` added to its environment:
+/// (exit code, stdout, stderr).
+pub fn keel_output_with_env(args: &[&str], env: &[(&str, &str)]) -> Result<KeelOutput> {
+    let output = Command::new(keel_bin())
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .context("running keel")?;
+    Ok((
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    ))
+}
+
+/// Runs `keel <args>` to completion: (exit code, stdout, stderr).
+pub fn keel_output(args: &[&str]) -> Result<KeelOutput> {
+    keel_output_with_env(args, &[])
+}
+
 /// Runs `keel <args>` to completion and returns (exit code, stderr).
 pub fn run_keel(args: &[&str]) -> Result<(Option<i32>, String)> {
     let output = Command::new(keel_bin())

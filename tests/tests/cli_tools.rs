@@ -2,18 +2,9 @@
 
 use keel_tests::keel_compose::ComponentInfo;
 use keel_tests::{guest, run_keel, write_file};
-use std::process::Command;
 
-fn stdout_of(args: &[&str]) -> (Option<i32>, String, String) {
-    let output = Command::new(keel_tests::keel_bin())
-        .args(args)
-        .output()
-        .expect("keel runs");
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+fn stdout_of(args: &[&str]) -> keel_tests::KeelOutput {
+    keel_tests::keel_output(args).expect("keel runs")
 }
 
 fn tally_manifest(dir: &std::path::Path, mode: &str) -> std::path::PathBuf {

@@ -8,26 +8,18 @@ use anyhow::{Context, Result};
 use keel_tests::keel::oci::{OciOptions, PullFailure, PullPolicy, Registry as KeelRegistry};
 use keel_tests::keel::spec::{ImageRef, RegistrySpec};
 use keel_tests::registry::{Registry, from_reference, oci_host, pull_failure, store_options};
-use keel_tests::{KeelProcess, get, guest, keel_bin, write_file};
+use keel_tests::{KeelProcess, get, guest, write_file};
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 const HELLO: &str = "Hello from keel! You asked for /\n";
 
 /// `keel push` with `args`; (exit code, stdout, stderr).
-fn keel_push(args: &[&str], env: &[(&str, &str)]) -> Result<(Option<i32>, String, String)> {
-    let output = Command::new(keel_bin())
-        .arg("push")
-        .args(args)
-        .envs(env.iter().copied())
-        .output()
-        .context("running keel push")?;
-    Ok((
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    ))
+fn keel_push(args: &[&str], env: &[(&str, &str)]) -> Result<keel_tests::KeelOutput> {
+    let args: Vec<&str> = std::iter::once("push")
+        .chain(args.iter().copied())
+        .collect();
+    keel_tests::keel_output_with_env(&args, env)
 }
 
 #[test]

@@ -6,26 +6,12 @@
 use anyhow::{Context, Result};
 use keel_tests::keel_compose::ComponentInfo;
 use keel_tests::registry::Registry;
-use keel_tests::{guest, keel_bin, write_file};
+use keel_tests::{guest, keel_output, write_file};
 use std::path::Path;
-use std::process::Command;
-
-/// `keel ARGS`: (exit code, stdout, stderr).
-fn keel(args: &[&str]) -> Result<(Option<i32>, String, String)> {
-    let output = Command::new(keel_bin())
-        .args(args)
-        .output()
-        .context("running keel")?;
-    Ok((
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    ))
-}
 
 /// Pushes guest `file` to `repo_tag` with `keel push`; the pinned reference.
 fn push(registry: &Registry, file: &str, repo_tag: &str) -> Result<String> {
-    let (code, stdout, stderr) = keel(&[
+    let (code, stdout, stderr) = keel_output(&[
         "push",
         guest(file).to_str().context("path")?,
         &registry.reference(repo_tag),
@@ -48,7 +34,7 @@ fn inspect_and_compose_resolve_references_through_the_store() -> Result<()> {
     let cache = tempfile::tempdir()?;
 
     // A reference alone: pulled into the store, printed pinned to its digest.
-    let (code, out, err) = keel(&[
+    let (code, out, err) = keel_output(&[
         "inspect",
         &user,
         "--insecure",
@@ -90,7 +76,7 @@ path = "{user}"
             host = registry.host(),
         ),
     );
-    let (code, out, err) = keel(&[
+    let (code, out, err) = keel_output(&[
         "inspect",
         &user,
         "--manifest",
@@ -107,7 +93,7 @@ path = "{user}"
     // With the registry gone, --offline serves both commands from the store.
     registry.stop();
     let composed = dir.path().join("out.wasm");
-    let (code, _, err) = keel(&[
+    let (code, _, err) = keel_output(&[
         "compose",
         path(&manifest),
         "-o",
@@ -134,7 +120,7 @@ path = "{user}"
 
     // A store that never saw the reference: offline refuses, naming it.
     let empty = tempfile::tempdir()?;
-    let (code, out, err) = keel(&[
+    let (code, out, err) = keel_output(&[
         "inspect",
         &user,
         "--offline",

@@ -8,16 +8,8 @@ use std::process::Command;
 use std::time::Duration;
 
 /// Runs `keel <args>`: (exit code, stdout, stderr).
-fn keel(args: &[&str]) -> (Option<i32>, String, String) {
-    let output = Command::new(keel_tests::keel_bin())
-        .args(args)
-        .output()
-        .expect("keel runs");
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+fn keel(args: &[&str]) -> keel_tests::KeelOutput {
+    keel_tests::keel_output(args).expect("keel runs")
 }
 
 /// `keel plugin check PATH`: (exit code, report and error together).
@@ -163,19 +155,13 @@ fn check_refuses_metadata_that_lies_about_the_exports() {
 fn check_reads_a_plugin_from_a_registry() -> anyhow::Result<()> {
     let registry = keel_tests::registry::Registry::start()?;
     let reference = registry.reference("plugins/liar:1");
-    let pushed = Command::new(keel_tests::keel_bin())
-        .args([
-            "push",
-            guest("kit_liar").to_str().unwrap(),
-            &reference,
-            "--insecure",
-        ])
-        .output()?;
-    assert!(
-        pushed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&pushed.stderr)
-    );
+    let (code, _, err) = keel(&[
+        "push",
+        guest("kit_liar").to_str().unwrap(),
+        &reference,
+        "--insecure",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
     let (code, out, err) = keel(&["plugin", "check", &reference, "--insecure"]);
     assert_eq!(code, Some(1), "{out}{err}");
     assert!(

@@ -309,17 +309,13 @@ fn inspect_shows_the_chain() -> anyhow::Result<()> {
     );
     let app = manifest(dir.path(), &plugins);
     let user = guest("keyvalue_user");
-    let output = std::process::Command::new(keel_tests::keel_bin())
-        .args([
-            "inspect".as_ref(),
-            user.as_os_str(),
-            "--manifest".as_ref(),
-            app.as_os_str(),
-        ])
-        .output()?;
-    let out = String::from_utf8_lossy(&output.stdout);
-    let err = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{out}{err}");
+    let (code, out, err) = keel_tests::keel_output(&[
+        "inspect",
+        user.to_str().expect("utf-8 path"),
+        "--manifest",
+        app.to_str().expect("utf-8 path"),
+    ])?;
+    assert_eq!(code, Some(0), "{out}{err}");
     assert!(
         out.contains(
             "wasi:keyvalue/store@0.2.0-draft (instance, 6 functions, 1 resources) -> plugin \
