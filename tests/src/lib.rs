@@ -316,12 +316,7 @@ impl KeelProcess {
 
     /// Sends `signal` (e.g. `"TERM"`) to the process.
     pub fn signal(&self, signal: &str) -> Result<()> {
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.pid().to_string())
-            .status()?;
-        anyhow::ensure!(status.success(), "kill -{signal} failed");
-        Ok(())
+        send_signal(self.pid(), signal)
     }
 
     /// Waits for the process to exit (at most `timeout`) and returns its exit code.
@@ -344,6 +339,16 @@ impl Drop for KeelProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Sends `signal` (`"TERM"`, `"STOP"`, …) to process `pid` with `kill`.
+pub fn send_signal(pid: u32, signal: &str) -> Result<()> {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()?;
+    anyhow::ensure!(status.success(), "kill -{signal} {pid} failed");
+    Ok(())
 }
 
 /// What a `keel` command left: its exit code, stdout and stderr.

@@ -94,12 +94,7 @@ impl NatsServer {
     }
 
     fn signal(&self, signal: &str) -> Result<()> {
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.child.id().to_string())
-            .status()?;
-        anyhow::ensure!(status.success(), "kill -{signal} nats-server failed");
-        Ok(())
+        crate::send_signal(self.child.id(), signal)
     }
 
     /// `nats://127.0.0.1:PORT`.

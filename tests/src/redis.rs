@@ -102,12 +102,7 @@ impl RedisServer {
     }
 
     fn signal(&self, signal: &str) -> Result<()> {
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.child.id().to_string())
-            .status()?;
-        ensure!(status.success(), "kill -{signal} redis-server failed");
-        Ok(())
+        crate::send_signal(self.child.id(), signal)
     }
 
     /// Runs one command on a fresh connection (authenticated if the server

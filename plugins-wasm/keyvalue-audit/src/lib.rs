@@ -47,16 +47,12 @@ wit_bindgen::generate!({
     generate_all,
 });
 
-// What `keel plugin check` and `keel run` read (see `keel-plugin.toml`),
-// written without a crate of keel's.
-#[used]
-#[unsafe(link_section = "keel-plugin")]
-static KEEL_PLUGIN: [u8; include_bytes!("../keel-plugin.toml").len()] =
-    *include_bytes!("../keel-plugin.toml");
+keel_guest::plugin_metadata!();
 
 use exports::wasi::keyvalue::store::{
     Bucket, BucketBorrow, Error, Guest as StoreGuest, GuestBucket, KeyResponse,
 };
+use keel_guest::log_record::json_string;
 use wasi::keyvalue as backend;
 use wasi::logging::logging::{Level, log};
 
@@ -88,26 +84,6 @@ fn describe(error: &Error) -> String {
     }
 }
 
-/// `text` as a JSON string: quotes, backslashes and control characters
-/// escaped, so that what a caller chose cannot read as another field.
-fn quoted(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 /// Records one call: `op` on `bucket` (with `key`, if the call has one),
 /// and how it ended; then hands back `result` as the layer's.
 fn record<T>(
@@ -123,13 +99,13 @@ fn record<T>(
         Err(e) => format!("error({})", describe(e)),
     };
     let key = key
-        .map(|k| format!(" key={}", quoted(k)))
+        .map(|k| format!(" key={}", json_string(k)))
         .unwrap_or_default();
     let message = format!(
         "caller={}/{} op={op} bucket={}{key} outcome={outcome}",
         caller.namespace,
         caller.name,
-        quoted(bucket)
+        json_string(bucket)
     );
     log(Level::Info, CONTEXT, &message);
     result
