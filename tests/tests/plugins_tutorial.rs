@@ -125,10 +125,11 @@ impl Reader {
             return Ok(());
         }
         if let Some(config) = command.strip_prefix("docker-registry serve ") {
-            // The page's configuration (loopback, storage in the folder)
-            // at a port of the test's own choosing.
-            ensure!(self.cwd.join(config).is_file(), "no {config} to serve");
-            self.registry = Some(Registry::start()?);
+            // The page's configuration, on a port of the test's choosing.
+            let text = std::fs::read_to_string(self.cwd.join(config))
+                .with_context(|| format!("no {config} to serve"))?;
+            let text = text.replace(PAGE_REGISTRY, "127.0.0.1:0");
+            self.registry = Some(Registry::start_as_configured(&self.cwd, &text)?);
             return Ok(());
         }
         if let Some(manifest) = command.strip_prefix("keel run ") {
@@ -278,10 +279,21 @@ fn the_plugins_tutorial_works_as_written() -> Result<()> {
         );
     }
 
+    // The registry ran with the page's configuration: it stored the
+    // pushes where registry.yml says.
+    let base = reader.base()?.to_path_buf();
+    let repositories = base.join("registry-data/docker/registry/v2/repositories/acme");
+    for pushed in ["greeter", "greeter-quota", "hello-greeter"] {
+        ensure!(
+            repositories.join(pushed).is_dir(),
+            "nothing pushed to acme/{pushed} under {}",
+            repositories.display()
+        );
+    }
+
     // The reader ends with exactly the committed crates and files: what
     // `keel plugin new` wrote and the page did not replace is committed
     // as the scaffold wrote it.
-    let base = reader.base()?.to_path_buf();
     let committed = files(&docs())?;
     let written = files(&base)?;
     ensure!(
