@@ -27,6 +27,7 @@ pub mod redis;
 pub mod registry;
 pub mod stock;
 pub mod suite;
+pub mod tutorial;
 
 /// The repository's root.
 pub fn repo_root() -> PathBuf {

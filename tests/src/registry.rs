@@ -61,9 +61,33 @@ impl Registry {
         }
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config)?;
-        let mut child = Command::new("docker-registry")
+        Registry::serve(dir, &config_path, None)
+    }
+
+    /// A registry run as a reader would run it: `docker-registry serve
+    /// CONFIG` in folder `cwd` (relative storage paths are resolved there),
+    /// with `config`'s text except that it must listen on `127.0.0.1:0`.
+    pub fn start_as_configured(cwd: &Path, config: &str) -> Result<Registry> {
+        anyhow::ensure!(
+            config.contains("addr: 127.0.0.1:0"),
+            "the configuration must listen on 127.0.0.1:0:\n{config}"
+        );
+        let dir = tempfile::tempdir()?;
+        let config_path = dir.path().join("config.yml");
+        std::fs::write(&config_path, config)?;
+        Registry::serve(dir, &config_path, Some(cwd))
+    }
+
+    /// Starts `docker-registry serve CONFIG` (in `cwd`, if given) and waits
+    /// until it answers.
+    fn serve(dir: tempfile::TempDir, config_path: &Path, cwd: Option<&Path>) -> Result<Registry> {
+        let mut command = Command::new("docker-registry");
+        if let Some(cwd) = cwd {
+            command.current_dir(cwd);
+        }
+        let mut child = command
             .arg("serve")
-            .arg(&config_path)
+            .arg(config_path)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -172,6 +172,63 @@ fn check_reads_a_plugin_from_a_registry() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A manifest's plugins named by `oci://` reference count among those that
+/// may serve the checked plugin's imports: the check pulls them, as `keel
+/// run` would, rather than stopping at "has not been pulled".
+#[test]
+fn check_pulls_the_plugins_a_manifest_names_by_reference() -> anyhow::Result<()> {
+    let registry = keel_tests::registry::Registry::start()?;
+    let reference = registry.reference("plugins/tally:0.2.3");
+    let pushed = Command::new(keel_tests::keel_bin())
+        .args([
+            "push",
+            guest("tally_plugin").to_str().unwrap(),
+            &reference,
+            "--insecure",
+        ])
+        .output()?;
+    assert!(
+        pushed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pushed.stderr)
+    );
+    let dir = tempfile::tempdir()?;
+    let manifest = write_file(
+        dir.path(),
+        "app.toml",
+        &format!(
+            "[[registry]]\nhost = {:?}\ninsecure = true\n\n\
+             [[plugin]]\nname = \"tally\"\npath = {reference:?}\nmode = \"shared\"\n\n\
+             [[workload]]\nname = \"user\"\n[[workload.component]]\npath = {:?}\n",
+            registry.host(),
+            guest("tally_user")
+        ),
+    );
+    // A component importing acme:tally/counters (a workload, so it carries
+    // no metadata: the check reports that too, which is not the point).
+    let output = Command::new(keel_tests::keel_bin())
+        .args([
+            "plugin",
+            "check",
+            guest("tally_user").to_str().unwrap(),
+            "--manifest",
+            manifest.to_str().unwrap(),
+        ])
+        .env("XDG_CACHE_HOME", dir.path().join("cache"))
+        .output()?;
+    let out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!out.contains("has not been pulled"), "{out}");
+    assert!(
+        out.contains("acme:tally/counters@0.2.0 -> plugin `tally`"),
+        "{out}"
+    );
+    Ok(())
+}
+
 /// `component` with a `keel-plugin` custom section holding `data` appended
 /// at its top level (a component may carry custom sections anywhere).
 fn with_metadata(component: &[u8], data: &[u8]) -> Vec<u8> {

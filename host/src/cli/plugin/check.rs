@@ -26,11 +26,46 @@ pub struct Checked {
 
 /// Runs the check, prints the report, and fails when it found problems.
 pub fn run(args: &CheckArgs) -> Result<()> {
-    let manifest = args.manifest.as_deref().map(Manifest::load).transpose()?;
-    let bytes = if args.plugin.starts_with("oci://") {
-        pull(args, manifest.as_ref())?
+    let mut manifest = args.manifest.as_deref().map(Manifest::load).transpose()?;
+    let reference = args
+        .plugin
+        .starts_with("oci://")
+        .then(|| ImageRef::parse(&args.plugin))
+        .transpose()?;
+    let manifest_pulls = manifest.as_ref().is_some_and(|m| {
+        m.plugins
+            .iter()
+            .any(|p| p.source.as_ref().is_some_and(|s| s.reference().is_some()))
+    });
+    // The plugin, and the manifest's plugins named by reference (they may
+    // serve its imports), come through one registry client, as `keel run`
+    // would pull them.
+    let pulled = if reference.is_some() || manifest_pulls {
+        let registry = registry(args, reference.as_ref(), manifest.as_ref())?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?;
+        if let Some(manifest) = &mut manifest {
+            runtime.block_on(pull_plugins(manifest, &registry))?;
+        }
+        match &reference {
+            Some(reference) => Some(
+                runtime
+                    .block_on(registry.resolve(reference))
+                    .with_context(|| format!("pulling {}", args.plugin))?
+                    .artifact
+                    .bytes
+                    .to_vec(),
+            ),
+            None => None,
+        }
     } else {
-        std::fs::read(&args.plugin).with_context(|| format!("reading {}", args.plugin))?
+        None
+    };
+    let bytes = match pulled {
+        Some(bytes) => bytes,
+        None => std::fs::read(&args.plugin).with_context(|| format!("reading {}", args.plugin))?,
     };
     let checked = check(&bytes, manifest.as_ref())?;
     print!("{}", checked.report);
@@ -45,13 +80,16 @@ pub fn run(args: &CheckArgs) -> Result<()> {
     Ok(())
 }
 
-/// The bytes of the plugin reference `args.plugin` names, pulled with the
-/// manifest's registry settings (and `--insecure` for its registry).
-fn pull(args: &CheckArgs, manifest: Option<&Manifest>) -> Result<Vec<u8>> {
-    let reference = ImageRef::parse(&args.plugin)?;
+/// A registry client with the manifest's registry settings, and plain
+/// HTTP to the checked plugin's registry with `--insecure`.
+fn registry(
+    args: &CheckArgs,
+    reference: Option<&ImageRef>,
+    manifest: Option<&Manifest>,
+) -> Result<Registry> {
     let mut registries: Vec<RegistrySpec> =
         manifest.map(|m| m.registries.clone()).unwrap_or_default();
-    if args.insecure {
+    if let Some(reference) = reference.filter(|_| args.insecure) {
         match registries
             .iter_mut()
             .find(|r| r.host == reference.registry())
@@ -63,18 +101,23 @@ fn pull(args: &CheckArgs, manifest: Option<&Manifest>) -> Result<Vec<u8>> {
             }),
         }
     }
-    let registry = Registry::new(OciOptions {
+    Registry::new(OciOptions {
         registries,
         ..OciOptions::default()
-    })?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let resolved = runtime
-        .block_on(registry.resolve(&reference))
-        .with_context(|| format!("pulling {}", args.plugin))?;
-    Ok(resolved.artifact.bytes.to_vec())
+    })
+}
+
+/// Pulls the manifest's plugins named by `oci://` reference.
+async fn pull_plugins(manifest: &mut Manifest, registry: &Registry) -> Result<()> {
+    for plugin in &mut manifest.plugins {
+        if let Some(source) = &mut plugin.source {
+            registry
+                .fill(source)
+                .await
+                .with_context(|| format!("plugin `{}`", plugin.name))?;
+        }
+    }
+    Ok(())
 }
 
 /// Checks the plugin `bytes` against the built-ins (and the plugins of
