@@ -130,9 +130,9 @@ pub fn refusal<'a>(
 pub fn composable(info: &ComponentInfo) -> Result<(), String> {
     match info.imports.iter().find(|i| reaches_outside(&i.name)) {
         Some(reach) => Err(format!(
-            "it imports `{}`: composed into a workload it would share the workload's grants; \
-             run it shared, with grants of its own",
-            reach.name
+            "it imports `{}`: {}",
+            reach.name,
+            super::advice::composed_reach(&reach.name)
         )),
         None => Ok(()),
     }

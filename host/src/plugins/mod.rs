@@ -12,6 +12,7 @@
 //! asks for (its metadata) against what it is granted is logged by
 //! [`asks`].
 
+pub mod advice;
 pub mod asks;
 pub mod composed;
 pub mod deny;
@@ -192,6 +193,7 @@ impl PluginSet {
         self.register(spec, bytes, false)?;
         if let Some(plugin) = self.plugins.last() {
             asks::log(plugin);
+            advice::log_forwarder(plugin);
         }
         Ok(())
     }
@@ -365,9 +367,12 @@ impl PluginSet {
             );
         }
         let covered = self.covered();
-        let resolution = self.registry.resolve_excluding(component, picks, &|p, i| {
-            covered.contains(&(p.to_string(), i.to_string()))
-        })?;
+        let resolution = self
+            .registry
+            .resolve_excluding(component, picks, &|p, i| {
+                covered.contains(&(p.to_string(), i.to_string()))
+            })
+            .map_err(advice::pick_for_workload)?;
         let mut plan = LinkPlan::default();
         let mut beneath = Vec::new();
         for binding in resolution.bindings {
@@ -399,11 +404,10 @@ impl PluginSet {
                         .find(|i| reaches_outside(&i.name))
                     {
                         bail!(
-                            "plugin `{}` imports `{}`: composed into the workload it would share the \
-                             workload's grants; declare it with mode = \"shared\" and give it its own \
-                             `grants`",
+                            "plugin `{}` imports `{}`: {}",
                             plugin.spec.name,
-                            reach.name
+                            reach.name,
+                            advice::composed_reach(&reach.name)
                         );
                     }
                     for member in std::iter::once(&binding.plugin).chain(&stack.composed) {
