@@ -272,7 +272,7 @@ pub fn compose_workload(
     manifest: &Manifest,
     workload: &WorkloadSpec,
     allow_keel_core: bool,
-) -> Result<(Vec<u8>, Vec<(String, Vec<String>)>)> {
+) -> Result<(Vec<u8>, Vec<CoreImport>)> {
     let [component] = workload.components.as_slice() else {
         bail!(
             "workload `{}` has {} components; `keel compose` writes one component",
@@ -331,13 +331,17 @@ pub fn compose_workload(
     Ok((composed, core))
 }
 
+/// A `keel:core` interface a composed component imports, with the plugins
+/// composed into it that import it.
+pub type CoreImport = (String, Vec<String>);
+
 /// The `keel:core` interfaces the composed component `bytes` imports, each
 /// with those of the plugins `members` that import it.
 fn keel_core_imports(
     bytes: &[u8],
     plugins: &PluginSet,
     members: &[&str],
-) -> Result<Vec<(String, Vec<String>)>> {
+) -> Result<Vec<CoreImport>> {
     let info = ComponentInfo::read(bytes).context("reading the composed component")?;
     Ok(info
         .imports
