@@ -308,6 +308,40 @@ fn two_fitting_plugins_name_the_workload_plugins_table_and_the_line_to_add() -> 
 }
 
 #[test]
+fn two_plugins_fitting_a_layers_import_name_the_wraps_to_add() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let manifest = write_file(
+        dir.path(),
+        "app.toml",
+        &format!(
+            "[[plugin]]\nname = \"keyvalue-memory\"\nmode = \"shared\"\n\n\
+             [[plugin]]\nname = \"keyvalue-redis\"\npath = {:?}\nmode = \"shared\"\n\n\
+             [[plugin]]\nname = \"keyvalue-audit\"\npath = {:?}\nmode = \"shared\"\n\n\
+             [[workload]]\nname = \"user\"\n[workload.plugins]\n\
+             \"wasi:keyvalue/store\" = \"keyvalue-audit\"\n\
+             \"wasi:keyvalue/atomics\" = \"keyvalue-audit\"\n\
+             \"wasi:keyvalue/batch\" = \"keyvalue-audit\"\n\
+             [[workload.component]]\npath = {:?}\n",
+            guest("keyvalue_redis"),
+            guest("keyvalue_audit"),
+            guest("keyvalue_user")
+        ),
+    );
+    let log = refused(dir.path(), &manifest)?;
+    assert!(
+        log.contains(
+            "of plugin `keyvalue-audit` can be served by plugins `keyvalue-memory` and `keyvalue-redis`"
+        ),
+        "{log}"
+    );
+    assert!(
+        log.contains("name = \"keyvalue-audit\"") && log.contains("wraps = \"keyvalue-memory\""),
+        "{log}"
+    );
+    Ok(())
+}
+
+#[test]
 fn a_trap_inside_a_composed_plugin_is_logged_as_the_plugins() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let manifest = write_file(

@@ -36,9 +36,11 @@ pub fn pick_for_layer(error: anyhow::Error, layer: &str) -> anyhow::Error {
             plugins,
         }) => anyhow::anyhow!(
             "import `{import}` of plugin `{layer}` can be served by plugins {}: say which one \
-             it wraps in its `[[plugin]]` table, e.g.\n\n[plugin.wraps]\n\"{interface}\" = \"{}\"\n",
+             it wraps in its `[[plugin]]` table, e.g.\n\n[[plugin]]\nname = \"{layer}\"\n\
+             wraps = \"{first}\"\n\n(or per interface: `[plugin.wraps]` with \
+             \"{interface}\" = \"{first}\")\n",
             listed(plugins),
-            plugins.first().map_or("", String::as_str)
+            first = plugins.first().map_or("", String::as_str)
         ),
         _ => error,
     }
