@@ -34,6 +34,8 @@ use shared::SharedPlugin;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+pub use imports::reaches_outside;
+
 /// A plugin whose component has been read.
 #[derive(Debug, Clone)]
 pub struct LoadedPlugin {
@@ -480,16 +482,6 @@ fn located(spec: &PluginSpec) -> String {
         .as_ref()
         .map(|l| format!("{l}: "))
         .unwrap_or_default()
-}
-
-/// Whether `import` lets a guest reach beyond itself in ways that are
-/// granted (network, files): what a composed plugin may not import.
-pub fn reaches_outside(import: &str) -> bool {
-    InterfaceName::parse(import).is_some_and(|n| {
-        n.namespace == "wasi"
-            && (matches!(n.package.as_str(), "sockets" | "filesystem")
-                || (n.package == "http" && n.interface == "outgoing-handler"))
-    })
 }
 
 /// Whether `import` names a `keel:core` interface.
