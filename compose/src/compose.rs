@@ -43,10 +43,13 @@ pub fn compose(
                     .with_context(|| {
                         format!("plugin `{}` was bound but not supplied", binding.plugin)
                     })?;
+                // Named, so that a trap inside it is told from the workload's.
+                let bytes = crate::module_names::name_modules(plugin.bytes, plugin.name)
+                    .with_context(|| format!("naming the modules of plugin `{}`", plugin.name))?;
                 let package = Package::from_bytes(
                     &format!("keel-plugin:p{}", instances.len()),
                     None,
-                    plugin.bytes.to_vec(),
+                    bytes,
                     graph.types_mut(),
                 )
                 .with_context(|| format!("reading plugin `{}`", plugin.name))?;

@@ -30,6 +30,35 @@ pub fn summary_anyhow(error: &anyhow::Error) -> String {
     summarize(error.chain().map(|e| e.to_string()))
 }
 
+/// The composed plugin in which the guest failed, if it failed inside
+/// one: the innermost frame of a core module that composition named after
+/// a plugin (`keel_compose::module_names`). A plugin's frames are on the
+/// stack only while a call into it runs, so any such frame means the
+/// failure came from inside that call; with a plugin composed beneath a
+/// layer, the innermost names the deepest.
+pub fn plugin_of(error: &wasmtime::Error) -> Option<String> {
+    error
+        .downcast_ref::<wasmtime::WasmBacktrace>()
+        .and_then(plugin_in)
+}
+
+/// [`plugin_of`] for an error that may wrap a Wasmtime error.
+pub fn plugin_of_anyhow(error: &anyhow::Error) -> Option<String> {
+    error
+        .downcast_ref::<wasmtime::WasmBacktrace>()
+        .and_then(plugin_in)
+}
+
+fn plugin_in(trace: &wasmtime::WasmBacktrace) -> Option<String> {
+    trace.frames().iter().find_map(|frame| {
+        frame
+            .module()
+            .name()
+            .and_then(keel_compose::module_names::plugin_of)
+            .map(str::to_string)
+    })
+}
+
 /// The summary of an error chain, given each message (outermost first).
 ///
 /// ```

@@ -66,14 +66,19 @@ fn inspect_says_an_interface_of_only_types_needs_nothing() {
     );
 }
 
-/// Runs `keel compose MANIFEST -o OUTPUT`: (exit code, stderr).
-fn compose_to(manifest: &std::path::Path, output: &std::path::Path) -> (Option<i32>, String) {
-    let args = [
+/// Runs `keel compose MANIFEST -o OUTPUT [extra…]`: (exit code, stderr).
+fn compose_to(
+    manifest: &std::path::Path,
+    output: &std::path::Path,
+    extra: &[&str],
+) -> (Option<i32>, String) {
+    let mut args = vec![
         "compose",
         manifest.to_str().unwrap(),
         "-o",
         output.to_str().unwrap(),
     ];
+    args.extend_from_slice(extra);
     run_keel(&args).unwrap()
 }
 
@@ -82,8 +87,15 @@ fn compose_writes_one_component_without_the_plugin_import() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = tally_manifest(dir.path(), "composed");
     let output = dir.path().join("out.wasm");
-    let (code, stderr) = compose_to(&manifest, &output);
+    // The tally plugin imports keel:core/identity: written only when asked,
+    // with a warning that it runs nowhere.
+    let (code, stderr) = compose_to(&manifest, &output, &["--allow-keel-core"]);
     assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("imports `keel:core/identity@0.1.0` (from plugin `tally`)")
+            && stderr.contains("it runs nowhere"),
+        "{stderr}"
+    );
     let info = ComponentInfo::read(&std::fs::read(&output).unwrap()).unwrap();
     assert!(
         !info
@@ -105,11 +117,29 @@ fn compose_refuses_shared_plugins_and_says_why() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = tally_manifest(dir.path(), "shared");
     let output = dir.path().join("out.wasm");
-    let (code, stderr) = compose_to(&manifest, &output);
+    let (code, stderr) = compose_to(&manifest, &output, &[]);
     assert_eq!(code, Some(1));
     assert!(
         stderr.contains("shared mode, which lives in the host"),
         "{stderr}"
     );
+    assert!(!output.exists());
+}
+
+#[test]
+fn compose_refuses_an_output_importing_keel_core_and_says_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = tally_manifest(dir.path(), "composed");
+    let output = dir.path().join("out.wasm");
+    let (code, stderr) = compose_to(&manifest, &output, &[]);
+    assert_eq!(code, Some(1), "{stderr}");
+    for expected in [
+        "would import `keel:core/identity@0.1.0` (plugin `tally` imports it)",
+        "keel refuses a workload that imports keel:core",
+        "Run the manifest itself",
+        "--allow-keel-core",
+    ] {
+        assert!(stderr.contains(expected), "{expected}: {stderr}");
+    }
     assert!(!output.exists());
 }

@@ -98,6 +98,8 @@ path = "{user}"
         path(&manifest),
         "-o",
         path(&composed),
+        // The plugin imports keel:core/identity: written for inspection.
+        "--allow-keel-core",
         "--offline",
         "--cache-dir",
         path(cache.path()),

@@ -5,6 +5,7 @@ mod fleet;
 pub mod plugin;
 mod report;
 mod serve;
+pub mod wit;
 
 pub use fleet::HostArgs;
 pub use serve::ServeArgs;
@@ -56,6 +57,9 @@ pub enum Command {
     /// Join a fleet: serve wasmCloud's host protocol on NATS and run what
     /// its operator starts, until SIGINT or SIGTERM.
     Host(HostArgs),
+    /// WIT: write the packages keel serves, to build against them.
+    #[command(subcommand)]
+    Wit(wit::WitCommand),
 }
 
 /// Arguments of `keel push`.
@@ -112,6 +116,11 @@ pub struct ComposeArgs {
     /// Which workload (`namespace/name` or `name`); needed when the manifest has several.
     #[arg(long)]
     pub workload: Option<String>,
+    /// Write the component even when a composed plugin leaves it importing
+    /// `keel:core`: keel refuses such a workload and no other runtime
+    /// serves `keel:core`, so it is only good for inspection.
+    #[arg(long)]
+    pub allow_keel_core: bool,
     /// How references are resolved.
     #[command(flatten)]
     pub pull: PullArgs,
@@ -233,6 +242,7 @@ pub fn main() -> ExitCode {
         Command::Push(args) => runtime.block_on(push(args)),
         Command::Host(args) => runtime.block_on(fleet::host(args)),
         Command::Plugin(command) => plugin::run(command),
+        Command::Wit(command) => wit::run(command),
     };
     // Dropping the runtime would wait for every blocking task, such as a
     // workload still compiling when a signal ended the start. What is
@@ -382,9 +392,20 @@ pub async fn compose(args: ComposeArgs) -> Result<()> {
             _ => anyhow::bail!("the manifest has several workloads: choose one with --workload"),
         },
     };
-    let bytes = report::compose_workload(&manifest, workload)?;
+    let (bytes, core) = report::compose_workload(&manifest, workload, args.allow_keel_core)?;
     std::fs::write(&args.output, &bytes)
         .with_context(|| format!("writing {}", args.output.display()))?;
+    for (import, from) in &core {
+        eprintln!(
+            "warning: {} imports `{import}` (from plugin {}): `keel run` refuses it as a workload \
+             and no other runtime serves keel:core; it runs nowhere",
+            args.output.display(),
+            from.iter()
+                .map(|p| format!("`{p}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     eprintln!("wrote {} ({} bytes)", args.output.display(), bytes.len());
     Ok(())
 }

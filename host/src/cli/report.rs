@@ -263,7 +263,16 @@ fn same_file(a: &Path, b: &Path) -> bool {
 
 /// Composes the component of `workload` with its composed plugins, for
 /// `keel compose`. Shared plugins cannot live in a file and are an error.
-pub fn compose_workload(manifest: &Manifest, workload: &WorkloadSpec) -> Result<Vec<u8>> {
+/// So is a result importing `keel:core` (left by a composed plugin that
+/// imports it) unless `allow_keel_core`: keel refuses such a workload, and
+/// no other runtime serves `keel:core`, so it would run nowhere. With
+/// `allow_keel_core` it is written and its `keel:core` imports returned,
+/// each with the plugins importing it, for a warning.
+pub fn compose_workload(
+    manifest: &Manifest,
+    workload: &WorkloadSpec,
+    allow_keel_core: bool,
+) -> Result<(Vec<u8>, Vec<CoreImport>)> {
     let [component] = workload.components.as_slice() else {
         bail!(
             "workload `{}` has {} components; `keel compose` writes one component",
@@ -293,5 +302,64 @@ pub fn compose_workload(manifest: &Manifest, workload: &WorkloadSpec) -> Result<
         &plan.composed,
         &plan.layers,
     )?;
-    crate::plugins::composed::compose(&bytes, &prepared, &plan.composed)
+    let composed = crate::plugins::composed::compose(&bytes, &prepared, &plan.composed)?;
+    let members: Vec<&str> = (plan.composed.iter().map(|b| b.plugin.as_str()))
+        .chain(
+            (plan.layers.iter())
+                .filter(|l| l.mode == crate::spec::LinkMode::Composed)
+                .map(|l| l.binding.plugin.as_str()),
+        )
+        .collect();
+    let core = keel_core_imports(&composed, &plugins, &members)?;
+    if let Some((import, from)) = core.first()
+        && !allow_keel_core
+    {
+        bail!(
+            "the composed component would import `{import}` (plugin {} imports it), and keel \
+             refuses a workload that imports keel:core (only plugins may: it reaches raw NATS, \
+             host pipes and messaging as a plugin does, outside any plugin's grants); no other \
+             runtime serves keel:core either, so the file would run nowhere. Run the manifest \
+             itself (`keel run` composes the same at start and serves keel:core to the \
+             plugin), or compose only plugins that import no keel:core; `--allow-keel-core` \
+             writes it anyway, for inspection",
+            from.iter()
+                .map(|p| format!("`{p}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok((composed, core))
+}
+
+/// A `keel:core` interface a composed component imports, with the plugins
+/// composed into it that import it.
+pub type CoreImport = (String, Vec<String>);
+
+/// The `keel:core` interfaces the composed component `bytes` imports, each
+/// with those of the plugins `members` that import it.
+fn keel_core_imports(
+    bytes: &[u8],
+    plugins: &PluginSet,
+    members: &[&str],
+) -> Result<Vec<CoreImport>> {
+    let info = ComponentInfo::read(bytes).context("reading the composed component")?;
+    Ok(info
+        .imports
+        .iter()
+        .filter(|i| is_keel_core(&i.name))
+        .map(|import| {
+            let mut from: Vec<String> = members
+                .iter()
+                .filter(|m| {
+                    plugins
+                        .get(m)
+                        .is_some_and(|p| p.info.imports.iter().any(|i| i.name == import.name))
+                })
+                .map(|m| m.to_string())
+                .collect();
+            from.sort();
+            from.dedup();
+            (import.name.clone(), from)
+        })
+        .collect())
 }

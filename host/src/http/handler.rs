@@ -195,6 +195,11 @@ fn log_ending(
 ) {
     let workload = template.workload();
     let component = template.component();
+    // A composed plugin the failure came from, named in the record.
+    let plugin = match result {
+        Ok(Err(e)) => crate::trap::plugin_of(e),
+        _ => None,
+    };
     let error = match result {
         Ok(Err(e)) => {
             tracing::debug!(
@@ -218,6 +223,7 @@ fn log_ending(
         Ending::MemoryLimit => tracing::warn!(
             workload,
             component,
+            plugin,
             memory_used = store.data().memory_used(),
             error,
             "guest stopped at its memory limit"
@@ -228,7 +234,16 @@ fn log_ending(
             memory_used = store.data().memory_used(),
             "guest stopped: the memory budget of the workload (or the host) is spent by invocations in flight"
         ),
-        Ending::Trap => tracing::warn!(workload, component, error, "guest trapped"),
+        Ending::Trap => match &plugin {
+            Some(name) => tracing::warn!(
+                workload,
+                component,
+                plugin = name.as_str(),
+                error,
+                "guest trapped in composed plugin `{name}`"
+            ),
+            None => tracing::warn!(workload, component, error, "guest trapped"),
+        },
     }
 }
 

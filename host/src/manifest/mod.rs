@@ -51,7 +51,8 @@
 //! path = "tally_plugin.wasm"
 //! mode = "composed"           # or "shared"
 //! scope = "namespace"         # shared: one instance per namespace, "host" or "workload"
-//! forwarder = "typed"         # shared: typed where keel has one, or "generic"
+//! forwarder = "auto"          # shared: typed where keel has one; "typed" (warns where
+//!                             # keel has none) or "generic"
 //! memory = "256MiB"           # shared: linear memory of one instance
 //! call_timeout = "5s"         # shared: how long one call may run in the plugin
 //!

@@ -81,7 +81,7 @@ pub fn composed_component(
     bindings: &[Binding],
 ) -> Result<Component> {
     let mut key = Sha256::new();
-    key.update(b"keel-composed-v2\0");
+    key.update(b"keel-composed-v3\0");
     key.update(Sha256::digest(workload));
     for binding in bindings {
         for part in [

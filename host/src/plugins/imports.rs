@@ -6,7 +6,7 @@
 //! refused when a workload would link the plugin, with the reason; `keel
 //! plugin check` reports the same verdicts.
 
-use super::{host_serves, is_keel_core, reaches_outside};
+use super::{host_serves, is_keel_core};
 use crate::core_api::{KEEL_CORE_INTERFACES, KEEL_CORE_VERSION};
 use keel_compose::names::semver_compatible;
 use keel_compose::{ComponentInfo, InterfaceName, Item};
@@ -130,10 +130,20 @@ pub fn refusal<'a>(
 pub fn composable(info: &ComponentInfo) -> Result<(), String> {
     match info.imports.iter().find(|i| reaches_outside(&i.name)) {
         Some(reach) => Err(format!(
-            "it imports `{}`: composed into a workload it would share the workload's grants; \
-             run it shared, with grants of its own",
-            reach.name
+            "it imports `{}`: {}",
+            reach.name,
+            super::advice::composed_reach(&reach.name)
         )),
         None => Ok(()),
     }
+}
+
+/// Whether `import` lets a guest reach beyond itself in ways that are
+/// granted (network, files): what a composed plugin may not import.
+pub fn reaches_outside(import: &str) -> bool {
+    keel_compose::InterfaceName::parse(import).is_some_and(|n| {
+        n.namespace == "wasi"
+            && (matches!(n.package.as_str(), "sockets" | "filesystem")
+                || (n.package == "http" && n.interface == "outgoing-handler"))
+    })
 }

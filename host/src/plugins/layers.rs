@@ -24,7 +24,7 @@
 //! under the layer's grants).
 
 use super::composed::compose;
-use super::{LoadedPlugin, PluginSet, host_serves, is_keel_core, reaches_outside};
+use super::{LoadedPlugin, PluginSet, advice, host_serves, is_keel_core, reaches_outside};
 use crate::spec::{LinkMode, SharedScope};
 use anyhow::{Context, Result, bail};
 use keel_compose::{Binding, InterfaceName, Unbound, bake};
@@ -164,6 +164,7 @@ impl PluginSet {
                 .resolve_excluding(&plugin.bytes, &picks, &|p, i| {
                     p == name || covered.contains(&(p.to_string(), i.to_string()))
                 })
+                .map_err(|e| advice::pick_for_layer(e, name))
                 .with_context(|| format!("resolving the imports of plugin `{name}`"))?;
             let types_only =
                 |import: &str| {
@@ -275,10 +276,9 @@ impl PluginSet {
                                 .find(|i| reaches_outside(&i.name))
                         {
                             bail!(
-                                "plugin `{below}` (beneath `{member}`) imports `{}`: composed, it would \
-                                 share the grants of what it is composed into; declare it with \
-                                 mode = \"shared\" and give it its own `grants`",
-                                reach.name
+                                "plugin `{below}` (beneath `{member}`) imports `{}`: {}",
+                                reach.name,
+                                advice::composed_reach(&reach.name)
                             );
                         }
                         if !members.contains(below) {

@@ -12,6 +12,7 @@
 //! asks for (its metadata) against what it is granted is logged by
 //! [`asks`].
 
+pub mod advice;
 pub mod asks;
 pub mod composed;
 pub mod deny;
@@ -32,6 +33,8 @@ use sha2::{Digest, Sha256};
 use shared::SharedPlugin;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+pub use imports::reaches_outside;
 
 /// A plugin whose component has been read.
 #[derive(Debug, Clone)]
@@ -192,6 +195,7 @@ impl PluginSet {
         self.register(spec, bytes, false)?;
         if let Some(plugin) = self.plugins.last() {
             asks::log(plugin);
+            advice::log_forwarder(plugin);
         }
         Ok(())
     }
@@ -365,9 +369,12 @@ impl PluginSet {
             );
         }
         let covered = self.covered();
-        let resolution = self.registry.resolve_excluding(component, picks, &|p, i| {
-            covered.contains(&(p.to_string(), i.to_string()))
-        })?;
+        let resolution = self
+            .registry
+            .resolve_excluding(component, picks, &|p, i| {
+                covered.contains(&(p.to_string(), i.to_string()))
+            })
+            .map_err(advice::pick_for_workload)?;
         let mut plan = LinkPlan::default();
         let mut beneath = Vec::new();
         for binding in resolution.bindings {
@@ -399,11 +406,10 @@ impl PluginSet {
                         .find(|i| reaches_outside(&i.name))
                     {
                         bail!(
-                            "plugin `{}` imports `{}`: composed into the workload it would share the \
-                             workload's grants; declare it with mode = \"shared\" and give it its own \
-                             `grants`",
+                            "plugin `{}` imports `{}`: {}",
                             plugin.spec.name,
-                            reach.name
+                            reach.name,
+                            advice::composed_reach(&reach.name)
                         );
                     }
                     for member in std::iter::once(&binding.plugin).chain(&stack.composed) {
@@ -476,16 +482,6 @@ fn located(spec: &PluginSpec) -> String {
         .as_ref()
         .map(|l| format!("{l}: "))
         .unwrap_or_default()
-}
-
-/// Whether `import` lets a guest reach beyond itself in ways that are
-/// granted (network, files): what a composed plugin may not import.
-pub fn reaches_outside(import: &str) -> bool {
-    InterfaceName::parse(import).is_some_and(|n| {
-        n.namespace == "wasi"
-            && (matches!(n.package.as_str(), "sockets" | "filesystem")
-                || (n.package == "http" && n.interface == "outgoing-handler"))
-    })
 }
 
 /// Whether `import` names a `keel:core` interface.

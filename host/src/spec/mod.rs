@@ -245,10 +245,14 @@ impl SharedScope {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Forwarder {
-    /// Host shims generated for the interface, where keel has them (the
-    /// built-in interfaces, e.g. `wasi:keyvalue`); the generic forwarder
-    /// elsewhere.
+    /// The default: host shims generated for the interface where keel has
+    /// them (the built-in interfaces, e.g. `wasi:keyvalue`), the generic
+    /// forwarder elsewhere.
     #[default]
+    Auto,
+    /// As [`Forwarder::Auto`], asked for in so many words: keel warns at
+    /// start about each interface of the plugin it has no typed forwarder
+    /// for, since those calls go through the generic one.
     Typed,
     /// The generic forwarder (`Val`s) for every interface: slower, kept for
     /// comparison and as a way around a typed forwarder.

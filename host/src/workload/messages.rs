@@ -146,7 +146,9 @@ async fn handle(
             tracing::warn!(workload = %workload.id(), subject, error, "message handler failed")
         }
         Err(e) => {
-            tracing::warn!(workload = %workload.id(), subject, error = crate::trap::summary_anyhow(&e), "message handler trapped");
+            // A composed plugin the trap came from, named in the record.
+            let plugin = crate::trap::plugin_of_anyhow(&e);
+            tracing::warn!(workload = %workload.id(), subject, plugin, error = crate::trap::summary_anyhow(&e), "message handler trapped");
             tracing::debug!(workload = %workload.id(), subject, error = format!("{e:?}"), "the whole error");
         }
     }

@@ -8,36 +8,13 @@
 //! message naming them ([`super::stubs`]). It builds with `cargo build
 //! --target wasm32-wasip2` and passes `keel plugin check` as written.
 
+use super::super::wit;
 use super::NewArgs;
 use super::stubs::Stubs;
 use crate::policy::names::validate_name;
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use wit_parser::{InterfaceId, PackageName, Resolve, UnresolvedPackageGroup, WorldItem, WorldKey};
-
-/// The `keel:core` package as this host serves it, vendored into every
-/// new plugin so that it can import it (`wit/keel-core`).
-const KEEL_CORE: &[(&str, &str)] = &[
-    (
-        "identity.wit",
-        include_str!("../../../../wit/keel-core/identity.wit"),
-    ),
-    (
-        "messaging.wit",
-        include_str!("../../../../wit/keel-core/messaging.wit"),
-    ),
-    (
-        "nats.wit",
-        include_str!("../../../../wit/keel-core/nats.wit"),
-    ),
-    (
-        "pipe.wit",
-        include_str!("../../../../wit/keel-core/pipe.wit"),
-    ),
-];
-
-/// The `wasi:io` `keel:core/pipe` uses.
-const KEEL_CORE_IO: &str = include_str!("../../../../wit/keel-core/deps/io.wit");
 
 /// The wit-bindgen keel's own plugins are built with.
 const WIT_BINDGEN: &str = "0.61";
@@ -97,22 +74,11 @@ pub fn scaffold(name: &str, wit: &Path, choice: Choice<'_>, dir: &Path) -> Resul
         }
     }
     // keel:core (and the wasi:io it uses), unless the WIT brought them.
-    for (folder, package, files) in [
-        (
-            "wasi-io-0.2.12",
-            "wasi:io@0.2.12",
-            vec![("io.wit", KEEL_CORE_IO)],
-        ),
-        ("keel-core", "keel:core@0.1.0", KEEL_CORE.to_vec()),
-    ] {
-        if names.iter().any(|n| n.to_string() == package) {
+    for package in [&wit::WASI_IO, &wit::KEEL_CORE] {
+        if names.iter().any(|n| n.to_string() == package.id) {
             continue;
         }
-        let at = deps.join(folder);
-        std::fs::create_dir_all(&at)?;
-        for (file, text) in files {
-            std::fs::write(at.join(file), text)?;
-        }
+        let at = wit::write(package, &deps)?;
         groups.push(parse(&at)?);
     }
     let mut resolve = Resolve::default();

@@ -253,7 +253,7 @@ impl SharedPlugin {
 
     /// Uses `forwarder` for the plugin's calls.
     pub fn with_forwarder(mut self, forwarder: Forwarder) -> SharedPlugin {
-        self.typed = forwarder == Forwarder::Typed;
+        self.typed = forwarder != Forwarder::Generic;
         self
     }
 

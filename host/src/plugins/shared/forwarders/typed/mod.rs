@@ -305,6 +305,20 @@ impl std::fmt::Debug for TypedForwarders {
     }
 }
 
+/// Whether a typed forwarder serves `interface` (`ns:pkg/iface@version`,
+/// exactly the version keel was built with).
+pub fn serves(interface: &str) -> bool {
+    [
+        &keyvalue::INTERFACES[..],
+        &config::INTERFACES[..],
+        &logging::INTERFACES[..],
+        &messaging::INTERFACES[..],
+        &blobstore::INTERFACES[..],
+    ]
+    .iter()
+    .any(|family| family.contains(&interface))
+}
+
 /// A workload import bound to the shared plugin that serves it.
 pub type SharedBinding = (Binding, Arc<SharedPlugin>);
 
