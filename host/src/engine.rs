@@ -3,6 +3,7 @@
 //! and the one epoch ticker that enforces per-invocation deadlines.
 
 use crate::pool::InstancePool;
+use crate::pool::warm::WarmLedger;
 use anyhow::{Context, Result};
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
@@ -21,6 +22,11 @@ pub struct EngineOptions {
     /// the rest bounds the invocations the host runs at once, shared
     /// fairly between workloads (see [`crate::pool`]).
     pub pool_instances: u32,
+    /// Idle warm instances (components that opt in to reuse) the host
+    /// keeps between requests, across all workloads; the pool holds this
+    /// many instances more (see [`crate::pool::warm`]). When every place is
+    /// taken, an instance that could be kept is discarded instead.
+    pub warm_instances: u32,
     /// Turn on the component-model-async machinery (WASI P3). Off by default:
     /// measured in `make bench`, turning it on makes instantiation and every
     /// host call slower (see README, "Performance").
@@ -34,6 +40,7 @@ impl Default for EngineOptions {
         EngineOptions {
             pooling: true,
             pool_instances: 1000,
+            warm_instances: 100,
             concurrency_support: false,
             epoch_tick: Duration::from_millis(10),
         }
@@ -47,6 +54,7 @@ pub struct KeelEngine {
     options: EngineOptions,
     pooled: bool,
     pool: Arc<InstancePool>,
+    warm: Arc<WarmLedger>,
     ticker: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
 }
 
@@ -79,11 +87,13 @@ impl KeelEngine {
         };
         let ticker = spawn_ticker(engine.clone(), options.epoch_tick)?;
         let pool = InstancePool::new(options.pool_instances);
+        let warm = WarmLedger::new(options.warm_instances);
         Ok(KeelEngine {
             engine,
             options,
             pooled,
             pool,
+            warm,
             ticker: Some(ticker),
         })
     }
@@ -107,6 +117,11 @@ impl KeelEngine {
     /// plugins' reserve.
     pub fn pool(&self) -> &Arc<InstancePool> {
         &self.pool
+    }
+
+    /// Places for idle warm instances.
+    pub fn warm(&self) -> &Arc<WarmLedger> {
+        &self.warm
     }
 
     /// The number of epoch ticks that covers `timeout`, at least one.
@@ -134,7 +149,10 @@ fn config(options: &EngineOptions, pooling: bool) -> Config {
         .concurrency_support(options.concurrency_support)
         .wasm_component_model(true);
     if pooling {
-        let instances = options.pool_instances;
+        // Idle warm instances hold places of their own (crate::pool::warm).
+        let instances = options
+            .pool_instances
+            .saturating_add(options.warm_instances);
         let mut pool = PoolingAllocationConfig::default();
         // A plugin-composed workload holds several core instances, memories
         // and tables; size the pool for a handful of each per component.
