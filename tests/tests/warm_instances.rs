@@ -162,6 +162,7 @@ async fn an_instance_takes_one_call_at_a_time() -> anyhow::Result<()> {
     let mut gate = Gate::start().await?;
     let host = start_host(None).await?;
     let mut spec = workload("busy", pool(2, None));
+    spec.sockets.allow = vec![gate.addr().to_string()];
     spec.limits.max_instances = 2;
     spec.limits.queue_timeout = Duration::from_millis(100);
     host.start_workload(spec).await?;
@@ -221,7 +222,10 @@ async fn cpu_bound_invocations_of_a_workload_take_turns() -> anyhow::Result<()> 
     for spin in spinning {
         assert_eq!(spin.await??.status, 504);
     }
-    until(&host, "spinner", |s| s.cpu_running == 0 && s.cpu_waiting == 0).await?;
+    until(&host, "spinner", |s| {
+        s.cpu_running == 0 && s.cpu_waiting == 0
+    })
+    .await?;
     host.shutdown().await;
     Ok(())
 }

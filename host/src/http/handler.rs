@@ -92,12 +92,14 @@ where
     let Some(component) = workload.http() else {
         return text(404, "this workload does not serve HTTP\n");
     };
-    let id = workload.id().clone();
     let template = component.template.clone();
     let pre = component.pre.clone();
     // A warm instance when the component keeps them and one is idle; a
     // fresh Store otherwise.
-    let warm = component.warm.as_ref().and_then(|pool| pool.take(&template));
+    let warm = component
+        .warm
+        .as_ref()
+        .and_then(|pool| pool.take(&template));
     let (mut store, reused, served) = match warm {
         Some(instance) => {
             let (store, proxy, served) = instance.into_parts();
@@ -138,6 +140,8 @@ where
         }
     };
     let deadline = tokio::time::Instant::now() + template.timeout();
+    // The task gives a warm instance back to this workload's pool.
+    let owner = workload.clone();
     let guest = tokio::spawn(async move {
         let in_flight = store.data().in_flight().clone();
         let call = async {
@@ -164,7 +168,7 @@ where
         // the slots that admitted it: whoever they wake may find it idle.
         // Otherwise the Store (its pooled instance, its memory, its
         // budget) goes first, so whoever they wake finds both free.
-        let pool = workload.http().and_then(|c| c.warm.as_ref());
+        let pool = owner.http().and_then(|c| c.warm.as_ref());
         match (pool, proxy) {
             (Some(pool), Some(proxy)) => pool.give_back(
                 WarmInstance::from_parts(store, proxy, served),
@@ -184,7 +188,7 @@ where
             too_large(limit)
         }
         Ok(Err(code)) => {
-            tracing::warn!(workload = %id, ?code, "the guest answered with an error code");
+            tracing::warn!(workload = %workload.id(), ?code, "the guest answered with an error code");
             text(500, "the workload reported an error\n")
         }
         // The guest never called `response-outparam.set`: its task tells why.

@@ -193,7 +193,9 @@ impl InvocationTemplate {
     pub fn disarm(&self, store: &mut Store<InvocationState>) {
         store.data_mut().serve_until(None);
         store.epoch_deadline_callback(|_| {
-            Err(wasmtime::Error::msg("no invocation is under way in this instance"))
+            Err(wasmtime::Error::msg(
+                "no invocation is under way in this instance",
+            ))
         });
     }
 

@@ -83,7 +83,12 @@ impl WarmPool {
     /// Keeps `instance` for a later invocation if its invocation ended
     /// cleanly (`clean`), it may serve more, the pool has room and the host
     /// a place; otherwise drops it (its memory and pool slot go back).
-    pub fn give_back(&self, mut instance: WarmInstance, clean: bool, template: &InvocationTemplate) {
+    pub fn give_back(
+        &self,
+        mut instance: WarmInstance,
+        clean: bool,
+        template: &InvocationTemplate,
+    ) {
         instance.served = instance.served.saturating_add(1);
         let state = instance.store.data();
         let healthy = clean
