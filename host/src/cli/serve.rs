@@ -32,6 +32,11 @@ pub struct ServeArgs {
     /// invocations running at once, shared fairly between workloads.
     #[arg(long, value_name = "N", default_value_t = EngineOptions::default().pool_instances)]
     pub pool_instances: u32,
+    /// Bytes of each pooled linear memory and table reset in place when an
+    /// instance is freed, so the next one finds them resident (0: all
+    /// handed back to the kernel).
+    #[arg(long, value_name = "SIZE", default_value = "0", value_parser = ByteSize::parse)]
+    pub pool_keep_resident: ByteSize,
     /// On SIGINT or SIGTERM, how long in-flight requests may take to finish
     /// before their connections are closed. A second signal exits at once.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
@@ -67,6 +72,7 @@ impl ServeArgs {
             })
             .engine_options(EngineOptions {
                 pool_instances: self.pool_instances,
+                keep_resident: self.pool_keep_resident.as_usize(),
                 ..EngineOptions::default()
             })
             .builtin_plugins(!self.no_builtin_plugins)

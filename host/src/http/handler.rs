@@ -145,6 +145,9 @@ where
     let guest = tokio::spawn(async move {
         let in_flight = store.data().in_flight().clone();
         let call = async {
+            // A workload whose turns on the CPU are all taken starts its
+            // new invocations only as turns come free.
+            template.wait_for_turn(&mut store).await;
             let proxy = match reused {
                 Some(proxy) => proxy,
                 None => pre.instantiate_async(&mut store).await?,

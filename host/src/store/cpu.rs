@@ -11,12 +11,16 @@
 //! turn wait outside the run queues; a neighbour's request waits behind at
 //! most `max_running` of them per workload.
 //!
-//! An invocation's first tick is free (most requests end within it and
-//! never meet the gate). A turn lasts until the holder's next tick, the
+//! An invocation's first tick is free while its workload has a turn free
+//! and nobody waiting (most requests end within it and never meet the
+//! gate); otherwise it waits for a turn before it starts, so a stream of
+//! new CPU-bound requests cannot run a tick each ahead of the turns. A turn lasts until the holder's next tick, the
 //! end of its invocation, or two ticks, whichever comes first: an
 //! invocation that took a turn and then waits for I/O (where no tick
 //! reaches it) does not keep its workload's turn for the whole wait.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -58,9 +62,15 @@ impl CpuGate {
     }
 }
 
-/// The turn one invocation holds, if any. Dropping it gives the turn back.
-#[derive(Debug)]
+/// The turn one invocation holds, if any. Clones share it; dropping the
+/// last gives the turn back.
+#[derive(Debug, Clone)]
 pub struct CpuTurn {
+    inner: Arc<TurnInner>,
+}
+
+#[derive(Debug)]
+struct TurnInner {
     gate: Arc<CpuGate>,
     held: Arc<Mutex<Held>>,
 }
@@ -71,57 +81,105 @@ pub struct CpuTurn {
 struct Held {
     generation: u64,
     permit: Option<OwnedSemaphorePermit>,
+    /// Granted after a wait at a tick and not yet used: the tick right
+    /// after the wait runs on it.
+    fresh: bool,
 }
+
+/// A wait for a turn.
+pub type TurnWait = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 impl CpuTurn {
     /// An invocation's place at `gate`, holding no turn yet.
     pub fn new(gate: Arc<CpuGate>) -> CpuTurn {
         CpuTurn {
-            gate,
-            held: Arc::new(Mutex::new(Held::default())),
+            inner: Arc::new(TurnInner {
+                gate,
+                held: Arc::new(Mutex::new(Held::default())),
+            }),
         }
+    }
+
+    /// Before the invocation starts: when its workload's turns are all
+    /// taken or others wait for one, the wait for a turn (until `deadline`
+    /// at most), which the invocation then starts on. `None` when a turn is
+    /// free and nobody waits: the first tick is free, and a request shorter
+    /// than a tick never meets the gate.
+    pub fn before_start(&self, deadline: Instant) -> Option<TurnWait> {
+        let gate = &self.inner.gate;
+        if gate.waiting() == 0 && gate.turns.available_permits() > 0 {
+            return None;
+        }
+        let generation = self.give_back();
+        Some(self.wait(generation, deadline, false))
     }
 
     /// At an epoch tick: gives back the turn held and takes the next one,
     /// now if one is free, else by yielding to the runtime until one is (or
-    /// until `deadline`, after which the next tick ends the invocation).
+    /// until `deadline`). After a wait the callback runs again at once
+    /// (deadline 0 ticks away): it then ends an invocation whose deadline
+    /// passed meanwhile, or lets it run a tick on the turn it was granted.
     pub fn next(&self, deadline: Instant) -> UpdateDeadline {
-        let generation = {
-            let mut held = lock(&self.held);
-            held.permit = None;
-            held.generation = held.generation.wrapping_add(1);
-            held.generation
-        };
-        if let Ok(permit) = self.gate.turns.clone().try_acquire_owned() {
-            hold(&self.held, &self.gate, generation, permit);
+        {
+            let mut held = lock(&self.inner.held);
+            if held.fresh && held.permit.is_some() {
+                held.fresh = false;
+                return UpdateDeadline::Continue(1);
+            }
+        }
+        let generation = self.give_back();
+        let gate = &self.inner.gate;
+        if let Ok(permit) = gate.turns.clone().try_acquire_owned() {
+            hold(&self.inner.held, gate, generation, permit, false);
             return UpdateDeadline::Yield(1);
         }
-        let gate = self.gate.clone();
-        let held = self.held.clone();
+        UpdateDeadline::YieldCustom(0, self.wait(generation, deadline, true))
+    }
+
+    /// Gives back the turn held (if any); returns the number of the next.
+    fn give_back(&self) -> u64 {
+        let mut held = lock(&self.inner.held);
+        held.fresh = false;
+        held.permit = None;
+        held.generation = held.generation.wrapping_add(1);
+        held.generation
+    }
+
+    /// Waits (until `deadline` at most) for turn `generation`.
+    fn wait(&self, generation: u64, deadline: Instant, fresh: bool) -> TurnWait {
+        let gate = self.inner.gate.clone();
+        let held = self.inner.held.clone();
         gate.waiting.fetch_add(1, Ordering::AcqRel);
-        UpdateDeadline::YieldCustom(
-            1,
-            Box::pin(async move {
-                let turn = gate.turns.clone().acquire_owned();
-                let acquired = tokio::time::timeout_at(deadline.into(), turn).await;
-                gate.waiting.fetch_sub(1, Ordering::AcqRel);
-                if let Ok(Ok(permit)) = acquired {
-                    hold(&held, &gate, generation, permit);
-                }
-            }),
-        )
+        Box::pin(async move {
+            let turn = gate.turns.clone().acquire_owned();
+            let acquired = tokio::time::timeout_at(deadline.into(), turn).await;
+            gate.waiting.fetch_sub(1, Ordering::AcqRel);
+            if let Ok(Ok(permit)) = acquired {
+                hold(&held, &gate, generation, permit, fresh);
+            }
+        })
     }
 }
 
-impl Drop for CpuTurn {
+impl Drop for TurnInner {
     fn drop(&mut self) {
-        lock(&self.held).permit = None;
+        let mut held = lock(&self.held);
+        // A wait still under way keeps nothing it is granted.
+        held.generation = held.generation.wrapping_add(1);
+        held.permit = None;
     }
 }
 
-/// Records `permit` as turn `generation`, and ends it after the gate's
-/// lease unless a later tick or the invocation's end gave it back first.
-fn hold(held: &Arc<Mutex<Held>>, gate: &CpuGate, generation: u64, permit: OwnedSemaphorePermit) {
+/// Records `permit` as turn `generation` (`fresh`: granted after a wait),
+/// and ends it after the gate's lease unless a later tick or the
+/// invocation's end gave it back first.
+fn hold(
+    held: &Arc<Mutex<Held>>,
+    gate: &CpuGate,
+    generation: u64,
+    permit: OwnedSemaphorePermit,
+    fresh: bool,
+) {
     {
         let mut slot = lock(held);
         if slot.generation != generation {
@@ -129,6 +187,7 @@ fn hold(held: &Arc<Mutex<Held>>, gate: &CpuGate, generation: u64, permit: OwnedS
             return;
         }
         slot.permit = Some(permit);
+        slot.fresh = fresh;
     }
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return;
@@ -160,7 +219,7 @@ mod tests {
         assert!(matches!(first.next(deadline), UpdateDeadline::Yield(1)));
         assert_eq!(gate.running(), 1);
         let second = CpuTurn::new(gate.clone());
-        let UpdateDeadline::YieldCustom(1, wait) = second.next(deadline) else {
+        let UpdateDeadline::YieldCustom(0, wait) = second.next(deadline) else {
             panic!("the second turn should wait");
         };
         assert_eq!(gate.waiting(), 1);
@@ -170,6 +229,32 @@ mod tests {
         waiter.await.expect("the wait ends");
         assert_eq!(gate.waiting(), 0);
         assert_eq!(gate.running(), 1);
+        // The tick right after the wait runs on the turn it was granted.
+        assert!(matches!(second.next(deadline), UpdateDeadline::Continue(1)));
+        assert_eq!(gate.running(), 1);
+        drop(second);
+        assert_eq!(gate.running(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_start_waits_only_when_the_turns_are_taken() {
+        let gate = CpuGate::new(1, Duration::from_secs(60));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let first = CpuTurn::new(gate.clone());
+        assert!(
+            first.before_start(deadline).is_none(),
+            "a free turn: no wait"
+        );
+        assert!(matches!(first.next(deadline), UpdateDeadline::Yield(1)));
+        let second = CpuTurn::new(gate.clone());
+        let wait = second.before_start(deadline).expect("the turn is taken");
+        assert_eq!(gate.waiting(), 1);
+        let waiter = tokio::spawn(wait);
+        drop(first);
+        waiter.await.expect("the wait ends");
+        // It starts on its turn, and gives it back at its first tick.
+        assert_eq!(gate.running(), 1);
+        assert!(matches!(second.next(deadline), UpdateDeadline::Yield(1)));
         drop(second);
         assert_eq!(gate.running(), 0);
     }

@@ -15,7 +15,7 @@ use crate::policy::grants::SubjectGrants;
 use crate::policy::sockets::SocketAllowlist;
 use crate::spec::{ComponentSpec, VolumeSpec, WorkloadSpec};
 use crate::store::cpu::{CpuGate, CpuTurn};
-use crate::store::stdio::{OutputRate, log_rate};
+use crate::store::stdio::{LogLabels, OutputRate, log_rate};
 use crate::store::{GuestStore, InvocationState};
 use anyhow::Result;
 use std::sync::Arc;
@@ -33,6 +33,10 @@ pub struct DeadlineExceeded(pub Duration);
 pub struct InvocationTemplate {
     workload: String,
     component: String,
+    /// `workload` and `component` for guest log lines, made once.
+    labels: LogLabels,
+    /// `workload` for outgoing HTTP's log lines, made once.
+    workload_label: Arc<str>,
     env: Vec<(String, String)>,
     volumes: Vec<VolumeSpec>,
     sockets: Arc<SocketAllowlist>,
@@ -66,8 +70,11 @@ impl InvocationTemplate {
         let outgoing =
             OutgoingAllowlist::parse(&workload.http.outgoing, workload.http.block_private)
                 .map_err(anyhow::Error::msg)?;
+        let label = workload.id.to_string();
         Ok(InvocationTemplate {
-            workload: workload.id.to_string(),
+            labels: LogLabels::new(&label, &component.name),
+            workload_label: Arc::from(label.as_str()),
+            workload: label,
             component: component.name.clone(),
             env: workload
                 .env
@@ -139,15 +146,14 @@ impl InvocationTemplate {
     /// deadline of one invocation ([`arm`](Self::arm)).
     pub fn new_store(&self, engine: &KeelEngine) -> Result<Store<InvocationState>> {
         let mut store = GuestStore {
-            label: &self.workload,
-            component: &self.component,
+            labels: self.labels.clone(),
             output: self.output.clone(),
             env: &self.env,
             volumes: &self.volumes,
             sockets: &self.sockets,
             name_lookup: self.name_lookup,
             outgoing: OutgoingHooks::new(
-                &self.workload,
+                self.workload_label.clone(),
                 self.outgoing.clone(),
                 self.resolver.clone(),
             ),
@@ -176,6 +182,7 @@ impl InvocationTemplate {
         store.data_mut().serve_until(Some(deadline));
         let timeout = self.timeout;
         let turn = CpuTurn::new(self.cpu.clone());
+        store.data_mut().set_cpu_turn(Some(turn.clone()));
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |mut cx| {
             if Instant::now() >= deadline {
@@ -192,11 +199,33 @@ impl InvocationTemplate {
     /// before [`arm`](Self::arm) is cut at the first tick.
     pub fn disarm(&self, store: &mut Store<InvocationState>) {
         store.data_mut().serve_until(None);
+        store.data_mut().set_cpu_turn(None);
         store.epoch_deadline_callback(|_| {
             Err(wasmtime::Error::msg(
                 "no invocation is under way in this instance",
             ))
         });
+    }
+
+    /// Waits, when the workload's turns on the CPU are all taken, for a
+    /// turn to start the invocation armed in `store` on (see
+    /// [`CpuTurn::before_start`]); past `deadline`, the invocation ends at
+    /// its first check.
+    pub async fn wait_for_turn(&self, store: &mut Store<InvocationState>) {
+        let Some(deadline) = store.data().deadline() else {
+            return;
+        };
+        let Some(wait) = store
+            .data()
+            .cpu_turn()
+            .and_then(|turn| turn.before_start(deadline))
+        else {
+            return;
+        };
+        wait.await;
+        if Instant::now() >= deadline {
+            store.set_epoch_deadline(0);
+        }
     }
 
     /// `namespace/name` of the workload, for log lines.

@@ -54,8 +54,9 @@ struct Linked {
 pub struct HttpComponent {
     /// Pre-linked, type-checked component; instantiated per request.
     pub pre: ProxyPre<InvocationState>,
-    /// How each request's Store is made.
-    pub template: InvocationTemplate,
+    /// How each request's Store is made (shared with each request's task,
+    /// not copied for it).
+    pub template: Arc<InvocationTemplate>,
     /// Its idle instances, when the component opted in to reuse.
     pub warm: Option<warm::WarmPool>,
 }
@@ -364,7 +365,7 @@ impl Workload {
                 .then(|| warm::WarmPool::new(spec.warm, engine.warm().clone()));
             http = Some(HttpComponent {
                 pre,
-                template: template()?,
+                template: Arc::new(template()?),
                 warm,
             });
         }
