@@ -7,6 +7,7 @@
 #   make bench-quick    keel against wasmtime serve and a native floor, in minutes
 #   make bench-anchors  the same, full length (results in bench/results/)
 #   make bench-compare BASE=<git rev>   this tree's keel against BASE's, paired
+#   make bench-only ONLY=warm|keep-resident|neighbour   one setting of this keel, paired
 #   make fuzz    cargo fuzz targets, FUZZ_SECONDS each (not part of `make test`)
 #   make lint    rustfmt check and clippy with warnings as errors
 
@@ -22,7 +23,7 @@ GUEST_WORKSPACES := plugins-wasm tests/fixtures examples
 WASM_OUT := $(CARGO_TARGET_DIR)/wasm32-wasip2/release
 TALLY_V0_3 := $(CARGO_TARGET_DIR)/tally-v0-3/wasm32-wasip2/release/tally_plugin.wasm
 
-.PHONY: all setup wasm-target nats-server redis-server docker-registry guests build run test bench bench-tools wasmtime-cli wrk bench-build bench-quick bench-anchors bench-compare fuzz fuzz-corpus cargo-fuzz lint clean
+.PHONY: all setup wasm-target nats-server redis-server docker-registry guests build run test bench bench-tools wasmtime-cli wrk bench-build bench-quick bench-anchors bench-only bench-compare fuzz fuzz-corpus cargo-fuzz lint clean
 
 all: build
 
@@ -142,6 +143,13 @@ bench-quick: bench-tools bench-build
 
 bench-anchors: bench-tools bench-build
 	$(BENCH_DRIVER) --mode full $(BENCH_FLAGS)
+
+# One measurement of this keel alone, no anchors needed:
+# ONLY=warm (fresh against warm instances), ONLY=keep-resident, or ONLY=neighbour (hello next to
+# a workload spinning 100 invocations); results in bench/results/$(ONLY).md.
+ONLY ?= warm
+bench-only: wrk bench-build
+	$(BENCH_DRIVER) --mode quick $(BENCH_FLAGS) --only $(ONLY)
 
 # keel at BASE (any git revision) against this tree, paired round by round:
 # BASE is built (its own built-in plugins included) in a worktree under

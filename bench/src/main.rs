@@ -7,6 +7,7 @@
 //! pinned to one core with `taskset` and `wrk` to another; the report gives
 //! medians and ranges, and each ratio is taken per round, then summarised.
 
+mod extra;
 mod machine;
 mod plan;
 mod procs;
@@ -30,6 +31,18 @@ enum Mode {
     Quick,
     /// 5 rounds of 10 s loads, three memory rounds.
     Full,
+}
+
+/// A measurement of this keel alone, instead of the comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Only {
+    /// Hello with fresh instances against hello with warm ones.
+    Warm,
+    /// Hello's latency next to a workload spinning 100 invocations.
+    Neighbour,
+    /// Hello with pooled memory handed back to the kernel against kept
+    /// resident (`--keep-resident`).
+    KeepResident,
 }
 
 /// Benchmarks keel against `wasmtime serve` and a native hyper floor.
@@ -77,6 +90,12 @@ struct Args {
     /// First of the loopback ports used.
     #[arg(long, default_value_t = 18080)]
     port_base: u16,
+    /// Measure only this (results in bench/results/<name>.md).
+    #[arg(long, value_enum)]
+    only: Option<Only>,
+    /// The size `--only keep-resident` passes to `--pool-keep-resident`.
+    #[arg(long, default_value = "2MiB")]
+    keep_resident: String,
     /// Write `<out>.md` and `<out>.json` [default: bench/results/latest, or
     /// bench/results/compare with --keel-base].
     #[arg(long)]
@@ -138,6 +157,33 @@ fn main() -> Result<()> {
         &args.wrk,
     );
 
+    if let Some(only) = args.only {
+        let guests = repo.join("target/guests");
+        let (name, markdown) = match only {
+            Only::Warm => ("warm", extra::warm(&load_setup, &tools.keel, &guests)?),
+            Only::Neighbour => (
+                "neighbour",
+                extra::neighbour(&load_setup, &tools.keel, &guests)?,
+            ),
+            Only::KeepResident => (
+                "keep-resident",
+                extra::keep_resident(&load_setup, &tools.keel, &guests, &args.keep_resident)?,
+            ),
+        };
+        let out = repo.join(format!("bench/results/{name}.md"));
+        let text = format!(
+            "# keel-bench --only {name}\n\n{} rounds of {} s; {}\n\n{markdown}",
+            load_setup.rounds,
+            load_setup.seconds,
+            format_args!(
+                "{}, {} cores, kernel {}, keel {}, {}",
+                machine.cpu, machine.cores, machine.kernel, machine.keel, machine.date
+            )
+        );
+        std::fs::write(&out, &text).context("writing the report")?;
+        println!("{text}\nwritten: {}", out.display());
+        return Ok(());
+    }
     let load = scenarios::load(&load_setup, &tools.load_targets(), &CONNECTIONS)?;
     let start = scenarios::start(&setup(if quick { 5 } else { 10 }), &tools.start_targets()?)?;
     let memory = scenarios::idle_memory(

@@ -42,6 +42,17 @@ impl Summary {
         self.sorted().last().copied().unwrap_or(f64::NAN)
     }
 
+    /// `median (min–max)` with `decimals` decimals.
+    pub fn show(&self, decimals: usize) -> String {
+        format!(
+            "{:.d$} ({:.d$}–{:.d$})",
+            self.median(),
+            self.min(),
+            self.max(),
+            d = decimals
+        )
+    }
+
     /// `{"median": …, "min": …, "max": …, "samples": […]}`.
     pub fn to_json(&self) -> Value {
         json!({

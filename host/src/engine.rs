@@ -3,6 +3,7 @@
 //! and the one epoch ticker that enforces per-invocation deadlines.
 
 use crate::pool::InstancePool;
+use crate::pool::warm::WarmLedger;
 use anyhow::{Context, Result};
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
@@ -21,6 +22,18 @@ pub struct EngineOptions {
     /// the rest bounds the invocations the host runs at once, shared
     /// fairly between workloads (see [`crate::pool`]).
     pub pool_instances: u32,
+    /// Idle warm instances (components that opt in to reuse) the host
+    /// keeps between requests, across all workloads; the pool holds this
+    /// many instances more (see [`crate::pool::warm`]). When every place is
+    /// taken, an instance that could be kept is discarded instead. `None`:
+    /// a tenth of `pool_instances`, rounded up.
+    pub warm_instances: Option<u32>,
+    /// Bytes of each pooled linear memory (and table) reset in place when
+    /// an instance is freed, instead of handed back to the kernel: the next
+    /// instance in that slot then touches pages that are already resident
+    /// (no page faults, no zeroing by the kernel) up to this size. 0 hands
+    /// everything back (Wasmtime's default).
+    pub keep_resident: usize,
     /// Turn on the component-model-async machinery (WASI P3). Off by default:
     /// measured in `make bench`, turning it on makes instantiation and every
     /// host call slower (see README, "Performance").
@@ -34,9 +47,20 @@ impl Default for EngineOptions {
         EngineOptions {
             pooling: true,
             pool_instances: 1000,
+            warm_instances: None,
+            keep_resident: 0,
             concurrency_support: false,
             epoch_tick: Duration::from_millis(10),
         }
+    }
+}
+
+impl EngineOptions {
+    /// Places for idle warm instances: `warm_instances`, or a tenth of
+    /// `pool_instances` rounded up.
+    pub fn warm_places(&self) -> u32 {
+        self.warm_instances
+            .unwrap_or_else(|| self.pool_instances.div_ceil(10))
     }
 }
 
@@ -47,6 +71,7 @@ pub struct KeelEngine {
     options: EngineOptions,
     pooled: bool,
     pool: Arc<InstancePool>,
+    warm: Arc<WarmLedger>,
     ticker: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
 }
 
@@ -79,11 +104,13 @@ impl KeelEngine {
         };
         let ticker = spawn_ticker(engine.clone(), options.epoch_tick)?;
         let pool = InstancePool::new(options.pool_instances);
+        let warm = WarmLedger::new(options.warm_places());
         Ok(KeelEngine {
             engine,
             options,
             pooled,
             pool,
+            warm,
             ticker: Some(ticker),
         })
     }
@@ -107,6 +134,11 @@ impl KeelEngine {
     /// plugins' reserve.
     pub fn pool(&self) -> &Arc<InstancePool> {
         &self.pool
+    }
+
+    /// Places for idle warm instances.
+    pub fn warm(&self) -> &Arc<WarmLedger> {
+        &self.warm
     }
 
     /// The number of epoch ticks that covers `timeout`, at least one.
@@ -134,7 +166,8 @@ fn config(options: &EngineOptions, pooling: bool) -> Config {
         .concurrency_support(options.concurrency_support)
         .wasm_component_model(true);
     if pooling {
-        let instances = options.pool_instances;
+        // Idle warm instances hold places of their own (crate::pool::warm).
+        let instances = options.pool_instances.saturating_add(options.warm_places());
         let mut pool = PoolingAllocationConfig::default();
         // A plugin-composed workload holds several core instances, memories
         // and tables; size the pool for a handful of each per component.
@@ -145,7 +178,9 @@ fn config(options: &EngineOptions, pooling: bool) -> Config {
             .total_stacks(instances)
             .max_core_instances_per_component(64)
             .max_memories_per_component(16)
-            .max_tables_per_component(32);
+            .max_tables_per_component(32)
+            .linear_memory_keep_resident(options.keep_resident)
+            .table_keep_resident(options.keep_resident);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     config

@@ -214,3 +214,22 @@ fn plugin_limits_that_can_never_work_are_refused() {
         );
     }
 }
+
+#[test]
+fn warm_instance_settings_keel_cannot_honour_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let hello = guest("hello");
+    let concurrent = format!(
+        "{}pool_size = 2\nmax_concurrency = 4\n",
+        component_manifest(&hello, "")
+    );
+    let stderr = run_broken(dir.path(), &concurrent);
+    assert!(stderr.contains("max_concurrency"), "{stderr}");
+    assert!(stderr.contains("only 1 is supported"), "{stderr}");
+    let oversized = format!(
+        "{}pool_size = 3\n",
+        component_manifest(&hello, "[workload.limits]\nmax_instances = 2\n")
+    );
+    let stderr = run_broken(dir.path(), &oversized);
+    assert!(stderr.contains("`pool_size` (3) is more than"), "{stderr}");
+}

@@ -32,6 +32,18 @@ pub struct ServeArgs {
     /// invocations running at once, shared fairly between workloads.
     #[arg(long, value_name = "N", default_value_t = EngineOptions::default().pool_instances)]
     pub pool_instances: u32,
+    /// Bytes of each pooled linear memory and table reset in place when an
+    /// instance is freed, so the next one finds them resident (0: all
+    /// handed back to the kernel).
+    #[arg(long, value_name = "SIZE", default_value = "0", value_parser = ByteSize::parse)]
+    pub pool_keep_resident: ByteSize,
+    /// How often the epoch advances: the granularity of deadlines, and the
+    /// slice a CPU-bound invocation runs before it yields and takes its
+    /// next turn on the CPU. Shorter slices let a neighbour's requests in
+    /// sooner next to a spinning workload, at some cost in throughput
+    /// (README, "Performance"). At least 1ms.
+    #[arg(long, value_name = "DURATION", default_value = "10ms", value_parser = parse_duration)]
+    pub epoch_tick: Duration,
     /// On SIGINT or SIGTERM, how long in-flight requests may take to finish
     /// before their connections are closed. A second signal exits at once.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
@@ -67,6 +79,8 @@ impl ServeArgs {
             })
             .engine_options(EngineOptions {
                 pool_instances: self.pool_instances,
+                keep_resident: self.pool_keep_resident.as_usize(),
+                epoch_tick: self.epoch_tick.max(Duration::from_millis(1)),
                 ..EngineOptions::default()
             })
             .builtin_plugins(!self.no_builtin_plugins)

@@ -8,7 +8,7 @@ use crate::oci::credentials::{Credentials, Secret};
 use crate::oci::{PullPolicy, PullSettings};
 use crate::spec::{
     ByteSize, ComponentSource, ComponentSpec, HttpSpec, ImageRef, Limits, OciComponent,
-    SocketsSpec, VolumeSpec, WorkloadId, WorkloadSpec,
+    SocketsSpec, VolumeSpec, WarmSpec, WorkloadId, WorkloadSpec,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -239,6 +239,7 @@ fn component_of(
         origin: None,
         config,
         config_env: false,
+        warm: warm(component),
     };
     Ok((
         spec,
@@ -251,9 +252,9 @@ fn component_of(
 
 /// Invocations of `component` at once that its settings ask for: a pool
 /// of `poolSize` instances each taking `maxConcurrency` calls (one when
-/// unset), or `maxConcurrency` alone. `None` when neither is set.
-/// `maxInvocations` needs nothing: keel never reuses an instance, so each
-/// serves one invocation, within any positive bound.
+/// unset), or `maxConcurrency` alone. `None` when neither is set. keel
+/// enters an instance with one call at a time, so `maxConcurrency` calls
+/// of one instance become as many instances.
 fn instances(component: &Component) -> Option<u32> {
     let pool = u32::try_from(component.pool_size).ok().filter(|&n| n > 0);
     let concurrency = u32::try_from(component.max_concurrency)
@@ -262,6 +263,19 @@ fn instances(component: &Component) -> Option<u32> {
     match (pool, concurrency) {
         (Some(pool), concurrency) => Some(pool.saturating_mul(concurrency.unwrap_or(1))),
         (None, concurrency) => concurrency,
+    }
+}
+
+/// Reuse of `component`'s instances, as wasmCloud means its settings: a
+/// positive `poolSize` keeps that many instances warm between requests,
+/// each serving at most `maxInvocations` (no bound when not positive).
+/// Each instance takes one call at a time (see [`instances`]).
+fn warm(component: &Component) -> WarmSpec {
+    let positive = |n: i32| u32::try_from(n).ok().filter(|&n| n > 0);
+    WarmSpec {
+        pool_size: positive(component.pool_size).unwrap_or(0),
+        max_invocations: positive(component.max_invocations),
+        max_concurrency: 1,
     }
 }
 

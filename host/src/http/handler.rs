@@ -7,6 +7,7 @@ use super::router::{Router, request_host};
 use crate::engine::KeelEngine;
 use crate::store::InvocationState;
 use crate::store::in_flight::DeadlinePassed;
+use crate::workload::warm::WarmInstance;
 use crate::workload::{Admission, Unavailable, Workload};
 use bytes::Bytes;
 use http_body::Body;
@@ -93,16 +94,28 @@ where
     };
     let template = component.template.clone();
     let pre = component.pre.clone();
-    let mut store = match template.new_store(engine) {
-        Ok(store) => store,
-        Err(e) => {
-            tracing::error!(
-                workload = template.workload(),
-                error = format!("{e:#}"),
-                "could not prepare an instance"
-            );
-            return text(500, "internal error\n");
+    // A warm instance when the component keeps them and one is idle; a
+    // fresh Store otherwise.
+    let warm = component
+        .warm
+        .as_ref()
+        .and_then(|pool| pool.take(&template));
+    let (mut store, reused, served) = match warm {
+        Some(instance) => {
+            let (store, proxy, served) = instance.into_parts();
+            (store, Some(proxy), served)
         }
+        None => match template.new_store(engine) {
+            Ok(store) => (store, None, 0),
+            Err(e) => {
+                tracing::error!(
+                    workload = template.workload(),
+                    error = format!("{e:#}"),
+                    "could not prepare an instance"
+                );
+                return text(500, "internal error\n");
+            }
+        },
     };
     let tripped = Arc::new(AtomicBool::new(false));
     let request = request.map(|body| LimitedBody::new(body, limit, tripped.clone()));
@@ -127,24 +140,46 @@ where
         }
     };
     let deadline = tokio::time::Instant::now() + template.timeout();
+    // The task gives a warm instance back to this workload's pool.
+    let owner = workload.clone();
     let guest = tokio::spawn(async move {
         let in_flight = store.data().in_flight().clone();
         let call = async {
-            let proxy = pre.instantiate_async(&mut store).await?;
+            // A workload whose turns on the CPU are all taken starts its
+            // new invocations only as turns come free.
+            template.wait_for_turn(&mut store).await;
+            let proxy = match reused {
+                Some(proxy) => proxy,
+                None => pre.instantiate_async(&mut store).await?,
+            };
             proxy
                 .wasi_http_incoming_handler()
                 .call_handle(&mut store, guest_request, out)
-                .await
+                .await?;
+            wasmtime::Result::<_>::Ok(proxy)
         };
         // A call under way in a shared plugin at the deadline finishes
         // first: dropping it would cost the plugin its state.
-        let result = in_flight.until(deadline, call).await;
+        let (result, proxy): (CallResult, _) = match in_flight.until(deadline, call).await {
+            Ok(Ok(proxy)) => (Ok(Ok(())), Some(proxy)),
+            Ok(Err(e)) => (Ok(Err(e)), None),
+            Err(passed) => (Err(passed), None),
+        };
         let ending = ending(&result, &store);
         log_ending(ending, &template, &result, &store);
-        // The Store (its pooled instance, its memory, its budget) goes
-        // before the slots that admitted it: whoever they wake finds both
-        // free.
-        drop(store);
+        // A warm instance goes back to its pool (or is discarded) before
+        // the slots that admitted it: whoever they wake may find it idle.
+        // Otherwise the Store (its pooled instance, its memory, its
+        // budget) goes first, so whoever they wake finds both free.
+        let pool = owner.http().and_then(|c| c.warm.as_ref());
+        match (pool, proxy) {
+            (Some(pool), Some(proxy)) => pool.give_back(
+                WarmInstance::from_parts(store, proxy, served),
+                ending == Ending::Finished,
+                &template,
+            ),
+            _ => drop(store),
+        }
         drop(permit);
         ending
     });

@@ -357,6 +357,7 @@ fn workload_spec(
             .max_request_body
             .unwrap_or(defaults.max_request_body),
         log_rate: raw.limits.log_rate.unwrap_or(defaults.log_rate),
+        max_running: raw.limits.max_running,
     };
     let plugins = raw
         .plugins
@@ -536,6 +537,11 @@ fn component_spec(
         origin: Some(source.locate(span.start)),
         config: raw.config.clone(),
         config_env: raw.config_env,
+        warm: crate::spec::WarmSpec {
+            pool_size: raw.pool_size.unwrap_or(0),
+            max_invocations: raw.max_invocations,
+            max_concurrency: raw.max_concurrency.unwrap_or(1),
+        },
     })
 }
 

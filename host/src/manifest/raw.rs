@@ -152,6 +152,7 @@ pub struct Limits {
     pub queue_timeout: Option<Duration>,
     pub max_request_body: Option<ByteSize>,
     pub log_rate: Option<ByteSize>,
+    pub max_running: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -172,6 +173,9 @@ pub struct Component {
     pub config: BTreeMap<String, String>,
     #[serde(default)]
     pub config_env: bool,
+    pub pool_size: Option<u32>,
+    pub max_invocations: Option<u32>,
+    pub max_concurrency: Option<u32>,
 }
 
 mod opt_duration {

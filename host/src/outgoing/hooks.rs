@@ -31,11 +31,15 @@ pub struct OutgoingHooks {
 impl OutgoingHooks {
     /// Hooks enforcing `allow` for `workload` (used in log lines), resolving
     /// host names with `resolver`.
-    pub fn new(workload: &str, allow: Arc<OutgoingAllowlist>, resolver: Resolver) -> OutgoingHooks {
+    pub fn new(
+        workload: Arc<str>,
+        allow: Arc<OutgoingAllowlist>,
+        resolver: Resolver,
+    ) -> OutgoingHooks {
         OutgoingHooks {
             allow,
             resolver,
-            workload: workload.into(),
+            workload,
         }
     }
 

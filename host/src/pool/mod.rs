@@ -24,6 +24,7 @@
 //! address space.
 
 pub mod share;
+pub mod warm;
 
 use share::{Ledger, MemberId, Ticket};
 use std::collections::HashMap;

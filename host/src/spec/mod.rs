@@ -16,6 +16,7 @@ mod source;
 mod status;
 pub(crate) mod units;
 pub(crate) mod validate;
+mod warm;
 mod wraps;
 
 pub use crate::policy::names::validate_name;
@@ -26,6 +27,7 @@ pub use source::{ComponentSource, OciComponent};
 pub use status::{WorkloadState, WorkloadStatus};
 pub use units::{ByteSize, parse_duration};
 pub use validate::InvalidSpec;
+pub use warm::WarmSpec;
 pub use wraps::Wraps;
 
 use std::collections::BTreeMap;
@@ -384,6 +386,7 @@ impl WorkloadSpec {
                 origin: None,
                 config: BTreeMap::new(),
                 config_env: false,
+                warm: WarmSpec::default(),
             }],
             env: BTreeMap::new(),
             http: HttpSpec::default(),
@@ -410,6 +413,8 @@ pub struct ComponentSpec {
     pub config: BTreeMap<String, String>,
     /// Whether its environment variables form a last `wasi:config` layer.
     pub config_env: bool,
+    /// Whether its instances serve more than one request (off by default).
+    pub warm: WarmSpec,
 }
 
 /// HTTP settings of a workload.
@@ -505,11 +510,31 @@ pub struct Limits {
     /// Bytes per second of stdout and stderr the workload's guests may log
     /// together; what is over it is dropped and reported.
     pub log_rate: ByteSize,
+    /// Invocations of the workload that may run guest code at once once
+    /// they have used a whole epoch tick (the CPU-bound ones); the others
+    /// wait for a turn, so a workload spinning many invocations leaves the
+    /// host's other cores to its neighbours. `None`:
+    /// [`Limits::default_max_running`].
+    pub max_running: Option<u32>,
 }
 
 impl Limits {
     /// The memory budget of a workload that sets none.
     pub const DEFAULT_MEMORY_TOTAL: ByteSize = ByteSize::mib(1024);
+
+    /// CPU-bound invocations of one workload at once when it sets none:
+    /// half the host's cores, at least one.
+    pub fn default_max_running() -> u32 {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        u32::try_from(cores / 2).unwrap_or(u32::MAX).max(1)
+    }
+
+    /// CPU-bound invocations of the workload at once.
+    pub fn max_running(&self) -> u32 {
+        self.max_running
+            .unwrap_or_else(Limits::default_max_running)
+            .max(1)
+    }
 
     /// The memory budget across the workload's instances in flight.
     pub fn memory_total(&self) -> ByteSize {
@@ -528,6 +553,7 @@ impl Default for Limits {
             queue_timeout: Duration::from_secs(1),
             max_request_body: ByteSize::mib(10),
             log_rate: ByteSize::mib(1),
+            max_running: None,
         }
     }
 }

@@ -56,4 +56,12 @@ pub struct WorkloadStatus {
     /// Whether one of its components serves HTTP: `None` until it has been
     /// linked (while starting, or when it failed before that).
     pub serves_http: Option<bool>,
+    /// Warm instances of its HTTP component idle now (0 unless the
+    /// component opted in to reuse).
+    pub warm_idle: u32,
+    /// Its invocations holding a turn on the CPU now (see
+    /// `limits.max_running`).
+    pub cpu_running: u32,
+    /// Its invocations waiting for a turn on the CPU now.
+    pub cpu_waiting: u32,
 }

@@ -62,6 +62,10 @@ impl WorkloadSpec {
                 .source
                 .check()
                 .map_err(|m| InvalidSpec::new(field("source"), m))?;
+            component
+                .warm
+                .check(self.limits.max_instances)
+                .map_err(|(f, m)| InvalidSpec::new(field(f), m))?;
         }
         if let Some(host) = &self.http.host {
             check_http_host(host).map_err(|m| InvalidSpec::new("http.host", m))?;
@@ -194,6 +198,12 @@ impl Limits {
             return Err(InvalidSpec::new(
                 "limits.max_instances",
                 "`max_instances` must be at least 1",
+            ));
+        }
+        if self.max_running == Some(0) {
+            return Err(InvalidSpec::new(
+                "limits.max_running",
+                "`max_running` must be at least 1",
             ));
         }
         Ok(())

@@ -4,7 +4,7 @@
 
 use super::limits::GuestLimiter;
 use super::state::InvocationState;
-use super::stdio::{GuestLog, OutputRate, Stream};
+use super::stdio::{GuestLog, LogLabels, OutputRate, Stream};
 use crate::budget::MemoryBudget;
 use crate::core_api::CoreCtx;
 use crate::core_api::broker::Broker;
@@ -23,10 +23,9 @@ use wasmtime_wasi::{FsPerms, WasiCtx};
 /// environment, volumes, sockets), outgoing HTTP, the memory limiter and
 /// the `keel:core` state. Each caller then sets its own deadline policy.
 pub struct GuestStore<'a> {
-    /// Who runs, in log lines: the workload (`ns/name`) or `plugin:<name>`.
-    pub label: &'a str,
-    /// The component, in log lines.
-    pub component: &'a str,
+    /// Who runs, in its log lines: the workload (`ns/name`) or
+    /// `plugin:<name>`, and the component.
+    pub labels: LogLabels,
     /// How much the guest may log.
     pub output: Arc<OutputRate>,
     /// Its environment variables.
@@ -57,17 +56,11 @@ impl GuestStore<'_> {
         let mut wasi = WasiCtx::builder();
         wasi.envs(self.env)
             .stdout(GuestLog::new(
-                self.label,
-                self.component,
+                self.labels.clone(),
                 Stream::Stdout,
                 self.output.clone(),
             ))
-            .stderr(GuestLog::new(
-                self.label,
-                self.component,
-                Stream::Stderr,
-                self.output,
-            ))
+            .stderr(GuestLog::new(self.labels, Stream::Stderr, self.output))
             .allow_ip_name_lookup(self.name_lookup);
         for volume in self.volumes {
             let perms = if volume.read_only {

@@ -7,6 +7,7 @@
 
 pub mod builder;
 pub mod caller;
+pub mod cpu;
 pub mod in_flight;
 pub mod limits;
 pub mod state;

@@ -5,6 +5,7 @@
 //! type, built by [`GuestStore`](super::GuestStore).
 
 use super::caller::Caller;
+use super::cpu::CpuTurn;
 use super::in_flight::InFlight;
 use super::limits::GuestLimiter;
 use crate::budget::StoreMemory;
@@ -36,6 +37,8 @@ pub struct InvocationState {
     core: CoreCtx,
     /// Set while a call of this invocation runs in an async shared plugin.
     in_flight: InFlight,
+    /// The invocation's turn on the CPU, while one is under way.
+    cpu: Option<CpuTurn>,
     /// The state a higher layer keeps per Store (the shared-plugin handles
     /// an instance holds and its typed forwarders, see
     /// `crate::plugins::shared::PluginState`). This layer carries it without
@@ -65,6 +68,7 @@ impl InvocationState {
             deadline: None,
             core,
             in_flight: InFlight::default(),
+            cpu: None,
             extension: None,
         }
     }
@@ -92,6 +96,16 @@ impl InvocationState {
     /// [`InFlight::until`]).
     pub fn in_flight(&self) -> &InFlight {
         &self.in_flight
+    }
+
+    /// The turn on the CPU of the invocation under way, if it takes turns.
+    pub fn cpu_turn(&self) -> Option<&CpuTurn> {
+        self.cpu.as_ref()
+    }
+
+    /// Takes turns on the CPU through `turn` from now on (`None`: no more).
+    pub fn set_cpu_turn(&mut self, turn: Option<CpuTurn>) {
+        self.cpu = turn;
     }
 
     /// Ends by `deadline` from now on (`None`: no deadline of its own).

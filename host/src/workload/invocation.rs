@@ -14,12 +14,13 @@ use crate::policy::authority::OutgoingAllowlist;
 use crate::policy::grants::SubjectGrants;
 use crate::policy::sockets::SocketAllowlist;
 use crate::spec::{ComponentSpec, VolumeSpec, WorkloadSpec};
-use crate::store::stdio::{OutputRate, log_rate};
+use crate::store::cpu::{CpuGate, CpuTurn};
+use crate::store::stdio::{LogLabels, OutputRate, log_rate};
 use crate::store::{GuestStore, InvocationState};
 use anyhow::Result;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wasmtime::{Store, UpdateDeadline};
+use wasmtime::Store;
 
 /// The error an invocation ends with when its deadline passes.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +33,10 @@ pub struct DeadlineExceeded(pub Duration);
 pub struct InvocationTemplate {
     workload: String,
     component: String,
+    /// `workload` and `component` for guest log lines, made once.
+    labels: LogLabels,
+    /// `workload` for outgoing HTTP's log lines, made once.
+    workload_label: Arc<str>,
     env: Vec<(String, String)>,
     volumes: Vec<VolumeSpec>,
     sockets: Arc<SocketAllowlist>,
@@ -47,6 +52,8 @@ pub struct InvocationTemplate {
     typed: TypedForwarders,
     /// The log rate of the workload's guests, shared by all its Stores.
     output: Arc<OutputRate>,
+    /// The workload's turns on the CPU, shared by all its Stores.
+    cpu: Arc<CpuGate>,
 }
 
 impl InvocationTemplate {
@@ -63,8 +70,11 @@ impl InvocationTemplate {
         let outgoing =
             OutgoingAllowlist::parse(&workload.http.outgoing, workload.http.block_private)
                 .map_err(anyhow::Error::msg)?;
+        let label = workload.id.to_string();
         Ok(InvocationTemplate {
-            workload: workload.id.to_string(),
+            labels: LogLabels::new(&label, &component.name),
+            workload_label: Arc::from(label.as_str()),
+            workload: label,
             component: component.name.clone(),
             env: workload
                 .env
@@ -87,6 +97,10 @@ impl InvocationTemplate {
             subjects,
             typed: TypedForwarders::default(),
             output: log_rate(workload.limits.log_rate.0),
+            cpu: CpuGate::new(
+                workload.limits.max_running(),
+                crate::engine::EngineOptions::default().epoch_tick,
+            ),
         })
     }
 
@@ -95,6 +109,18 @@ impl InvocationTemplate {
     pub fn with_output(mut self, output: Arc<OutputRate>) -> InvocationTemplate {
         self.output = output;
         self
+    }
+
+    /// Stores made from this template take their turns on the CPU from
+    /// `cpu`, a gate the workload's other components share.
+    pub fn with_cpu(mut self, cpu: Arc<CpuGate>) -> InvocationTemplate {
+        self.cpu = cpu;
+        self
+    }
+
+    /// The workload's turns on the CPU.
+    pub fn cpu(&self) -> &Arc<CpuGate> {
+        &self.cpu
     }
 
     /// Stores made from this template resolve the hosts of outgoing HTTP
@@ -116,21 +142,18 @@ impl InvocationTemplate {
         self.timeout
     }
 
-    /// A fresh Store: WASI from the manifest, memory limit, and an epoch
-    /// deadline that yields to the runtime every tick (so a spinning guest
-    /// never holds a worker thread) and ends the invocation once
-    /// `timeout` has passed.
+    /// A fresh Store: WASI from the manifest, memory limit, and the
+    /// deadline of one invocation ([`arm`](Self::arm)).
     pub fn new_store(&self, engine: &KeelEngine) -> Result<Store<InvocationState>> {
         let mut store = GuestStore {
-            label: &self.workload,
-            component: &self.component,
+            labels: self.labels.clone(),
             output: self.output.clone(),
             env: &self.env,
             volumes: &self.volumes,
             sockets: &self.sockets,
             name_lookup: self.name_lookup,
             outgoing: OutgoingHooks::new(
-                &self.workload,
+                self.workload_label.clone(),
                 self.outgoing.clone(),
                 self.resolver.clone(),
             ),
@@ -144,18 +167,65 @@ impl InvocationTemplate {
         if !self.typed.is_empty() {
             store.data_mut().plugin_state().typed = self.typed.clone();
         }
+        self.arm(&mut store);
+        Ok(store)
+    }
+
+    /// Sets the deadline of the invocation about to run in `store` (a
+    /// fresh one, or a warm instance's between requests): an epoch
+    /// deadline that yields to the runtime every tick (so a spinning guest
+    /// never holds a worker thread), takes the next turn on the CPU from
+    /// the workload's [`CpuGate`] there, and ends the invocation once its
+    /// `timeout` has passed.
+    pub fn arm(&self, store: &mut Store<InvocationState>) {
         let deadline = Instant::now() + self.timeout;
         store.data_mut().serve_until(Some(deadline));
         let timeout = self.timeout;
+        let turn = CpuTurn::new(self.cpu.clone());
+        store.data_mut().set_cpu_turn(Some(turn.clone()));
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |mut cx| {
             if Instant::now() >= deadline {
                 cx.data_mut().mark_deadline_hit();
                 return Err(wasmtime::Error::new(DeadlineExceeded(timeout)));
             }
-            Ok(UpdateDeadline::Yield(1))
+            Ok(turn.next(deadline))
         });
-        Ok(store)
+    }
+
+    /// Ends the invocation that ran in `store`, which stays alive as a warm
+    /// instance: its turn on the CPU goes back to the workload (the
+    /// callback holding it is replaced), and a call that would enter it
+    /// before [`arm`](Self::arm) is cut at the first tick.
+    pub fn disarm(&self, store: &mut Store<InvocationState>) {
+        store.data_mut().serve_until(None);
+        store.data_mut().set_cpu_turn(None);
+        store.epoch_deadline_callback(|_| {
+            Err(wasmtime::Error::msg(
+                "no invocation is under way in this instance",
+            ))
+        });
+    }
+
+    /// Waits, when the workload's turns on the CPU are all taken, for a
+    /// turn to start the invocation armed in `store` on (see
+    /// [`CpuTurn::before_start`]); past `deadline`, the invocation ends at
+    /// its first check.
+    pub async fn wait_for_turn(&self, store: &mut Store<InvocationState>) {
+        let Some(deadline) = store.data().deadline() else {
+            return;
+        };
+        let Some(wait) = store
+            .data()
+            .cpu_turn()
+            .and_then(|turn| turn.before_start(deadline))
+        else {
+            return;
+        };
+        wait.await;
+        if Instant::now() >= deadline {
+            store.set_epoch_deadline(0);
+        }
     }
 
     /// `namespace/name` of the workload, for log lines.

@@ -8,6 +8,7 @@
 
 pub mod invocation;
 pub mod messages;
+pub mod warm;
 
 pub use invocation::{DeadlineExceeded, InvocationTemplate};
 
@@ -53,8 +54,11 @@ struct Linked {
 pub struct HttpComponent {
     /// Pre-linked, type-checked component; instantiated per request.
     pub pre: ProxyPre<InvocationState>,
-    /// How each request's Store is made.
-    pub template: InvocationTemplate,
+    /// How each request's Store is made (shared with each request's task,
+    /// not copied for it).
+    pub template: Arc<InvocationTemplate>,
+    /// Its idle instances, when the component opted in to reuse.
+    pub warm: Option<warm::WarmPool>,
 }
 
 /// Why an invocation was not admitted.
@@ -132,6 +136,12 @@ impl Workload {
             http_host: self.spec.http.host.clone(),
             in_flight: self.spec.limits.max_instances.saturating_sub(free),
             serves_http: self.serves_http(),
+            warm_idle: self
+                .http()
+                .and_then(|h| h.warm.as_ref())
+                .map_or(0, |pool| pool.idle()),
+            cpu_running: self.http().map_or(0, |h| h.template.cpu().running()),
+            cpu_waiting: self.http().map_or(0, |h| h.template.cpu().waiting()),
         }
     }
 
@@ -256,6 +266,11 @@ impl Workload {
         );
         // One log rate for the whole workload, whichever component writes.
         let output = crate::store::stdio::log_rate(self.spec.limits.log_rate.0);
+        // One set of turns on the CPU, whichever component runs.
+        let cpu = crate::store::cpu::CpuGate::new(
+            self.spec.limits.max_running(),
+            engine.options().epoch_tick,
+        );
         for spec in &self.spec.components {
             let (component, plan, shared) = load_component(services, spec, &self.spec)?;
             let mut linker = crate::store::core_linker(engine.engine())?;
@@ -294,6 +309,7 @@ impl Workload {
                     template
                         .with_typed(typed.clone())
                         .with_output(output.clone())
+                        .with_cpu(cpu.clone())
                         .with_resolver(services.resolver.clone())
                 })
             };
@@ -324,9 +340,14 @@ impl Workload {
                 ));
             }
             let pre = ProxyPre::new(pre).map_err(|e| located(spec, Stage::Link, e.into()))?;
+            let warm = spec
+                .warm
+                .enabled()
+                .then(|| warm::WarmPool::new(spec.warm, engine.warm().clone()));
             http = Some(HttpComponent {
                 pre,
-                template: template()?,
+                template: Arc::new(template()?),
+                warm,
             });
         }
         if http.is_none() && self.spec.http.host.is_some() {
@@ -385,6 +406,10 @@ impl Workload {
             return;
         }
         self.set_state(WorkloadState::Stopping);
+        // Idle instances go at once: they hold memory and pool places.
+        if let Some(pool) = self.http().and_then(|h| h.warm.as_ref()) {
+            pool.close();
+        }
         // Out of the shares at once; requests waiting for a host slot end.
         if let Some(member) = self.pool.get() {
             member.leave();

@@ -288,15 +288,14 @@ impl SharedPlugin {
             component: String::new(),
         });
         let mut store = GuestStore {
-            label: &label,
-            component: &self.name,
+            labels: crate::store::stdio::LogLabels::new(&label, &self.name),
             output: self.output.clone(),
             env: &[],
             volumes: &[],
             sockets: &self.reach.sockets,
             name_lookup: self.reach.name_lookup,
             outgoing: OutgoingHooks::new(
-                &label,
+                Arc::from(label.as_str()),
                 self.reach.outgoing.clone(),
                 self.reach.resolver.clone(),
             ),

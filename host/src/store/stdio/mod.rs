@@ -58,10 +58,15 @@ pub enum Stream {
 /// A [`StdoutStream`] that logs each line the guest writes.
 #[derive(Debug, Clone)]
 pub struct GuestLog {
-    labels: Arc<Labels>,
+    labels: LogLabels,
     stream: Stream,
     rate: Arc<OutputRate>,
 }
+
+/// Who writes, in guest log lines: made once per workload component (or
+/// plugin instance) and shared by every Store it makes.
+#[derive(Debug, Clone)]
+pub struct LogLabels(Arc<Labels>);
 
 #[derive(Debug)]
 struct Labels {
@@ -69,15 +74,22 @@ struct Labels {
     component: String,
 }
 
+impl LogLabels {
+    /// Lines of `component` in `workload` (`ns/name`, or `plugin:<name>`).
+    pub fn new(workload: &str, component: &str) -> LogLabels {
+        LogLabels(Arc::new(Labels {
+            workload: workload.to_string(),
+            component: component.to_string(),
+        }))
+    }
+}
+
 impl GuestLog {
-    /// A sink for `stream` of `component` in `workload`, drawing on the
+    /// A sink for `stream` of the guest `labels` name, drawing on the
     /// workload's log `rate`.
-    pub fn new(workload: &str, component: &str, stream: Stream, rate: Arc<OutputRate>) -> GuestLog {
+    pub fn new(labels: LogLabels, stream: Stream, rate: Arc<OutputRate>) -> GuestLog {
         GuestLog {
-            labels: Arc::new(Labels {
-                workload: workload.to_string(),
-                component: component.to_string(),
-            }),
+            labels,
             stream,
             rate,
         }
@@ -101,7 +113,7 @@ impl GuestLog {
         let Labels {
             workload,
             component,
-        } = &*self.labels;
+        } = &*self.labels.0;
         if let Some(record) = GuestRecord::parse(line) {
             record.emit(workload, component);
             return;
@@ -124,7 +136,7 @@ impl GuestLog {
         let Labels {
             workload,
             component,
-        } = &*self.labels;
+        } = &*self.labels.0;
         let bytes = report.bytes;
         tracing::warn!(
             target: "keel::guest",

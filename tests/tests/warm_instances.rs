@@ -1,0 +1,231 @@
+//! Warm instances, opted in per component: an instance serves request
+//! after request (and keeps its guest state) only when its component asks
+//! for it, is discarded after `max_invocations`, a trap or a deadline,
+//! never serves two workloads, and takes one call at a time. And the
+//! CPU-bound invocations of one workload take turns (`max_running`).
+//!
+//! The `http_behaviours` route `/count` counts its calls in a global: the
+//! count it answers tells which instance served a request.
+
+use keel_tests::gate::Gate;
+use keel_tests::keel::spec::WarmSpec;
+use keel_tests::keel::{Host, WorkloadId, WorkloadSpec, WorkloadStatus};
+use keel_tests::{get, guest, start_host};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// How long a test waits for a state before failing.
+const WAIT: Duration = Duration::from_secs(30);
+
+fn workload(name: &str, warm: WarmSpec) -> WorkloadSpec {
+    let mut spec = WorkloadSpec::single(WorkloadId::new("warm", name), guest("http_behaviours"));
+    spec.http.host = Some(format!("{name}.test"));
+    spec.components[0].warm = warm;
+    spec.limits.max_instances = 4;
+    spec
+}
+
+fn pool(pool_size: u32, max_invocations: Option<u32>) -> WarmSpec {
+    WarmSpec {
+        pool_size,
+        max_invocations,
+        ..WarmSpec::default()
+    }
+}
+
+/// Waits until the status of workload `name` satisfies `ready`.
+async fn until(
+    host: &Host,
+    name: &str,
+    ready: impl Fn(&WorkloadStatus) -> bool,
+) -> anyhow::Result<()> {
+    let id = WorkloadId::new("warm", name);
+    let started = tokio::time::Instant::now();
+    loop {
+        let status = host
+            .status(&id)
+            .ok_or_else(|| anyhow::anyhow!("workload {id} is gone"))?;
+        if ready(&status) {
+            return Ok(());
+        }
+        anyhow::ensure!(started.elapsed() < WAIT, "{id} never got there: {status:?}");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// `GET /count` on workload `name`, once its pool holds `idle` instances
+/// (so the request finds the instance the previous one gave back).
+async fn count(host: &Host, name: &str, idle: u32) -> anyhow::Result<String> {
+    until(host, name, |s| s.warm_idle == idle).await?;
+    let addr = host.http_addr().expect("ingress");
+    let answer = get(addr, &format!("{name}.test"), "/count").await?;
+    anyhow::ensure!(answer.status == 200, "{}: {}", answer.status, answer.body);
+    Ok(answer.body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_persists_across_requests_only_when_opted_in() -> anyhow::Result<()> {
+    let host = start_host(None).await?;
+    host.start_workload(workload("fresh", WarmSpec::default()))
+        .await?;
+    host.start_workload(workload("kept", pool(1, None))).await?;
+    for _ in 0..3 {
+        assert_eq!(count(&host, "fresh", 0).await?, "call 1");
+    }
+    assert_eq!(count(&host, "kept", 0).await?, "call 1");
+    assert_eq!(count(&host, "kept", 1).await?, "call 2");
+    assert_eq!(count(&host, "kept", 1).await?, "call 3");
+    assert_eq!(host.engine().warm().kept(), 1);
+    // Stopping the workload drops its idle instance and its place.
+    host.stop_workload(&WorkloadId::new("warm", "kept")).await?;
+    assert_eq!(host.engine().warm().kept(), 0);
+    host.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_is_discarded_after_max_invocations() -> anyhow::Result<()> {
+    let host = start_host(None).await?;
+    host.start_workload(workload("bounded", pool(1, Some(2))))
+        .await?;
+    assert_eq!(count(&host, "bounded", 0).await?, "call 1");
+    assert_eq!(count(&host, "bounded", 1).await?, "call 2");
+    // Its second invocation was its last: a fresh instance serves the next.
+    assert_eq!(count(&host, "bounded", 0).await?, "call 1");
+    assert_eq!(count(&host, "bounded", 1).await?, "call 2");
+    host.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trap_or_a_deadline_discards_the_instance() -> anyhow::Result<()> {
+    let host = start_host(None).await?;
+    let mut spec = workload("failing", pool(1, None));
+    spec.limits.timeout = Duration::from_millis(500);
+    host.start_workload(spec).await?;
+    let addr = host.http_addr().expect("ingress");
+    assert_eq!(count(&host, "failing", 0).await?, "call 1");
+    assert_eq!(count(&host, "failing", 1).await?, "call 2");
+    let trapped = get(addr, "failing.test", "/trap").await?;
+    assert_eq!(trapped.status, 500, "{}", trapped.body);
+    // The trapped instance (the warm one) is gone: the next starts over.
+    assert_eq!(count(&host, "failing", 0).await?, "call 1");
+    assert_eq!(count(&host, "failing", 1).await?, "call 2");
+    let cut = get(addr, "failing.test", "/loop").await?;
+    assert_eq!(cut.status, 504, "{}", cut.body);
+    assert_eq!(count(&host, "failing", 0).await?, "call 1");
+    host.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workloads_never_share_an_instance() -> anyhow::Result<()> {
+    let host = start_host(None).await?;
+    host.start_workload(workload("one", pool(1, None))).await?;
+    host.start_workload(workload("two", pool(1, None))).await?;
+    assert_eq!(count(&host, "one", 0).await?, "call 1");
+    assert_eq!(count(&host, "two", 0).await?, "call 1");
+    assert_eq!(count(&host, "one", 1).await?, "call 2");
+    assert_eq!(count(&host, "two", 1).await?, "call 2");
+    assert_eq!(host.engine().warm().kept(), 2);
+    host.shutdown().await;
+    Ok(())
+}
+
+/// Two `/count` requests held inside the guest at `gate` at once.
+async fn two_held(addr: SocketAddr, gate: &mut Gate) -> anyhow::Result<Vec<String>> {
+    let gate_addr = gate.addr();
+    let mut held = Vec::new();
+    let mut releases = Vec::new();
+    for _ in 0..2 {
+        held.push(tokio::spawn(async move {
+            get(addr, "busy.test", &format!("/count?addr={gate_addr}")).await
+        }));
+        releases.push(gate.arrival().await?);
+    }
+    // Both are inside the guest now: one instance per call.
+    for release in releases {
+        release.release();
+    }
+    let mut bodies = Vec::new();
+    for answer in held {
+        let answer = answer.await??;
+        anyhow::ensure!(answer.status == 200, "{}", answer.body);
+        bodies.push(answer.body);
+    }
+    bodies.sort();
+    Ok(bodies)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_takes_one_call_at_a_time() -> anyhow::Result<()> {
+    let mut gate = Gate::start().await?;
+    let host = start_host(None).await?;
+    let mut spec = workload("busy", pool(2, None));
+    spec.sockets.allow = vec![gate.addr().to_string()];
+    spec.limits.max_instances = 2;
+    spec.limits.queue_timeout = Duration::from_millis(100);
+    host.start_workload(spec).await?;
+    let addr = host.http_addr().expect("ingress");
+    // Two calls at once: two fresh instances, both kept.
+    assert_eq!(two_held(addr, &mut gate).await?, ["call 1", "call 1"]);
+    until(&host, "busy", |s| s.warm_idle == 2).await?;
+    // Two more at once: each warm instance serves one of them.
+    assert_eq!(two_held(addr, &mut gate).await?, ["call 2", "call 2"]);
+    until(&host, "busy", |s| s.warm_idle == 2).await?;
+    // A third call while two are inside waits for an instance: no third
+    // one is made past `max_instances`, none is entered twice.
+    let gate_addr = gate.addr();
+    let mut held = Vec::new();
+    let mut releases = Vec::new();
+    for _ in 0..2 {
+        held.push(tokio::spawn(async move {
+            get(addr, "busy.test", &format!("/count?addr={gate_addr}")).await
+        }));
+        releases.push(gate.arrival().await?);
+    }
+    let refused = get(addr, "busy.test", "/count").await?;
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    for release in releases {
+        release.release();
+    }
+    for answer in held {
+        assert_eq!(answer.await??.body, "call 3");
+    }
+    host.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cpu_bound_invocations_of_a_workload_take_turns() -> anyhow::Result<()> {
+    let host = start_host(None).await?;
+    let mut spinner = workload("spinner", WarmSpec::default());
+    spinner.limits.max_running = Some(1);
+    spinner.limits.timeout = Duration::from_secs(5);
+    host.start_workload(spinner).await?;
+    host.start_workload(workload("quiet", WarmSpec::default()))
+        .await?;
+    let addr = host.http_addr().expect("ingress");
+    let spinning: Vec<_> = (0..3)
+        .map(|_| tokio::spawn(async move { get(addr, "spinner.test", "/loop").await }))
+        .collect();
+    // One spins at a time; the other two wait for their turn outside the
+    // runtime's run queues.
+    until(&host, "spinner", |s| s.in_flight == 3 && s.cpu_waiting == 2).await?;
+    let status = host
+        .status(&WorkloadId::new("warm", "spinner"))
+        .expect("running");
+    assert!(status.cpu_running <= 1, "{status:?}");
+    // The neighbour is served meanwhile.
+    let hello = get(addr, "quiet.test", "/").await?;
+    assert_eq!(hello.status, 200, "{}", hello.body);
+    for spin in spinning {
+        assert_eq!(spin.await??.status, 504);
+    }
+    until(&host, "spinner", |s| {
+        s.cpu_running == 0 && s.cpu_waiting == 0
+    })
+    .await?;
+    host.shutdown().await;
+    Ok(())
+}
