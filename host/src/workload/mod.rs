@@ -1,31 +1,27 @@
 //! Workloads: loading and linking their components, their lifecycle, and
 //! admitting invocations within their bounds.
 //!
-//! A workload is compiled and linked once, at start, into an
+//! A workload is compiled and linked once, at start (`link`), into an
 //! [`InstancePre`](wasmtime::component::InstancePre) per component; every
 //! invocation then gets a fresh Store (see [`invocation`]) and a fresh
 //! instance from the pool.
 
 pub mod invocation;
+mod link;
 pub mod messages;
 pub mod warm;
 
 pub use invocation::{DeadlineExceeded, InvocationTemplate};
+pub use link::{ComponentFailure, Stage};
 
 use crate::core_api::broker::BrokerSubscription;
-use crate::plugins::shared::SharedPlugin;
-use crate::plugins::shared::forwarders;
-use crate::plugins::{LinkPlan, composed, deny};
 use crate::pool::{PoolMember, PoolRefusal, PoolSlot};
 use crate::services::Services;
-use crate::spec::{
-    ComponentSpec, LinkMode, WorkloadId, WorkloadSpec, WorkloadState, WorkloadStatus,
-};
+use crate::spec::{WorkloadId, WorkloadSpec, WorkloadState, WorkloadStatus};
 use crate::store::InvocationState;
 use anyhow::{Context, Result, bail};
 use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
-use wasmtime::component::Component;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 /// The interface a component exports to receive HTTP requests.
@@ -254,119 +250,6 @@ impl Workload {
         Ok(subscriptions)
     }
 
-    fn link(&self, services: &Services) -> Result<Linked> {
-        let engine = &*services.engine;
-        let mut http = None;
-        let mut handler = None;
-        // One budget for every instance of the workload in flight, whichever
-        // component and whatever the trigger, inside the host's.
-        let memory_budget = crate::budget::MemoryBudget::new(
-            self.spec.limits.memory_total().as_usize(),
-            Some(services.memory_budget.clone()),
-        );
-        // One log rate for the whole workload, whichever component writes.
-        let output = crate::store::stdio::log_rate(self.spec.limits.log_rate.0);
-        // One set of turns on the CPU, whichever component runs.
-        let cpu = crate::store::cpu::CpuGate::new(
-            self.spec.limits.max_running(),
-            engine.options().epoch_tick,
-        );
-        for spec in &self.spec.components {
-            let (component, plan, shared) = load_component(services, spec, &self.spec)?;
-            let mut linker = crate::store::core_linker(engine.engine())?;
-            let bindings = plan.shared.iter().cloned().zip(shared).collect();
-            let (typed, generic) =
-                forwarders::link_all(&mut linker, engine.engine(), &component, bindings)
-                    .map_err(|e| located(spec, Stage::Link, e))?;
-            let generic_imports: Vec<&str> = generic.iter().map(String::as_str).collect();
-            log_plan(&self.spec.id, &spec.name, &plan, &generic_imports);
-            let denials: Vec<deny::Denial> = plan
-                .denied
-                .iter()
-                .map(deny::Denial::of)
-                // An interface of only types is linked the same way: as an
-                // instance without members, which denies nothing.
-                .chain(plan.types_only.iter().map(|import| deny::Denial {
-                    import: import.clone(),
-                    why: "it holds only types".to_string(),
-                }))
-                .collect();
-            deny::link_denied(&mut linker, engine.engine(), &component, &denials)
-                .map_err(|e| located(spec, Stage::Link, e))?;
-            let pre = linker
-                .instantiate_pre(&component)
-                .map_err(|e| located(spec, Stage::Link, e.into()))?;
-            let subjects = Arc::new(plan.subjects.clone());
-            let template = || {
-                InvocationTemplate::new(
-                    &self.spec,
-                    spec,
-                    &services.broker,
-                    subjects.clone(),
-                    memory_budget.clone(),
-                )
-                .map(|template| {
-                    template
-                        .with_typed(typed.clone())
-                        .with_output(output.clone())
-                        .with_cpu(cpu.clone())
-                        .with_resolver(services.resolver.clone())
-                })
-            };
-            if let Some(found) =
-                messages::HandlerComponent::find(&component, engine.engine(), &pre, template)?
-            {
-                if handler.is_some() {
-                    bail!(located_msg(
-                        spec,
-                        "a second component exports wasmcloud:messaging/handler; \
-                         a workload takes messages through one component"
-                    ));
-                }
-                handler = Some(found);
-            }
-            let exports_http = component
-                .component_type()
-                .exports(engine.engine())
-                .any(|(name, _)| crate::policy::names::is_interface(name, HTTP_HANDLER));
-            if !exports_http {
-                continue;
-            }
-            if http.is_some() {
-                bail!(located_msg(
-                    spec,
-                    "a second component exports wasi:http/incoming-handler; \
-                     a workload takes HTTP through one component"
-                ));
-            }
-            let pre = ProxyPre::new(pre).map_err(|e| located(spec, Stage::Link, e.into()))?;
-            let warm = spec
-                .warm
-                .enabled()
-                .then(|| warm::WarmPool::new(spec.warm, engine.warm().clone()));
-            http = Some(HttpComponent {
-                pre,
-                template: Arc::new(template()?),
-                warm,
-            });
-        }
-        if http.is_none() && self.spec.http.host.is_some() {
-            let at = self
-                .spec
-                .http
-                .host_origin
-                .as_ref()
-                .map(|l| format!("{l}: "))
-                .unwrap_or_default();
-            bail!(
-                "{at}workload `{}` declares HTTP host `{}` but none of its components exports {HTTP_HANDLER}",
-                self.spec.id,
-                self.spec.http.host.as_deref().unwrap_or_default()
-            );
-        }
-        Ok(Linked { http, handler })
-    }
-
     /// Waits (at most the workload's `queue_timeout`, both waits together)
     /// for one of the workload's instance slots, then for a slot of the
     /// host's pool as the fair-share rule gives them out.
@@ -430,158 +313,5 @@ impl Workload {
         }
         self.slots.close();
         self.set_state(WorkloadState::Stopped);
-    }
-}
-
-/// Reads a component, plans how its imports are served, and returns it
-/// compiled (composed with its plugins first, when any are composed).
-fn load_component(
-    services: &Services,
-    spec: &ComponentSpec,
-    workload: &WorkloadSpec,
-) -> Result<(Component, LinkPlan, Vec<Arc<SharedPlugin>>)> {
-    let bytes = spec
-        .source
-        .read()
-        .map_err(|e| located(spec, Stage::Compile, e))?;
-    keel_compose::WasmKind::expect_component(&bytes)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", spec.source.describe()))
-        .map_err(|e| located(spec, Stage::Compile, e))?;
-    // Bytes that are no component at all fail here, as a compile failure,
-    // rather than in the plan below, where they would pass for the plugins'.
-    let info =
-        keel_compose::ComponentInfo::read(&bytes).map_err(|e| located(spec, Stage::Compile, e))?;
-    let (engine, cache) = (&*services.engine, &services.cache);
-    let mut plugins = services.plugins();
-    let plan = plugins
-        .plan(&bytes, &info, &workload.plugins)
-        .map_err(|e| located(spec, Stage::Plugins, e))?;
-    let shared = plan
-        .shared
-        .iter()
-        .map(|b| {
-            plugins.shared_instance(
-                engine,
-                cache,
-                &b.plugin,
-                &workload.id,
-                &services.broker,
-                &services.resolver,
-            )
-        })
-        .collect::<Result<Vec<_>>>()
-        .map_err(|e| located(spec, Stage::Plugins, e))?;
-    let component = if plan.composed.is_empty() {
-        cache.load(engine.engine(), &spec.name, &bytes)
-    } else {
-        composed::prepared_plugins(&plugins, spec, &plan.composed, &plan.layers).and_then(
-            |prepared| {
-                composed::composed_component(
-                    engine.engine(),
-                    cache,
-                    &spec.name,
-                    &bytes,
-                    &prepared,
-                    &plan.composed,
-                )
-            },
-        )
-    };
-    Ok((
-        component.map_err(|e| located(spec, Stage::Compile, e))?,
-        plan,
-        shared,
-    ))
-}
-
-/// One log line per import saying what serves it.
-/// Logs how each import of `component` is served; `generic` are the shared
-/// imports the generic forwarder carries (a typed one carries the rest).
-fn log_plan(workload: &WorkloadId, component: &str, plan: &LinkPlan, generic: &[&str]) {
-    let workload = workload.to_string();
-    for (binding, mode) in plan.plugin_bindings() {
-        let forwarder = match mode {
-            LinkMode::Composed => None,
-            LinkMode::Shared if generic.contains(&binding.import.as_str()) => Some("generic"),
-            LinkMode::Shared => Some("typed"),
-        };
-        // An import a composed layer left to a shared plugin beneath it.
-        let beneath = plan
-            .layers
-            .iter()
-            .find(|l| mode == LinkMode::Shared && l.binding == *binding)
-            .map(|l| l.layer.as_str());
-        tracing::info!(
-            workload,
-            component,
-            import = binding.import,
-            plugin = binding.plugin,
-            mode = mode.as_str(),
-            forwarder,
-            beneath,
-            "import served by plugin"
-        );
-    }
-    for import in &plan.host {
-        tracing::debug!(workload, component, import, "import served by the host");
-    }
-    for import in &plan.types_only {
-        tracing::debug!(
-            workload,
-            component,
-            import,
-            "import holds only types: nothing to serve"
-        );
-    }
-    for denied in &plan.denied {
-        tracing::warn!(workload, component, import = denied.import, near_misses = ?denied.near_misses, "import denied: nothing serves it");
-    }
-}
-
-fn located_msg(spec: &ComponentSpec, message: &str) -> String {
-    match &spec.origin {
-        Some(at) => format!("{at}: component `{}`: {message}", spec.name),
-        None => format!("component `{}`: {message}", spec.name),
-    }
-}
-
-fn located(spec: &ComponentSpec, stage: Stage, error: anyhow::Error) -> anyhow::Error {
-    let prefix = located_msg(spec, "");
-    error.context(ComponentFailure {
-        component: spec.name.clone(),
-        stage,
-        prefix: prefix.trim_end_matches([' ', ':']).to_string(),
-    })
-}
-
-/// Which step of starting a component failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stage {
-    /// Reading, checking or compiling the component (composed with its
-    /// composed plugins, if any).
-    Compile,
-    /// Deciding which plugins serve its imports, or starting their shared
-    /// instances.
-    Plugins,
-    /// Linking the forwarders, denials and host interfaces.
-    Link,
-}
-
-/// The context a component's start failure carries: which component, and
-/// at which [`Stage`], so the library API can type the error
-/// ([`crate::Error::Compile`], [`crate::Error::PluginResolution`]). It
-/// prints as the component's location.
-#[derive(Debug)]
-pub struct ComponentFailure {
-    /// The component's name.
-    pub component: String,
-    /// Where it failed.
-    pub stage: Stage,
-    prefix: String,
-}
-
-impl std::fmt::Display for ComponentFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.prefix)
     }
 }
