@@ -318,6 +318,13 @@ fn anchor_ratios(
         "wasmtime serve hello",
         Some(("≥ 2", |r| r >= 2.0)),
     );
+    load_ratios(
+        &mut out,
+        load,
+        "keel hello (warm instances)",
+        "wasmtime serve hello",
+        Some(("≥ 4", |r| r >= 4.0)),
+    );
     load_ratios(&mut out, load, "keel hello", "hyper floor", None);
     load_ratios(
         &mut out,

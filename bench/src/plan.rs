@@ -54,6 +54,22 @@ impl Tools {
         })
     }
 
+    /// A manifest serving hello with 32 warm instances (written into the
+    /// scratch folder; the path is where it is, written or not: a failed
+    /// write shows as that target's start failing).
+    fn warm_hello_manifest(&self) -> PathBuf {
+        let path = self.work.join("hello-warm.toml");
+        let text = format!(
+            "[[workload]]\nnamespace = \"examples\"\nname = \"hello\"\n\n\
+             [[workload.component]]\nname = \"hello\"\npath = {:?}\npool_size = 32\n",
+            s(&self.hello_wasm)
+        );
+        if let Err(e) = std::fs::write(&path, text) {
+            eprintln!("writing {}: {e}", path.display());
+        }
+        path
+    }
+
     fn wasmtime_argv(&self, file: &Path, precompiled: bool) -> Argv {
         let (wasmtime, file) = (s(&self.wasmtime), s(file));
         let extra = self.wasmtime_args.clone();
@@ -111,6 +127,12 @@ impl Tools {
             targets.push(LoadTarget {
                 label: "wasmtime serve hello".into(),
                 argv: self.wasmtime_argv(&self.hello_wasm, false),
+            });
+            // Warm instances opted in (`pool_size`): the same hello, its
+            // instances kept between requests.
+            targets.push(LoadTarget {
+                label: "keel hello (warm instances)".into(),
+                argv: self.keel_argv(&self.keel, &self.warm_hello_manifest()),
             });
         }
         for (label, keel) in self.keels() {
