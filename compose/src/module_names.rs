@@ -34,13 +34,28 @@ pub fn module_name(plugin: &str) -> String {
 
 /// The plugin a module name set by [`name_modules`] names.
 ///
+/// Only a name a plugin can have (letters, digits, `-` and `_`, at most
+/// 64 bytes) counts: the name comes from the component, which anyone may
+/// write, and ends up in log lines.
+///
 /// ```
 /// assert_eq!(keel_compose::module_names::plugin_of("keel-plugin:tally"), Some("tally"));
 /// assert_eq!(keel_compose::module_names::plugin_of("wit-component:shim"), None);
+/// assert_eq!(keel_compose::module_names::plugin_of("keel-plugin:a\nforged line"), None);
+/// assert_eq!(keel_compose::module_names::plugin_of(&format!("keel-plugin:{}", "x".repeat(65))), None);
 /// ```
 pub fn plugin_of(module_name: &str) -> Option<&str> {
-    module_name.strip_prefix(PREFIX)
+    module_name.strip_prefix(PREFIX).filter(|name| {
+        !name.is_empty()
+            && name.len() <= MAX_PLUGIN_NAME
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
 }
+
+/// The longest plugin name [`plugin_of`] reads from a module name.
+const MAX_PLUGIN_NAME: usize = 64;
 
 /// `component` with every core module in it (nested components included)
 /// named after plugin `plugin`, except modules already named by an earlier

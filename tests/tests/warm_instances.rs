@@ -118,6 +118,25 @@ async fn a_trap_or_a_deadline_discards_the_instance() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A guest that returns while keeping its response slot did not answer:
+/// its client gets an answer (not a connection held open), and the
+/// instance, which could otherwise answer that client from a later
+/// request, is not reused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_keeping_an_unanswered_response_slot_is_not_reused() -> anyhow::Result<()> {
+    let host = start_host(None).await?;
+    host.start_workload(workload("stash", pool(1, None)))
+        .await?;
+    let addr = host.http_addr().expect("ingress");
+    assert_eq!(count(&host, "stash", 0).await?, "call 1");
+    assert_eq!(count(&host, "stash", 1).await?, "call 2");
+    let stashed = tokio::time::timeout(WAIT, get(addr, "stash.test", "/stash")).await??;
+    assert_eq!(stashed.status, 500, "{}", stashed.body);
+    assert_eq!(count(&host, "stash", 0).await?, "call 1");
+    host.shutdown().await;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workloads_never_share_an_instance() -> anyhow::Result<()> {
     let host = start_host(None).await?;

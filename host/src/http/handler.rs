@@ -140,6 +140,11 @@ where
         }
     };
     let deadline = tokio::time::Instant::now() + template.timeout();
+    // Where the response slot sits in the Store's table: a guest that
+    // returns while still holding it (kept in a global, never set) did not
+    // answer this request, and its instance must not serve another, which
+    // could then answer this client.
+    let outparam = out.rep();
     // The task gives a warm instance back to this workload's pool.
     let owner = workload.clone();
     let guest = tokio::spawn(async move {
@@ -173,17 +178,32 @@ where
         // budget) goes first, so whoever they wake finds both free.
         let pool = owner.http().and_then(|c| c.warm.as_ref());
         match (pool, proxy) {
-            (Some(pool), Some(proxy)) => pool.give_back(
-                WarmInstance::from_parts(store, proxy, served),
-                ending == Ending::Finished,
-                &template,
-            ),
+            (Some(pool), Some(proxy)) => {
+                let answered = store.data_mut().table_mut().get_any_mut(outparam).is_err();
+                pool.give_back(
+                    WarmInstance::from_parts(store, proxy, served),
+                    ending == Ending::Finished && answered,
+                    &template,
+                )
+            }
             _ => drop(store),
         }
         drop(permit);
         ending
     });
-    match rx.await {
+    // Bounded by the deadline (and the task's end, which drops the slot):
+    // a response slot kept past both never holds the connection.
+    let answer = match tokio::time::timeout_at(deadline, rx).await {
+        Ok(answer) => answer,
+        Err(_elapsed) => {
+            tracing::debug!(
+                workload = %workload.id(),
+                "no response by the deadline"
+            );
+            return text(504, "the workload ran past its deadline\n");
+        }
+    };
+    match answer {
         Ok(Ok(response)) if !tripped.load(Ordering::Acquire) => response,
         Ok(Ok(_)) => too_large(limit),
         Ok(Err(code)) if tripped.load(Ordering::Acquire) => {

@@ -149,15 +149,33 @@ impl CpuTurn {
     fn wait(&self, generation: u64, deadline: Instant, fresh: bool) -> TurnWait {
         let gate = self.inner.gate.clone();
         let held = self.inner.held.clone();
-        gate.waiting.fetch_add(1, Ordering::AcqRel);
+        // Counted from now until the wait ends or is dropped (a Store or a
+        // call dropped mid-wait): the count never outlives the wait.
+        let waiter = Waiter::new(gate.clone());
         Box::pin(async move {
             let turn = gate.turns.clone().acquire_owned();
             let acquired = tokio::time::timeout_at(deadline.into(), turn).await;
-            gate.waiting.fetch_sub(1, Ordering::AcqRel);
+            drop(waiter);
             if let Ok(Ok(permit)) = acquired {
                 hold(&held, &gate, generation, permit, fresh);
             }
         })
+    }
+}
+
+/// One invocation counted in its gate's `waiting` for as long as it lives.
+struct Waiter(Arc<CpuGate>);
+
+impl Waiter {
+    fn new(gate: Arc<CpuGate>) -> Waiter {
+        gate.waiting.fetch_add(1, Ordering::AcqRel);
+        Waiter(gate)
+    }
+}
+
+impl Drop for Waiter {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -257,6 +275,25 @@ mod tests {
         assert!(matches!(second.next(deadline), UpdateDeadline::Yield(1)));
         drop(second);
         assert_eq!(gate.running(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_wait_dropped_before_it_ends_is_no_longer_counted() {
+        let gate = CpuGate::new(1, Duration::from_secs(60));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let first = CpuTurn::new(gate.clone());
+        assert!(matches!(first.next(deadline), UpdateDeadline::Yield(1)));
+        let second = CpuTurn::new(gate.clone());
+        let wait = second.before_start(deadline).expect("the turn is taken");
+        assert_eq!(gate.waiting(), 1);
+        // The call waiting for its turn is dropped (its Store went away).
+        drop(wait);
+        assert_eq!(gate.waiting(), 0, "a dropped wait must not stay counted");
+        drop(first);
+        assert!(
+            CpuTurn::new(gate.clone()).before_start(deadline).is_none(),
+            "with nobody waiting, a start is free again"
+        );
     }
 
     #[tokio::test]

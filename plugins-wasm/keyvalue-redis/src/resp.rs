@@ -87,16 +87,24 @@ fn parse_at(
             let Some(len) = length(line, max)? else {
                 return Ok(Some((Reply::Bulk(None), next)));
             };
-            let end = next + len;
-            if buf.len() < end + 2 {
+            // `len` is at most `max`, but `max` is configured: no sum may wrap.
+            let (Some(end), Some(stop)) = (
+                next.checked_add(len),
+                next.checked_add(len).and_then(|e| e.checked_add(2)),
+            ) else {
+                return Err(ParseError::Protocol(
+                    "a bulk string longer than memory".into(),
+                ));
+            };
+            if buf.len() < stop {
                 return Ok(None);
             }
-            if &buf[end..end + 2] != b"\r\n" {
+            if &buf[end..stop] != b"\r\n" {
                 return Err(ParseError::Protocol(
                     "a bulk string without its CRLF".into(),
                 ));
             }
-            Ok(Some((Reply::Bulk(Some(buf[next..end].to_vec())), end + 2)))
+            Ok(Some((Reply::Bulk(Some(buf[next..end].to_vec())), stop)))
         }
         b'*' => {
             let Some(count) = length(line, max)? else {
@@ -227,6 +235,17 @@ mod tests {
         assert!(matches!(parse(b"?x\r\n", 10), Err(ParseError::Protocol(_))));
         assert!(matches!(
             parse(b"$1\r\nabc", 10),
+            Err(ParseError::Protocol(_))
+        ));
+    }
+
+    #[test]
+    fn a_length_near_the_address_space_is_refused_not_wrapped() {
+        // With the cap as large as it goes, a bulk length whose end would
+        // wrap past usize::MAX is an error, never an index that panics.
+        let line = format!("${}\r\n", usize::MAX - 3);
+        assert!(matches!(
+            parse(line.as_bytes(), usize::MAX),
             Err(ParseError::Protocol(_))
         ));
     }

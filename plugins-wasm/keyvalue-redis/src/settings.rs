@@ -11,6 +11,8 @@ pub const DEFAULT_MAX_REPLY_BYTES: usize = 32 << 20;
 
 /// `prefix` when the config names none.
 pub const DEFAULT_PREFIX: &str = "keel:";
+/// The largest `max_reply_bytes` taken (larger values are lowered to it).
+const MAX_REPLY_CAP: u64 = 1 << 30;
 
 /// Where Redis listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,7 +119,9 @@ impl Settings {
             db,
             prefix: get("prefix").unwrap_or_else(|| DEFAULT_PREFIX.to_string()),
             timeout_ms,
-            max_reply_bytes: usize::try_from(max_reply).unwrap_or(usize::MAX),
+            // At most 1 GiB: a plugin's memory could hold no more, and the
+            // parser's sums stay far from wrapping on wasm32.
+            max_reply_bytes: usize::try_from(max_reply.min(MAX_REPLY_CAP)).unwrap_or(usize::MAX),
         })
     }
 }
