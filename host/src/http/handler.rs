@@ -191,19 +191,7 @@ where
         drop(permit);
         ending
     });
-    // Bounded by the deadline (and the task's end, which drops the slot):
-    // a response slot kept past both never holds the connection.
-    let answer = match tokio::time::timeout_at(deadline, rx).await {
-        Ok(answer) => answer,
-        Err(_elapsed) => {
-            tracing::debug!(
-                workload = %workload.id(),
-                "no response by the deadline"
-            );
-            return text(504, "the workload ran past its deadline\n");
-        }
-    };
-    match answer {
+    match rx.await {
         Ok(Ok(response)) if !tripped.load(Ordering::Acquire) => response,
         Ok(Ok(_)) => too_large(limit),
         Ok(Err(code)) if tripped.load(Ordering::Acquire) => {
