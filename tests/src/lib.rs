@@ -352,6 +352,35 @@ pub fn send_signal(pid: u32, signal: &str) -> Result<()> {
     Ok(())
 }
 
+/// Builds the guest crate in `dir` (`cargo build --offline --release
+/// --target wasm32-wasip2`, into `plugin-scaffold/` of the target folder, so
+/// every such build after the first reuses its dependencies) and returns
+/// the path of its component `file` (e.g. `whoami.wasm`).
+pub fn build_guest_crate(dir: &Path, file: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"))
+        .join("plugin-scaffold");
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args([
+            "build",
+            "--offline",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+        ])
+        .current_dir(dir)
+        .env("CARGO_TARGET_DIR", &target)
+        .status()
+        .expect("cargo runs");
+    assert!(
+        status.success(),
+        "the crate in {} does not build",
+        dir.display()
+    );
+    target.join("wasm32-wasip2/release").join(file)
+}
+
 /// What a `keel` command left: its exit code, stdout and stderr.
 pub type KeelOutput = (Option<i32>, String, String);
 

@@ -25,34 +25,6 @@ fn keel(args: &[&str]) -> (Option<i32>, String) {
     )
 }
 
-/// Builds the crate in `dir` for wasm32-wasip2, offline, in a target
-/// folder shared with earlier runs (so wit-bindgen and wasip2 are compiled
-/// once), and returns the component `file`.
-fn build_crate(dir: &Path, file: &str) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target"))
-        .join("plugin-scaffold");
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args([
-            "build",
-            "--offline",
-            "--release",
-            "--target",
-            "wasm32-wasip2",
-        ])
-        .current_dir(dir)
-        .env("CARGO_TARGET_DIR", &target)
-        .status()
-        .expect("cargo runs");
-    assert!(
-        status.success(),
-        "the crate in {} does not build",
-        dir.display()
-    );
-    target.join("wasm32-wasip2/release").join(file)
-}
-
 /// `keel wit export DIR`, which must succeed.
 fn wit_export(dir: &Path) {
     let (code, out) = keel(&["wit", "export", dir.to_str().unwrap()]);
@@ -144,7 +116,7 @@ impl Guest for Whoami {
 export!(Whoami);
 "#,
     );
-    let wasm = build_crate(&plugin, "whoami.wasm");
+    let wasm = keel_tests::build_guest_crate(&plugin, "whoami.wasm");
     let (code, out) = keel(&["plugin", "check", wasm.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{out}");
 
@@ -188,7 +160,7 @@ fn an_example_workload_builds_with_crates_io_and_the_exported_wit_only() -> anyh
         "src/lib.rs",
         &std::fs::read_to_string(source.join("src/lib.rs"))?,
     );
-    let wasm = build_crate(&example, "http_keyvalue_counter.wasm");
+    let wasm = keel_tests::build_guest_crate(&example, "http_keyvalue_counter.wasm");
 
     let manifest = write_file(
         dir.path(),

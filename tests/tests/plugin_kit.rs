@@ -364,30 +364,7 @@ fn keel_run_logs_what_a_plugin_asks_for_against_what_it_is_granted() -> anyhow::
 /// `CARGO_TARGET_DIR`, or the repository's `target/`), so wit-bindgen is
 /// compiled once, not per run.
 fn build_scaffold(dir: &Path, crate_name: &str) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target"))
-        .join("plugin-scaffold");
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args([
-            "build",
-            "--offline",
-            "--release",
-            "--target",
-            "wasm32-wasip2",
-        ])
-        .current_dir(dir)
-        .env("CARGO_TARGET_DIR", &target)
-        .status()
-        .expect("cargo runs");
-    assert!(
-        status.success(),
-        "the scaffold in {} does not build",
-        dir.display()
-    );
-    target
-        .join("wasm32-wasip2/release")
-        .join(format!("{}.wasm", crate_name.replace('-', "_")))
+    keel_tests::build_guest_crate(dir, &format!("{}.wasm", crate_name.replace('-', "_")))
 }
 
 #[test]
