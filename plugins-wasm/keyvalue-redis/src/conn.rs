@@ -106,6 +106,8 @@ pub struct Conn {
     _socket: TcpSocket,
     /// Bytes read but not yet parsed.
     buf: Vec<u8>,
+    /// How far the reply at the front of `buf` has been seen.
+    scanner: resp::Scanner,
 }
 
 impl Conn {
@@ -145,6 +147,7 @@ impl Conn {
             output,
             _socket: socket,
             buf: Vec::new(),
+            scanner: resp::Scanner::default(),
         })
     }
 
@@ -173,9 +176,17 @@ impl Conn {
     /// Reads one reply of at most `max` bytes.
     pub fn receive(&mut self, max: usize, deadline: &Deadline) -> Result<Reply, Failure> {
         loop {
-            let parsed = resp::parse(&self.buf, max).map_err(|e| Failure::Reply(e.to_string()))?;
-            if let Some((reply, used)) = parsed {
+            let malformed = |e: resp::ParseError| Failure::Reply(e.to_string());
+            if let Some(len) = self.scanner.scan(&self.buf, max).map_err(malformed)? {
+                // Built once, when whole: the scanner found its end.
+                let parsed = resp::parse(&self.buf[..len], max).map_err(malformed)?;
+                let Some((reply, used)) = parsed else {
+                    return Err(Failure::Reply(
+                        "a Redis reply that ended where its framing said it would not".into(),
+                    ));
+                };
                 self.buf.drain(..used);
+                self.scanner = resp::Scanner::default();
                 return Ok(reply);
             }
             // Headers and framing add a little to what `max` counts.

@@ -2,8 +2,10 @@
 //! out as arrays of bulk strings, replies in as one of RESP2's five types.
 //! Pure byte handling, no I/O, so it is tested natively.
 //!
-//! Replies are parsed from a buffer that may hold only part of one:
-//! [`parse`] says "not yet" until a whole reply is there. What a reply may
+//! Replies arrive in pieces. [`Scanner`] finds where the reply at the
+//! start of a buffer ends, picking up where it stopped each time more
+//! bytes come (so a reply of many elements costs its length once, not once
+//! per piece), and [`parse`] builds the reply once it is whole. What a reply may
 //! claim is bounded by the caller's cap ([`parse`]'s `max`), so a server (or
 //! something pretending to be one) cannot make the plugin allocate what a
 //! header announces before the bytes arrive.
@@ -134,6 +136,92 @@ fn parse_at(
     }
 }
 
+/// Where the reply at the start of a growing buffer ends, found without
+/// building it and resumed where the last call stopped.
+///
+/// Between calls the buffer may only grow at its end; once a reply is
+/// taken off its front, start a new scanner.
+#[derive(Debug, Default)]
+pub struct Scanner {
+    /// Where the next element not yet seen whole starts.
+    at: usize,
+    /// For each array opened and not yet complete, its elements still to come.
+    open: Vec<usize>,
+}
+
+impl Scanner {
+    /// The length of the reply at the start of `buf` once it is all there,
+    /// `None` while it is not; an error where [`parse`] would give one on
+    /// the framing (lengths, nesting, CRLFs, type bytes).
+    pub fn scan(&mut self, buf: &[u8], max: usize) -> Result<Option<usize>, ParseError> {
+        loop {
+            let Some((kind, line, next)) = line_at(buf, self.at)? else {
+                return Ok(None);
+            };
+            let end = match kind {
+                b'+' | b'-' => next,
+                b':' => {
+                    number(line)?;
+                    next
+                }
+                b'$' => match length(line, max)? {
+                    None => next,
+                    Some(len) => {
+                        let stop = next
+                            .checked_add(len)
+                            .and_then(|e| e.checked_add(2))
+                            .ok_or_else(|| {
+                                ParseError::Protocol("a bulk string longer than memory".into())
+                            })?;
+                        if buf.len() < stop {
+                            return Ok(None);
+                        }
+                        if &buf[stop - 2..stop] != b"\r\n" {
+                            return Err(ParseError::Protocol(
+                                "a bulk string without its CRLF".into(),
+                            ));
+                        }
+                        stop
+                    }
+                },
+                b'*' => match length(line, max)? {
+                    None => next,
+                    Some(count) => {
+                        if self.open.len() >= MAX_DEPTH {
+                            return Err(ParseError::Protocol("arrays nested too deep".into()));
+                        }
+                        if count > 0 {
+                            self.open.push(count);
+                            self.at = next;
+                            continue;
+                        }
+                        next
+                    }
+                },
+                other => {
+                    return Err(ParseError::Protocol(format!(
+                        "unknown reply type byte 0x{other:02x}"
+                    )));
+                }
+            };
+            self.at = end;
+            // One element done: close every array it completes.
+            loop {
+                match self.open.last_mut() {
+                    None => return Ok(Some(end)),
+                    Some(left) if *left > 1 => {
+                        *left -= 1;
+                        break;
+                    }
+                    Some(_) => {
+                        self.open.pop();
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// One header line: its type byte, the rest of it, and where the next
 /// line starts.
 type Line<'a> = (u8, &'a [u8], usize);
@@ -254,5 +342,77 @@ mod tests {
     fn deep_nesting_is_refused() {
         let deep = b"*1\r\n".repeat(20);
         assert!(matches!(parse(&deep, 100), Err(ParseError::Protocol(_))));
+    }
+    #[test]
+    fn the_scanner_finds_every_reply_end_as_bytes_arrive() {
+        let replies: [&[u8]; 6] = [
+            b"+OK\r\n",
+            b"$3\r\na\r\n\r\n",
+            b"*-1\r\n",
+            b"*0\r\n",
+            b"*3\r\n$1\r\n5\r\n*1\r\n$0\r\n\r\n:7\r\n",
+            b"*2\r\n*2\r\n+a\r\n$-1\r\n*1\r\n-e\r\n",
+        ];
+        for bytes in replies {
+            let mut more = bytes.to_vec();
+            more.extend_from_slice(b"+NEXT\r\n");
+            let mut scanner = Scanner::default();
+            // One byte more each call, as the slowest server would send.
+            for cut in 0..bytes.len() {
+                assert_eq!(
+                    scanner.scan(&more[..cut], 1 << 20),
+                    Ok(None),
+                    "{bytes:?} at {cut}"
+                );
+            }
+            assert_eq!(scanner.scan(&more, 1 << 20), Ok(Some(bytes.len())));
+            let parsed = parse(&more[..bytes.len()], 1 << 20);
+            assert!(matches!(parsed, Ok(Some((_, used))) if used == bytes.len()));
+        }
+    }
+
+    #[test]
+    fn the_scanner_resumes_after_the_elements_it_has_seen() {
+        // An array of many elements arriving in halves: the second call
+        // starts after the elements the first one saw whole.
+        let mut reply = b"*1000\r\n".to_vec();
+        for i in 0..1000 {
+            reply.extend_from_slice(format!("${}\r\n{i}\r\n", i.to_string().len()).as_bytes());
+        }
+        let half = reply.len() / 2;
+        let mut scanner = Scanner::default();
+        assert_eq!(scanner.scan(&reply[..half], 1 << 20), Ok(None));
+        assert!(
+            scanner.at > half - 16,
+            "stopped at {} of {half}",
+            scanner.at
+        );
+        assert_eq!(
+            scanner.open,
+            vec![1000 - count_elements(&reply[..scanner.at])]
+        );
+        assert_eq!(scanner.scan(&reply, 1 << 20), Ok(Some(reply.len())));
+    }
+
+    /// Bulk strings whose ends lie within `bytes` (a helper for the test above).
+    fn count_elements(bytes: &[u8]) -> usize {
+        bytes.windows(2).filter(|w| w == b"\n$").count()
+    }
+
+    #[test]
+    fn the_scanner_refuses_what_parse_refuses() {
+        let bad: [&[u8]; 5] = [
+            b"$1000\r\n",
+            b"*1000\r\n",
+            b"$-2\r\n",
+            b"?x\r\n",
+            b"$1\r\nabc",
+        ];
+        for bytes in bad {
+            assert!(Scanner::default().scan(bytes, 999).is_err(), "{bytes:?}");
+            assert!(parse(bytes, 999).is_err(), "{bytes:?}");
+        }
+        let deep = b"*1\r\n".repeat(20);
+        assert!(Scanner::default().scan(&deep, 100).is_err());
     }
 }
