@@ -201,10 +201,26 @@ async fn replicas_of_a_set_share_data_and_other_sets_and_namespaces_do_not() -> 
     let hosts = [lattice.host("a", &[])?, lattice.host("b", &[])?];
     let image = &lattice.image;
     let starts = [
-        (0, "uid-a1", replica("shop", "counter", "x7bq2", image, "counter.local")),
-        (1, "uid-a2", replica("shop", "counter", "b4k9z", image, "counter.local")),
-        (0, "uid-b1", replica("shop", "tally", "x7bq2", image, "tally.local")),
-        (1, "uid-c1", replica("team-b", "counter", "x7bq2", image, "counter.team-b")),
+        (
+            0,
+            "uid-a1",
+            replica("shop", "counter", "x7bq2", image, "counter.local"),
+        ),
+        (
+            1,
+            "uid-a2",
+            replica("shop", "counter", "b4k9z", image, "counter.local"),
+        ),
+        (
+            0,
+            "uid-b1",
+            replica("shop", "tally", "x7bq2", image, "tally.local"),
+        ),
+        (
+            1,
+            "uid-c1",
+            replica("team-b", "counter", "x7bq2", image, "counter.team-b"),
+        ),
     ];
     for (host, uid, workload) in starts {
         let started = operator.start(&hosts[host].id, uid, workload).await?;
@@ -218,9 +234,18 @@ async fn replicas_of_a_set_share_data_and_other_sets_and_namespaces_do_not() -> 
     }
     // Another set of the namespace, and a set of the same name in another
     // namespace, each start from nothing.
-    assert_eq!(get(hosts[0].http, "tally.local", "/apples").await?.body, visits(1));
-    assert_eq!(get(hosts[1].http, "counter.team-b", "/apples").await?.body, visits(1));
-    assert_eq!(get(hosts[1].http, "counter.local", "/apples").await?.body, visits(4));
+    assert_eq!(
+        get(hosts[0].http, "tally.local", "/apples").await?.body,
+        visits(1)
+    );
+    assert_eq!(
+        get(hosts[1].http, "counter.team-b", "/apples").await?.body,
+        visits(1)
+    );
+    assert_eq!(
+        get(hosts[1].http, "counter.local", "/apples").await?.body,
+        visits(4)
+    );
     // A workload naming the set's data outright (the way to keep data
     // across a deployment's rollouts, whose sets are named anew) sees it.
     let mut named = http_workload("shop", "dashboard", image, "dashboard.local");
@@ -231,6 +256,9 @@ async fn replicas_of_a_set_share_data_and_other_sets_and_namespaces_do_not() -> 
                      "interfaces": ["store", "atomics"], "config": {"data-name": "counter"}}));
     let started = operator.start(&hosts[1].id, "uid-d1", named).await?;
     assert_eq!(state(&started), "WORKLOAD_STATE_RUNNING", "{started}");
-    assert_eq!(get(hosts[1].http, "dashboard.local", "/apples").await?.body, visits(5));
+    assert_eq!(
+        get(hosts[1].http, "dashboard.local", "/apples").await?.body,
+        visits(5)
+    );
     Ok(())
 }

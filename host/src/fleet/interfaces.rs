@@ -61,7 +61,8 @@ impl HostInterfaces {
         // keel's own handling first: the host's plugins export these
         // packages too (the built-ins), and that must not cost a workload
         // the per-workload settings keel takes for them.
-        if !SERVED_PACKAGES.contains(&package.as_str()) && settings.extra_packages.contains(&package)
+        if !SERVED_PACKAGES.contains(&package.as_str())
+            && settings.extra_packages.contains(&package)
         {
             return no_config(&field, &package, interface);
         }
@@ -142,8 +143,7 @@ impl HostInterfaces {
                 return Err(unknown_key(field, package, key));
             }
             let key_field = format!("{field}.config.{DATA_NAME}");
-            crate::policy::names::validate_name(value)
-                .map_err(|m| refuse(key_field.clone(), m))?;
+            crate::policy::names::validate_name(value).map_err(|m| refuse(key_field.clone(), m))?;
             if let Some((other, other_field)) = &self.data_name
                 && other != value
             {

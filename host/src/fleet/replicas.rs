@@ -19,7 +19,8 @@
 use std::collections::BTreeMap;
 
 /// The annotation the operator puts on every replica of a set.
-pub(super) const REPLICA_SET_ANNOTATION: &str = "runtime.wasmcloud.dev/workload-replica-set-generation";
+pub(super) const REPLICA_SET_ANNOTATION: &str =
+    "runtime.wasmcloud.dev/workload-replica-set-generation";
 
 /// The alphabet of Kubernetes' `rand.SafeEncodeString` (no vowels, no
 /// look-alike digits).
@@ -55,7 +56,10 @@ mod tests {
 
     #[test]
     fn a_replica_keeps_its_data_under_its_set() {
-        assert_eq!(replica_set_of("counter-x7bq2", &annotated()), Some("counter"));
+        assert_eq!(
+            replica_set_of("counter-x7bq2", &annotated()),
+            Some("counter")
+        );
         assert_eq!(
             replica_set_of("counter-b4xk9-2hd85wz4c", &annotated()),
             Some("counter-b4xk9")
@@ -67,7 +71,14 @@ mod tests {
         // No annotation: a workload created by hand.
         assert_eq!(replica_set_of("counter-x7bq2", &BTreeMap::new()), None);
         // Not the operator's suffix: vowels, an upper case letter, too long.
-        for name in ["counter-api", "counter-X7BQ2", "counter-bcdfghjklmn", "counter", "-x7bq2", "counter-"] {
+        for name in [
+            "counter-api",
+            "counter-X7BQ2",
+            "counter-bcdfghjklmn",
+            "counter",
+            "-x7bq2",
+            "counter-",
+        ] {
             assert_eq!(replica_set_of(name, &annotated()), None, "{name}");
         }
     }

@@ -285,15 +285,20 @@ fn with_interface(interface: Value) -> Value {
 fn replicas_of_a_set_keep_their_data_under_the_set() {
     let mut w = workload();
     w["name"] = json!("counter-x7bq2");
-    w["annotations"] =
-        json!({"runtime.wasmcloud.dev/workload-replica-set-generation": "5f7d9c8b"});
+    w["annotations"] = json!({"runtime.wasmcloud.dev/workload-replica-set-generation": "5f7d9c8b"});
     let t = translated(w.clone()).expect("translates");
     assert_eq!(t.spec.id.name, "counter-x7bq2");
     assert_eq!(t.spec.data_name(), "counter");
     // Without the operator's annotation, a name is only a name.
     w["annotations"] = json!({});
-    assert_eq!(translated(w).expect("translates").spec.data_name(), "counter-x7bq2");
-    assert_eq!(translated(workload()).expect("translates").spec.data_name, None);
+    assert_eq!(
+        translated(w).expect("translates").spec.data_name(),
+        "counter-x7bq2"
+    );
+    assert_eq!(
+        translated(workload()).expect("translates").spec.data_name,
+        None
+    );
 }
 
 #[test]
@@ -304,7 +309,10 @@ fn a_data_name_of_keyvalue_or_blobstore_names_the_workloads_data() {
     w["name"] = json!("counter-x7bq2");
     w["annotations"] = json!({"runtime.wasmcloud.dev/workload-replica-set-generation": "1"});
     // Named outright: over what the replicas have in common.
-    assert_eq!(translated(w).expect("translates").spec.data_name(), "shop-data");
+    assert_eq!(
+        translated(w).expect("translates").spec.data_name(),
+        "shop-data"
+    );
 
     // Blobstore agreeing is fine; disagreeing is refused naming the key.
     let mut w = with_interface(kv);
@@ -315,7 +323,10 @@ fn a_data_name_of_keyvalue_or_blobstore_names_the_workloads_data() {
         .expect("a list")
         .push(blobs);
     let refusal = translated(w).expect_err("two data names");
-    assert_eq!(refusal.field, "workload.witWorld.hostInterfaces[2].config.data-name");
+    assert_eq!(
+        refusal.field,
+        "workload.witWorld.hostInterfaces[2].config.data-name"
+    );
     assert!(refusal.message.contains("shop-data"), "{refusal}");
 
     // It is a keel name: it cannot leave the namespace or reach raw buckets.
@@ -333,7 +344,14 @@ fn a_data_name_of_keyvalue_or_blobstore_names_the_workloads_data() {
 #[test]
 fn keyvalue_and_blobstore_keys_that_choose_what_a_plugin_reaches_are_refused() {
     for package in ["keyvalue", "blobstore"] {
-        for key in ["backend", "url", "bucket", "root", "credentials", "container"] {
+        for key in [
+            "backend",
+            "url",
+            "bucket",
+            "root",
+            "credentials",
+            "container",
+        ] {
             let w = with_interface(json!({"namespace": "wasi", "package": package,
                                           "config": {key: "x"}}));
             let refusal = translated(w).expect_err("refused");
@@ -351,7 +369,12 @@ fn per_workload_settings_hold_when_the_hosts_plugins_export_the_package_too() {
     // A keel host's built-ins export wasi:config, wasi:keyvalue, …: keel's
     // own handling of those packages still applies.
     let mut settings = settings();
-    for package in ["wasi:config", "wasi:keyvalue", "wasi:blobstore", "wasi:logging"] {
+    for package in [
+        "wasi:config",
+        "wasi:keyvalue",
+        "wasi:blobstore",
+        "wasi:logging",
+    ] {
         settings.extra_packages.insert(package.into());
     }
     let mut w = with_interface(json!({"namespace": "wasi", "package": "config",
@@ -362,17 +385,26 @@ fn per_workload_settings_hold_when_the_hosts_plugins_export_the_package_too() {
         .push(json!({"namespace": "wasi", "package": "keyvalue", "config": {"data-name": "d"}}));
     let request: WorkloadStartRequest =
         serde_json::from_value(json!({"workloadId": "uid-1", "workload": w})).expect("valid");
-    let t = translate("uid-1", &request.workload.expect("a workload"), &settings)
-        .expect("translates");
-    assert_eq!(t.spec.components[0].config.get("greeting").map(String::as_str), Some("hej"));
+    let t =
+        translate("uid-1", &request.workload.expect("a workload"), &settings).expect("translates");
+    assert_eq!(
+        t.spec.components[0]
+            .config
+            .get("greeting")
+            .map(String::as_str),
+        Some("hej")
+    );
     assert_eq!(t.spec.data_name(), "d");
     let w = with_interface(json!({"namespace": "wasi", "package": "keyvalue",
                                   "config": {"url": "nats://elsewhere:4222"}}));
     let request: WorkloadStartRequest =
         serde_json::from_value(json!({"workloadId": "uid-1", "workload": w})).expect("valid");
-    let refusal = translate("uid-1", &request.workload.expect("a workload"), &settings)
-        .expect_err("refused");
-    assert_eq!(refusal.field, "workload.witWorld.hostInterfaces[1].config.url");
+    let refusal =
+        translate("uid-1", &request.workload.expect("a workload"), &settings).expect_err("refused");
+    assert_eq!(
+        refusal.field,
+        "workload.witWorld.hostInterfaces[1].config.url"
+    );
 }
 
 #[test]
@@ -385,7 +417,10 @@ fn cpu_limit_counts_cores_and_becomes_cpu_turns() {
     for unset in [0, -1] {
         let mut w = workload();
         w["witWorld"]["components"][0]["localResources"] = json!({"cpuLimit": unset});
-        assert_eq!(translated(w).expect("translates").spec.limits.max_running, None);
+        assert_eq!(
+            translated(w).expect("translates").spec.limits.max_running,
+            None
+        );
     }
     // Two components: the smallest bounds the workload.
     let mut w = workload();
@@ -394,11 +429,17 @@ fn cpu_limit_counts_cores_and_becomes_cpu_turns() {
         {"name": "a", "image": "127.0.0.1:5000/a:1", "localResources": {"cpuLimit": machine}},
         {"name": "b", "image": "127.0.0.1:5000/b:1", "localResources": {"cpuLimit": 1}},
     ]);
-    assert_eq!(translated(w).expect("translates").spec.limits.max_running, Some(1));
+    assert_eq!(
+        translated(w).expect("translates").spec.limits.max_running,
+        Some(1)
+    );
     // More cores than the machine has: refused, saying why.
     let mut w = workload();
     w["witWorld"]["components"][0]["localResources"] = json!({"cpuLimit": machine + 1});
     let refusal = translated(w).expect_err("refused");
-    assert_eq!(refusal.field, "workload.witWorld.components[0].localResources.cpuLimit");
+    assert_eq!(
+        refusal.field,
+        "workload.witWorld.components[0].localResources.cpuLimit"
+    );
     assert!(refusal.message.contains("whole cores"), "{refusal}");
 }
