@@ -184,6 +184,28 @@ async fn three_hosts_join_run_serve_report_and_stop_workloads() -> Result<()> {
     assert_eq!(state(&refused), "WORKLOAD_STATE_ERROR");
     let message = refused["message"].as_str().unwrap_or("");
     assert!(message.contains("localResources.cpuLimit"), "{refused}");
+    // Whole cores the host has are honoured (as CPU turns).
+    let mut one = http_workload("default", "cpu-one", &image, "cpu-one.local");
+    one["witWorld"]["components"][0]["localResources"] = json!({"cpuLimit": 1});
+    operator
+        .start_running(&first.id, "uid-cpu-one", one)
+        .await?;
+    assert_eq!(get(first.http, "cpu-one.local", "/").await?.status, 200);
+    operator.stop_stopping(&first.id, "uid-cpu-one").await?;
+    // A keyvalue setting that would choose what the plugin reaches: ERROR
+    // naming the key.
+    let mut elsewhere = http_workload("default", "elsewhere", &image, "elsewhere.local");
+    elsewhere["witWorld"]["hostInterfaces"]
+        .as_array_mut()
+        .expect("a list")
+        .push(
+            json!({"namespace": "wasi", "package": "keyvalue", "interfaces": ["store"],
+                     "config": {"url": "nats://elsewhere:4222"}}),
+        );
+    let refused = operator
+        .start(&first.id, "uid-elsewhere", elsewhere)
+        .await?;
+    assert_error(&refused, &["hostInterfaces[1].config.url", "widen"]);
 
     // A field the protocol does not have: ERROR naming it, the id kept.
     let odd = operator

@@ -184,3 +184,81 @@ async fn subjects_as_written_meet_wasmcloud_and_namespaced_ones_stay_apart() -> 
     assert_error(&refused, &["reserved"]);
     Ok(())
 }
+
+/// A replica of set `set` as the operator starts it: named `<set>-<suffix>`
+/// and annotated with the set's template hash.
+fn replica(namespace: &str, set: &str, suffix: &str, image: &str, host: &str) -> Value {
+    let mut workload = http_workload(namespace, &format!("{set}-{suffix}"), image, host);
+    workload["annotations"] =
+        json!({"runtime.wasmcloud.dev/workload-replica-set-generation": "5f7d9c8b"});
+    workload
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_of_a_set_share_data_and_other_sets_and_namespaces_do_not() -> Result<()> {
+    let lattice = Lattice::with("http_keyvalue_counter").await?;
+    let operator = Operator::connect(&lattice.nats.url()).await?;
+    let hosts = [lattice.host("a", &[])?, lattice.host("b", &[])?];
+    let image = &lattice.image;
+    let starts = [
+        (
+            0,
+            "uid-a1",
+            replica("shop", "counter", "x7bq2", image, "counter.local"),
+        ),
+        (
+            1,
+            "uid-a2",
+            replica("shop", "counter", "b4k9z", image, "counter.local"),
+        ),
+        (
+            0,
+            "uid-b1",
+            replica("shop", "tally", "x7bq2", image, "tally.local"),
+        ),
+        (
+            1,
+            "uid-c1",
+            replica("team-b", "counter", "x7bq2", image, "counter.team-b"),
+        ),
+    ];
+    for (host, uid, workload) in starts {
+        let started = operator.start(&hosts[host].id, uid, workload).await?;
+        assert_eq!(state(&started), "WORKLOAD_STATE_RUNNING", "{started}");
+    }
+    let visits = |n: u32| format!("/apples has been visited {n} times\n");
+    // The two replicas of `counter`, on two hosts, count together.
+    for (n, host) in [&hosts[0], &hosts[1], &hosts[0]].into_iter().enumerate() {
+        let answer = get(host.http, "counter.local", "/apples").await?.body;
+        assert_eq!(answer, visits(n as u32 + 1));
+    }
+    // Another set of the namespace, and a set of the same name in another
+    // namespace, each start from nothing.
+    assert_eq!(
+        get(hosts[0].http, "tally.local", "/apples").await?.body,
+        visits(1)
+    );
+    assert_eq!(
+        get(hosts[1].http, "counter.team-b", "/apples").await?.body,
+        visits(1)
+    );
+    assert_eq!(
+        get(hosts[1].http, "counter.local", "/apples").await?.body,
+        visits(4)
+    );
+    // A workload naming the set's data outright (the way to keep data
+    // across a deployment's rollouts, whose sets are named anew) sees it.
+    let mut named = http_workload("shop", "dashboard", image, "dashboard.local");
+    named["witWorld"]["hostInterfaces"]
+        .as_array_mut()
+        .context("a list")?
+        .push(json!({"namespace": "wasi", "package": "keyvalue",
+                     "interfaces": ["store", "atomics"], "config": {"data-name": "counter"}}));
+    let started = operator.start(&hosts[1].id, "uid-d1", named).await?;
+    assert_eq!(state(&started), "WORKLOAD_STATE_RUNNING", "{started}");
+    assert_eq!(
+        get(hosts[1].http, "dashboard.local", "/apples").await?.body,
+        visits(5)
+    );
+    Ok(())
+}

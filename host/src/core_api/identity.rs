@@ -6,11 +6,13 @@ use crate::spec::WorkloadId;
 
 pub use api::WorkloadIdentity;
 
-/// Builds the identity of `component` in workload `id`.
-pub fn identity_of(id: &WorkloadId, component: &str) -> WorkloadIdentity {
+/// Builds the identity of `component` in workload `id`, whose data is
+/// kept under `data_name` (the workload's name unless its replicas share
+/// another: plugins scope a workload's data by namespace and this name).
+pub fn identity_of(id: &WorkloadId, data_name: &str, component: &str) -> WorkloadIdentity {
     WorkloadIdentity {
         namespace: id.namespace.clone(),
-        name: id.name.clone(),
+        name: data_name.to_string(),
         component: component.to_string(),
     }
 }

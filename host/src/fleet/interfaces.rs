@@ -43,6 +43,9 @@ pub(super) struct HostInterfaces {
     pub(super) config: BTreeMap<String, String>,
     /// `wasmcloud:messaging`'s `subscriptions` and `consumer_group`.
     pub(super) messaging: Subscriptions,
+    /// `wasi:keyvalue`'s or `wasi:blobstore`'s `config["data-name"]`: the
+    /// name the workload's data is kept under, and the field that gave it.
+    pub(super) data_name: Option<(String, String)>,
 }
 
 impl HostInterfaces {
@@ -55,7 +58,12 @@ impl HostInterfaces {
     ) -> Result<(), Refusal> {
         let field = format!("workload.witWorld.hostInterfaces[{index}]");
         let package = format!("{}:{}", interface.namespace, interface.package);
-        if settings.extra_packages.contains(&package) {
+        // keel's own handling first: the host's plugins export these
+        // packages too (the built-ins), and that must not cost a workload
+        // the per-workload settings keel takes for them.
+        if !SERVED_PACKAGES.contains(&package.as_str())
+            && settings.extra_packages.contains(&package)
+        {
             return no_config(&field, &package, interface);
         }
         if !SERVED_PACKAGES.contains(&package.as_str()) {
@@ -107,7 +115,7 @@ impl HostInterfaces {
             }
             // `name` is the identifier the component opens: keel's plugins
             // map it to a bucket or container of the workload.
-            "wasi:keyvalue" | "wasi:blobstore" => no_config(&field, &package, interface),
+            "wasi:keyvalue" | "wasi:blobstore" => self.data_config(&field, &package, interface),
             _ => {
                 no_config(&field, &package, interface)?;
                 no_name(&field, &package, interface)
@@ -115,6 +123,47 @@ impl HostInterfaces {
         }
     }
 }
+
+impl HostInterfaces {
+    /// The per-workload config of `wasi:keyvalue` and `wasi:blobstore`.
+    /// Only [`DATA_NAME`] is taken: it moves the workload's buckets and
+    /// containers to another name within the workload's own namespace
+    /// (plugins scope data by namespace first). Every other key of
+    /// wasmCloud's backends (`backend`, `url`, `bucket`, `root`,
+    /// credentials) would choose what the plugin reaches, which a host
+    /// decides in its own configuration, so it is refused by name.
+    fn data_config(
+        &mut self,
+        field: &str,
+        package: &str,
+        interface: &WitInterface,
+    ) -> Result<(), Refusal> {
+        for (key, value) in &interface.config {
+            if key != DATA_NAME {
+                return Err(unknown_key(field, package, key));
+            }
+            let key_field = format!("{field}.config.{DATA_NAME}");
+            crate::policy::names::validate_name(value).map_err(|m| refuse(key_field.clone(), m))?;
+            if let Some((other, other_field)) = &self.data_name
+                && other != value
+            {
+                return Err(refuse(
+                    key_field,
+                    format!(
+                        "a workload keeps all its data under one name, and {other_field} \
+                         already names `{other}`"
+                    ),
+                ));
+            }
+            self.data_name = Some((value.clone(), key_field));
+        }
+        Ok(())
+    }
+}
+
+/// The `wasi:keyvalue` and `wasi:blobstore` config key naming the data the
+/// workload shares with others of its namespace giving the same name.
+pub(super) const DATA_NAME: &str = "data-name";
 
 fn no_config(field: &str, package: &str, interface: &WitInterface) -> Result<(), Refusal> {
     match interface.config.keys().next() {

@@ -10,6 +10,7 @@
 pub mod heartbeat;
 mod interfaces;
 pub mod messages;
+mod replicas;
 pub mod server;
 pub mod translate;
 

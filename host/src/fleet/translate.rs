@@ -4,6 +4,7 @@
 
 use super::interfaces::{HostInterfaces, Subscriptions};
 use super::messages::{Component, ImagePullPolicy, LocalResources, Workload};
+use super::replicas::replica_set_of;
 use crate::oci::credentials::{Credentials, Secret};
 use crate::oci::{PullPolicy, PullSettings};
 use crate::spec::{
@@ -99,6 +100,7 @@ pub fn translate(
         limits: Limits::default(),
         plugins: BTreeMap::new(),
         subscriptions: Vec::new(),
+        data_name: None,
     };
 
     let volumes = volumes(workload_id, workload, settings)?;
@@ -106,6 +108,11 @@ pub fn translate(
     for (i, interface) in world.host_interfaces.iter().enumerate() {
         interfaces.add(i, interface, settings)?;
     }
+    // Named by the workload, or what its replicas have in common.
+    spec.data_name = match &interfaces.data_name {
+        Some((name, _)) => Some(name.clone()),
+        None => replica_set_of(&workload.name, &workload.annotations).map(str::to_string),
+    };
     spec.http.host = interfaces.http_host.clone();
     spec.http.aliases = interfaces.http_aliases.clone();
     // Replicas of one deployment may land on one host: they share their
@@ -121,6 +128,7 @@ pub fn translate(
     let mut pulls = Vec::new();
     let mut memory: Option<ByteSize> = None;
     let mut max_instances: Option<u32> = None;
+    let mut cpu: Option<u32> = None;
     let mut subscriptions = Subscriptions::default();
     for (i, component) in world.components.iter().enumerate() {
         let field = format!("workload.witWorld.components[{i}]");
@@ -134,11 +142,8 @@ pub fn translate(
             continue;
         };
         let field = format!("{field}.localResources");
-        if resources.cpu_limit > 0 {
-            return Err(refuse(
-                format!("{field}.cpuLimit"),
-                "keel bounds a workload's time per invocation, not its CPU share",
-            ));
+        if let Some(cores) = cpu_limit(&field, resources.cpu_limit)? {
+            cpu = Some(cpu.map_or(cores, |c| c.min(cores)));
         }
         if resources.memory_limit_mb > 0 {
             let mib = ByteSize::mib(u64::from(resources.memory_limit_mb.unsigned_abs()));
@@ -166,6 +171,11 @@ pub fn translate(
     }
     if let Some(max) = max_instances {
         spec.limits.max_instances = max;
+    }
+    // keel takes turns on the CPU per workload: the smallest limit of its
+    // components bounds them all, so none runs on more cores than it asked.
+    if let Some(cores) = cpu {
+        spec.limits.max_running = Some(cores);
     }
     if subscriptions.subjects.is_empty() {
         subscriptions = interfaces.messaging.clone();
@@ -248,6 +258,33 @@ fn component_of(
             credentials,
         },
     ))
+}
+
+/// `cpuLimit` as cores: `None` when not set (zero or negative, as wasmCloud
+/// leaves it). wasmCloud's protocol leaves the unit unsaid ("CPU in (no
+/// idea)") and its hosts do not enforce it; its own tests write 1, 2 and 4,
+/// whole cores, which keel honours as CPU turns (`limits.max_running`): at
+/// most that many of the workload's CPU-bound invocations run guest code at
+/// once. More cores than the machine has cannot be a bound on it (and a
+/// value like 500 is most likely meant as millicores, which keel cannot
+/// bound below one core): refused.
+fn cpu_limit(field: &str, limit: i32) -> Result<Option<u32>, Refusal> {
+    let Some(cores) = u32::try_from(limit).ok().filter(|&c| c > 0) else {
+        return Ok(None);
+    };
+    let machine = std::thread::available_parallelism()
+        .map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX));
+    if cores > machine {
+        return Err(refuse(
+            format!("{field}.cpuLimit"),
+            format!(
+                "keel reads cpuLimit as whole cores (at most that many of the workload's \
+                 CPU-bound invocations at once), and this host has {machine}: {cores} cannot \
+                 be honoured (keel cannot bound a workload below one core)"
+            ),
+        ));
+    }
+    Ok(Some(cores))
 }
 
 /// Invocations of `component` at once that its settings ask for: a pool

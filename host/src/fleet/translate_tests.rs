@@ -270,3 +270,176 @@ fn packages_of_host_configured_plugins_are_accepted() {
     settings.extra_packages.insert("acme:ledger".into());
     assert!(translate("uid-1", &request.workload.expect("a workload"), &settings).is_ok());
 }
+
+/// `workload()` with `interface` added to its host interfaces.
+fn with_interface(interface: Value) -> Value {
+    let mut w = workload();
+    w["witWorld"]["hostInterfaces"]
+        .as_array_mut()
+        .expect("a list")
+        .push(interface);
+    w
+}
+
+#[test]
+fn replicas_of_a_set_keep_their_data_under_the_set() {
+    let mut w = workload();
+    w["name"] = json!("counter-x7bq2");
+    w["annotations"] = json!({"runtime.wasmcloud.dev/workload-replica-set-generation": "5f7d9c8b"});
+    let t = translated(w.clone()).expect("translates");
+    assert_eq!(t.spec.id.name, "counter-x7bq2");
+    assert_eq!(t.spec.data_name(), "counter");
+    // Without the operator's annotation, a name is only a name.
+    w["annotations"] = json!({});
+    assert_eq!(
+        translated(w).expect("translates").spec.data_name(),
+        "counter-x7bq2"
+    );
+    assert_eq!(
+        translated(workload()).expect("translates").spec.data_name,
+        None
+    );
+}
+
+#[test]
+fn a_data_name_of_keyvalue_or_blobstore_names_the_workloads_data() {
+    let kv = json!({"namespace": "wasi", "package": "keyvalue", "name": "cache",
+                    "config": {"data-name": "shop-data"}});
+    let mut w = with_interface(kv.clone());
+    w["name"] = json!("counter-x7bq2");
+    w["annotations"] = json!({"runtime.wasmcloud.dev/workload-replica-set-generation": "1"});
+    // Named outright: over what the replicas have in common.
+    assert_eq!(
+        translated(w).expect("translates").spec.data_name(),
+        "shop-data"
+    );
+
+    // Blobstore agreeing is fine; disagreeing is refused naming the key.
+    let mut w = with_interface(kv);
+    let blobs = json!({"namespace": "wasi", "package": "blobstore",
+                       "config": {"data-name": "other"}});
+    w["witWorld"]["hostInterfaces"]
+        .as_array_mut()
+        .expect("a list")
+        .push(blobs);
+    let refusal = translated(w).expect_err("two data names");
+    assert_eq!(
+        refusal.field,
+        "workload.witWorld.hostInterfaces[2].config.data-name"
+    );
+    assert!(refusal.message.contains("shop-data"), "{refusal}");
+
+    // It is a keel name: it cannot leave the namespace or reach raw buckets.
+    for bad in ["Other.Ns", "a/b", "", "$KV"] {
+        let w = with_interface(json!({"namespace": "wasi", "package": "keyvalue",
+                                      "config": {"data-name": bad}}));
+        assert_eq!(
+            refused_field(w),
+            "workload.witWorld.hostInterfaces[1].config.data-name",
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn keyvalue_and_blobstore_keys_that_choose_what_a_plugin_reaches_are_refused() {
+    for package in ["keyvalue", "blobstore"] {
+        for key in [
+            "backend",
+            "url",
+            "bucket",
+            "root",
+            "credentials",
+            "container",
+        ] {
+            let w = with_interface(json!({"namespace": "wasi", "package": package,
+                                          "config": {key: "x"}}));
+            let refusal = translated(w).expect_err("refused");
+            assert_eq!(
+                refusal.field,
+                format!("workload.witWorld.hostInterfaces[1].config.{key}")
+            );
+            assert!(refusal.message.contains("widen"), "{refusal}");
+        }
+    }
+}
+
+#[test]
+fn per_workload_settings_hold_when_the_hosts_plugins_export_the_package_too() {
+    // A keel host's built-ins export wasi:config, wasi:keyvalue, …: keel's
+    // own handling of those packages still applies.
+    let mut settings = settings();
+    for package in [
+        "wasi:config",
+        "wasi:keyvalue",
+        "wasi:blobstore",
+        "wasi:logging",
+    ] {
+        settings.extra_packages.insert(package.into());
+    }
+    let mut w = with_interface(json!({"namespace": "wasi", "package": "config",
+                                      "config": {"greeting": "hej"}}));
+    w["witWorld"]["hostInterfaces"]
+        .as_array_mut()
+        .expect("a list")
+        .push(json!({"namespace": "wasi", "package": "keyvalue", "config": {"data-name": "d"}}));
+    let request: WorkloadStartRequest =
+        serde_json::from_value(json!({"workloadId": "uid-1", "workload": w})).expect("valid");
+    let t =
+        translate("uid-1", &request.workload.expect("a workload"), &settings).expect("translates");
+    assert_eq!(
+        t.spec.components[0]
+            .config
+            .get("greeting")
+            .map(String::as_str),
+        Some("hej")
+    );
+    assert_eq!(t.spec.data_name(), "d");
+    let w = with_interface(json!({"namespace": "wasi", "package": "keyvalue",
+                                  "config": {"url": "nats://elsewhere:4222"}}));
+    let request: WorkloadStartRequest =
+        serde_json::from_value(json!({"workloadId": "uid-1", "workload": w})).expect("valid");
+    let refusal =
+        translate("uid-1", &request.workload.expect("a workload"), &settings).expect_err("refused");
+    assert_eq!(
+        refusal.field,
+        "workload.witWorld.hostInterfaces[1].config.url"
+    );
+}
+
+#[test]
+fn cpu_limit_counts_cores_and_becomes_cpu_turns() {
+    let mut w = workload();
+    w["witWorld"]["components"][0]["localResources"] = json!({"cpuLimit": 1});
+    let t = translated(w).expect("translates");
+    assert_eq!(t.spec.limits.max_running, Some(1));
+    // Not set (wash's default is -1): keel's default turns.
+    for unset in [0, -1] {
+        let mut w = workload();
+        w["witWorld"]["components"][0]["localResources"] = json!({"cpuLimit": unset});
+        assert_eq!(
+            translated(w).expect("translates").spec.limits.max_running,
+            None
+        );
+    }
+    // Two components: the smallest bounds the workload.
+    let mut w = workload();
+    let machine = std::thread::available_parallelism().map_or(1, |n| n.get());
+    w["witWorld"]["components"] = json!([
+        {"name": "a", "image": "127.0.0.1:5000/a:1", "localResources": {"cpuLimit": machine}},
+        {"name": "b", "image": "127.0.0.1:5000/b:1", "localResources": {"cpuLimit": 1}},
+    ]);
+    assert_eq!(
+        translated(w).expect("translates").spec.limits.max_running,
+        Some(1)
+    );
+    // More cores than the machine has: refused, saying why.
+    let mut w = workload();
+    w["witWorld"]["components"][0]["localResources"] = json!({"cpuLimit": machine + 1});
+    let refusal = translated(w).expect_err("refused");
+    assert_eq!(
+        refusal.field,
+        "workload.witWorld.components[0].localResources.cpuLimit"
+    );
+    assert!(refusal.message.contains("whole cores"), "{refusal}");
+}

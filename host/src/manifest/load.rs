@@ -390,6 +390,7 @@ fn workload_spec(
         limits,
         plugins,
         subscriptions,
+        data_name: None,
     };
     // Every field was checked where it is written; this is the library's
     // check of the whole spec, so the two can never drift apart.

@@ -344,6 +344,13 @@ pub struct WorkloadSpec {
     /// Subjects whose messages go to the workload's
     /// `wasmcloud:messaging/handler` export.
     pub subscriptions: Vec<SubscriptionSpec>,
+    /// The name the workload's data is kept under within its namespace
+    /// (keyvalue buckets, blobstore containers: plugins see it as the
+    /// caller's `name` in `keel:core/identity`). `None`: the workload's
+    /// name. Workloads of one namespace giving the same data name share
+    /// that data, as the replicas of one deployment do; workloads of two
+    /// namespaces never do, whatever they give.
+    pub data_name: Option<String>,
 }
 
 /// A messaging subscription of a workload.
@@ -395,7 +402,14 @@ impl WorkloadSpec {
             limits: Limits::default(),
             plugins: BTreeMap::new(),
             subscriptions: Vec::new(),
+            data_name: None,
         }
+    }
+
+    /// The name the workload's data is kept under: [`WorkloadSpec::data_name`]
+    /// or, when it gives none, the workload's name.
+    pub fn data_name(&self) -> &str {
+        self.data_name.as_deref().unwrap_or(&self.id.name)
     }
 }
 

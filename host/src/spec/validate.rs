@@ -42,6 +42,9 @@ impl WorkloadSpec {
     pub fn validate(&self) -> Result<(), InvalidSpec> {
         validate_name(&self.id.namespace).map_err(|m| InvalidSpec::new("id.namespace", m))?;
         validate_name(&self.id.name).map_err(|m| InvalidSpec::new("id.name", m))?;
+        if let Some(data_name) = &self.data_name {
+            validate_name(data_name).map_err(|m| InvalidSpec::new("data_name", m))?;
+        }
         if self.components.is_empty() {
             return Err(InvalidSpec::new(
                 "components",

@@ -92,7 +92,11 @@ impl InvocationTemplate {
             memory: workload.limits.memory.as_usize(),
             memory_budget,
             timeout: workload.limits.timeout,
-            identity: Arc::new(identity_of(&workload.id, &component.name)),
+            identity: Arc::new(identity_of(
+                &workload.id,
+                workload.data_name(),
+                &component.name,
+            )),
             broker: broker.clone(),
             subjects,
             typed: TypedForwarders::default(),
