@@ -52,8 +52,10 @@ pub mod trap;
 pub mod workload;
 
 pub use cache::CacheStats;
+pub use core_api::pending::PendingLimits;
 pub use engine::EngineOptions;
 pub use error::Error;
 pub use host::{Host, HostBuilder};
+pub use http::IngressOptions;
 pub use manifest::Manifest;
 pub use spec::{ComponentSource, WorkloadId, WorkloadSpec, WorkloadState, WorkloadStatus};

@@ -33,10 +33,7 @@ async fn bench() -> Result<()> {
     let nats = NatsServer::start()?;
     let registry = Registry::start()?;
     let insecure = registry.insecure();
-    let pusher = KeelRegistry::new(OciOptions {
-        registries: vec![insecure.clone()],
-        ..OciOptions::default()
-    })?;
+    let pusher = KeelRegistry::new(OciOptions::default().with_registry(insecure.clone()))?;
     let hello = std::fs::read(guest("hello"))?;
     // One tag per round: each is pulled once (the bytes, and so the
     // compiled component, are the same).
@@ -50,17 +47,14 @@ async fn bench() -> Result<()> {
     let host = Arc::new(
         Host::builder()
             .http_listen("127.0.0.1:0".parse()?)
-            .engine_options(keel_tests::keel::EngineOptions {
-                pool_instances: 1000,
-                ..test_engine()
-            })
+            .engine_options(test_engine().with_pool_instances(1000))
             .nats(nats_spec)
             .cache_dir(cache.path())
-            .oci(OciOptions {
-                store_dir: Some(cache.path().join("oci")),
-                registries: vec![insecure],
-                ..OciOptions::default()
-            })
+            .oci(
+                OciOptions::default()
+                    .with_store_dir(cache.path().join("oci"))
+                    .with_registry(insecure),
+            )
             .start()
             .await?,
     );

@@ -71,10 +71,7 @@ pub fn keel_bin() -> PathBuf {
 /// once in one test process, yet one whose invocation slots (120 less the
 /// shared plugins' reserve of 12) admit the default `max_instances` of 100.
 pub fn test_engine() -> keel::EngineOptions {
-    keel::EngineOptions {
-        pool_instances: 120,
-        ..keel::EngineOptions::default()
-    }
+    keel::EngineOptions::default().with_pool_instances(120)
 }
 
 /// A host in this process serving HTTP on a free loopback port.

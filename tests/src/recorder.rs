@@ -19,10 +19,7 @@ pub fn recorder(namespace: &str, subjects: &[&str]) -> WorkloadSpec {
     );
     spec.limits.max_instances = 1;
     for subject in subjects {
-        spec.subscriptions.push(SubscriptionSpec {
-            subject: subject.to_string(),
-            queue: None,
-        });
+        spec.subscriptions.push(SubscriptionSpec::new(*subject));
     }
     spec
 }

@@ -33,10 +33,7 @@ async fn a_spec_is_checked_like_a_manifest_and_the_field_named() -> anyhow::Resu
     assert_eq!(refused(spec).await, "http.outgoing");
     let mut spec = hello("team-a", "api", None);
     spec.subscriptions
-        .push(keel_tests::keel::spec::SubscriptionSpec {
-            subject: "orders..new".to_string(),
-            queue: None,
-        });
+        .push(keel_tests::keel::spec::SubscriptionSpec::new("orders..new"));
     assert_eq!(refused(spec).await, "subscriptions[0].subject");
     assert!(host.list().is_empty(), "nothing refused was started");
     host.shutdown().await;

@@ -182,10 +182,7 @@ fn sigterm_finishes_in_flight_requests_and_exits_zero() -> anyhow::Result<()> {
 fn subscriber(name: &str) -> WorkloadSpec {
     let mut spec = WorkloadSpec::single(WorkloadId::new("life", name), guest("ponger"));
     spec.subscriptions
-        .push(keel_tests::keel::spec::SubscriptionSpec {
-            subject: "ping".into(),
-            queue: None,
-        });
+        .push(keel_tests::keel::spec::SubscriptionSpec::new("ping"));
     spec
 }
 

@@ -47,7 +47,18 @@ pub enum PullPolicy {
 }
 
 /// How a host gets components from registries.
+///
+/// ```
+/// use keel::oci::{OciOptions, PullPolicy};
+/// use keel::spec::RegistrySpec;
+/// let options = OciOptions::default()
+///     .with_store_dir("/var/cache/keel/oci")
+///     .with_policy(PullPolicy::Always)
+///     .with_registry(RegistrySpec::new("127.0.0.1:5000").with_insecure(true));
+/// assert!(!options.offline);
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct OciOptions {
     /// The store folder; `None`: pulled components are kept in memory only,
     /// for the host's life.
@@ -72,6 +83,38 @@ impl Default for OciOptions {
             registries: Vec::new(),
             max_layer_size: DEFAULT_MAX_LAYER_SIZE,
         }
+    }
+}
+
+impl OciOptions {
+    /// Keeps pulled components in `dir` (content-addressed).
+    pub fn with_store_dir(mut self, dir: impl Into<PathBuf>) -> OciOptions {
+        self.store_dir = Some(dir.into());
+        self
+    }
+
+    /// When to reach the registry.
+    pub fn with_policy(mut self, policy: PullPolicy) -> OciOptions {
+        self.policy = policy;
+        self
+    }
+
+    /// Refuses to reach any registry: only the store serves.
+    pub fn with_offline(mut self, offline: bool) -> OciOptions {
+        self.offline = offline;
+        self
+    }
+
+    /// Adds one registry's settings.
+    pub fn with_registry(mut self, registry: RegistrySpec) -> OciOptions {
+        self.registries.push(registry);
+        self
+    }
+
+    /// The largest component pulled, in bytes.
+    pub fn with_max_layer_size(mut self, bytes: u64) -> OciOptions {
+        self.max_layer_size = bytes;
+        self
     }
 }
 

@@ -5,7 +5,18 @@ use super::ByteSize;
 use std::time::Duration;
 
 /// The bounds on a workload's guests.
+///
+/// ```
+/// use keel::spec::{ByteSize, Limits};
+/// use std::time::Duration;
+/// let limits = Limits::default()
+///     .with_memory(ByteSize::mib(64))
+///     .with_timeout(Duration::from_secs(5))
+///     .with_max_instances(16);
+/// assert_eq!(limits.max_instances, 16);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Limits {
     /// Linear memory one instance may grow to.
     pub memory: ByteSize,
@@ -33,6 +44,55 @@ pub struct Limits {
 }
 
 impl Limits {
+    /// Linear memory one instance may grow to.
+    pub fn with_memory(mut self, memory: ByteSize) -> Limits {
+        self.memory = memory;
+        self
+    }
+
+    /// Linear memory all the workload's instances in flight may hold
+    /// together.
+    pub fn with_memory_total(mut self, total: ByteSize) -> Limits {
+        self.memory_total = Some(total);
+        self
+    }
+
+    /// Wall-clock time one invocation may take.
+    pub fn with_timeout(mut self, timeout: Duration) -> Limits {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Instances in flight at once.
+    pub fn with_max_instances(mut self, max: u32) -> Limits {
+        self.max_instances = max;
+        self
+    }
+
+    /// How long a request waits for a free instance slot.
+    pub fn with_queue_timeout(mut self, timeout: Duration) -> Limits {
+        self.queue_timeout = timeout;
+        self
+    }
+
+    /// Largest request body accepted.
+    pub fn with_max_request_body(mut self, max: ByteSize) -> Limits {
+        self.max_request_body = max;
+        self
+    }
+
+    /// Bytes per second of stdout and stderr the guests may log together.
+    pub fn with_log_rate(mut self, rate: ByteSize) -> Limits {
+        self.log_rate = rate;
+        self
+    }
+
+    /// CPU-bound invocations of the workload at once.
+    pub fn with_max_running(mut self, max: u32) -> Limits {
+        self.max_running = Some(max);
+        self
+    }
+
     /// The memory budget of a workload that sets none.
     pub const DEFAULT_MEMORY_TOTAL: ByteSize = ByteSize::mib(1024);
 

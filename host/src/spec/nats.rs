@@ -19,7 +19,17 @@ pub enum SubjectScope {
 }
 
 /// A NATS connection: production hosts share a NATS cluster.
+///
+/// ```
+/// use keel::spec::{NatsSpec, SubjectScope};
+/// let nats = NatsSpec::url("tls://nats.example:4222")
+///     .with_credentials("/etc/keel/host.creds")
+///     .with_name("keel-1")
+///     .with_subjects(SubjectScope::AsWritten);
+/// assert_eq!(nats.servers().unwrap(), ["tls://nats.example:4222"]);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct NatsSpec {
     /// `nats://host:port` (several, comma-separated, for a cluster).
     pub url: String,
@@ -80,5 +90,49 @@ impl NatsSpec {
             max_streams_per_namespace: crate::spec::DEFAULT_MAX_STREAMS_PER_NAMESPACE,
             subjects: SubjectScope::default(),
         }
+    }
+}
+
+impl NatsSpec {
+    /// Authenticates with a `.creds` file (JWT and NKey seed).
+    pub fn with_credentials(mut self, file: impl Into<PathBuf>) -> NatsSpec {
+        self.credentials = Some(file.into());
+        self
+    }
+
+    /// Trusts the CA certificates of a PEM file for TLS.
+    pub fn with_tls_ca(mut self, file: impl Into<PathBuf>) -> NatsSpec {
+        self.tls_ca = Some(file.into());
+        self
+    }
+
+    /// Shows the server a client certificate and its private key (PEM
+    /// files), for servers that verify their clients.
+    pub fn with_tls_client(
+        mut self,
+        certificate: impl Into<PathBuf>,
+        key: impl Into<PathBuf>,
+    ) -> NatsSpec {
+        self.tls_client = Some((certificate.into(), key.into()));
+        self
+    }
+
+    /// The name this connection shows the server.
+    pub fn with_name(mut self, name: impl Into<String>) -> NatsSpec {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// How many JetStream streams the plugins acting for one namespace may
+    /// create.
+    pub fn with_max_streams_per_namespace(mut self, max: u32) -> NatsSpec {
+        self.max_streams_per_namespace = max;
+        self
+    }
+
+    /// How workload subjects map onto the server's.
+    pub fn with_subjects(mut self, subjects: SubjectScope) -> NatsSpec {
+        self.subjects = subjects;
+        self
     }
 }

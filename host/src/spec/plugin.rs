@@ -21,7 +21,19 @@ pub enum LinkMode {
 }
 
 /// A plugin: a component exporting interfaces that workloads import.
+///
+/// ```
+/// use keel::spec::{LinkMode, PluginGrants, PluginSpec, SharedScope};
+/// use std::time::Duration;
+/// let plugin = PluginSpec::new("tally", Some("tally_plugin.wasm".into()), LinkMode::Shared)
+///     .with_config("start", "10")
+///     .with_scope(SharedScope::Host)
+///     .with_call_timeout(Duration::from_secs(1))
+///     .with_grants(PluginGrants::default().with_subjects("tally.>"));
+/// assert_eq!(plugin.scope, SharedScope::Host);
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct PluginSpec {
     /// The name workloads and logs refer to it by.
     pub name: String,
@@ -92,6 +104,48 @@ impl PluginSpec {
         }
     }
 
+    /// Sets one of the values the plugin reads as its configuration.
+    pub fn with_config(mut self, key: impl Into<String>, value: impl Into<String>) -> PluginSpec {
+        self.config.insert(key.into(), value.into());
+        self
+    }
+
+    /// What the plugin itself may reach (shared plugins only).
+    pub fn with_grants(mut self, grants: PluginGrants) -> PluginSpec {
+        self.grants = grants;
+        self
+    }
+
+    /// How many instances a shared plugin has.
+    pub fn with_scope(mut self, scope: SharedScope) -> PluginSpec {
+        self.scope = scope;
+        self
+    }
+
+    /// Which forwarder carries the calls to a shared plugin.
+    pub fn with_forwarder(mut self, forwarder: Forwarder) -> PluginSpec {
+        self.forwarder = forwarder;
+        self
+    }
+
+    /// The linear memory one shared instance may hold.
+    pub fn with_memory(mut self, memory: ByteSize) -> PluginSpec {
+        self.memory = memory;
+        self
+    }
+
+    /// How long one call may run in a shared plugin's Store.
+    pub fn with_call_timeout(mut self, timeout: Duration) -> PluginSpec {
+        self.call_timeout = timeout;
+        self
+    }
+
+    /// The plugins serving its own imports, when it is a layer over them.
+    pub fn with_wraps(mut self, wraps: Wraps) -> PluginSpec {
+        self.wraps = wraps;
+        self
+    }
+
     /// A shared plugin instance's memory when the manifest names none.
     pub const DEFAULT_MEMORY: ByteSize = ByteSize::mib(256);
 
@@ -149,7 +203,17 @@ pub enum Forwarder {
 }
 
 /// The outside world a shared plugin may reach: nothing unless listed.
+///
+/// ```
+/// use keel::spec::PluginGrants;
+/// let grants = PluginGrants::default()
+///     .with_outgoing_http("api.example.com")
+///     .with_sockets("127.0.0.1:6379")
+///     .with_subjects("kv.>");
+/// assert!(!grants.name_lookup);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PluginGrants {
     /// Outgoing HTTP allowlist, as `http.outgoing` of a workload.
     pub outgoing_http: Vec<String>,
@@ -179,5 +243,45 @@ impl Default for PluginGrants {
             name_lookup: false,
             subjects: Vec::new(),
         }
+    }
+}
+
+impl PluginGrants {
+    /// Allows outgoing HTTP to `pattern`, as `http.outgoing` of a workload.
+    pub fn with_outgoing_http(mut self, pattern: impl Into<String>) -> PluginGrants {
+        self.outgoing_http.push(pattern.into());
+        self
+    }
+
+    /// Whether host names granted by a `*.domain` pattern may not resolve
+    /// to internal addresses (on by default).
+    pub fn with_outgoing_block_private(mut self, block: bool) -> PluginGrants {
+        self.outgoing_block_private = block;
+        self
+    }
+
+    /// Allows connecting or sending to `pattern`, as `sockets.allow` of a
+    /// workload.
+    pub fn with_sockets(mut self, pattern: impl Into<String>) -> PluginGrants {
+        self.sockets.push(pattern.into());
+        self
+    }
+
+    /// Allows listening on `pattern`, as `sockets.listen` of a workload.
+    pub fn with_listen(mut self, pattern: impl Into<String>) -> PluginGrants {
+        self.listen.push(pattern.into());
+        self
+    }
+
+    /// Whether it may resolve host names.
+    pub fn with_name_lookup(mut self, on: bool) -> PluginGrants {
+        self.name_lookup = on;
+        self
+    }
+
+    /// Allows the NATS subject pattern `pattern` through `keel:core/nats`.
+    pub fn with_subjects(mut self, pattern: impl Into<String>) -> PluginGrants {
+        self.subjects.push(pattern.into());
+        self
     }
 }

@@ -32,7 +32,30 @@ impl fmt::Display for WorkloadId {
 }
 
 /// One workload: its components and everything they are allowed to do.
+///
+/// Built with [`WorkloadSpec::new`] (or [`WorkloadSpec::single`],
+/// [`WorkloadSpec::from_bytes`]) and the `with_*` methods; every field may
+/// also be set directly. New fields may be added in later versions, with
+/// defaults.
+///
+/// ```
+/// use keel::spec::{ComponentSpec, HttpSpec, Limits, SubscriptionSpec};
+/// use keel::{WorkloadId, WorkloadSpec};
+/// use std::time::Duration;
+///
+/// let spec = WorkloadSpec::new(
+///     WorkloadId::new("shop", "api"),
+///     ComponentSpec::new("api", "api.wasm"),
+/// )
+/// .with_env("GREETING", "hi")
+/// .with_http(HttpSpec::default().with_host("api.shop.local"))
+/// .with_limits(Limits::default().with_timeout(Duration::from_secs(5)))
+/// .with_subscription(SubscriptionSpec::new("orders.*").with_queue("workers"));
+/// assert_eq!(spec.components[0].name, "api");
+/// assert_eq!(spec.limits.timeout, Duration::from_secs(5));
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct WorkloadSpec {
     /// Namespace and name.
     pub id: WorkloadId,
@@ -58,7 +81,16 @@ pub struct WorkloadSpec {
 }
 
 /// A messaging subscription of a workload.
+///
+/// ```
+/// use keel::spec::SubscriptionSpec;
+/// let all = SubscriptionSpec::new("orders.>");
+/// let shared = SubscriptionSpec::new("orders.*").with_queue("workers");
+/// assert_eq!(shared.queue.as_deref(), Some("workers"));
+/// # assert!(all.queue.is_none());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SubscriptionSpec {
     /// The subject, in the workload's namespace (`*` and `>` allowed).
     pub subject: String,
@@ -66,7 +98,93 @@ pub struct SubscriptionSpec {
     pub queue: Option<String>,
 }
 
+impl SubscriptionSpec {
+    /// A subscription to `subject`, every message delivered to every
+    /// instance subscribed (no queue group).
+    pub fn new(subject: impl Into<String>) -> SubscriptionSpec {
+        SubscriptionSpec {
+            subject: subject.into(),
+            queue: None,
+        }
+    }
+
+    /// Joins the queue group `queue`: each message goes to one member.
+    pub fn with_queue(mut self, queue: impl Into<String>) -> SubscriptionSpec {
+        self.queue = Some(queue.into());
+        self
+    }
+}
+
 impl WorkloadSpec {
+    /// A workload of `component` with default settings; more components
+    /// are added with [`WorkloadSpec::with_component`].
+    pub fn new(id: WorkloadId, component: ComponentSpec) -> WorkloadSpec {
+        WorkloadSpec {
+            id,
+            components: vec![component],
+            env: BTreeMap::new(),
+            http: HttpSpec::default(),
+            sockets: SocketsSpec::default(),
+            volumes: Vec::new(),
+            limits: Limits::default(),
+            plugins: BTreeMap::new(),
+            subscriptions: Vec::new(),
+        }
+    }
+
+    /// Adds a component (after those already there).
+    pub fn with_component(mut self, component: ComponentSpec) -> WorkloadSpec {
+        self.components.push(component);
+        self
+    }
+
+    /// Sets the environment variable `key` for every component.
+    pub fn with_env(mut self, key: impl Into<String>, value: impl Into<String>) -> WorkloadSpec {
+        self.env.insert(key.into(), value.into());
+        self
+    }
+
+    /// Replaces the HTTP settings (route and outgoing allowlist).
+    pub fn with_http(mut self, http: HttpSpec) -> WorkloadSpec {
+        self.http = http;
+        self
+    }
+
+    /// Replaces the socket allowlist.
+    pub fn with_sockets(mut self, sockets: SocketsSpec) -> WorkloadSpec {
+        self.sockets = sockets;
+        self
+    }
+
+    /// Mounts a host folder into the guests.
+    pub fn with_volume(mut self, volume: VolumeSpec) -> WorkloadSpec {
+        self.volumes.push(volume);
+        self
+    }
+
+    /// Replaces the resource bounds.
+    pub fn with_limits(mut self, limits: Limits) -> WorkloadSpec {
+        self.limits = limits;
+        self
+    }
+
+    /// Has plugin `plugin` serve `interface` (`ns:pkg/iface`, or a full
+    /// versioned name), where several plugins could.
+    pub fn with_plugin(
+        mut self,
+        interface: impl Into<String>,
+        plugin: impl Into<String>,
+    ) -> WorkloadSpec {
+        self.plugins.insert(interface.into(), plugin.into());
+        self
+    }
+
+    /// Adds a messaging subscription.
+    pub fn with_subscription(mut self, subscription: SubscriptionSpec) -> WorkloadSpec {
+        self.subscriptions.push(subscription);
+        self
+    }
+
     /// A workload of one component file with default settings: the
     /// shortest way to start something from the library API.
     pub fn single(id: WorkloadId, component: impl Into<PathBuf>) -> WorkloadSpec {
@@ -89,29 +207,23 @@ impl WorkloadSpec {
     /// One component named like the workload, default settings.
     fn of(id: WorkloadId, source: ComponentSource) -> WorkloadSpec {
         let name = id.name.clone();
-        WorkloadSpec {
-            id,
-            components: vec![ComponentSpec {
-                name,
-                source,
-                origin: None,
-                config: BTreeMap::new(),
-                config_env: false,
-                warm: WarmSpec::default(),
-            }],
-            env: BTreeMap::new(),
-            http: HttpSpec::default(),
-            sockets: SocketsSpec::default(),
-            volumes: Vec::new(),
-            limits: Limits::default(),
-            plugins: BTreeMap::new(),
-            subscriptions: Vec::new(),
-        }
+        WorkloadSpec::new(id, ComponentSpec::new(name, source))
     }
 }
 
 /// One component of a workload.
+///
+/// ```
+/// use keel::spec::{ComponentSource, ComponentSpec, WarmSpec};
+/// let from_file = ComponentSpec::new("api", "api.wasm")
+///     .with_config("greeting", "hi")
+///     .with_warm(WarmSpec::default().with_pool_size(4));
+/// let bytes: Vec<u8> = std::fs::read("api.wasm").unwrap_or_default();
+/// let from_bytes = ComponentSpec::new("api", ComponentSource::Bytes(bytes.into()));
+/// # let _ = (from_file, from_bytes);
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ComponentSpec {
     /// Its name within the workload (defaults to the file stem).
     pub name: String,
@@ -126,4 +238,41 @@ pub struct ComponentSpec {
     pub config_env: bool,
     /// Whether its instances serve more than one request (off by default).
     pub warm: WarmSpec,
+}
+
+impl ComponentSpec {
+    /// Component `name` from `source` (a path, or any [`ComponentSource`]),
+    /// with no config of its own and fresh instances for every invocation.
+    pub fn new(name: impl Into<String>, source: impl Into<ComponentSource>) -> ComponentSpec {
+        ComponentSpec {
+            name: name.into(),
+            source: source.into(),
+            origin: None,
+            config: BTreeMap::new(),
+            config_env: false,
+            warm: WarmSpec::default(),
+        }
+    }
+
+    /// Sets one of its own `wasi:config` values.
+    pub fn with_config(
+        mut self,
+        key: impl Into<String>,
+        value: impl Into<String>,
+    ) -> ComponentSpec {
+        self.config.insert(key.into(), value.into());
+        self
+    }
+
+    /// Whether its environment variables form a last `wasi:config` layer.
+    pub fn with_config_env(mut self, on: bool) -> ComponentSpec {
+        self.config_env = on;
+        self
+    }
+
+    /// How its instances are reused.
+    pub fn with_warm(mut self, warm: WarmSpec) -> ComponentSpec {
+        self.warm = warm;
+        self
+    }
 }
