@@ -30,11 +30,11 @@ pub struct EngineOptions {
     /// Component instances the pool holds at once (across all workloads
     /// and shared plugins). A tenth is kept for shared plugin instances;
     /// the rest bounds the invocations the host runs at once, shared
-    /// fairly between workloads (see [`crate::pool`]).
+    /// fairly between workloads.
     pub pool_instances: u32,
     /// Idle warm instances (components that opt in to reuse) the host
     /// keeps between requests, across all workloads; the pool holds this
-    /// many instances more (see [`crate::pool::warm`]). When every place is
+    /// many instances more. When every place is
     /// taken, an instance that could be kept is discarded instead. `None`:
     /// a tenth of `pool_instances`, rounded up.
     pub warm_instances: Option<u32>,

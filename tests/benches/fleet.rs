@@ -2,15 +2,15 @@
 //! request to its reply, and to the first 200 over HTTP, for a component
 //! already in the OCI store and for one pulled from a loopback registry;
 //! then 100 workloads started on one host at once, every one answering.
-//! The fleet host runs in this process (`keel::fleet`), over a real
+//! The fleet host runs in this process (`keel::testing::FleetHost`), over a real
 //! nats-server; the operator is a NATS client sending the protocol's JSON.
 
 use anyhow::{Context, Result, ensure};
 use keel_tests::fleet::{Operator, http_workload, state};
 use keel_tests::keel::Host;
-use keel_tests::keel::fleet::{FleetHost, Identity, Settings};
 use keel_tests::keel::oci::{OciOptions, Registry as KeelRegistry};
 use keel_tests::keel::spec::{ImageRef, NatsSpec, SubjectScope};
+use keel_tests::keel::testing::{FleetHost, Identity, Settings};
 use keel_tests::nats::NatsServer;
 use keel_tests::registry::Registry;
 use keel_tests::{get, guest, test_engine};
@@ -59,8 +59,8 @@ async fn bench() -> Result<()> {
             .await?,
     );
     let client = match host.broker() {
-        keel_tests::keel::core_api::broker::Broker::Nats(c) => c.client().clone(),
-        keel_tests::keel::core_api::broker::Broker::Bus(_) => anyhow::bail!("no NATS"),
+        keel_tests::keel::testing::Broker::Nats(c) => c.client().clone(),
+        keel_tests::keel::testing::Broker::Bus(_) => anyhow::bail!("no NATS"),
     };
     let identity = Identity::new(None, BTreeMap::new(), "bench".into());
     let settings = Settings {

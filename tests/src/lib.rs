@@ -87,7 +87,7 @@ pub async fn start_host(cache: Option<&Path>) -> Result<keel::Host> {
 
 /// A host in this process serving HTTP on a free loopback port, within
 /// the ingress bounds `options`.
-pub async fn start_host_with(options: keel::http::IngressOptions) -> Result<keel::Host> {
+pub async fn start_host_with(options: keel::IngressOptions) -> Result<keel::Host> {
     keel::Host::builder()
         .http_listen("127.0.0.1:0".parse()?)
         .ingress_options(options)

@@ -3,8 +3,8 @@
 //! exactly what a workload's subscriptions delivered, and in which order.
 
 use anyhow::{Result, bail};
-use keel::core_api::broker::BrokerSubscription;
 use keel::spec::SubscriptionSpec;
+use keel::testing::BrokerSubscription;
 use keel::{WorkloadId, WorkloadSpec};
 use std::net::SocketAddr;
 use std::time::Duration;

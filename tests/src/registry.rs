@@ -251,7 +251,7 @@ pub fn v2_status(port: u16, timeout: Duration) -> Result<u16> {
 /// A plain-HTTP `oci-client` client, as another tool would push and pull
 /// with it (reqwest under it needs the process's TLS provider set first).
 pub fn plain_http_client() -> oci_client::Client {
-    keel::oci::client::install_tls_provider();
+    keel::testing::install_tls_provider();
     oci_client::Client::new(oci_client::client::ClientConfig {
         protocol: oci_client::client::ClientProtocol::Http,
         ..Default::default()

@@ -2,7 +2,7 @@
 //! connection limit, the header, idle and write timeouts, the shutdown
 //! deadline, and requests with two Host headers.
 
-use keel_tests::keel::http::IngressOptions;
+use keel_tests::keel::IngressOptions;
 use keel_tests::keel::{Host, WorkloadId, WorkloadSpec};
 use keel_tests::raw::{RawConnection, wait_until};
 use keel_tests::{get, guest, raw_request, start_host_with};

@@ -3,7 +3,7 @@
 //! SIGTERM, also during startup.
 
 use keel_tests::gate::Gate;
-use keel_tests::keel::workload::{Unavailable, Workload};
+use keel_tests::keel::testing::{Unavailable, Workload};
 use keel_tests::keel::{WorkloadId, WorkloadSpec, WorkloadState};
 use keel_tests::raw::wait_until;
 use keel_tests::{KeelProcess, get, guest, start_host, write_file};

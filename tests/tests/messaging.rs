@@ -3,9 +3,9 @@
 //! spread the load, and a workload reports running only once its
 //! subscriptions are live.
 
-use keel_tests::keel::core_api::broker::Broker;
-use keel_tests::keel::core_api::bus::Message;
 use keel_tests::keel::spec::SubscriptionSpec;
+use keel_tests::keel::testing::Broker;
+use keel_tests::keel::testing::Message;
 use keel_tests::keel::{Host, WorkloadId, WorkloadSpec};
 use keel_tests::recorder::{nothing_but_the_marker, recorder};
 use keel_tests::{get, guest, start_host};

@@ -143,7 +143,7 @@ async fn a_subscription_nats_would_refuse_fails_the_start() -> anyhow::Result<()
     host.start_workload(pinger()).await?;
     let addr = host.http_addr().expect("ingress");
     assert_eq!(get(addr, "x", "/?msg=still").await?.body, "pong: still\n");
-    if let keel_tests::keel::core_api::broker::Broker::Nats(client) = host.broker() {
+    if let keel_tests::keel::testing::Broker::Nats(client) = host.broker() {
         let connects = client
             .statistics()
             .connects

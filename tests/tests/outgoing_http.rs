@@ -5,8 +5,8 @@
 //! through a resolver given to the host (fixed answers, no DNS), so the
 //! tests are deterministic; the upstream is a real HTTP server on loopback.
 
-use keel_tests::keel::outgoing::Resolver;
-use keel_tests::keel::outgoing::resolve::Lookup;
+use keel_tests::keel::Lookup;
+use keel_tests::keel::Resolver;
 use keel_tests::keel::spec::{LinkMode, PluginGrants, PluginSpec};
 use keel_tests::keel::{Host, WorkloadId, WorkloadSpec};
 use keel_tests::{get, guest, http_upstream, test_engine};

@@ -29,10 +29,10 @@ pub const DEFAULT_MAX_PENDING_BYTES: usize = 64 * 1024 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PendingLimits {
-    /// Messages ([`DEFAULT_MAX_PENDING_MESSAGES`] by default; at least 1).
+    /// Messages (65,536 by default; at least 1).
     pub max_messages: usize,
     /// Bytes of subject, reply subject and body
-    /// ([`DEFAULT_MAX_PENDING_BYTES`] by default).
+    /// (64 MiB by default).
     pub max_bytes: usize,
 }
 
@@ -51,7 +51,7 @@ impl PendingLimits {
     }
 
     /// The capacity of a subscription's queue: `max_messages`, at least 1
-    /// and at most [`MAX_PENDING_MESSAGES`].
+    /// and at most 2^24 (Tokio's channels panic past `usize::MAX >> 3`).
     pub fn channel_capacity(&self) -> usize {
         self.max_messages.clamp(1, MAX_PENDING_MESSAGES)
     }
@@ -181,6 +181,7 @@ impl PendingReceiver {
     }
 
     /// The next message if one is queued.
+    #[cfg(test)]
     pub fn try_recv(&mut self) -> Option<Message> {
         let message = self.receiver.try_recv().ok();
         self.took(message)

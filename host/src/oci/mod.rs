@@ -11,14 +11,16 @@
 //! This module sits beside the compiled-component cache: it knows nothing
 //! of workloads, plugins or HTTP.
 
-pub mod client;
+pub(crate) mod client;
 pub mod config;
-pub mod credentials;
-pub mod store;
+pub(crate) mod credentials;
+pub(crate) mod store;
 
-pub use client::{PullError, PullFailure, Pushed, RegistryClient};
+pub(crate) use client::RegistryClient;
+pub use client::{PullError, PullFailure, Pushed};
 pub use credentials::Credentials;
-pub use store::{Artifact, Store};
+pub use store::Artifact;
+pub(crate) use store::Store;
 
 use crate::spec::{ComponentSource, ImageRef, RegistrySpec};
 use std::collections::BTreeMap;
@@ -292,7 +294,7 @@ impl Registry {
         })
     }
 
-    /// Pushes `component` to `reference` (see [`RegistryClient::push`]).
+    /// Pushes `component` to `reference` (with the artifact layout `keel::oci::config` describes).
     /// Refused when offline.
     pub async fn push(&self, reference: &ImageRef, component: &[u8]) -> anyhow::Result<Pushed> {
         if self.options.offline {

@@ -2,7 +2,7 @@
 //! host names (HTTP routes, outgoing allowlists). One set of rules, used by
 //! the manifest loader and by [`WorkloadSpec::validate`] alike.
 //!
-//! [`WorkloadSpec::validate`]: crate::manifest::WorkloadSpec::validate
+//! [`WorkloadSpec::validate`]: crate::spec::WorkloadSpec::validate
 
 /// The longest namespace, workload or component name.
 pub const MAX_NAME_LEN: usize = 63;

@@ -5,7 +5,7 @@
 //! Specs come from a manifest (`crate::manifest` turns TOML into them) or
 //! from an embedder's code; either way [`WorkloadSpec::validate`] and
 //! [`PluginSpec::validate`] refuse the same things. This layer knows names
-//! and policy ([`crate::policy`]) and nothing that runs.
+//! and policy (the crate's `policy` layer) and nothing that runs.
 
 pub mod builtin;
 pub mod image_ref;

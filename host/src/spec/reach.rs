@@ -36,8 +36,7 @@ pub struct HttpSpec {
     pub outgoing: Vec<String>,
     /// Whether a host name granted only by a `*.domain` entry is refused when
     /// it resolves to an internal address (loopback, private, link-local,
-    /// unique local, multicast, unspecified: see
-    /// [`crate::policy::addresses`]). On by default; entries naming the
+    /// unique local, multicast, unspecified). On by default; entries naming the
     /// host itself (`db.internal`, `127.0.0.1:9000`) are never refused.
     pub block_private: bool,
 }

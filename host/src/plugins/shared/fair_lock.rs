@@ -81,6 +81,7 @@ impl<T> FairLock<T> {
     }
 
     /// How many callers wait for the lock now (a snapshot).
+    #[cfg(test)]
     pub fn waiters(&self) -> usize {
         self.state.load(Ordering::Relaxed) / WAITER
     }
