@@ -18,7 +18,7 @@ pub const MAX_HOST_LEN: usize = 253;
 /// `$JS` subjects of the host's own connection.
 ///
 /// ```
-/// use keel::policy::names::validate_name;
+/// use keel::testing::policy::names::validate_name;
 /// assert!(validate_name("team-a").is_ok());
 /// assert!(validate_name("a.b").is_err());
 /// assert!(validate_name("_INBOX").is_err());
@@ -43,7 +43,7 @@ pub fn validate_name(text: &str) -> Result<(), String> {
 /// wildcard, white space or control character.
 ///
 /// ```
-/// use keel::policy::names::validate_host_name;
+/// use keel::testing::policy::names::validate_host_name;
 /// assert!(validate_host_name("api.example.com").is_ok());
 /// assert!(validate_host_name("*.example.com").is_err());
 /// assert!(validate_host_name("a\u{7}b").is_err());
