@@ -26,6 +26,7 @@ layer_of() {
     host) echo 14 ;;
     fleet) echo 15 ;;
     cli) echo 16 ;;
+    testing) echo 17 ;;
     *) echo "" ;;
   esac
 }

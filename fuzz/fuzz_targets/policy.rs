@@ -9,9 +9,9 @@
 
 #![no_main]
 
-use keel::policy::authority::AuthorityPattern;
-use keel::policy::names::{MAX_HOST_LEN, printable, validate_host_name, validate_name};
-use keel::policy::sockets::SocketPattern;
+use keel::testing::policy::authority::AuthorityPattern;
+use keel::testing::policy::names::{MAX_HOST_LEN, printable, validate_host_name, validate_name};
+use keel::testing::policy::sockets::SocketPattern;
 use libfuzzer_sys::fuzz_target;
 use std::net::SocketAddr;
 

@@ -20,8 +20,8 @@
 
 #![no_main]
 
-use keel::policy::grants::SubjectGrants;
-use keel::policy::inbox::PLUGIN_INBOX_ROOT;
+use keel::testing::policy::grants::SubjectGrants;
+use keel::testing::policy::inbox::PLUGIN_INBOX_ROOT;
 use libfuzzer_sys::fuzz_target;
 
 /// Lines past this many are ignored: each input stays fast.

@@ -11,7 +11,17 @@ use std::time::Duration;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// How the engine is built. The defaults suit a server.
+///
+/// ```
+/// use keel::EngineOptions;
+/// use std::time::Duration;
+/// let options = EngineOptions::default()
+///     .with_pool_instances(200)
+///     .with_epoch_tick(Duration::from_millis(5));
+/// assert_eq!(options.warm_places(), 20);
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct EngineOptions {
     /// Use the pooling instance allocator (fast instantiation; reserves
     /// virtual memory up front). When the reservation fails keel falls back
@@ -20,11 +30,11 @@ pub struct EngineOptions {
     /// Component instances the pool holds at once (across all workloads
     /// and shared plugins). A tenth is kept for shared plugin instances;
     /// the rest bounds the invocations the host runs at once, shared
-    /// fairly between workloads (see [`crate::pool`]).
+    /// fairly between workloads.
     pub pool_instances: u32,
     /// Idle warm instances (components that opt in to reuse) the host
     /// keeps between requests, across all workloads; the pool holds this
-    /// many instances more (see [`crate::pool::warm`]). When every place is
+    /// many instances more. When every place is
     /// taken, an instance that could be kept is discarded instead. `None`:
     /// a tenth of `pool_instances`, rounded up.
     pub warm_instances: Option<u32>,
@@ -56,6 +66,43 @@ impl Default for EngineOptions {
 }
 
 impl EngineOptions {
+    /// Whether to use the pooling instance allocator.
+    pub fn with_pooling(mut self, pooling: bool) -> EngineOptions {
+        self.pooling = pooling;
+        self
+    }
+
+    /// Component instances the pool holds at once.
+    pub fn with_pool_instances(mut self, instances: u32) -> EngineOptions {
+        self.pool_instances = instances;
+        self
+    }
+
+    /// Idle warm instances kept between requests, across all workloads.
+    pub fn with_warm_instances(mut self, instances: u32) -> EngineOptions {
+        self.warm_instances = Some(instances);
+        self
+    }
+
+    /// Bytes of each pooled linear memory and table reset in place rather
+    /// than handed back to the kernel.
+    pub fn with_keep_resident(mut self, bytes: usize) -> EngineOptions {
+        self.keep_resident = bytes;
+        self
+    }
+
+    /// Whether the component-model-async machinery (WASI P3) is on.
+    pub fn with_concurrency_support(mut self, on: bool) -> EngineOptions {
+        self.concurrency_support = on;
+        self
+    }
+
+    /// How often the epoch advances: the granularity of deadlines.
+    pub fn with_epoch_tick(mut self, tick: Duration) -> EngineOptions {
+        self.epoch_tick = tick;
+        self
+    }
+
     /// Places for idle warm instances: `warm_instances`, or a tenth of
     /// `pool_instances` rounded up.
     pub fn warm_places(&self) -> u32 {

@@ -1,5 +1,5 @@
 //! The `keel` binary.
 
 fn main() -> std::process::ExitCode {
-    keel::cli::main()
+    keel::cli_main()
 }

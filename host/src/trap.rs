@@ -59,18 +59,8 @@ fn plugin_in(trace: &wasmtime::WasmBacktrace) -> Option<String> {
     })
 }
 
-/// The summary of an error chain, given each message (outermost first).
-///
-/// ```
-/// let chain = [
-///     "error while executing at wasm backtrace:\n    0: 0x1 - f\n    1: 0x2 - g\n    2: 0x3 - h\n    3: 0x4 - i".to_string(),
-///     "wasm trap: wasm `unreachable` instruction executed".to_string(),
-/// ];
-/// assert_eq!(
-///     keel::trap::summarize(chain),
-///     "wasm trap: wasm `unreachable` instruction executed [at 0: 0x1 - f; 1: 0x2 - g; 2: 0x3 - h; 1 more frames]"
-/// );
-/// ```
+/// The summary of an error chain, given each message (outermost first):
+/// the trap's message, then the first frames of its backtrace.
 pub fn summarize(messages: impl IntoIterator<Item = String>) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut frames: Vec<String> = Vec::new();
@@ -129,6 +119,18 @@ fn cut(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_trap_comes_first_then_a_few_frames() {
+        let chain = [
+            "error while executing at wasm backtrace:\n    0: 0x1 - f\n    1: 0x2 - g\n    2: 0x3 - h\n    3: 0x4 - i".to_string(),
+            "wasm trap: wasm `unreachable` instruction executed".to_string(),
+        ];
+        assert_eq!(
+            summarize(chain),
+            "wasm trap: wasm `unreachable` instruction executed [at 0: 0x1 - f; 1: 0x2 - g; 2: 0x3 - h; 1 more frames]"
+        );
+    }
 
     #[test]
     fn a_huge_error_is_cut_to_the_cap_on_a_character_boundary() {

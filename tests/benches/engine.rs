@@ -20,10 +20,7 @@ struct Figures {
 }
 
 async fn measure(concurrency_support: bool) -> anyhow::Result<Figures> {
-    let options = EngineOptions {
-        concurrency_support,
-        ..EngineOptions::default()
-    };
+    let options = EngineOptions::default().with_concurrency_support(concurrency_support);
     let host = Host::builder()
         .http_listen("127.0.0.1:0".parse()?)
         .engine_options(options)

@@ -2,15 +2,15 @@
 //! request to its reply, and to the first 200 over HTTP, for a component
 //! already in the OCI store and for one pulled from a loopback registry;
 //! then 100 workloads started on one host at once, every one answering.
-//! The fleet host runs in this process (`keel::fleet`), over a real
+//! The fleet host runs in this process (`keel::testing::FleetHost`), over a real
 //! nats-server; the operator is a NATS client sending the protocol's JSON.
 
 use anyhow::{Context, Result, ensure};
 use keel_tests::fleet::{Operator, http_workload, state};
 use keel_tests::keel::Host;
-use keel_tests::keel::fleet::{FleetHost, Identity, Settings};
 use keel_tests::keel::oci::{OciOptions, Registry as KeelRegistry};
 use keel_tests::keel::spec::{ImageRef, NatsSpec, SubjectScope};
+use keel_tests::keel::testing::{FleetHost, Identity, Settings};
 use keel_tests::nats::NatsServer;
 use keel_tests::registry::Registry;
 use keel_tests::{get, guest, test_engine};
@@ -33,10 +33,7 @@ async fn bench() -> Result<()> {
     let nats = NatsServer::start()?;
     let registry = Registry::start()?;
     let insecure = registry.insecure();
-    let pusher = KeelRegistry::new(OciOptions {
-        registries: vec![insecure.clone()],
-        ..OciOptions::default()
-    })?;
+    let pusher = KeelRegistry::new(OciOptions::default().with_registry(insecure.clone()))?;
     let hello = std::fs::read(guest("hello"))?;
     // One tag per round: each is pulled once (the bytes, and so the
     // compiled component, are the same).
@@ -50,23 +47,20 @@ async fn bench() -> Result<()> {
     let host = Arc::new(
         Host::builder()
             .http_listen("127.0.0.1:0".parse()?)
-            .engine_options(keel_tests::keel::EngineOptions {
-                pool_instances: 1000,
-                ..test_engine()
-            })
+            .engine_options(test_engine().with_pool_instances(1000))
             .nats(nats_spec)
             .cache_dir(cache.path())
-            .oci(OciOptions {
-                store_dir: Some(cache.path().join("oci")),
-                registries: vec![insecure],
-                ..OciOptions::default()
-            })
+            .oci(
+                OciOptions::default()
+                    .with_store_dir(cache.path().join("oci"))
+                    .with_registry(insecure),
+            )
             .start()
             .await?,
     );
     let client = match host.broker() {
-        keel_tests::keel::core_api::broker::Broker::Nats(c) => c.client().clone(),
-        keel_tests::keel::core_api::broker::Broker::Bus(_) => anyhow::bail!("no NATS"),
+        keel_tests::keel::testing::Broker::Nats(c) => c.client().clone(),
+        keel_tests::keel::testing::Broker::Bus(_) => anyhow::bail!("no NATS"),
     };
     let identity = Identity::new(None, BTreeMap::new(), "bench".into());
     let settings = Settings {

@@ -29,10 +29,10 @@ async fn bench() -> Result<()> {
     let insecure = registry.insecure();
     let cache = tempfile::tempdir()?;
     let store_dir = cache.path().join("oci");
-    let options = |store_dir: Option<std::path::PathBuf>| OciOptions {
-        store_dir,
-        registries: vec![insecure.clone()],
-        ..OciOptions::default()
+    let options = |store_dir: Option<std::path::PathBuf>| {
+        let mut options = OciOptions::default().with_registry(insecure.clone());
+        options.store_dir = store_dir;
+        options
     };
     let hello = std::fs::read(guest("hello"))?;
     // One tag per round, all put in the store by a client of their own:

@@ -71,10 +71,7 @@ pub fn keel_bin() -> PathBuf {
 /// once in one test process, yet one whose invocation slots (120 less the
 /// shared plugins' reserve of 12) admit the default `max_instances` of 100.
 pub fn test_engine() -> keel::EngineOptions {
-    keel::EngineOptions {
-        pool_instances: 120,
-        ..keel::EngineOptions::default()
-    }
+    keel::EngineOptions::default().with_pool_instances(120)
 }
 
 /// A host in this process serving HTTP on a free loopback port.
@@ -90,7 +87,7 @@ pub async fn start_host(cache: Option<&Path>) -> Result<keel::Host> {
 
 /// A host in this process serving HTTP on a free loopback port, within
 /// the ingress bounds `options`.
-pub async fn start_host_with(options: keel::http::IngressOptions) -> Result<keel::Host> {
+pub async fn start_host_with(options: keel::IngressOptions) -> Result<keel::Host> {
     keel::Host::builder()
         .http_listen("127.0.0.1:0".parse()?)
         .ingress_options(options)

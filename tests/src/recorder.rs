@@ -3,8 +3,8 @@
 //! exactly what a workload's subscriptions delivered, and in which order.
 
 use anyhow::{Result, bail};
-use keel::core_api::broker::BrokerSubscription;
 use keel::spec::SubscriptionSpec;
+use keel::testing::BrokerSubscription;
 use keel::{WorkloadId, WorkloadSpec};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -19,10 +19,7 @@ pub fn recorder(namespace: &str, subjects: &[&str]) -> WorkloadSpec {
     );
     spec.limits.max_instances = 1;
     for subject in subjects {
-        spec.subscriptions.push(SubscriptionSpec {
-            subject: subject.to_string(),
-            queue: None,
-        });
+        spec.subscriptions.push(SubscriptionSpec::new(*subject));
     }
     spec
 }

@@ -146,18 +146,12 @@ impl Registry {
 impl Registry {
     /// keel's settings for this registry: plain HTTP.
     pub fn insecure(&self) -> RegistrySpec {
-        RegistrySpec {
-            insecure: true,
-            ..RegistrySpec::new(self.host())
-        }
+        RegistrySpec::new(self.host()).with_insecure(true)
     }
 
     /// Pushes guest `file` to `repo_tag` with keel's library.
     pub async fn push_guest(&self, file: &str, repo_tag: &str) -> Result<Pushed> {
-        let client = KeelRegistry::new(OciOptions {
-            registries: vec![self.insecure()],
-            ..OciOptions::default()
-        })?;
+        let client = KeelRegistry::new(OciOptions::default().with_registry(self.insecure()))?;
         let bytes = std::fs::read(guest(file))?;
         client
             .push(&ImageRef::parse(&self.reference(repo_tag))?, &bytes)
@@ -171,12 +165,11 @@ pub fn store_options(
     policy: PullPolicy,
     registries: Vec<RegistrySpec>,
 ) -> OciOptions {
-    OciOptions {
-        store_dir: Some(store.to_path_buf()),
-        policy,
-        registries,
-        ..OciOptions::default()
-    }
+    let mut options = OciOptions::default()
+        .with_store_dir(store)
+        .with_policy(policy);
+    options.registries = registries;
+    options
 }
 
 /// A host serving HTTP on a loopback port, pulling under `oci`.
@@ -258,7 +251,7 @@ pub fn v2_status(port: u16, timeout: Duration) -> Result<u16> {
 /// A plain-HTTP `oci-client` client, as another tool would push and pull
 /// with it (reqwest under it needs the process's TLS provider set first).
 pub fn plain_http_client() -> oci_client::Client {
-    keel::oci::client::install_tls_provider();
+    keel::testing::install_tls_provider();
     oci_client::Client::new(oci_client::client::ClientConfig {
         protocol: oci_client::client::ClientProtocol::Http,
         ..Default::default()

@@ -21,10 +21,10 @@ mod generic_forwarder {
 
     async fn memory_generic() -> anyhow::Result<Target> {
         let host = start_host(None).await?;
-        host.add_plugin(PluginSpec {
-            forwarder: Forwarder::Generic,
-            ..PluginSpec::new("blobstore-memory", None, LinkMode::Shared)
-        })
+        host.add_plugin(
+            PluginSpec::new("blobstore-memory", None, LinkMode::Shared)
+                .with_forwarder(Forwarder::Generic),
+        )
         .await?;
         Target::start(host, "blob", "blobstore_user", None).await
     }
@@ -69,10 +69,9 @@ async fn a_tenant_filling_memory_gets_quota_errors_and_others_keep_their_data() 
     use keel_tests::keel::spec::{LinkMode, PluginSpec, SharedScope};
     use keel_tests::{get, request};
     let host = start_host(None).await?;
-    host.add_plugin(PluginSpec {
-        scope: SharedScope::Host,
-        ..PluginSpec::new("blobstore-memory", None, LinkMode::Shared)
-    })
+    host.add_plugin(
+        PluginSpec::new("blobstore-memory", None, LinkMode::Shared).with_scope(SharedScope::Host),
+    )
     .await?;
     for (namespace, name) in [("greedy", "a"), ("modest", "b")] {
         let mut spec =

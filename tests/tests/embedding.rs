@@ -75,10 +75,10 @@ fn kv_user() -> WorkloadSpec {
 async fn a_removed_workload_leaves_nothing_behind_for_the_next_with_its_id() -> anyhow::Result<()> {
     let host = start_host(None).await?;
     let addr = host.http_addr().expect("ingress");
-    host.add_plugin(PluginSpec {
-        scope: SharedScope::Workload,
-        ..PluginSpec::new("keyvalue-memory", None, LinkMode::Shared)
-    })
+    host.add_plugin(
+        PluginSpec::new("keyvalue-memory", None, LinkMode::Shared)
+            .with_scope(SharedScope::Workload),
+    )
     .await?;
     let id = host.start_workload(kv_user()).await?;
     let put = request(addr, "PUT", "a.test", "/set?bucket=b&key=k", "kept").await?;
@@ -151,10 +151,7 @@ async fn watching_a_workload_sees_it_stop_and_go() -> anyhow::Result<()> {
     let broken = WorkloadId::new("demo", "broken");
     let mut spec = WorkloadSpec::single(broken.clone(), guest("hello"));
     spec.subscriptions
-        .push(keel_tests::keel::spec::SubscriptionSpec {
-            subject: "orders".into(),
-            queue: None,
-        });
+        .push(keel_tests::keel::spec::SubscriptionSpec::new("orders"));
     assert!(host.start_workload(spec).await.is_err());
     let state = host.watch(&broken).expect("listed").borrow().clone();
     assert!(matches!(state, WorkloadState::Error(_)), "{state:?}");

@@ -344,14 +344,13 @@ async fn each_images_pull_secret_and_pull_policy_are_honoured() -> Result<()> {
         registry.host()
     );
     let credentials = write_file(dir.path(), "auth.json", &docker);
-    let pusher = KeelRegistry::new(OciOptions {
-        registries: vec![RegistrySpec {
-            insecure: true,
-            credentials: Some(credentials),
-            ..RegistrySpec::new(registry.host())
-        }],
-        ..OciOptions::default()
-    })?;
+    let pusher = KeelRegistry::new(
+        OciOptions::default().with_registry(
+            RegistrySpec::new(registry.host())
+                .with_insecure(true)
+                .with_credentials(credentials),
+        ),
+    )?;
     let bytes = std::fs::read(guest("hello"))?;
     for tag in ["private/hello:1", "private/hello:2"] {
         pusher

@@ -2,7 +2,7 @@
 //! connection limit, the header, idle and write timeouts, the shutdown
 //! deadline, and requests with two Host headers.
 
-use keel_tests::keel::http::IngressOptions;
+use keel_tests::keel::IngressOptions;
 use keel_tests::keel::{Host, WorkloadId, WorkloadSpec};
 use keel_tests::raw::{RawConnection, wait_until};
 use keel_tests::{get, guest, raw_request, start_host_with};
@@ -14,13 +14,12 @@ const NEVER: Duration = Duration::from_secs(3600);
 const BOUNDED: Duration = Duration::from_secs(20);
 
 fn options() -> IngressOptions {
-    IngressOptions {
-        max_connections: 64,
-        header_read_timeout: NEVER,
-        idle_timeout: NEVER,
-        write_timeout: NEVER,
-        shutdown_timeout: NEVER,
-    }
+    IngressOptions::default()
+        .with_max_connections(64)
+        .with_header_read_timeout(NEVER)
+        .with_idle_timeout(NEVER)
+        .with_write_timeout(NEVER)
+        .with_shutdown_timeout(NEVER)
 }
 
 async fn host_with(options: IngressOptions) -> anyhow::Result<(Host, std::net::SocketAddr)> {
@@ -35,11 +34,7 @@ async fn host_with(options: IngressOptions) -> anyhow::Result<(Host, std::net::S
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn connections_over_the_limit_are_refused_until_a_slot_frees() -> anyhow::Result<()> {
-    let (host, addr) = host_with(IngressOptions {
-        max_connections: 4,
-        ..options()
-    })
-    .await?;
+    let (host, addr) = host_with(options().with_max_connections(4)).await?;
     let mut held = Vec::new();
     for _ in 0..4 {
         let mut connection = RawConnection::connect(addr).await?;
@@ -76,11 +71,11 @@ async fn an_idle_kept_alive_connection_is_closed_after_the_idle_timeout() -> any
     // The idle timeout is longer than the header one: idle time is not
     // counted as reading a head.
     let idle = Duration::from_millis(1500);
-    let (host, addr) = host_with(IngressOptions {
-        header_read_timeout: Duration::from_millis(200),
-        idle_timeout: idle,
-        ..options()
-    })
+    let (host, addr) = host_with(
+        options()
+            .with_header_read_timeout(Duration::from_millis(200))
+            .with_idle_timeout(idle),
+    )
     .await?;
     let mut connection = RawConnection::connect(addr).await?;
     // The server's idle time starts after this (when its response ends).
@@ -103,11 +98,7 @@ async fn an_idle_kept_alive_connection_is_closed_after_the_idle_timeout() -> any
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_trickling_request_head_is_cut_at_the_header_timeout() -> anyhow::Result<()> {
     let header = Duration::from_millis(500);
-    let (host, addr) = host_with(IngressOptions {
-        header_read_timeout: header,
-        ..options()
-    })
-    .await?;
+    let (host, addr) = host_with(options().with_header_read_timeout(header)).await?;
     // Before connecting: the server times the head from its accept.
     let started = Instant::now();
     let stream = tokio::net::TcpStream::connect(addr).await?;
@@ -150,11 +141,7 @@ async fn a_trickling_request_head_is_cut_at_the_header_timeout() -> anyhow::Resu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_client_that_stops_reading_is_cut_at_the_write_timeout() -> anyhow::Result<()> {
-    let (host, addr) = host_with(IngressOptions {
-        write_timeout: Duration::from_millis(300),
-        ..options()
-    })
-    .await?;
+    let (host, addr) = host_with(options().with_write_timeout(Duration::from_millis(300))).await?;
     // A small receive window, so that the response stops moving soon.
     let socket = tokio::net::TcpSocket::new_v4()?;
     socket.set_recv_buffer_size(4096)?;
@@ -196,11 +183,7 @@ async fn a_request_with_two_host_headers_gets_400() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn shutdown_closes_connections_still_open_at_its_deadline() -> anyhow::Result<()> {
     let deadline = Duration::from_millis(300);
-    let (host, addr) = host_with(IngressOptions {
-        shutdown_timeout: deadline,
-        ..options()
-    })
-    .await?;
+    let (host, addr) = host_with(options().with_shutdown_timeout(deadline)).await?;
     // A request that would take ten minutes: draining cannot wait for it.
     let mut connection = RawConnection::connect(addr).await?;
     connection

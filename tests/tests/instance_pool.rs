@@ -5,7 +5,7 @@
 
 use keel_tests::gate::Gate;
 use keel_tests::keel::spec::ByteSize;
-use keel_tests::keel::{EngineOptions, Error, Host, WorkloadId, WorkloadSpec};
+use keel_tests::keel::{Error, Host, WorkloadId, WorkloadSpec};
 use keel_tests::{get, guest, test_engine};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -16,10 +16,7 @@ const POOL: u32 = 10;
 async fn host_with_pool(pool_instances: u32) -> anyhow::Result<Host> {
     Host::builder()
         .http_listen("127.0.0.1:0".parse()?)
-        .engine_options(EngineOptions {
-            pool_instances,
-            ..test_engine()
-        })
+        .engine_options(test_engine().with_pool_instances(pool_instances))
         .start()
         .await
 }

@@ -27,10 +27,10 @@ mod generic_forwarder {
     use keel_tests::keel::spec::{Forwarder, LinkMode, PluginSpec};
 
     async fn memory_generic() -> anyhow::Result<Target> {
-        memory_with(Some(PluginSpec {
-            forwarder: Forwarder::Generic,
-            ..PluginSpec::new("keyvalue-memory", None, LinkMode::Shared)
-        }))
+        memory_with(Some(
+            PluginSpec::new("keyvalue-memory", None, LinkMode::Shared)
+                .with_forwarder(Forwarder::Generic),
+        ))
         .await
     }
 
@@ -43,10 +43,10 @@ mod generic_forwarder {
 async fn buckets_named_shared_are_seen_by_every_workload() -> anyhow::Result<()> {
     use keel_tests::keel::spec::{LinkMode, PluginSpec};
     use keel_tests::{get, request};
-    let Target { host, addr, .. } = memory_with(Some(PluginSpec {
-        config: [("shared_buckets".to_string(), "orders, sessions".to_string())].into(),
-        ..PluginSpec::new("keyvalue-memory", None, LinkMode::Shared)
-    }))
+    let Target { host, addr, .. } = memory_with(Some(
+        PluginSpec::new("keyvalue-memory", None, LinkMode::Shared)
+            .with_config("shared_buckets", "orders, sessions"),
+    ))
     .await?;
     request(addr, "PUT", "a.test", "/set?bucket=orders&key=o1", "from a").await?;
     request(
@@ -77,11 +77,11 @@ async fn buckets_named_shared_are_seen_by_every_workload() -> anyhow::Result<()>
 async fn a_plugin_scoped_per_workload_keeps_one_instance_each() -> anyhow::Result<()> {
     use keel_tests::keel::spec::{LinkMode, PluginSpec, SharedScope};
     use keel_tests::{get, request};
-    let Target { host, addr, .. } = memory_with(Some(PluginSpec {
-        config: [("shared_buckets".to_string(), "orders".to_string())].into(),
-        scope: SharedScope::Workload,
-        ..PluginSpec::new("keyvalue-memory", None, LinkMode::Shared)
-    }))
+    let Target { host, addr, .. } = memory_with(Some(
+        PluginSpec::new("keyvalue-memory", None, LinkMode::Shared)
+            .with_config("shared_buckets", "orders")
+            .with_scope(SharedScope::Workload),
+    ))
     .await?;
     request(addr, "PUT", "a.test", "/set?bucket=orders&key=o1", "from a").await?;
     assert_eq!(
@@ -193,10 +193,9 @@ async fn a_tenant_filling_memory_gets_quota_errors_and_others_keep_their_data() 
     use keel_tests::keel::spec::{LinkMode, PluginSpec, SharedScope};
     use keel_tests::{get, request};
     let host = start_host(None).await?;
-    host.add_plugin(PluginSpec {
-        scope: SharedScope::Host,
-        ..PluginSpec::new("keyvalue-memory", None, LinkMode::Shared)
-    })
+    host.add_plugin(
+        PluginSpec::new("keyvalue-memory", None, LinkMode::Shared).with_scope(SharedScope::Host),
+    )
     .await?;
     user(&host, "greedy", "a", None).await?;
     user(&host, "modest", "b", None).await?;
@@ -262,10 +261,10 @@ async fn the_key_quota_comes_from_the_plugins_config() -> anyhow::Result<()> {
     use keel_tests::keel::spec::{LinkMode, PluginSpec};
     use keel_tests::request;
     let host = start_host(None).await?;
-    host.add_plugin(PluginSpec {
-        config: [("max_keys_per_namespace".to_string(), "10".to_string())].into(),
-        ..PluginSpec::new("keyvalue-memory", None, LinkMode::Shared)
-    })
+    host.add_plugin(
+        PluginSpec::new("keyvalue-memory", None, LinkMode::Shared)
+            .with_config("max_keys_per_namespace", "10"),
+    )
     .await?;
     user(&host, "kv", "a", None).await?;
     let addr = host.http_addr().expect("ingress");

@@ -259,7 +259,7 @@ fn the_counter_example_runs_unchanged_over_nats() -> anyhow::Result<()> {
 
 /// How often the host's shared NATS connection has connected so far.
 fn connects(host: &keel_tests::keel::Host) -> u64 {
-    use keel_tests::keel::core_api::broker::Broker;
+    use keel_tests::keel::testing::Broker;
     match host.broker() {
         Broker::Nats(client) => client
             .statistics()

@@ -21,10 +21,9 @@ fn plugin(address: &str, granted: &[&str], config: &[(&str, &str)]) -> PluginSpe
     spec.config.insert("address".into(), address.into());
     spec.config
         .extend(config.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    spec.grants = PluginGrants {
-        sockets: granted.iter().map(|g| g.to_string()).collect(),
-        ..PluginGrants::default()
-    };
+    spec.grants = granted
+        .iter()
+        .fold(PluginGrants::default(), |grants, g| grants.with_sockets(*g));
     spec
 }
 

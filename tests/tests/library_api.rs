@@ -33,10 +33,7 @@ async fn a_spec_is_checked_like_a_manifest_and_the_field_named() -> anyhow::Resu
     assert_eq!(refused(spec).await, "http.outgoing");
     let mut spec = hello("team-a", "api", None);
     spec.subscriptions
-        .push(keel_tests::keel::spec::SubscriptionSpec {
-            subject: "orders..new".to_string(),
-            queue: None,
-        });
+        .push(keel_tests::keel::spec::SubscriptionSpec::new("orders..new"));
     assert_eq!(refused(spec).await, "subscriptions[0].subject");
     assert!(host.list().is_empty(), "nothing refused was started");
     host.shutdown().await;
@@ -181,6 +178,50 @@ async fn workloads_sharing_a_host_name_each_serve_in_turn() -> anyhow::Result<()
     host.stop_workload(&b).await?;
     host.remove_workload(&b).await?;
     assert_eq!(get(addr, "svc.test", "/x").await?.status, 404);
+    host.shutdown().await;
+    Ok(())
+}
+
+/// A spec made only with constructors and `with_*` methods (as an embedder
+/// outside the crate must: the specs are `#[non_exhaustive]`) carries every
+/// setting through to the running workload: its route and alias, its
+/// environment, a read-only volume and its limits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spec_made_with_the_builders_runs_as_it_says() -> anyhow::Result<()> {
+    use keel_tests::keel::spec::{ComponentSpec, HttpSpec, Limits, VolumeSpec};
+    use keel_tests::request;
+    let data = tempfile::tempdir()?;
+    std::fs::write(data.path().join("motd.txt"), "built")?;
+    let spec = WorkloadSpec::new(
+        WorkloadId::new("built", "web"),
+        ComponentSpec::new("web", guest("http_behaviours")),
+    )
+    .with_http(
+        HttpSpec::default()
+            .with_host("built.test")
+            .with_alias("alias.test"),
+    )
+    .with_env("GREETING", "from the builder")
+    .with_volume(VolumeSpec::new(data.path(), "/data").with_read_only(true))
+    .with_limits(Limits::default().with_max_request_body(ByteSize(16)));
+    let host = start_host(None).await?;
+    let addr = host.http_addr().expect("ingress");
+    host.start_workload(spec).await?;
+    let env = get(addr, "alias.test", "/env?name=GREETING").await?;
+    assert_eq!((env.status, env.body.as_str()), (200, "from the builder"));
+    let read = get(addr, "built.test", "/read?path=/data/motd.txt").await?;
+    assert_eq!((read.status, read.body.as_str()), (200, "built"));
+    let write = request(addr, "POST", "built.test", "/write?path=/data/x", "x").await?;
+    assert_eq!(write.status, 403, "{}", write.body);
+    let large = request(
+        addr,
+        "POST",
+        "built.test",
+        "/echo",
+        "far more than sixteen bytes",
+    )
+    .await?;
+    assert_eq!(large.status, 413);
     host.shutdown().await;
     Ok(())
 }

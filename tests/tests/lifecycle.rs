@@ -3,7 +3,7 @@
 //! SIGTERM, also during startup.
 
 use keel_tests::gate::Gate;
-use keel_tests::keel::workload::{Unavailable, Workload};
+use keel_tests::keel::testing::{Unavailable, Workload};
 use keel_tests::keel::{WorkloadId, WorkloadSpec, WorkloadState};
 use keel_tests::raw::wait_until;
 use keel_tests::{KeelProcess, get, guest, start_host, write_file};
@@ -182,10 +182,7 @@ fn sigterm_finishes_in_flight_requests_and_exits_zero() -> anyhow::Result<()> {
 fn subscriber(name: &str) -> WorkloadSpec {
     let mut spec = WorkloadSpec::single(WorkloadId::new("life", name), guest("ponger"));
     spec.subscriptions
-        .push(keel_tests::keel::spec::SubscriptionSpec {
-            subject: "ping".into(),
-            queue: None,
-        });
+        .push(keel_tests::keel::spec::SubscriptionSpec::new("ping"));
     spec
 }
 

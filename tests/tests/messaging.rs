@@ -3,9 +3,9 @@
 //! spread the load, and a workload reports running only once its
 //! subscriptions are live.
 
-use keel_tests::keel::core_api::broker::Broker;
-use keel_tests::keel::core_api::bus::Message;
 use keel_tests::keel::spec::SubscriptionSpec;
+use keel_tests::keel::testing::Broker;
+use keel_tests::keel::testing::Message;
 use keel_tests::keel::{Host, WorkloadId, WorkloadSpec};
 use keel_tests::recorder::{nothing_but_the_marker, recorder};
 use keel_tests::{get, guest, start_host};
@@ -19,10 +19,9 @@ fn pinger(namespace: &str, host: &str) -> WorkloadSpec {
 
 fn ponger(namespace: &str, name: &str, queue: Option<&str>) -> WorkloadSpec {
     let mut spec = WorkloadSpec::single(WorkloadId::new(namespace, name), guest("ponger"));
-    spec.subscriptions.push(SubscriptionSpec {
-        subject: "ping".into(),
-        queue: queue.map(str::to_string),
-    });
+    let mut subscription = SubscriptionSpec::new("ping");
+    subscription.queue = queue.map(str::to_string);
+    spec.subscriptions.push(subscription);
     spec
 }
 
@@ -192,10 +191,7 @@ async fn a_queue_group_gives_each_message_to_one_member() -> anyhow::Result<()> 
 async fn a_subscription_without_a_handler_is_refused() -> anyhow::Result<()> {
     let host = start_host(None).await?;
     let mut spec = pinger("x", "x.test");
-    spec.subscriptions.push(SubscriptionSpec {
-        subject: "ping".into(),
-        queue: None,
-    });
+    spec.subscriptions.push(SubscriptionSpec::new("ping"));
     let err = host.start_workload(spec).await.unwrap_err();
     assert!(
         format!("{err:#}").contains("none of its components exports wasmcloud:messaging/handler"),

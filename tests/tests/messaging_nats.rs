@@ -11,10 +11,9 @@ use keel_tests::{get, guest, request};
 
 fn ponger(name: &str, queue: Option<&str>) -> WorkloadSpec {
     let mut spec = WorkloadSpec::single(WorkloadId::new("shop", name), guest("ponger"));
-    spec.subscriptions.push(SubscriptionSpec {
-        subject: "ping".into(),
-        queue: queue.map(str::to_string),
-    });
+    let mut subscription = SubscriptionSpec::new("ping");
+    subscription.queue = queue.map(str::to_string);
+    spec.subscriptions.push(subscription);
     spec
 }
 
@@ -59,10 +58,7 @@ async fn another_namespace_never_sees_replies_or_jetstream_traffic() -> anyhow::
     host.start_workload(in_team_a("pinger", "pinger", "a.test"))
         .await?;
     let mut answering = WorkloadSpec::single(WorkloadId::new("team-a", "ponger"), guest("ponger"));
-    answering.subscriptions.push(SubscriptionSpec {
-        subject: "ping".into(),
-        queue: None,
-    });
+    answering.subscriptions.push(SubscriptionSpec::new("ping"));
     host.start_workload(answering).await?;
     let wildcards = ["_INBOX.>", ">"];
     host.start_workload(recorder("team-b", &wildcards)).await?;
@@ -147,7 +143,7 @@ async fn a_subscription_nats_would_refuse_fails_the_start() -> anyhow::Result<()
     host.start_workload(pinger()).await?;
     let addr = host.http_addr().expect("ingress");
     assert_eq!(get(addr, "x", "/?msg=still").await?.body, "pong: still\n");
-    if let keel_tests::keel::core_api::broker::Broker::Nats(client) = host.broker() {
+    if let keel_tests::keel::testing::Broker::Nats(client) = host.broker() {
         let connects = client
             .statistics()
             .connects

@@ -5,8 +5,8 @@
 //! tools are in `oci_interop.rs`.
 
 use anyhow::{Context, Result};
-use keel_tests::keel::oci::{OciOptions, PullFailure, PullPolicy, Registry as KeelRegistry};
-use keel_tests::keel::spec::{ImageRef, RegistrySpec};
+use keel_tests::keel::oci::{PullFailure, PullPolicy, Registry as KeelRegistry};
+use keel_tests::keel::spec::ImageRef;
 use keel_tests::registry::{Registry, from_reference, oci_host, pull_failure, store_options};
 use keel_tests::{KeelProcess, get, guest, write_file};
 use std::path::Path;
@@ -325,10 +325,7 @@ async fn basic_auth_with_right_and_wrong_credentials() -> Result<()> {
     };
     let good = docker_config("good.json", "keel:s3cret-pass");
     let bad = docker_config("bad.json", "keel:wrong-pass");
-    let with = |file: &Path| RegistrySpec {
-        credentials: Some(file.to_path_buf()),
-        ..registry.insecure()
-    };
+    let with = |file: &Path| registry.insecure().with_credentials(file);
     let store = tempfile::tempdir()?;
     let wrong = oci_host(store_options(
         store.path(),
@@ -368,10 +365,10 @@ async fn a_component_over_the_size_bound_is_refused() -> Result<()> {
     let registry = Registry::start()?;
     let pushed = registry.push_guest("hello", "apps/hello:1").await?;
     let store = tempfile::tempdir()?;
-    let client = KeelRegistry::new(OciOptions {
-        max_layer_size: 1024,
-        ..store_options(store.path(), PullPolicy::Always, vec![registry.insecure()])
-    })?;
+    let client = KeelRegistry::new(
+        store_options(store.path(), PullPolicy::Always, vec![registry.insecure()])
+            .with_max_layer_size(1024),
+    )?;
     let error = client.resolve(&pushed.reference).await.unwrap_err();
     assert!(
         matches!(error.failure, PullFailure::TooLarge { limit: 1024, .. }),

@@ -5,8 +5,8 @@
 //! through a resolver given to the host (fixed answers, no DNS), so the
 //! tests are deterministic; the upstream is a real HTTP server on loopback.
 
-use keel_tests::keel::outgoing::Resolver;
-use keel_tests::keel::outgoing::resolve::Lookup;
+use keel_tests::keel::Lookup;
+use keel_tests::keel::Resolver;
 use keel_tests::keel::spec::{LinkMode, PluginGrants, PluginSpec};
 use keel_tests::keel::{Host, WorkloadId, WorkloadSpec};
 use keel_tests::{get, guest, http_upstream, test_engine};
@@ -153,10 +153,10 @@ async fn exact_grants_to_internal_hosts_are_allowed_as_written() -> anyhow::Resu
 async fn plugin_fetch(grants: PluginGrants, url: &str) -> anyhow::Result<(u16, String)> {
     let answers = Answers::default();
     let host = host_resolving_with(&answers).await?;
-    host.add_plugin(PluginSpec {
-        grants,
-        ..PluginSpec::new("fetcher", Some(guest("fetch_plugin")), LinkMode::Shared)
-    })
+    host.add_plugin(
+        PluginSpec::new("fetcher", Some(guest("fetch_plugin")), LinkMode::Shared)
+            .with_grants(grants),
+    )
     .await?;
     host.start_workload(WorkloadSpec::single(
         WorkloadId::new("out", "user"),
@@ -178,17 +178,11 @@ async fn a_shared_plugins_pattern_grant_is_guarded_the_same_way() -> anyhow::Res
     let upstream: SocketAddr = http_upstream("upstream").await?;
     let port = upstream.port();
     let url = format!("http://api.rebind.test:{port}/");
-    let grants = PluginGrants {
-        outgoing_http: vec![format!("*.rebind.test:{port}")],
-        ..PluginGrants::default()
-    };
+    let grants = PluginGrants::default().with_outgoing_http(format!("*.rebind.test:{port}"));
     let (status, body) = plugin_fetch(grants.clone(), &url).await?;
     assert_eq!(status, 502, "{body}");
     assert!(body.contains("DestinationIpProhibited"), "{body}");
-    let open = PluginGrants {
-        outgoing_block_private: false,
-        ..grants
-    };
+    let open = grants.with_outgoing_block_private(false);
     let (status, body) = plugin_fetch(open, &url).await?;
     assert_eq!((status, body.as_str()), (200, "200 upstream"));
     Ok(())

@@ -7,10 +7,7 @@ use keel_tests::{get, guest, http_upstream, start_host};
 use std::net::SocketAddr;
 
 fn fetcher(mode: LinkMode, grants: PluginGrants) -> PluginSpec {
-    PluginSpec {
-        grants,
-        ..PluginSpec::new("fetcher", Some(guest("fetch_plugin")), mode)
-    }
+    PluginSpec::new("fetcher", Some(guest("fetch_plugin")), mode).with_grants(grants)
 }
 
 /// The workload may reach `upstream` itself; whether the plugin may is the question.
@@ -47,10 +44,7 @@ async fn a_shared_plugin_does_not_inherit_the_workloads_grants() -> anyhow::Resu
 async fn a_shared_plugin_reaches_what_it_is_granted_and_nothing_else() -> anyhow::Result<()> {
     let granted = http_upstream("upstream").await?;
     let other = http_upstream("upstream").await?;
-    let grants = PluginGrants {
-        outgoing_http: vec![granted.to_string()],
-        ..PluginGrants::default()
-    };
+    let grants = PluginGrants::default().with_outgoing_http(granted.to_string());
     let host = host_with(fetcher(LinkMode::Shared, grants)).await?;
     let mut spec = user(granted);
     spec.http.outgoing.push(other.to_string());

@@ -19,13 +19,7 @@ fn audit(mode: LinkMode, backend: &str) -> PluginSpec {
 
 /// The audit component under `name`, wrapping `backend`.
 fn audit_named(name: &str, mode: LinkMode, backend: &str) -> PluginSpec {
-    PluginSpec {
-        wraps: Wraps {
-            plugin: Some(backend.to_string()),
-            ..Wraps::default()
-        },
-        ..PluginSpec::new(name, Some(guest("keyvalue_audit")), mode)
-    }
+    PluginSpec::new(name, Some(guest("keyvalue_audit")), mode).with_wraps(Wraps::plugin(backend))
 }
 
 /// A manifest: `plugins` (TOML), then workload `shop/cart` running the
@@ -487,10 +481,8 @@ mode = "shared"
 async fn a_shared_layer_wider_than_the_store_beneath_is_refused() -> anyhow::Result<()> {
     use keel_tests::keel::spec::SharedScope;
     let error = refused_with(vec![
-        PluginSpec {
-            scope: SharedScope::Workload,
-            ..PluginSpec::new("keyvalue-memory", None, LinkMode::Shared)
-        },
+        PluginSpec::new("keyvalue-memory", None, LinkMode::Shared)
+            .with_scope(SharedScope::Workload),
         audit(LinkMode::Shared, "keyvalue-memory"),
     ])
     .await?;

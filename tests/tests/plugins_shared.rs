@@ -1,12 +1,12 @@
 //! Shared mode end to end: one plugin instance serving many requests and
 //! workloads through the generic forwarder and proxy resources.
 
-use keel_tests::keel::core_api::broker::Broker;
-use keel_tests::keel::core_api::bus::Bus;
-use keel_tests::keel::engine::KeelEngine;
-use keel_tests::keel::plugins::shared::SharedPlugin;
 use keel_tests::keel::spec::builtin::builtin;
 use keel_tests::keel::spec::{LinkMode, PluginGrants, PluginSpec};
+use keel_tests::keel::testing::Broker;
+use keel_tests::keel::testing::Bus;
+use keel_tests::keel::testing::KeelEngine;
+use keel_tests::keel::testing::SharedPlugin;
 use keel_tests::keel::{Host, WorkloadId, WorkloadSpec};
 use keel_tests::{get, guest, start_host};
 use std::net::SocketAddr;

@@ -26,11 +26,9 @@ fn workload(name: &str, warm: WarmSpec) -> WorkloadSpec {
 }
 
 fn pool(pool_size: u32, max_invocations: Option<u32>) -> WarmSpec {
-    WarmSpec {
-        pool_size,
-        max_invocations,
-        ..WarmSpec::default()
-    }
+    let mut warm = WarmSpec::default().with_pool_size(pool_size);
+    warm.max_invocations = max_invocations;
+    warm
 }
 
 /// Waits until the status of workload `name` satisfies `ready`.

@@ -47,16 +47,9 @@ async fn files_only_through_volumes_with_their_permissions() -> anyhow::Result<(
     write_file(ro.path(), "motd.txt", "read me");
     let host = start_host(None).await?;
     let mut spec = fixture("files");
-    spec.volumes.push(VolumeSpec {
-        host: ro.path().into(),
-        guest: "/ro".into(),
-        read_only: true,
-    });
-    spec.volumes.push(VolumeSpec {
-        host: rw.path().into(),
-        guest: "/rw".into(),
-        read_only: false,
-    });
+    spec.volumes
+        .push(VolumeSpec::new(ro.path(), "/ro").with_read_only(true));
+    spec.volumes.push(VolumeSpec::new(rw.path(), "/rw"));
     host.start_workload(spec).await?;
     let addr = host.http_addr().expect("ingress");
 

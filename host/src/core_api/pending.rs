@@ -20,12 +20,19 @@ pub const DEFAULT_MAX_PENDING_MESSAGES: usize = 65_536;
 pub const DEFAULT_MAX_PENDING_BYTES: usize = 64 * 1024 * 1024;
 
 /// How much one subscription may hold unread.
+///
+/// ```
+/// use keel::PendingLimits;
+/// let limits = PendingLimits::new(1000, 1 << 20);
+/// assert_eq!(limits.channel_capacity(), 1000);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PendingLimits {
-    /// Messages ([`DEFAULT_MAX_PENDING_MESSAGES`] by default; at least 1).
+    /// Messages (65,536 by default; at least 1).
     pub max_messages: usize,
     /// Bytes of subject, reply subject and body
-    /// ([`DEFAULT_MAX_PENDING_BYTES`] by default).
+    /// (64 MiB by default).
     pub max_bytes: usize,
 }
 
@@ -35,8 +42,16 @@ pub struct PendingLimits {
 pub const MAX_PENDING_MESSAGES: usize = 1 << 24;
 
 impl PendingLimits {
+    /// At most `max_messages` messages and `max_bytes` bytes unread.
+    pub fn new(max_messages: usize, max_bytes: usize) -> PendingLimits {
+        PendingLimits {
+            max_messages,
+            max_bytes,
+        }
+    }
+
     /// The capacity of a subscription's queue: `max_messages`, at least 1
-    /// and at most [`MAX_PENDING_MESSAGES`].
+    /// and at most 2^24 (Tokio's channels panic past `usize::MAX >> 3`).
     pub fn channel_capacity(&self) -> usize {
         self.max_messages.clamp(1, MAX_PENDING_MESSAGES)
     }
@@ -166,6 +181,7 @@ impl PendingReceiver {
     }
 
     /// The next message if one is queued.
+    #[cfg(test)]
     pub fn try_recv(&mut self) -> Option<Message> {
         let message = self.receiver.try_recv().ok();
         self.took(message)

@@ -145,8 +145,10 @@ impl WorkloadResponse {
     }
 }
 
-/// `WorkloadState`, as its enum value names.
+/// `WorkloadState`, as its enum value names. Every value of the protocol is
+/// listed, including those keel never reports (`Unspecified`, `Completed`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(not(test), allow(dead_code))]
 pub enum WireState {
     /// Unknown.
     #[serde(rename = "WORKLOAD_STATE_UNSPECIFIED")]

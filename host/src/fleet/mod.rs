@@ -15,5 +15,5 @@ pub mod server;
 pub mod translate;
 
 pub use heartbeat::Identity;
-pub use server::{DEFAULT_HEARTBEAT_INTERVAL, FleetHost};
+pub use server::FleetHost;
 pub use translate::Settings;

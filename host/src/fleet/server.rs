@@ -21,10 +21,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// How often a host publishes its heartbeat unless told otherwise (the
-/// operator deems a host gone after 60 s without one).
-pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(15);
-
 /// A keel [`Host`] serving the operator protocol over its NATS connection.
 pub struct FleetHost {
     host: Arc<Host>,

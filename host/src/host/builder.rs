@@ -125,7 +125,8 @@ impl HostBuilder {
     /// namespace may create through `keel:core/nats`; overrides the NATS
     /// spec's `max_streams_per_namespace` (default
     /// [`DEFAULT_MAX_STREAMS_PER_NAMESPACE`](crate::spec::DEFAULT_MAX_STREAMS_PER_NAMESPACE)).
-    /// See [`StreamCap`] for how streams are counted.
+    /// The streams of the built-in plugins are counted across restarts
+    /// (read from the server), others from their creation on.
     pub fn max_streams_per_namespace(mut self, max: u32) -> HostBuilder {
         self.max_streams_per_namespace = Some(max);
         self

@@ -69,12 +69,15 @@ impl Host {
         self.lock_ingress().as_ref().map(Ingress::open_connections)
     }
 
-    /// The engine shared by all workloads.
+    /// The engine shared by all workloads (for keel's own tests).
+    #[doc(hidden)]
     pub fn engine(&self) -> &KeelEngine {
         &self.services.engine
     }
 
-    /// Where `keel:core/messaging` goes: the in-process bus, or NATS.
+    /// Where `keel:core/messaging` goes: the in-process bus, or NATS (for
+    /// keel's own tests).
+    #[doc(hidden)]
     pub fn broker(&self) -> &Broker {
         &self.services.broker
     }
@@ -131,7 +134,8 @@ impl Host {
     /// another active workload serves (unless both share host names,
     /// [`HttpSpec::shared`](crate::spec::HttpSpec::shared)); a stopped or failed id is replaced.
     /// A `max_instances` over the host's invocation slots
-    /// ([`InstancePool::capacity`](crate::pool::InstancePool::capacity)) is
+    /// (`pool_instances` of [`EngineOptions`](crate::EngineOptions), less the
+    /// shared plugins' reserve) is
     /// refused too. Components named by OCI references are pulled first
     /// ([`Host::registry`]); a pull that fails is [`Error::Pull`] and lists
     /// nothing. On any later failure to start the workload stays listed in

@@ -11,7 +11,17 @@ const MIN_DEFAULT_CONNECTIONS: usize = 16;
 
 /// How the ingress bounds its connections. The defaults suit a server;
 /// README's "Limits and guarantees" says what a client sees at each bound.
+///
+/// ```
+/// use keel::IngressOptions;
+/// use std::time::Duration;
+/// let options = IngressOptions::default()
+///     .with_max_connections(64)
+///     .with_idle_timeout(Duration::from_secs(5));
+/// assert_eq!(options.max_connections, 64);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct IngressOptions {
     /// Connections open at once. A connection over it is answered `503`
     /// with `Connection: close` and closed, without reading its request.
@@ -40,6 +50,38 @@ impl Default for IngressOptions {
             write_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(30),
         }
+    }
+}
+
+impl IngressOptions {
+    /// Connections open at once.
+    pub fn with_max_connections(mut self, max: usize) -> IngressOptions {
+        self.max_connections = max;
+        self
+    }
+
+    /// How long a request head may take.
+    pub fn with_header_read_timeout(mut self, timeout: Duration) -> IngressOptions {
+        self.header_read_timeout = timeout;
+        self
+    }
+
+    /// How long a kept-alive connection may wait for its next request.
+    pub fn with_idle_timeout(mut self, timeout: Duration) -> IngressOptions {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// How long writing a response may make no progress.
+    pub fn with_write_timeout(mut self, timeout: Duration) -> IngressOptions {
+        self.write_timeout = timeout;
+        self
+    }
+
+    /// How long shutdown waits for open connections and invocations.
+    pub fn with_shutdown_timeout(mut self, timeout: Duration) -> IngressOptions {
+        self.shutdown_timeout = timeout;
+        self
     }
 }
 

@@ -11,14 +11,16 @@
 //! This module sits beside the compiled-component cache: it knows nothing
 //! of workloads, plugins or HTTP.
 
-pub mod client;
+pub(crate) mod client;
 pub mod config;
-pub mod credentials;
-pub mod store;
+pub(crate) mod credentials;
+pub(crate) mod store;
 
-pub use client::{PullError, PullFailure, Pushed, RegistryClient};
+pub(crate) use client::RegistryClient;
+pub use client::{PullError, PullFailure, Pushed};
 pub use credentials::Credentials;
-pub use store::{Artifact, Store};
+pub use store::Artifact;
+pub(crate) use store::Store;
 
 use crate::spec::{ComponentSource, ImageRef, RegistrySpec};
 use std::collections::BTreeMap;
@@ -47,7 +49,18 @@ pub enum PullPolicy {
 }
 
 /// How a host gets components from registries.
+///
+/// ```
+/// use keel::oci::{OciOptions, PullPolicy};
+/// use keel::spec::RegistrySpec;
+/// let options = OciOptions::default()
+///     .with_store_dir("/var/cache/keel/oci")
+///     .with_policy(PullPolicy::Always)
+///     .with_registry(RegistrySpec::new("127.0.0.1:5000").with_insecure(true));
+/// assert!(!options.offline);
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct OciOptions {
     /// The store folder; `None`: pulled components are kept in memory only,
     /// for the host's life.
@@ -72,6 +85,38 @@ impl Default for OciOptions {
             registries: Vec::new(),
             max_layer_size: DEFAULT_MAX_LAYER_SIZE,
         }
+    }
+}
+
+impl OciOptions {
+    /// Keeps pulled components in `dir` (content-addressed).
+    pub fn with_store_dir(mut self, dir: impl Into<PathBuf>) -> OciOptions {
+        self.store_dir = Some(dir.into());
+        self
+    }
+
+    /// When to reach the registry.
+    pub fn with_policy(mut self, policy: PullPolicy) -> OciOptions {
+        self.policy = policy;
+        self
+    }
+
+    /// Refuses to reach any registry: only the store serves.
+    pub fn with_offline(mut self, offline: bool) -> OciOptions {
+        self.offline = offline;
+        self
+    }
+
+    /// Adds one registry's settings.
+    pub fn with_registry(mut self, registry: RegistrySpec) -> OciOptions {
+        self.registries.push(registry);
+        self
+    }
+
+    /// The largest component pulled, in bytes.
+    pub fn with_max_layer_size(mut self, bytes: u64) -> OciOptions {
+        self.max_layer_size = bytes;
+        self
     }
 }
 
@@ -249,7 +294,7 @@ impl Registry {
         })
     }
 
-    /// Pushes `component` to `reference` (see [`RegistryClient::push`]).
+    /// Pushes `component` to `reference` (with the artifact layout `keel::oci::config` describes).
     /// Refused when offline.
     pub async fn push(&self, reference: &ImageRef, component: &[u8]) -> anyhow::Result<Pushed> {
         if self.options.offline {

@@ -14,7 +14,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 /// `2002:aabb:ccdd::`) are judged by the IPv4 address they reach.
 ///
 /// ```
-/// use keel::policy::addresses::internal_range;
+/// use keel::testing::policy::addresses::internal_range;
 /// assert_eq!(internal_range("10.1.2.3".parse().unwrap()), Some("private"));
 /// assert_eq!(internal_range("::ffff:127.0.0.1".parse().unwrap()), Some("loopback"));
 /// assert_eq!(internal_range("93.184.216.34".parse().unwrap()), None);

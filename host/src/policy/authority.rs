@@ -17,7 +17,7 @@ impl AuthorityPattern {
     /// Parses an allowlist entry.
     ///
     /// ```
-    /// use keel::policy::authority::AuthorityPattern;
+    /// use keel::testing::policy::authority::AuthorityPattern;
     /// let p = AuthorityPattern::parse("*.example.com:8443").unwrap();
     /// assert!(p.allows("api.example.com", 8443, 443));
     /// assert!(!p.allows("example.com", 8443, 443));
@@ -144,7 +144,7 @@ impl OutgoingAllowlist {
     /// scheme's), if at all. An exact entry wins over a pattern.
     ///
     /// ```
-    /// use keel::policy::authority::{Grant, OutgoingAllowlist};
+    /// use keel::testing::policy::authority::{Grant, OutgoingAllowlist};
     /// let list = OutgoingAllowlist::parse(
     ///     &["*.example.com".into(), "db.example.com".into()], true).unwrap();
     /// assert_eq!(list.grant("api.example.com", 443, 443), Some(Grant::Pattern));

@@ -2,7 +2,7 @@
 //! host names (HTTP routes, outgoing allowlists). One set of rules, used by
 //! the manifest loader and by [`WorkloadSpec::validate`] alike.
 //!
-//! [`WorkloadSpec::validate`]: crate::manifest::WorkloadSpec::validate
+//! [`WorkloadSpec::validate`]: crate::spec::WorkloadSpec::validate
 
 /// The longest namespace, workload or component name.
 pub const MAX_NAME_LEN: usize = 63;
@@ -18,7 +18,7 @@ pub const MAX_HOST_LEN: usize = 253;
 /// `$JS` subjects of the host's own connection.
 ///
 /// ```
-/// use keel::policy::names::validate_name;
+/// use keel::testing::policy::names::validate_name;
 /// assert!(validate_name("team-a").is_ok());
 /// assert!(validate_name("a.b").is_err());
 /// assert!(validate_name("_INBOX").is_err());
@@ -43,7 +43,7 @@ pub fn validate_name(text: &str) -> Result<(), String> {
 /// wildcard, white space or control character.
 ///
 /// ```
-/// use keel::policy::names::validate_host_name;
+/// use keel::testing::policy::names::validate_host_name;
 /// assert!(validate_host_name("api.example.com").is_ok());
 /// assert!(validate_host_name("*.example.com").is_err());
 /// assert!(validate_host_name("a\u{7}b").is_err());

@@ -16,7 +16,7 @@ impl SocketPattern {
     /// Parses a pattern.
     ///
     /// ```
-    /// use keel::policy::sockets::SocketPattern;
+    /// use keel::testing::policy::sockets::SocketPattern;
     /// let p = SocketPattern::parse("127.0.0.1:*").unwrap();
     /// assert!(p.allows(&"127.0.0.1:6379".parse().unwrap()));
     /// assert!(!p.allows(&"10.0.0.1:6379".parse().unwrap()));
@@ -107,7 +107,7 @@ impl SocketAllowlist {
     /// covered by the listen grants.
     ///
     /// ```
-    /// use keel::policy::sockets::{SocketAllowlist, SocketUse};
+    /// use keel::testing::policy::sockets::{SocketAllowlist, SocketUse};
     /// let db = SocketAllowlist::parse(&["127.0.0.1:5432".into()], &[]).unwrap();
     /// assert!(db.allows(&"127.0.0.1:5432".parse().unwrap(), SocketUse::TcpConnect));
     /// assert!(db.allows(&"0.0.0.0:0".parse().unwrap(), SocketUse::TcpBind));
@@ -140,7 +140,7 @@ impl SocketAllowlist {
 /// an address it may not reach is refused at start, not at its first call.
 ///
 /// ```
-/// use keel::policy::sockets::is_address_key;
+/// use keel::testing::policy::sockets::is_address_key;
 /// assert!(is_address_key("address") && is_address_key("redis_address"));
 /// assert!(!is_address_key("addresses") && !is_address_key("ip"));
 /// ```
@@ -155,7 +155,7 @@ impl SocketAllowlist {
     /// checked before it is resolved: the connect is checked then.
     ///
     /// ```
-    /// use keel::policy::sockets::SocketAllowlist;
+    /// use keel::testing::policy::sockets::SocketAllowlist;
     /// let grants = SocketAllowlist::parse(&["127.0.0.1:6379".into()], &[]).unwrap();
     /// let config = [("address".to_string(), "127.0.0.1:6380".to_string())];
     /// let refused = grants.ungranted_config_address(config.iter().map(|(k, v)| (k, v)));

@@ -2,7 +2,7 @@
 //! `oci://REGISTRY/REPOSITORY@sha256:HEX`, or both (`:TAG@sha256:HEX`).
 //!
 //! This module depends on nothing else in keel, so the spec types
-//! ([`ComponentSource`](crate::manifest::ComponentSource)) can name a
+//! ([`ComponentSource`](crate::spec::ComponentSource)) can name a
 //! reference without reaching into the registry client.
 //!
 //! Unlike `docker pull`, keel guesses nothing: the registry is always

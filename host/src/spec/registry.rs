@@ -5,7 +5,15 @@
 use std::path::PathBuf;
 
 /// How keel reaches one registry: the manifest's `[[registry]]`.
+///
+/// ```
+/// use keel::spec::RegistrySpec;
+/// let local = RegistrySpec::new("127.0.0.1:5000").with_insecure(true);
+/// let private = RegistrySpec::new("ghcr.io").with_env_credentials("GHCR_USER", "GHCR_TOKEN");
+/// assert!(local.validate().is_ok() && private.validate().is_ok());
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RegistrySpec {
     /// `host[:port]`, as references write it.
     pub host: String,
@@ -28,6 +36,31 @@ impl RegistrySpec {
             host: host.into(),
             ..RegistrySpec::default()
         }
+    }
+
+    /// Speak plain HTTP to it (never assumed).
+    pub fn with_insecure(mut self, insecure: bool) -> RegistrySpec {
+        self.insecure = insecure;
+        self
+    }
+
+    /// Reads the credentials from a file in the Docker configuration
+    /// format.
+    pub fn with_credentials(mut self, file: impl Into<PathBuf>) -> RegistrySpec {
+        self.credentials = Some(file.into());
+        self
+    }
+
+    /// Reads the user name and the password (or token) from these
+    /// environment variables.
+    pub fn with_env_credentials(
+        mut self,
+        username_env: impl Into<String>,
+        password_env: impl Into<String>,
+    ) -> RegistrySpec {
+        self.username_env = Some(username_env.into());
+        self.password_env = Some(password_env.into());
+        self
     }
 
     /// Checks what can be checked before anything is read: the host, and

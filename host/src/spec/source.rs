@@ -32,6 +32,14 @@ pub struct OciComponent {
     pub pulled: Option<(String, Arc<[u8]>)>,
 }
 
+impl From<&str> for ComponentSource {
+    /// A file path (not an `oci://` reference: [`ComponentSource::parse`]
+    /// tells the two apart).
+    fn from(path: &str) -> ComponentSource {
+        ComponentSource::Path(PathBuf::from(path))
+    }
+}
+
 impl ComponentSource {
     /// What a command line names: an `oci://` reference, or else a file.
     pub fn parse(text: &str) -> Result<ComponentSource, super::image_ref::InvalidReference> {

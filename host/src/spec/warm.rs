@@ -7,7 +7,14 @@
 /// instance serves request after request and **keeps its guest state
 /// between them** (globals, its heap, resources it holds), so a component
 /// opts in only when that is what it wants.
+///
+/// ```
+/// use keel::spec::WarmSpec;
+/// let warm = WarmSpec::default().with_pool_size(4).with_max_invocations(1000);
+/// assert!(warm.enabled());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct WarmSpec {
     /// Instances kept idle between requests; 0 turns reuse off.
     pub pool_size: u32,
@@ -31,6 +38,24 @@ impl Default for WarmSpec {
 }
 
 impl WarmSpec {
+    /// Instances kept idle between requests; 0 turns reuse off.
+    pub fn with_pool_size(mut self, pool_size: u32) -> WarmSpec {
+        self.pool_size = pool_size;
+        self
+    }
+
+    /// Invocations one instance serves before it is discarded.
+    pub fn with_max_invocations(mut self, max: u32) -> WarmSpec {
+        self.max_invocations = Some(max);
+        self
+    }
+
+    /// Calls at a time into one instance (only 1 is accepted).
+    pub fn with_max_concurrency(mut self, max: u32) -> WarmSpec {
+        self.max_concurrency = max;
+        self
+    }
+
     /// Whether instances are reused at all.
     pub fn enabled(&self) -> bool {
         self.pool_size > 0

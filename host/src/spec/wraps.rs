@@ -10,7 +10,16 @@ use std::collections::BTreeMap;
 /// "keyvalue-memory"`, unversioned or a full versioned name). Imports
 /// neither names are resolved like a workload's, the layer itself left
 /// out.
+///
+/// ```
+/// use keel::spec::Wraps;
+/// let all = Wraps::plugin("keyvalue-nats");
+/// let each = Wraps::default().with_interface("wasi:keyvalue/store", "keyvalue-memory");
+/// assert_eq!(all.named().collect::<Vec<_>>(), ["keyvalue-nats"]);
+/// # assert!(!each.is_empty());
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Wraps {
     /// The plugin every import it exports goes to.
     pub plugin: Option<String>,
@@ -19,6 +28,24 @@ pub struct Wraps {
 }
 
 impl Wraps {
+    /// Every import the layer makes that `plugin` exports goes to it.
+    pub fn plugin(plugin: impl Into<String>) -> Wraps {
+        Wraps {
+            plugin: Some(plugin.into()),
+            interfaces: BTreeMap::new(),
+        }
+    }
+
+    /// The layer's import of `interface` goes to `plugin`.
+    pub fn with_interface(
+        mut self,
+        interface: impl Into<String>,
+        plugin: impl Into<String>,
+    ) -> Wraps {
+        self.interfaces.insert(interface.into(), plugin.into());
+        self
+    }
+
     /// Whether the plugin wraps nothing (it is no layer, or its imports
     /// are resolved like a workload's).
     pub fn is_empty(&self) -> bool {

@@ -13,7 +13,6 @@ pub mod limits;
 pub mod state;
 pub mod stdio;
 
-pub use builder::{GuestStore, core_linker, grant_sockets};
+pub use builder::{GuestStore, core_linker};
 pub use caller::Caller;
-pub use in_flight::{DeadlinePassed, InFlight};
 pub use state::InvocationState;

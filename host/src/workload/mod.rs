@@ -11,7 +11,7 @@ mod link;
 pub mod messages;
 pub mod warm;
 
-pub use invocation::{DeadlineExceeded, InvocationTemplate};
+pub use invocation::InvocationTemplate;
 pub use link::{ComponentFailure, Stage};
 
 use crate::core_api::broker::BrokerSubscription;
@@ -67,7 +67,7 @@ pub enum Unavailable {
     #[error("workload is at its limit of {0} instances in flight")]
     Busy(u32),
     /// No host slot the fair-share rule lets the workload take came free
-    /// within the wait (see [`crate::pool`]).
+    /// within the wait (see `crate::pool`).
     #[error("host is busy: {0}")]
     HostBusy(PoolRefusal),
 }

@@ -137,10 +137,8 @@ async fn keyvalue() -> anyhow::Result<()> {
     let native = native_keyvalue::runner()?;
     let bare = bare_forwarder::runner()?;
     let shared_plugin = bare_forwarder::Shared::new()?;
-    let plugin = |mode, forwarder| PluginSpec {
-        forwarder,
-        ..PluginSpec::new("keyvalue-memory", None, mode)
-    };
+    let plugin =
+        |mode, forwarder| PluginSpec::new("keyvalue-memory", None, mode).with_forwarder(forwarder);
     let user = "keyvalue_user";
     let (composed, composed_addr) =
         keel_host(plugin(LinkMode::Composed, Forwarder::Typed), user).await?;
@@ -195,10 +193,7 @@ async fn keyvalue() -> anyhow::Result<()> {
 }
 
 async fn config() -> anyhow::Result<()> {
-    let plugin = |mode| PluginSpec {
-        config: [("greeting".to_string(), "Hej".to_string())].into(),
-        ..PluginSpec::new("config", None, mode)
-    };
+    let plugin = |mode| PluginSpec::new("config", None, mode).with_config("greeting", "Hej");
     let (composed, composed_addr) = keel_host(plugin(LinkMode::Composed), "config_user").await?;
     let (shared, shared_addr) = keel_host(plugin(LinkMode::Shared), "config_user").await?;
     let path = format!("/time-get?key=greeting&n={CALLS}");

@@ -35,18 +35,6 @@ const WAITER: usize = 2;
 
 /// An async mutex that hands the lock to its longest waiter, with an
 /// uncontended path of one atomic operation each way.
-///
-/// ```
-/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// use keel::plugins::shared::fair_lock::FairLock;
-///
-/// let lock = FairLock::new(0u32);
-/// *lock.lock().await += 1;
-/// let held = lock.try_lock().expect("nobody holds it");
-/// assert!(lock.try_lock().is_none());
-/// assert_eq!(*held, 1);
-/// # });
-/// ```
 pub struct FairLock<T> {
     /// `LOCKED`, plus `WAITER` for each caller waiting.
     state: AtomicUsize,
@@ -81,6 +69,7 @@ impl<T> FairLock<T> {
     }
 
     /// How many callers wait for the lock now (a snapshot).
+    #[cfg(test)]
     pub fn waiters(&self) -> usize {
         self.state.load(Ordering::Relaxed) / WAITER
     }
@@ -207,6 +196,15 @@ mod tests {
     use std::sync::Arc;
     use std::task::{Context, Poll, Waker};
     use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_value_is_locked_and_tried() {
+        let lock = FairLock::new(0u32);
+        *lock.lock().await += 1;
+        let held = lock.try_lock().expect("nobody holds it");
+        assert!(lock.try_lock().is_none());
+        assert_eq!(*held, 1);
+    }
 
     /// Polls `future` once.
     fn poll_once<F: Future>(future: std::pin::Pin<&mut F>) -> Poll<F::Output> {

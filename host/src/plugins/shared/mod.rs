@@ -37,7 +37,7 @@ pub mod sync_wait;
 
 pub(crate) use call::{PluginCall, Slot};
 
-pub use state::{PluginState, PluginView};
+pub use state::PluginView;
 
 use crate::core_api::broker::Broker;
 use crate::core_api::identity::WorkloadIdentity;

@@ -168,13 +168,6 @@ pub struct GuestRecord {
 
 impl GuestRecord {
     /// The record in `line`, if it is a well-formed structured line.
-    ///
-    /// ```
-    /// use keel::store::stdio::GuestRecord;
-    /// let line = "\u{1e}keel-log {\"level\":\"critical\",\"context\":\"db\",\"message\":\"down\"}";
-    /// assert_eq!(GuestRecord::parse(line).unwrap().level, "critical");
-    /// assert!(GuestRecord::parse("plain text").is_none());
-    /// ```
     pub fn parse(line: &str) -> Option<GuestRecord> {
         serde_json::from_str(line.strip_prefix(RECORD_PREFIX)?).ok()
     }
@@ -307,5 +300,21 @@ impl AsyncWrite for LineWriter {
 impl Drop for LineWriter {
     fn drop(&mut self) {
         self.end();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_structured_line_is_a_record_and_plain_text_is_not() {
+        let line =
+            "\u{1e}keel-log {\"level\":\"critical\",\"context\":\"db\",\"message\":\"down\"}";
+        assert_eq!(
+            GuestRecord::parse(line).map(|r| r.level),
+            Some("critical".to_string())
+        );
+        assert!(GuestRecord::parse("plain text").is_none());
     }
 }

@@ -60,7 +60,6 @@ impl Proxy {
 pub struct ProxyTable {
     slots: Vec<Option<Proxy>>,
     free: Vec<u32>,
-    live: usize,
 }
 
 impl ProxyTable {
@@ -69,13 +68,11 @@ impl ProxyTable {
         ProxyTable {
             slots: Vec::new(),
             free: Vec::new(),
-            live: 0,
         }
     }
 
     /// Stores `proxy` and returns its slot (the workload-side representation).
     pub fn insert(&mut self, proxy: Proxy) -> u32 {
-        self.live += 1;
         if let Some(slot) = self.free.pop()
             && let Some(free) = self.slots.get_mut(slot as usize)
         {
@@ -96,18 +93,7 @@ impl ProxyTable {
     pub fn take(&mut self, slot: u32) -> Option<Proxy> {
         let proxy = self.slots.get_mut(slot as usize)?.take()?;
         self.free.push(slot);
-        self.live -= 1;
         Some(proxy)
-    }
-
-    /// How many proxies are held.
-    pub fn len(&self) -> usize {
-        self.live
-    }
-
-    /// Whether none are held.
-    pub fn is_empty(&self) -> bool {
-        self.live == 0
     }
 }
 
