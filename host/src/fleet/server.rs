@@ -363,6 +363,9 @@ impl FleetHost {
             Some(WorkloadState::Stopping | WorkloadState::Stopped) => {
                 (WireState::Stopping, "Workload is stopping".into())
             }
+            Some(WorkloadState::Completed) => {
+                (WireState::Completed, "Workload has completed".into())
+            }
             Some(WorkloadState::Error(message)) => (WireState::Error, message),
             None => (WireState::NotFound, format!("Workload not found: {uid}")),
         };

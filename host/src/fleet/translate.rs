@@ -101,6 +101,7 @@ pub fn translate(
         plugins: BTreeMap::new(),
         subscriptions: Vec::new(),
         data_name: None,
+        service: None,
     };
 
     let volumes = volumes(workload_id, workload, settings)?;

@@ -391,6 +391,7 @@ fn workload_spec(
         plugins,
         subscriptions,
         data_name: None,
+        service: None,
     };
     // Every field was checked where it is written; this is the library's
     // check of the whole spec, so the two can never drift apart.

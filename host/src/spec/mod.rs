@@ -12,6 +12,7 @@ pub mod image_ref;
 mod location;
 pub mod plugin_meta;
 mod registry;
+mod service;
 mod source;
 mod status;
 pub(crate) mod units;
@@ -23,6 +24,7 @@ pub use crate::policy::names::validate_name;
 pub use image_ref::{ImageRef, InvalidReference};
 pub use location::Location;
 pub use registry::RegistrySpec;
+pub use service::ServiceSpec;
 pub use source::{ComponentSource, OciComponent};
 pub use status::{WorkloadState, WorkloadStatus};
 pub use units::{ByteSize, parse_duration};
@@ -351,6 +353,9 @@ pub struct WorkloadSpec {
     /// that data, as the replicas of one deployment do; workloads of two
     /// namespaces never do, whatever they give.
     pub data_name: Option<String>,
+    /// Its long-running service, if any: a `wasi:cli/run` component whose
+    /// loopback listeners its components reach at `127.0.0.1`/`::1`.
+    pub service: Option<ServiceSpec>,
 }
 
 /// A messaging subscription of a workload.
@@ -403,6 +408,7 @@ impl WorkloadSpec {
             plugins: BTreeMap::new(),
             subscriptions: Vec::new(),
             data_name: None,
+            service: None,
         }
     }
 
@@ -502,6 +508,17 @@ pub struct VolumeSpec {
     pub guest: String,
     /// Whether the guest may only read.
     pub read_only: bool,
+}
+
+impl VolumeSpec {
+    /// Host folder `host` seen by the guest at `guest`, read-only or not.
+    pub fn new(host: impl Into<PathBuf>, guest: impl Into<String>, read_only: bool) -> VolumeSpec {
+        VolumeSpec {
+            host: host.into(),
+            guest: guest.into(),
+            read_only,
+        }
+    }
 }
 
 /// The bounds on a workload's guests.

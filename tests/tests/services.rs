@@ -1,0 +1,214 @@
+//! A workload's service: a `wasi:cli/run` component run beside the
+//! workload's components under a supervisor, whose loopback listeners are
+//! the workload's own "localhost" (real sockets, real HTTP, the
+//! `services` fixtures and `http-behaviours` as the calling component).
+
+use keel_tests::keel::spec::ServiceSpec;
+use keel_tests::keel::{Host, WorkloadId, WorkloadSpec, WorkloadState};
+use keel_tests::{Answer, get, guest, start_host};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// A generous bound for what a loaded machine does in milliseconds.
+const WAIT: Duration = Duration::from_secs(60);
+
+/// Workload `svc/<name>`: `http-behaviours` routed at `<name>.test`, and
+/// the service built as `service` (a `services` fixture), named `db`.
+fn with_service(name: &str, service: &str) -> WorkloadSpec {
+    let mut spec = WorkloadSpec::single(WorkloadId::new("svc", name), guest("http_behaviours"));
+    spec.http.host = Some(format!("{name}.test"));
+    spec.service = Some(ServiceSpec::new("db", guest(service).into()));
+    spec.env.insert("SERVICE_NAME".into(), name.into());
+    spec
+}
+
+/// Waits until workload `id` is in a state `done` accepts, and returns it.
+async fn state_until(
+    host: &Host,
+    id: &WorkloadId,
+    done: impl Fn(&WorkloadState) -> bool,
+) -> anyhow::Result<WorkloadState> {
+    let mut states: watch::Receiver<WorkloadState> =
+        host.watch(id).ok_or_else(|| anyhow::anyhow!("no workload {id}"))?;
+    let state = tokio::time::timeout(WAIT, states.wait_for(|s| done(s))).await??;
+    Ok(state.clone())
+}
+
+/// Waits until the service of `id` listens (its loopback shows a port),
+/// and returns the port it asked for and the host address it got.
+async fn listening(host: &Host, id: &WorkloadId) -> anyhow::Result<(SocketAddr, SocketAddr)> {
+    let until = tokio::time::Instant::now() + WAIT;
+    loop {
+        let status = host
+            .status(id)
+            .ok_or_else(|| anyhow::anyhow!("no workload {id}"))?;
+        if let Some(ports) = status.service_ports.first() {
+            return Ok(*ports);
+        }
+        anyhow::ensure!(
+            status.state == WorkloadState::Running,
+            "workload {id} is {} before its service listened",
+            status.state
+        );
+        anyhow::ensure!(tokio::time::Instant::now() < until, "{id}'s service never listened");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// What the workload's component reads from a TCP connection to `addr`.
+async fn connect(host: &Host, name: &str, addr: &str) -> anyhow::Result<Answer> {
+    let addr_of = host.http_addr().ok_or_else(|| anyhow::anyhow!("no listener"))?;
+    get(addr_of, &format!("{name}.test"), &format!("/connect?addr={addr}")).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn each_workload_reaches_its_own_service_on_its_loopback() -> anyhow::Result<()> {
+    let host = start_host(None).await?;
+    // Both services ask for 127.0.0.1:8080 (the second as 0.0.0.0:8080);
+    // only one listener could have it on the host.
+    let mut alpha = with_service("alpha", "service-listen");
+    alpha.sockets.name_lookup = true;
+    let mut beta = with_service("beta", "service-listen");
+    beta.env.insert("SERVICE_ADDR".into(), "0.0.0.0:8080".into());
+    let alpha = host.start_workload(alpha).await?;
+    let beta = host.start_workload(beta).await?;
+    let (asked_a, got_a) = listening(&host, &alpha).await?;
+    let (asked_b, got_b) = listening(&host, &beta).await?;
+    assert_eq!(asked_a, "127.0.0.1:8080".parse()?);
+    assert_eq!(asked_b, "127.0.0.1:8080".parse()?);
+    assert_ne!(got_a, got_b, "two services on one host share no port");
+
+    let a = connect(&host, "alpha", "127.0.0.1:8080").await?;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert!(a.body.starts_with("hello from service alpha, connection 1"), "{}", a.body);
+    let b = connect(&host, "beta", "127.0.0.1:8080").await?;
+    assert!(b.body.starts_with("hello from service beta, connection 1"), "{}", b.body);
+    // "localhost", for a workload that may resolve names.
+    let a = connect(&host, "alpha", "localhost:8080").await?;
+    assert!(a.body.starts_with("hello from service alpha, connection 2"), "{}", a.body);
+
+    // Another workload's service, at the address it really got: refused.
+    let stolen = connect(&host, "beta", &got_a.to_string()).await?;
+    assert_eq!(stolen.status, 502, "{}", stolen.body);
+    // A loopback service of the host's own: refused too.
+    let own = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let refused = connect(&host, "alpha", &own.local_addr()?.to_string()).await?;
+    assert_eq!(refused.status, 502, "{}", refused.body);
+    // A loopback port no service asked for is no way around it.
+    let other_port = connect(&host, "alpha", "127.0.0.1:8081").await?;
+    assert_eq!(other_port.status, 502, "{}", other_port.body);
+    host.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_service_returning_success_completes_the_workload() -> anyhow::Result<()> {
+    let host = start_host(None).await?;
+    let id = host
+        .start_workload(with_service("done", "service-done"))
+        .await?;
+    let state = state_until(&host, &id, |s| !s.is_active()).await?;
+    assert_eq!(state, WorkloadState::Completed);
+    let addr = host.http_addr().ok_or_else(|| anyhow::anyhow!("no listener"))?;
+    let answer = get(addr, "done.test", "/").await?;
+    assert_eq!(answer.status, 503, "a completed workload serves nothing");
+
+    // One that serves a connection first, then returns.
+    let mut once = with_service("once", "service-listen");
+    once.env.insert("SERVICE_EXIT_AFTER".into(), "1".into());
+    let id = host.start_workload(once).await?;
+    listening(&host, &id).await?;
+    let answer = connect(&host, "once", "127.0.0.1:8080").await?;
+    assert!(answer.body.starts_with("hello from service once"), "{}", answer.body);
+    assert_eq!(
+        state_until(&host, &id, |s| !s.is_active()).await?,
+        WorkloadState::Completed
+    );
+    host.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failing_service_is_restarted_up_to_its_limit_then_the_workload_fails()
+-> anyhow::Result<()> {
+    let host = start_host(None).await?;
+    let mut spec = with_service("crash", "service-fail");
+    if let Some(service) = spec.service.as_mut() {
+        service.max_restarts = 2;
+    }
+    let id = host.start_workload(spec).await?;
+    let state = state_until(&host, &id, |s| !s.is_active()).await?;
+    let WorkloadState::Error(message) = state else {
+        panic!("a failing service must fail the workload, not {state}");
+    };
+    assert!(message.contains("service `db` failed after 2 restart(s)"), "{message}");
+
+    // No restarts allowed: the first failure fails the workload.
+    let id = host
+        .start_workload(with_service("brittle", "service-fail"))
+        .await?;
+    let state = state_until(&host, &id, |s| !s.is_active()).await?;
+    assert!(
+        matches!(&state, WorkloadState::Error(m) if m.contains("after 0 restart(s)")),
+        "{state}"
+    );
+    host.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restarted_service_serves_again() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let host = start_host(None).await?;
+    let mut spec = with_service("phoenix", "service-listen");
+    spec.volumes
+        .push(keel_tests::keel::spec::VolumeSpec::new(dir.path(), "/data", false));
+    spec.env
+        .insert("SERVICE_FAIL_ONCE".into(), "/data/failed-once".into());
+    if let Some(service) = spec.service.as_mut() {
+        service.max_restarts = 1;
+    }
+    let id = host.start_workload(spec).await?;
+    listening(&host, &id).await?;
+    assert!(
+        dir.path().join("failed-once").is_file(),
+        "the first instance failed"
+    );
+    let answer = connect(&host, "phoenix", "127.0.0.1:8080").await?;
+    assert!(answer.body.starts_with("hello from service phoenix, connection 1"), "{}", answer.body);
+    assert_eq!(host.status(&id).map(|s| s.state), Some(WorkloadState::Running));
+    host.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stopping_the_workload_ends_its_service() -> anyhow::Result<()> {
+    let host = start_host(None).await?;
+    let id = host
+        .start_workload(with_service("stopper", "service-listen"))
+        .await?;
+    let (_, got) = listening(&host, &id).await?;
+    // The service answers on the address it got, from the host itself.
+    tokio::net::TcpStream::connect(got).await?;
+    host.stop_workload(&id).await?;
+    assert_eq!(host.status(&id).map(|s| s.state), Some(WorkloadState::Stopped));
+    assert!(
+        tokio::net::TcpStream::connect(got).await.is_err(),
+        "the service's listener must be gone once the stop returned"
+    );
+    assert!(host.status(&id).is_some_and(|s| s.service_ports.is_empty()));
+    host.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_component_that_is_no_command_is_refused_as_a_service() -> anyhow::Result<()> {
+    let host = start_host(None).await?;
+    let mut spec = WorkloadSpec::single(WorkloadId::new("svc", "wrong"), guest("http_behaviours"));
+    spec.service = Some(ServiceSpec::new("db", guest("http_behaviours").into()));
+    let err = host.start_workload(spec).await.unwrap_err();
+    assert!(format!("{err:#}").contains("wasi:cli/run"), "{err:#}");
+    host.shutdown().await;
+    Ok(())
+}
