@@ -29,8 +29,9 @@ async fn state_until(
     id: &WorkloadId,
     done: impl Fn(&WorkloadState) -> bool,
 ) -> anyhow::Result<WorkloadState> {
-    let mut states: watch::Receiver<WorkloadState> =
-        host.watch(id).ok_or_else(|| anyhow::anyhow!("no workload {id}"))?;
+    let mut states: watch::Receiver<WorkloadState> = host
+        .watch(id)
+        .ok_or_else(|| anyhow::anyhow!("no workload {id}"))?;
     let state = tokio::time::timeout(WAIT, states.wait_for(|s| done(s))).await??;
     Ok(state.clone())
 }
@@ -51,15 +52,25 @@ async fn listening(host: &Host, id: &WorkloadId) -> anyhow::Result<(SocketAddr, 
             "workload {id} is {} before its service listened",
             status.state
         );
-        anyhow::ensure!(tokio::time::Instant::now() < until, "{id}'s service never listened");
+        anyhow::ensure!(
+            tokio::time::Instant::now() < until,
+            "{id}'s service never listened"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
 /// What the workload's component reads from a TCP connection to `addr`.
 async fn connect(host: &Host, name: &str, addr: &str) -> anyhow::Result<Answer> {
-    let addr_of = host.http_addr().ok_or_else(|| anyhow::anyhow!("no listener"))?;
-    get(addr_of, &format!("{name}.test"), &format!("/connect?addr={addr}")).await
+    let addr_of = host
+        .http_addr()
+        .ok_or_else(|| anyhow::anyhow!("no listener"))?;
+    get(
+        addr_of,
+        &format!("{name}.test"),
+        &format!("/connect?addr={addr}"),
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -70,7 +81,8 @@ async fn each_workload_reaches_its_own_service_on_its_loopback() -> anyhow::Resu
     let mut alpha = with_service("alpha", "service-listen");
     alpha.sockets.name_lookup = true;
     let mut beta = with_service("beta", "service-listen");
-    beta.env.insert("SERVICE_ADDR".into(), "0.0.0.0:8080".into());
+    beta.env
+        .insert("SERVICE_ADDR".into(), "0.0.0.0:8080".into());
     let alpha = host.start_workload(alpha).await?;
     let beta = host.start_workload(beta).await?;
     let (asked_a, got_a) = listening(&host, &alpha).await?;
@@ -81,12 +93,24 @@ async fn each_workload_reaches_its_own_service_on_its_loopback() -> anyhow::Resu
 
     let a = connect(&host, "alpha", "127.0.0.1:8080").await?;
     assert_eq!(a.status, 200, "{}", a.body);
-    assert!(a.body.starts_with("hello from service alpha, connection 1"), "{}", a.body);
+    assert!(
+        a.body.starts_with("hello from service alpha, connection 1"),
+        "{}",
+        a.body
+    );
     let b = connect(&host, "beta", "127.0.0.1:8080").await?;
-    assert!(b.body.starts_with("hello from service beta, connection 1"), "{}", b.body);
+    assert!(
+        b.body.starts_with("hello from service beta, connection 1"),
+        "{}",
+        b.body
+    );
     // "localhost", for a workload that may resolve names.
     let a = connect(&host, "alpha", "localhost:8080").await?;
-    assert!(a.body.starts_with("hello from service alpha, connection 2"), "{}", a.body);
+    assert!(
+        a.body.starts_with("hello from service alpha, connection 2"),
+        "{}",
+        a.body
+    );
 
     // Another workload's service, at the address it really got: refused.
     let stolen = connect(&host, "beta", &got_a.to_string()).await?;
@@ -110,7 +134,9 @@ async fn a_service_returning_success_completes_the_workload() -> anyhow::Result<
         .await?;
     let state = state_until(&host, &id, |s| !s.is_active()).await?;
     assert_eq!(state, WorkloadState::Completed);
-    let addr = host.http_addr().ok_or_else(|| anyhow::anyhow!("no listener"))?;
+    let addr = host
+        .http_addr()
+        .ok_or_else(|| anyhow::anyhow!("no listener"))?;
     let answer = get(addr, "done.test", "/").await?;
     assert_eq!(answer.status, 503, "a completed workload serves nothing");
 
@@ -120,7 +146,11 @@ async fn a_service_returning_success_completes_the_workload() -> anyhow::Result<
     let id = host.start_workload(once).await?;
     listening(&host, &id).await?;
     let answer = connect(&host, "once", "127.0.0.1:8080").await?;
-    assert!(answer.body.starts_with("hello from service once"), "{}", answer.body);
+    assert!(
+        answer.body.starts_with("hello from service once"),
+        "{}",
+        answer.body
+    );
     assert_eq!(
         state_until(&host, &id, |s| !s.is_active()).await?,
         WorkloadState::Completed
@@ -142,7 +172,10 @@ async fn a_failing_service_is_restarted_up_to_its_limit_then_the_workload_fails(
     let WorkloadState::Error(message) = state else {
         panic!("a failing service must fail the workload, not {state}");
     };
-    assert!(message.contains("service `db` failed after 2 restart(s)"), "{message}");
+    assert!(
+        message.contains("service `db` failed after 2 restart(s)"),
+        "{message}"
+    );
 
     // No restarts allowed: the first failure fails the workload.
     let id = host
@@ -162,8 +195,11 @@ async fn a_restarted_service_serves_again() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let host = start_host(None).await?;
     let mut spec = with_service("phoenix", "service-listen");
-    spec.volumes
-        .push(keel_tests::keel::spec::VolumeSpec::new(dir.path(), "/data", false));
+    spec.volumes.push(keel_tests::keel::spec::VolumeSpec::new(
+        dir.path(),
+        "/data",
+        false,
+    ));
     spec.env
         .insert("SERVICE_FAIL_ONCE".into(), "/data/failed-once".into());
     if let Some(service) = spec.service.as_mut() {
@@ -176,8 +212,17 @@ async fn a_restarted_service_serves_again() -> anyhow::Result<()> {
         "the first instance failed"
     );
     let answer = connect(&host, "phoenix", "127.0.0.1:8080").await?;
-    assert!(answer.body.starts_with("hello from service phoenix, connection 1"), "{}", answer.body);
-    assert_eq!(host.status(&id).map(|s| s.state), Some(WorkloadState::Running));
+    assert!(
+        answer
+            .body
+            .starts_with("hello from service phoenix, connection 1"),
+        "{}",
+        answer.body
+    );
+    assert_eq!(
+        host.status(&id).map(|s| s.state),
+        Some(WorkloadState::Running)
+    );
     host.shutdown().await;
     Ok(())
 }
@@ -192,7 +237,10 @@ async fn stopping_the_workload_ends_its_service() -> anyhow::Result<()> {
     // The service answers on the address it got, from the host itself.
     tokio::net::TcpStream::connect(got).await?;
     host.stop_workload(&id).await?;
-    assert_eq!(host.status(&id).map(|s| s.state), Some(WorkloadState::Stopped));
+    assert_eq!(
+        host.status(&id).map(|s| s.state),
+        Some(WorkloadState::Stopped)
+    );
     assert!(
         tokio::net::TcpStream::connect(got).await.is_err(),
         "the service's listener must be gone once the stop returned"
@@ -210,5 +258,118 @@ async fn a_component_that_is_no_command_is_refused_as_a_service() -> anyhow::Res
     let err = host.start_workload(spec).await.unwrap_err();
     assert!(format!("{err:#}").contains("wasi:cli/run"), "{err:#}");
     host.shutdown().await;
+    Ok(())
+}
+
+/// A manifest in `dir` holding `text`, loaded.
+fn manifest(dir: &std::path::Path, text: &str) -> Result<keel_tests::keel::Manifest, String> {
+    let path = keel_tests::write_file(dir, "app.toml", text);
+    keel_tests::keel::Manifest::load(&path).map_err(|e| e.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_manifest_declares_a_service_and_data_names() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (listen, behaviours, counter) = (
+        guest("service-listen"),
+        guest("http_behaviours"),
+        guest("http_keyvalue_counter"),
+    );
+    let loaded = manifest(
+        dir.path(),
+        &format!(
+            r#"
+[[workload]]
+namespace = "shop"
+name = "front"
+env = {{ SERVICE_NAME = "from-manifest" }}
+http.host = "front.test"
+[[workload.component]]
+path = "{behaviours}"
+[workload.service]
+path = "{listen}"
+max_restarts = 2
+memory = "32MiB"
+
+[[workload]]
+namespace = "shop"
+name = "counter-a"
+data_name = "counter"
+http.host = "counter-a.test"
+[[workload.component]]
+path = "{counter}"
+
+[[workload]]
+namespace = "shop"
+name = "counter-b"
+data_name = "counter"
+http.host = "counter-b.test"
+[[workload.component]]
+path = "{counter}"
+"#,
+            behaviours = behaviours.display(),
+            listen = listen.display(),
+            counter = counter.display(),
+        ),
+    )
+    .map_err(anyhow::Error::msg)?;
+    let front = &loaded.workloads[0];
+    let service = front.service.as_ref().expect("a service");
+    assert_eq!(
+        (service.component.name.as_str(), service.max_restarts),
+        ("service-listen", 2)
+    );
+    assert_eq!(service.memory.map(|m| m.0), Some(32 << 20));
+    assert_eq!(loaded.workloads[1].data_name.as_deref(), Some("counter"));
+
+    let host = start_host(None).await?;
+    for spec in loaded.workloads {
+        host.start_workload(spec).await?;
+    }
+    listening(&host, &WorkloadId::new("shop", "front")).await?;
+    let answer = connect(&host, "front", "127.0.0.1:8080").await?;
+    assert!(
+        answer.body.starts_with("hello from service from-manifest"),
+        "{}",
+        answer.body
+    );
+    // Two workloads giving one data name share their buckets.
+    let addr = host
+        .http_addr()
+        .ok_or_else(|| anyhow::anyhow!("no listener"))?;
+    let a = get(addr, "counter-a.test", "/apples").await?;
+    assert_eq!(a.body, "/apples has been visited 1 times\n");
+    let b = get(addr, "counter-b.test", "/apples").await?;
+    assert_eq!(b.body, "/apples has been visited 2 times\n");
+    host.shutdown().await;
+    Ok(())
+}
+
+#[test]
+fn manifest_errors_in_a_service_name_the_line() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let listen = guest("service-listen");
+    let workload = |extra: &str| {
+        format!(
+            "[[workload]]\nname = \"w\"\n[workload.service]\npath = \"{}\"\n{extra}",
+            listen.display()
+        )
+    };
+    // A service alone is a workload.
+    let alone = manifest(dir.path(), &workload("")).map_err(anyhow::Error::msg)?;
+    assert!(alone.workloads[0].components.is_empty());
+    let unknown = manifest(dir.path(), &workload("restarts = 3\n")).unwrap_err();
+    assert!(unknown.contains("restarts"), "{unknown}");
+    let small = manifest(dir.path(), &workload("memory = \"1KiB\"\n")).unwrap_err();
+    assert!(small.contains(":5:") && small.contains("memory"), "{small}");
+    let bad_data = manifest(
+        dir.path(),
+        &format!(
+            "[[workload]]\nname = \"w\"\ndata_name = \"A/B\"\n[[workload.component]]\npath = \"{}\"\n",
+            listen.display()
+        ),
+    )
+    .unwrap_err();
+    assert!(bad_data.contains(":3:"), "{bad_data}");
     Ok(())
 }

@@ -135,14 +135,20 @@ mod tests {
         );
         assert_eq!(lb.connect_address(addr("[::1]:8080")), addr("[::1]:40001"));
         // Not a loopback address, or a port the service never asked for.
-        assert_eq!(lb.connect_address(addr("10.0.0.1:8080")), addr("10.0.0.1:8080"));
+        assert_eq!(
+            lb.connect_address(addr("10.0.0.1:8080")),
+            addr("10.0.0.1:8080")
+        );
         assert_eq!(lb.connect_address(addr("127.0.0.1:9")), addr("127.0.0.1:9"));
         assert!(lb.serves(&addr("127.0.0.1:40000")));
         // A port-0 bind is never recorded: nobody can ask for it.
         assert!(!lb.serves(&addr("127.0.0.1:40002")));
         lb.clear();
         assert!(!lb.serves(&addr("127.0.0.1:40000")));
-        assert_eq!(lb.connect_address(addr("127.0.0.1:8080")), addr("127.0.0.1:8080"));
+        assert_eq!(
+            lb.connect_address(addr("127.0.0.1:8080")),
+            addr("127.0.0.1:8080")
+        );
     }
 
     #[test]

@@ -6,10 +6,10 @@
 
 use super::service::{CLI_RUN, ServiceComponent};
 use super::{HTTP_HANDLER, HttpComponent, InvocationTemplate, Linked, Workload, messages, warm};
-use crate::policy::loopback::Loopback;
 use crate::plugins::shared::SharedPlugin;
 use crate::plugins::shared::forwarders;
 use crate::plugins::{LinkPlan, composed, deny};
+use crate::policy::loopback::Loopback;
 use crate::services::Services;
 use crate::spec::{ComponentSpec, LinkMode, WorkloadId, WorkloadSpec};
 use anyhow::{Result, bail};
@@ -38,7 +38,11 @@ impl Workload {
             engine.options().epoch_tick,
         );
         // The ports the service listens on, for every Store of the workload.
-        let loopback = self.spec.service.as_ref().map(|_| Arc::new(Loopback::new()));
+        let loopback = self
+            .spec
+            .service
+            .as_ref()
+            .map(|_| Arc::new(Loopback::new()));
         let service_spec = self.spec.service.as_ref().map(|s| &s.component);
         let mut service = None;
         for spec in self.spec.components.iter().chain(service_spec) {

@@ -18,11 +18,11 @@ pub use link::{ComponentFailure, Stage};
 
 use crate::core_api::broker::BrokerSubscription;
 use crate::pool::{PoolMember, PoolRefusal, PoolSlot};
-use service::{ServiceComponent, Supervisor};
 use crate::services::Services;
 use crate::spec::{WorkloadId, WorkloadSpec, WorkloadState, WorkloadStatus};
 use crate::store::InvocationState;
 use anyhow::{Context, Result, bail};
+use service::{ServiceComponent, Supervisor};
 use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;

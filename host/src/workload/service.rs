@@ -149,12 +149,14 @@ async fn run_once(
     match ran {
         Ok(Ok(())) => Ok(()),
         Ok(Err(())) => bail!("{CLI_RUN} returned an error"),
-        Err(e) => match e.downcast_ref::<wasmtime_wasi::I32Exit>() {
-            Some(wasmtime_wasi::I32Exit(0)) => Ok(()),
-            Some(wasmtime_wasi::I32Exit(code)) => bail!("the service exited with code {code}"),
-            None if store.data().memory_limit_hit() => Err(anyhow::Error::from(e)
-                .context("the service's instance reached its memory limit")),
-            None => Err(e.into()),
-        },
+        Err(e) => {
+            match e.downcast_ref::<wasmtime_wasi::I32Exit>() {
+                Some(wasmtime_wasi::I32Exit(0)) => Ok(()),
+                Some(wasmtime_wasi::I32Exit(code)) => bail!("the service exited with code {code}"),
+                None if store.data().memory_limit_hit() => Err(anyhow::Error::from(e)
+                    .context("the service's instance reached its memory limit")),
+                None => Err(e.into()),
+            }
+        }
     }
 }
