@@ -373,3 +373,60 @@ fn manifest_errors_in_a_service_name_the_line() -> anyhow::Result<()> {
     assert!(bad_data.contains(":3:"), "{bad_data}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_spinning_service_takes_turns_on_the_cpu_and_a_stop_ends_it() -> anyhow::Result<()> {
+    let host = start_host(None).await?;
+    let mut spec = with_service("spinner", "service-spin");
+    // One turn on the CPU for the whole workload, and a short invocation
+    // timeout, which is the HTTP component's alone: the service has none.
+    spec.limits.max_running = Some(1);
+    spec.limits.timeout = Duration::from_secs(1);
+    let id = host.start_workload(spec).await?;
+    // The service holds the workload's one turn once it has spun a tick.
+    let until = tokio::time::Instant::now() + WAIT;
+    while host.status(&id).map_or(0, |s| s.cpu_running) == 0 {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < until,
+            "the service never spun"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // A request shorter than a tick is served beside it.
+    let addr = host
+        .http_addr()
+        .ok_or_else(|| anyhow::anyhow!("no listener"))?;
+    let answer = get(addr, "spinner.test", "/").await?;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(
+        host.status(&id).map(|s| s.state),
+        Some(WorkloadState::Running)
+    );
+    // Epoch preemption lets the stop end it where it spins.
+    tokio::time::timeout(WAIT, host.stop_workload(&id)).await??;
+    assert_eq!(
+        host.status(&id).map(|s| s.state),
+        Some(WorkloadState::Stopped)
+    );
+    assert_eq!(host.status(&id).map(|s| s.cpu_running), Some(0));
+    host.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_service_gets_its_own_memory_limit() -> anyhow::Result<()> {
+    let host = start_host(None).await?;
+    let mut spec = with_service("tiny", "service-listen");
+    if let Some(service) = spec.service.as_mut() {
+        // One Wasm page: less than the service's own initial memory.
+        service.memory = Some(keel_tests::keel::spec::ByteSize(64 << 10));
+    }
+    let id = host.start_workload(spec).await?;
+    let state = state_until(&host, &id, |s| !s.is_active()).await?;
+    assert!(
+        matches!(&state, WorkloadState::Error(m) if m.contains("exceeds memory limits")),
+        "{state}"
+    );
+    host.shutdown().await;
+    Ok(())
+}
