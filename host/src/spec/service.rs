@@ -41,8 +41,8 @@ impl ServiceSpec {
     /// as needed.
     ///
     /// ```
-    /// use keel::spec::ServiceSpec;
-    /// let mut service = ServiceSpec::new("db", "db.wasm".into());
+    /// use keel::spec::{ComponentSource, ServiceSpec};
+    /// let mut service = ServiceSpec::new("db", ComponentSource::Path("db.wasm".into()));
     /// service.max_restarts = 3;
     /// ```
     pub fn new(name: impl Into<String>, source: ComponentSource) -> ServiceSpec {
