@@ -430,3 +430,18 @@ async fn a_service_gets_its_own_memory_limit() -> anyhow::Result<()> {
     host.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_service_leaves_a_workload_of_one_instance_its_instance() -> anyhow::Result<()> {
+    let host = start_host(None).await?;
+    let mut spec = with_service("single", "service-listen");
+    spec.limits.max_instances = 1;
+    let id = host.start_workload(spec).await?;
+    listening(&host, &id).await?;
+    // The service holds a slot of the host's pool; the one invocation the
+    // workload may have in flight still gets one.
+    let answer = connect(&host, "single", "127.0.0.1:8080").await?;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    host.shutdown().await;
+    Ok(())
+}

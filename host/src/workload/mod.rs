@@ -209,10 +209,11 @@ impl Workload {
         let running = self.state.send_if_modified(|state| {
             let starting = *state == WorkloadState::Starting;
             if starting {
-                // A running workload counts in the shares of the host's slots.
-                let _ = self
-                    .pool
-                    .set(services.engine.pool().join(self.spec.limits.max_instances));
+                // A running workload counts in the shares of the host's slots;
+                // its service's instance takes one beside its invocations.
+                let service = u32::from(self.spec.service.is_some());
+                let most = self.spec.limits.max_instances.saturating_add(service);
+                let _ = self.pool.set(services.engine.pool().join(most));
                 *state = WorkloadState::Running;
             }
             starting
