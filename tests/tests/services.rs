@@ -445,3 +445,33 @@ async fn a_service_leaves_a_workload_of_one_instance_its_instance() -> anyhow::R
     host.shutdown().await;
     Ok(())
 }
+
+#[test]
+fn keel_run_logs_a_services_output_like_a_guests() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = keel_tests::write_file(
+        dir.path(),
+        "app.toml",
+        &format!(
+            "[[workload]]\nnamespace = \"logs\"\nname = \"app\"\n\
+             env = {{ SERVICE_NAME = \"chatty\" }}\n\
+             [[workload.component]]\npath = {:?}\n\
+             [workload.service]\nname = \"db\"\npath = {:?}\n",
+            guest("http_behaviours"),
+            guest("service-listen"),
+        ),
+    );
+    let mut keel = keel_tests::KeelProcess::spawn(
+        &path,
+        &dir.path().join("cache"),
+        &["--log-format", "json"],
+    )?;
+    let line = keel.wait_for_log("service chatty listening on 127.0.0.1:8080", WAIT)?;
+    let record: serde_json::Value = serde_json::from_str(&line)?;
+    assert_eq!(record["workload"], "logs/app", "{record}");
+    assert_eq!(record["component"], "db", "{record}");
+    assert_eq!(record["stream"], "stdout", "{record}");
+    keel.signal("TERM")?;
+    assert_eq!(keel.wait(WAIT)?, Some(0));
+    Ok(())
+}
