@@ -23,7 +23,7 @@ pub fn plugins_of(manifest: Option<&Manifest>) -> Result<PluginSet> {
     Ok(plugins)
 }
 
-/// Resolves every `oci://` component and plugin of `manifest` through
+/// Resolves every `oci://` component, service and plugin of `manifest` through
 /// `registry`, as `keel run` would before it starts anything.
 pub async fn pull_references(manifest: &mut Manifest, registry: &Registry) -> Result<()> {
     for plugin in &mut manifest.plugins {
@@ -42,6 +42,13 @@ pub async fn pull_references(manifest: &mut Manifest, registry: &Registry) -> Re
                 .with_context(|| {
                     format!("workload `{}`, component `{}`", workload.id, component.name)
                 })?;
+        }
+        if let Some(service) = &mut workload.service {
+            let name = service.component.name.clone();
+            registry
+                .fill(&mut service.component.source)
+                .await
+                .with_context(|| format!("workload `{}`, service `{name}`", workload.id))?;
         }
     }
     Ok(())

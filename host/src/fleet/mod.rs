@@ -12,6 +12,7 @@ mod interfaces;
 pub mod messages;
 mod replicas;
 pub mod server;
+mod service;
 pub mod translate;
 
 pub use heartbeat::Identity;

@@ -11,7 +11,7 @@ use super::messages::{
 use super::translate::{self, Settings};
 use crate::error::Error;
 use crate::host::Host;
-use crate::oci::PullPolicy;
+use crate::oci::{PullPolicy, PullSettings};
 use crate::spec::{ComponentSource, WorkloadId, WorkloadState};
 use anyhow::{Context, Result};
 use futures::StreamExt;
@@ -271,7 +271,8 @@ impl FleetHost {
         let translation =
             translate::translate(uid, workload, &self.settings).map_err(|r| r.to_string())?;
         if let Some(entry) = self.lock().get_mut(uid) {
-            entry.components = translation.spec.components.len() as u64;
+            let service = u64::from(translation.spec.service.is_some());
+            entry.components = translation.spec.components.len() as u64 + service;
             entry.empty_dirs = translation.empty_dirs.clone();
         }
         for dir in &translation.empty_dirs {
@@ -285,20 +286,14 @@ impl FleetHost {
             .zip(&translation.pulls)
             .enumerate()
         {
-            if let ComponentSource::Oci(oci) = &mut component.source {
-                let registry = self.host.registry();
-                // A long-running host under `--pull always` asks the registry
-                // at every start, not once for its whole life.
-                let mut pull = pull.clone();
-                if registry.options().policy == PullPolicy::Always {
-                    pull.policy.get_or_insert(PullPolicy::Always);
-                }
-                let resolved = registry
-                    .resolve_with(&oci.reference, &pull)
-                    .await
-                    .map_err(|e| format!("workload.witWorld.components[{i}].image: {e}"))?;
-                oci.pulled = Some((resolved.artifact.manifest_digest, resolved.artifact.bytes));
-            }
+            self.pull(&mut component.source, pull)
+                .await
+                .map_err(|e| format!("workload.witWorld.components[{i}].image: {e}"))?;
+        }
+        if let (Some(service), Some(pull)) = (&mut spec.service, &translation.service_pull) {
+            self.pull(&mut service.component.source, pull)
+                .await
+                .map_err(|e| format!("workload.service.image: {e}"))?;
         }
         // From here on the keel id may be this workload's: what `undo`
         // stops and removes. Not before: another operator id may hold it.
@@ -320,6 +315,24 @@ impl FleetHost {
             // Listed in state error: `undo` removes it.
             Err(e) => Err(format!("{e:#}")),
         }
+    }
+
+    /// Pulls the component `source` names, when it is an OCI reference,
+    /// under the workload's `pull` settings.
+    async fn pull(&self, source: &mut ComponentSource, pull: &PullSettings) -> anyhow::Result<()> {
+        let ComponentSource::Oci(oci) = source else {
+            return Ok(());
+        };
+        let registry = self.host.registry();
+        // A long-running host under `--pull always` asks the registry at
+        // every start, not once for its whole life.
+        let mut pull = pull.clone();
+        if registry.options().policy == PullPolicy::Always {
+            pull.policy.get_or_insert(PullPolicy::Always);
+        }
+        let resolved = registry.resolve_with(&oci.reference, &pull).await?;
+        oci.pulled = Some((resolved.artifact.manifest_digest, resolved.artifact.bytes));
+        Ok(())
     }
 
     /// Frees what a workload that failed to start held: the keel workload
@@ -358,6 +371,9 @@ impl FleetHost {
             Some(WorkloadState::Running) => (WireState::Running, "Workload is running".into()),
             Some(WorkloadState::Stopping | WorkloadState::Stopped) => {
                 (WireState::Stopping, "Workload is stopping".into())
+            }
+            Some(WorkloadState::Completed) => {
+                (WireState::Completed, "Workload has completed".into())
             }
             Some(WorkloadState::Error(message)) => (WireState::Error, message),
             None => (WireState::NotFound, format!("Workload not found: {uid}")),

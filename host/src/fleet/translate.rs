@@ -3,7 +3,7 @@
 //! dropped (README "Running a fleet" has the table).
 
 use super::interfaces::{HostInterfaces, Subscriptions};
-use super::messages::{Component, ImagePullPolicy, LocalResources, Workload};
+use super::messages::{Component, ImagePullPolicy, LocalResources, WitWorld, Workload};
 use super::replicas::replica_set_of;
 use crate::oci::credentials::{Credentials, Secret};
 use crate::oci::{PullPolicy, PullSettings};
@@ -32,6 +32,8 @@ pub struct Translation {
     pub spec: WorkloadSpec,
     /// How each component (same order) is pulled.
     pub pulls: Vec<PullSettings>,
+    /// How the service's image is pulled, when the workload has one.
+    pub service_pull: Option<PullSettings>,
     /// The `emptyDir` folders to create before the start and remove after
     /// the stop.
     pub empty_dirs: Vec<PathBuf>,
@@ -72,23 +74,18 @@ pub fn translate(
     crate::policy::names::validate_name(&workload.namespace)
         .map_err(|m| refuse("workload.namespace", m))?;
     crate::policy::names::validate_name(&workload.name).map_err(|m| refuse("workload.name", m))?;
-    if workload.service.is_some() {
-        return Err(refuse(
-            "workload.service",
-            "keel does not run service components (a long-running wasi:cli/run beside the \
-             workload) yet",
-        ));
-    }
-    let world = workload
-        .wit_world
-        .as_ref()
-        .filter(|w| !w.components.is_empty())
-        .ok_or_else(|| {
-            refuse(
+    let no_world = WitWorld::default();
+    let world = match (&workload.wit_world, &workload.service) {
+        (Some(world), _) if !world.components.is_empty() => world,
+        // A service alone is a workload too.
+        (world, Some(_)) => world.as_ref().unwrap_or(&no_world),
+        _ => {
+            return Err(refuse(
                 "workload.witWorld.components",
-                "a workload needs at least one component",
-            )
-        })?;
+                "a workload needs at least one component (or a service)",
+            ));
+        }
+    };
     let id = WorkloadId::new(&workload.namespace, &workload.name);
     let mut spec = WorkloadSpec {
         id,
@@ -101,6 +98,7 @@ pub fn translate(
         plugins: BTreeMap::new(),
         subscriptions: Vec::new(),
         data_name: None,
+        service: None,
     };
 
     let volumes = volumes(workload_id, workload, settings)?;
@@ -166,6 +164,18 @@ pub fn translate(
             subscriptions.component = spec.components.last().map(|c| c.name.clone());
         }
     }
+    let service_pull = match &workload.service {
+        Some(service) => {
+            let translated =
+                super::service::service_of(service, &interfaces.config, &volumes, &mut spec)?;
+            if let Some(cores) = translated.cores {
+                cpu = Some(cpu.map_or(cores, |c| c.min(cores)));
+            }
+            spec.service = Some(translated.spec);
+            Some(translated.pull)
+        }
+        None => None,
+    };
     if let Some(memory) = memory {
         spec.limits.memory = memory;
     }
@@ -197,12 +207,13 @@ pub fn translate(
     Ok(Translation {
         spec,
         pulls,
+        service_pull,
         empty_dirs,
     })
 }
 
 /// One component: its source, name and config, and its pull settings.
-fn component_of(
+pub(super) fn component_of(
     field: &str,
     index: usize,
     component: &Component,
@@ -268,7 +279,7 @@ fn component_of(
 /// once. More cores than the machine has cannot be a bound on it (and a
 /// value like 500 is most likely meant as millicores, which keel cannot
 /// bound below one core): refused.
-fn cpu_limit(field: &str, limit: i32) -> Result<Option<u32>, Refusal> {
+pub(super) fn cpu_limit(field: &str, limit: i32) -> Result<Option<u32>, Refusal> {
     let Some(cores) = u32::try_from(limit).ok().filter(|&c| c > 0) else {
         return Ok(None);
     };
@@ -317,7 +328,7 @@ fn warm(component: &Component) -> WarmSpec {
 }
 
 /// A workload volume as keel mounts it.
-struct Folder {
+pub(super) struct Folder {
     path: PathBuf,
     empty: bool,
 }
@@ -395,7 +406,7 @@ fn safe_segment(text: &str) -> Option<String> {
 
 /// A component's mounts, outgoing hosts, name lookups and loopback ports,
 /// added to the workload's (keel grants them per workload).
-fn grants(
+pub(super) fn grants(
     field: &str,
     resources: &LocalResources,
     volumes: &BTreeMap<String, Folder>,

@@ -144,8 +144,13 @@ fn what_keel_cannot_honour_is_refused_naming_the_field() {
     type Change = Box<dyn Fn(&mut Value)>;
     let cases: Vec<(&str, Change)> = vec![
         (
-            "workload.service",
-            Box::new(|w| w["service"] = json!({"image": "r/s:1"})),
+            "workload.service.localResources.allowedIpNameLookups",
+            Box::new(|w| {
+                w["service"] = json!({
+                    "image": "r/s:1",
+                    "localResources": {"allowedIpNameLookups": ["db.local"]}
+                })
+            }),
         ),
         (
             "workload.witWorld.components[0].localResources.cpuLimit",

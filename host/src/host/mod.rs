@@ -145,6 +145,9 @@ impl Host {
         for component in &mut spec.components {
             self.pull(&mut component.source).await?;
         }
+        if let Some(service) = &mut spec.service {
+            self.pull(&mut service.component.source).await?;
+        }
         spec.limits
             .check_capacity(self.services.engine.pool().capacity())?;
         let id = spec.id.clone();

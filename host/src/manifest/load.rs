@@ -2,6 +2,7 @@
 //! errors that point at `file:line:column`.
 
 mod plugin;
+mod service;
 mod workload;
 
 use super::{Manifest, raw};

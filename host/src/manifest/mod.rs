@@ -12,6 +12,7 @@
 //! namespace = "shop"          # optional, "default" when left out
 //! name = "api"
 //! env = { GREETING = "hi" }
+//! data_name = "api"           # optional: the name its data is kept under
 //!
 //! [workload.http]
 //! host = "api.shop.local"     # route requests with this Host header here
@@ -38,6 +39,10 @@
 //! path = "api.wasm"           # relative to the manifest's folder
 //! config = { greeting = "hi" } # wasi:config values, over the config plugin's
 //! config_env = false          # add the environment as a last wasi:config layer
+//!
+//! [workload.service]          # optional: a long-running wasi:cli/run component
+//! path = "db.wasm"            # whose loopback ports are the workload's localhost
+//! max_restarts = 3            # new instances after failures, then the workload fails
 //!
 //! [[workload.subscription]]   # messages to the wasmcloud:messaging/handler export
 //! subject = "orders.*"        # in the workload's namespace

@@ -112,6 +112,22 @@ pub struct Workload {
     pub plugins: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
     pub subscription: Vec<Subscription>,
+    pub service: Option<Service>,
+    pub data_name: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    pub name: Option<Spanned<String>>,
+    pub path: Spanned<String>,
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+    #[serde(default)]
+    pub config_env: bool,
+    #[serde(default)]
+    pub max_restarts: u32,
+    pub memory: Option<Spanned<ByteSize>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -7,12 +7,14 @@
 //! of reply inbox; [`grants`]: which subjects
 //! a plugin's grants let it use through `keel:core/nats`; [`authority`],
 //! [`addresses`] and [`sockets`]: which outgoing HTTP authorities, resolved
-//! addresses and socket addresses a guest may reach.
+//! addresses and socket addresses a guest may reach; [`loopback`]: the
+//! ports a workload's service listens on, as its components see them.
 
 pub mod addresses;
 pub mod authority;
 pub mod grants;
 pub mod inbox;
+pub mod loopback;
 pub mod names;
 pub mod sockets;
 pub mod subject;

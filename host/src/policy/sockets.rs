@@ -3,7 +3,9 @@
 //! listen on. Listening is denied unless granted: a grant to reach a
 //! database never lets a guest open a server on the host's interfaces.
 
+use super::loopback::Loopback;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 /// One allowed address: `ip:port`, `ip:*`, `[v6]:port`, or `*:port`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +78,18 @@ pub struct SocketAllowlist {
     connect: Vec<SocketPattern>,
     /// Local addresses it may bind and listen on.
     listen: Vec<SocketPattern>,
+    /// The workload's own loopback, when it has a service (see
+    /// [`SocketAllowlist::with_loopback`]).
+    loopback: Option<LoopbackGrant>,
+}
+
+/// What a Store may do on its workload's loopback.
+#[derive(Debug, Clone)]
+struct LoopbackGrant {
+    ports: Arc<Loopback>,
+    /// Whether the Store is the service's: it may bind free loopback ports
+    /// and listen on those it recorded.
+    service: bool,
 }
 
 impl SocketAllowlist {
@@ -91,12 +105,35 @@ impl SocketAllowlist {
         Ok(SocketAllowlist {
             connect: parse(connect)?,
             listen: parse(listen)?,
+            loopback: None,
         })
+    }
+
+    /// These grants, and connects to the ports the workload's service
+    /// listens on as `ports` records them; with `service`, also binding a
+    /// free loopback port (port 0 on `127.0.0.1` or `::1`: what a
+    /// service's bind is turned into) and listening on a recorded one.
+    ///
+    /// ```
+    /// use keel::policy::loopback::Loopback;
+    /// use keel::policy::sockets::{SocketAllowlist, SocketUse};
+    /// use std::sync::Arc;
+    /// let ports = Arc::new(Loopback::new());
+    /// let client = SocketAllowlist::default().with_loopback(ports.clone(), false);
+    /// let service_port = "127.0.0.1:41000".parse().unwrap();
+    /// assert!(!client.allows(&service_port, SocketUse::TcpConnect));
+    /// ports.record("127.0.0.1:8080".parse().unwrap(), service_port);
+    /// assert!(client.allows(&service_port, SocketUse::TcpConnect));
+    /// assert!(!client.allows(&"127.0.0.1:0".parse().unwrap(), SocketUse::TcpBind));
+    /// ```
+    pub fn with_loopback(mut self, ports: Arc<Loopback>, service: bool) -> SocketAllowlist {
+        self.loopback = Some(LoopbackGrant { ports, service });
+        self
     }
 
     /// Whether any socket use is allowed at all.
     pub fn is_empty(&self) -> bool {
-        self.connect.is_empty() && self.listen.is_empty()
+        self.connect.is_empty() && self.listen.is_empty() && self.loopback.is_none()
     }
 
     /// Whether `addr` may be used for `usage`.
@@ -117,14 +154,22 @@ impl SocketAllowlist {
         let remote = || self.connect.iter().any(|p| p.allows(addr));
         let local = || self.listen.iter().any(|p| p.allows(addr));
         let implicit = addr.ip().is_unspecified() && addr.port() == 0;
+        let lb = self.loopback.as_ref();
+        let service = lb.is_some_and(|lb| lb.service);
+        let own_port = || lb.is_some_and(|lb| lb.ports.serves(addr));
         match usage {
-            SocketUse::TcpConnect | SocketUse::UdpSend => remote(),
-            SocketUse::TcpBind | SocketUse::UdpBind => {
-                (implicit && !self.connect.is_empty()) || local()
+            SocketUse::TcpConnect => remote() || own_port(),
+            SocketUse::UdpSend => remote(),
+            SocketUse::TcpBind => {
+                let free_loopback = addr.ip().is_loopback() && addr.port() == 0;
+                (implicit && (!self.connect.is_empty() || lb.is_some()))
+                    || (service && free_loopback)
+                    || local()
             }
-            SocketUse::TcpListen => local(),
+            SocketUse::UdpBind => (implicit && !self.connect.is_empty()) || local(),
+            SocketUse::TcpListen => (service && own_port()) || local(),
             // Only a socket that was allowed to listen accepts clients.
-            SocketUse::TcpAccept => !self.listen.is_empty(),
+            SocketUse::TcpAccept => service || !self.listen.is_empty(),
             // Datagrams from the peers it may talk to, or to a socket it
             // was allowed to bind for serving.
             SocketUse::UdpReceive => remote() || !self.listen.is_empty(),

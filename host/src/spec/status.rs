@@ -2,9 +2,11 @@
 
 use crate::spec::WorkloadId;
 use std::fmt;
+use std::net::SocketAddr;
 
 /// The life of a workload: `Starting` → `Running` → `Stopping` → `Stopped`,
-/// or `Error` when starting failed.
+/// or `Error` when starting failed (or its service failed past its
+/// restarts), or `Completed` when its service finished.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WorkloadState {
     /// Components are being loaded and linked; requests get 503.
@@ -15,7 +17,11 @@ pub enum WorkloadState {
     Stopping,
     /// Every invocation has finished. Requests get 503.
     Stopped,
-    /// Starting failed; the message says why.
+    /// Its service returned successfully from `wasi:cli/run` (or exited
+    /// 0): the workload is done. Requests get 503.
+    Completed,
+    /// Starting failed, or its service failed more often than it may be
+    /// restarted; the message says why.
     Error(String),
 }
 
@@ -37,6 +43,7 @@ impl fmt::Display for WorkloadState {
             WorkloadState::Running => f.write_str("running"),
             WorkloadState::Stopping => f.write_str("stopping"),
             WorkloadState::Stopped => f.write_str("stopped"),
+            WorkloadState::Completed => f.write_str("completed"),
             WorkloadState::Error(message) => write!(f, "error: {message}"),
         }
     }
@@ -64,4 +71,8 @@ pub struct WorkloadStatus {
     pub cpu_running: u32,
     /// Its invocations waiting for a turn on the CPU now.
     pub cpu_waiting: u32,
+    /// The loopback addresses its service listens on now: each as the
+    /// service asked for it (what the workload's components connect to)
+    /// and the host address it got.
+    pub service_ports: Vec<(SocketAddr, SocketAddr)>,
 }

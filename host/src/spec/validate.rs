@@ -45,20 +45,41 @@ impl WorkloadSpec {
         if let Some(data_name) = &self.data_name {
             validate_name(data_name).map_err(|m| InvalidSpec::new("data_name", m))?;
         }
-        if self.components.is_empty() {
+        if self.components.is_empty() && self.service.is_none() {
             return Err(InvalidSpec::new(
                 "components",
-                "a workload needs a component",
+                "a workload needs a component or a service",
             ));
         }
         let mut names = BTreeSet::new();
+        if let Some(service) = &self.service {
+            let field = |f: &str| format!("service.{f}");
+            let component = &service.component;
+            validate_name(&component.name).map_err(|m| InvalidSpec::new(field("name"), m))?;
+            names.insert(&component.name);
+            component
+                .source
+                .check()
+                .map_err(|m| InvalidSpec::new(field("source"), m))?;
+            if let Some(memory) = service.memory
+                && memory < MIN_MEMORY
+            {
+                return Err(InvalidSpec::new(
+                    field("memory"),
+                    format!("{memory} is below the smallest memory, {MIN_MEMORY}"),
+                ));
+            }
+        }
         for (i, component) in self.components.iter().enumerate() {
             let field = |f: &str| format!("components[{i}].{f}");
             validate_name(&component.name).map_err(|m| InvalidSpec::new(field("name"), m))?;
             if !names.insert(&component.name) {
                 return Err(InvalidSpec::new(
                     field("name"),
-                    format!("component `{}` is declared twice", component.name),
+                    format!(
+                        "component `{}` is declared twice (or names the service)",
+                        component.name
+                    ),
                 ));
             }
             component

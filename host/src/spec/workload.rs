@@ -1,6 +1,8 @@
 //! A workload: its id, its components, and what they are allowed to do.
 
-use super::{ComponentSource, HttpSpec, Limits, Location, SocketsSpec, VolumeSpec, WarmSpec};
+use super::{
+    ComponentSource, HttpSpec, Limits, Location, ServiceSpec, SocketsSpec, VolumeSpec, WarmSpec,
+};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
@@ -85,6 +87,9 @@ pub struct WorkloadSpec {
     /// that data, as the replicas of one deployment do; workloads of two
     /// namespaces never do, whatever they give.
     pub data_name: Option<String>,
+    /// Its long-running service, if any: a `wasi:cli/run` component whose
+    /// loopback listeners its components reach at `127.0.0.1`/`::1`.
+    pub service: Option<ServiceSpec>,
 }
 
 /// A messaging subscription of a workload.
@@ -137,6 +142,7 @@ impl WorkloadSpec {
             plugins: BTreeMap::new(),
             subscriptions: Vec::new(),
             data_name: None,
+            service: None,
         }
     }
 
@@ -149,6 +155,12 @@ impl WorkloadSpec {
     /// Keeps the workload's data under `name` (see [`WorkloadSpec::data_name`]).
     pub fn with_data_name(mut self, name: impl Into<String>) -> WorkloadSpec {
         self.data_name = Some(name.into());
+        self
+    }
+
+    /// Gives the workload a long-running service (see [`WorkloadSpec::service`]).
+    pub fn with_service(mut self, service: ServiceSpec) -> WorkloadSpec {
+        self.service = Some(service);
         self
     }
 

@@ -2,7 +2,8 @@
 //! table, the `keel:core` state, limits and deadline), the one builder that
 //! makes it ([`GuestStore`]) for workloads and shared plugins alike, the
 //! linker every guest Store gets ([`core_linker`]), the memory limiter
-//! ([`limits`]), guest output ([`stdio`]), and how a deadline meets a call
+//! ([`limits`]), a workload's loopback in its linker ([`loopback`]),
+//! guest output ([`stdio`]), and how a deadline meets a call
 //! under way elsewhere ([`in_flight`], [`Caller`]).
 
 pub mod builder;
@@ -10,6 +11,7 @@ pub mod caller;
 pub mod cpu;
 pub mod in_flight;
 pub mod limits;
+pub mod loopback;
 pub mod state;
 pub mod stdio;
 

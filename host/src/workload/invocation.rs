@@ -22,6 +22,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::Store;
 
+/// How long an unbounded run (a service's) may wait for one turn on the
+/// CPU: the workload's other invocations never hold a turn that long.
+const UNBOUNDED_WAIT: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// The error an invocation ends with when its deadline passes.
 #[derive(Debug, thiserror::Error)]
 #[error("the invocation ran past its {0:?} deadline")]
@@ -122,6 +126,26 @@ impl InvocationTemplate {
         self
     }
 
+    /// Stores made from this template reach the ports the workload's
+    /// service listens on through `ports`; with `service`, they are the
+    /// service's own, binding and listening there (see
+    /// [`crate::policy::loopback`]).
+    pub fn with_loopback(
+        mut self,
+        ports: Arc<crate::policy::loopback::Loopback>,
+        service: bool,
+    ) -> InvocationTemplate {
+        self.sockets = Arc::new((*self.sockets).clone().with_loopback(ports, service));
+        self
+    }
+
+    /// Stores made from this template may grow their linear memory to
+    /// `bytes` (a service's own limit, instead of the workload's).
+    pub fn with_memory(mut self, bytes: usize) -> InvocationTemplate {
+        self.memory = bytes;
+        self
+    }
+
     /// The workload's turns on the CPU.
     pub fn cpu(&self) -> &Arc<CpuGate> {
         &self.cpu
@@ -194,6 +218,22 @@ impl InvocationTemplate {
                 return Err(wasmtime::Error::new(DeadlineExceeded(timeout)));
             }
             Ok(turn.next(deadline))
+        });
+    }
+
+    /// Arms `store` for a run with no deadline (a service's): it yields to
+    /// the runtime every tick and takes its turns on the CPU from the
+    /// workload's [`CpuGate`] like any invocation, but only its memory
+    /// limit or a stop ends it.
+    pub fn arm_unbounded(&self, store: &mut Store<InvocationState>) {
+        store.data_mut().serve_until(None);
+        let turn = CpuTurn::new(self.cpu.clone());
+        store.data_mut().set_cpu_turn(Some(turn.clone()));
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            // A wait for a turn needs some bound: a day, renewed at every
+            // tick, is none in practice.
+            Ok(turn.next(Instant::now() + UNBOUNDED_WAIT))
         });
     }
 

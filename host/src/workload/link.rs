@@ -4,10 +4,12 @@
 //! into the `InstancePre` its invocations instantiate. A failure says
 //! which component and which stage ([`Stage`]) failed.
 
+use super::service::{CLI_RUN, ServiceComponent};
 use super::{HTTP_HANDLER, HttpComponent, InvocationTemplate, Linked, Workload, messages, warm};
 use crate::plugins::shared::SharedPlugin;
 use crate::plugins::shared::forwarders;
 use crate::plugins::{LinkPlan, composed, deny};
+use crate::policy::loopback::Loopback;
 use crate::services::Services;
 use crate::spec::{ComponentSpec, LinkMode, WorkloadId, WorkloadSpec};
 use anyhow::{Result, bail};
@@ -35,9 +37,22 @@ impl Workload {
             self.spec.limits.max_running(),
             engine.options().epoch_tick,
         );
-        for spec in &self.spec.components {
+        // The ports the service listens on, for every Store of the workload.
+        let loopback = self
+            .spec
+            .service
+            .as_ref()
+            .map(|_| Arc::new(Loopback::new()));
+        let service_spec = self.spec.service.as_ref().map(|s| &s.component);
+        let mut service = None;
+        for spec in self.spec.components.iter().chain(service_spec) {
+            let is_service = service_spec.is_some_and(|s| std::ptr::eq(s, spec));
             let (component, plan, shared) = load_component(services, spec, &self.spec)?;
             let mut linker = crate::store::core_linker(engine.engine())?;
+            if let Some(ports) = &loopback {
+                crate::store::loopback::link_loopback(&mut linker, ports.clone(), is_service)
+                    .map_err(|e| located(spec, Stage::Link, e))?;
+            }
             let bindings = plan.shared.iter().cloned().zip(shared).collect();
             let (typed, generic) =
                 forwarders::link_all(&mut linker, engine.engine(), &component, bindings)
@@ -70,13 +85,38 @@ impl Workload {
                     memory_budget.clone(),
                 )
                 .map(|template| {
-                    template
+                    let template = template
                         .with_typed(typed.clone())
                         .with_output(output.clone())
                         .with_cpu(cpu.clone())
-                        .with_resolver(services.resolver.clone())
+                        .with_resolver(services.resolver.clone());
+                    match &loopback {
+                        Some(ports) => template.with_loopback(ports.clone(), is_service),
+                        None => template,
+                    }
                 })
             };
+            if let Some(service_spec) = self.spec.service.as_ref().filter(|_| is_service) {
+                let pre = wasmtime_wasi::p2::bindings::CommandPre::new(pre).map_err(|e| {
+                    located(
+                        spec,
+                        Stage::Link,
+                        anyhow::Error::from(e).context(format!("a service must export {CLI_RUN}")),
+                    )
+                })?;
+                let mut template = template()?;
+                if let Some(memory) = service_spec.memory {
+                    template = template.with_memory(memory.as_usize());
+                }
+                service = Some(ServiceComponent {
+                    pre,
+                    template: Arc::new(template),
+                    loopback: loopback.clone().unwrap_or_default(),
+                    name: spec.name.clone(),
+                    max_restarts: service_spec.max_restarts,
+                });
+                continue;
+            }
             if let Some(found) =
                 messages::HandlerComponent::find(&component, engine.engine(), &pre, template)?
             {
@@ -128,7 +168,11 @@ impl Workload {
                 self.spec.http.host.as_deref().unwrap_or_default()
             );
         }
-        Ok(Linked { http, handler })
+        Ok(Linked {
+            http,
+            handler,
+            service,
+        })
     }
 }
 

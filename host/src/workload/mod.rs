@@ -4,11 +4,13 @@
 //! A workload is compiled and linked once, at start (`link`), into an
 //! [`InstancePre`](wasmtime::component::InstancePre) per component; every
 //! invocation then gets a fresh Store (see [`invocation`]) and a fresh
-//! instance from the pool.
+//! instance from the pool. A workload's service, if it has one, runs
+//! beside them under a supervisor ([`service`]).
 
 pub mod invocation;
 mod link;
 pub mod messages;
+pub mod service;
 pub mod warm;
 
 pub use invocation::InvocationTemplate;
@@ -20,6 +22,7 @@ use crate::services::Services;
 use crate::spec::{WorkloadId, WorkloadSpec, WorkloadState, WorkloadStatus};
 use crate::store::InvocationState;
 use anyhow::{Context, Result, bail};
+use service::{ServiceComponent, Supervisor};
 use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
@@ -38,12 +41,15 @@ pub struct Workload {
     linked: OnceLock<Linked>,
     /// The tasks delivering subscribed messages; aborted at stop.
     deliveries: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// The supervisor of its service, while it runs.
+    supervisor: Mutex<Option<Supervisor>>,
 }
 
 /// What starting produced: the linked components.
 struct Linked {
     http: Option<HttpComponent>,
     handler: Option<messages::HandlerComponent>,
+    service: Option<ServiceComponent>,
 }
 
 /// The component of a workload that serves its HTTP traffic.
@@ -94,6 +100,7 @@ impl Workload {
             pool: OnceLock::new(),
             linked: OnceLock::new(),
             deliveries: Mutex::new(Vec::new()),
+            supervisor: Mutex::new(None),
         }
     }
 
@@ -138,12 +145,27 @@ impl Workload {
                 .map_or(0, |pool| pool.idle()),
             cpu_running: self.http().map_or(0, |h| h.template.cpu().running()),
             cpu_waiting: self.http().map_or(0, |h| h.template.cpu().waiting()),
+            service_ports: self.service().map_or(Vec::new(), |s| s.loopback.ports()),
         }
     }
 
     /// The component handling messages, once started.
     pub fn handler(&self) -> Option<&messages::HandlerComponent> {
         self.linked.get().and_then(|l| l.handler.as_ref())
+    }
+
+    /// The service, once started, if the workload has one.
+    pub(crate) fn service(&self) -> Option<&ServiceComponent> {
+        self.linked.get().and_then(|l| l.service.as_ref())
+    }
+
+    /// A slot of the host's instance pool for one instance of the service,
+    /// waited for until `deadline`; `None` when the workload never ran.
+    async fn pool_slot(
+        &self,
+        deadline: tokio::time::Instant,
+    ) -> Option<Result<PoolSlot, PoolRefusal>> {
+        Some(self.pool.get()?.acquire(deadline).await)
     }
 
     /// The component serving HTTP, once started.
@@ -187,10 +209,11 @@ impl Workload {
         let running = self.state.send_if_modified(|state| {
             let starting = *state == WorkloadState::Starting;
             if starting {
-                // A running workload counts in the shares of the host's slots.
-                let _ = self
-                    .pool
-                    .set(services.engine.pool().join(self.spec.limits.max_instances));
+                // A running workload counts in the shares of the host's slots;
+                // its service's instance takes one beside its invocations.
+                let service = u32::from(self.spec.service.is_some());
+                let most = self.spec.limits.max_instances.saturating_add(service);
+                let _ = self.pool.set(services.engine.pool().join(most));
                 *state = WorkloadState::Running;
             }
             starting
@@ -203,17 +226,56 @@ impl Workload {
         }
         // Subscriptions were live before the workload was reported running;
         // messages that arrived meanwhile wait in them.
-        let mut deliveries = self.deliveries.lock().unwrap_or_else(|p| p.into_inner());
-        for subscription in subscriptions {
-            let task = messages::deliver(
-                self.clone(),
-                subscription,
-                services.engine.clone(),
-                services.broker.subject_scope(),
-            );
-            deliveries.push(tokio::spawn(task));
+        {
+            let mut deliveries = self.deliveries.lock().unwrap_or_else(|p| p.into_inner());
+            for subscription in subscriptions {
+                let task = messages::deliver(
+                    self.clone(),
+                    subscription,
+                    services.engine.clone(),
+                    services.broker.subject_scope(),
+                );
+                deliveries.push(tokio::spawn(task));
+            }
+        }
+        if self.service().is_some() {
+            let supervisor = Supervisor::start(self.clone(), services.engine.clone());
+            *self.supervisor.lock().unwrap_or_else(|p| p.into_inner()) = Some(supervisor);
+            // A stop that came meanwhile found no supervisor to end.
+            if self.state() != WorkloadState::Running
+                && let Some(supervisor) = self.take_supervisor()
+            {
+                supervisor.end().await;
+            }
         }
         Ok(())
+    }
+
+    fn take_supervisor(&self) -> Option<Supervisor> {
+        self.supervisor
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    /// The end of a running workload whose service finished (`Completed`)
+    /// or failed past its restarts (`Error`): as a stop, ending in `end`.
+    /// Nothing happens when a stop is already under way.
+    async fn finish(&self, end: WorkloadState) {
+        let running = self.state.send_if_modified(|state| {
+            let running = *state == WorkloadState::Running;
+            if running {
+                *state = WorkloadState::Stopping;
+            }
+            running
+        });
+        if !running {
+            return;
+        }
+        // Called from the supervisor's own task: it ends by itself.
+        drop(self.take_supervisor());
+        self.drain().await;
+        self.set_state(end);
     }
 
     /// Subscribes to every subject of the manifest (live on the broker when
@@ -282,13 +344,31 @@ impl Workload {
     /// Stops admitting invocations, waits for the in-flight ones to finish,
     /// then reports `Stopped`.
     pub async fn stop(&self) {
-        if !matches!(
-            self.state(),
-            WorkloadState::Running | WorkloadState::Starting
-        ) {
+        // Checked and set at once: a service finishing meanwhile ends the
+        // workload itself ([`Workload::finish`]), and only one of the two may.
+        let stopping = self.state.send_if_modified(|state| {
+            let active = matches!(state, WorkloadState::Running | WorkloadState::Starting);
+            if active {
+                *state = WorkloadState::Stopping;
+            }
+            active
+        });
+        if !stopping {
             return;
         }
-        self.set_state(WorkloadState::Stopping);
+        // The service first: its instance goes, and its listeners with it.
+        if let Some(supervisor) = self.take_supervisor() {
+            supervisor.end().await;
+        }
+        if let Some(service) = self.service() {
+            service.loopback.clear();
+        }
+        self.drain().await;
+        self.set_state(WorkloadState::Stopped);
+    }
+
+    /// Admits nothing more and waits for the invocations in flight.
+    async fn drain(&self) {
         // Idle instances go at once: they hold memory and pool places.
         if let Some(pool) = self.http().and_then(|h| h.warm.as_ref()) {
             pool.close();
@@ -312,6 +392,5 @@ impl Workload {
             permits.forget();
         }
         self.slots.close();
-        self.set_state(WorkloadState::Stopped);
     }
 }

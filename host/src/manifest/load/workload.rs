@@ -25,10 +25,12 @@ pub(super) fn workload_spec(
     };
     let id = WorkloadId::new(namespace, checked_name(source, &raw.name)?);
     let name_span = raw.name.span();
-    if raw.component.is_empty() {
+    if raw.component.is_empty() && raw.service.is_none() {
         return Err(source.error(
             raw.name.span(),
-            format!("workload `{id}` has no `[[workload.component]]`: add one with a `path`"),
+            format!(
+                "workload `{id}` has no `[[workload.component]]` (nor `[workload.service]`): add one with a `path`"
+            ),
         ));
     }
     let mut components = Vec::new();
@@ -137,6 +139,15 @@ pub(super) fn workload_spec(
     for (key, value) in &raw.env {
         check_env(key, value).map_err(|m| source.error(raw.name.span(), m))?;
     }
+    let service = raw
+        .service
+        .map(|raw| super::service::service_spec(source, base, raw))
+        .transpose()?;
+    let data_name = raw
+        .data_name
+        .as_ref()
+        .map(|name| checked_name(source, name))
+        .transpose()?;
     let spec = WorkloadSpec {
         id,
         components,
@@ -147,7 +158,8 @@ pub(super) fn workload_spec(
         limits,
         plugins,
         subscriptions,
-        data_name: None,
+        data_name,
+        service,
     };
     // Every field was checked where it is written; this is the library's
     // check of the whole spec, so the two can never drift apart.
@@ -156,7 +168,7 @@ pub(super) fn workload_spec(
     Ok(spec)
 }
 
-fn component_spec(
+pub(super) fn component_spec(
     source: &Source<'_>,
     base: &Path,
     raw: &raw::Component,
