@@ -27,7 +27,7 @@ use crate::spec::builtin;
 use crate::spec::plugin_meta::PluginMetadata;
 use crate::spec::{LinkMode, PluginSpec, SharedScope, WorkloadId};
 use anyhow::{Context, Result, bail};
-use keel_compose::{Binding, ComponentInfo, InterfaceName, Registry, Unbound};
+use keel_compose::{Binding, ComponentInfo, InterfaceName, Registry, Resolution, Unbound};
 use layers::{LayerLink, PluginLinks};
 use sha2::{Digest, Sha256};
 use shared::SharedPlugin;
@@ -404,13 +404,29 @@ impl PluginSet {
         if info.imports.iter().any(|i| !host_serves(&i.name)) {
             self.load_builtins()?;
         }
-        let covered = self.covered();
-        let resolution = self
-            .registry
-            .resolve_excluding(component, picks, &|p, i| {
-                covered.contains(&(p.to_string(), i.to_string()))
-            })
-            .map_err(advice::pick_for_workload)?;
+        let resolution = if self.plugins.is_empty() && picks.is_empty() {
+            // No plugin to match: every interface import is unbound, without
+            // reading the component's types a second time.
+            Resolution {
+                bindings: Vec::new(),
+                unbound: info
+                    .imports
+                    .iter()
+                    .filter(|i| i.interface.is_some())
+                    .map(|i| Unbound {
+                        import: i.name.clone(),
+                        near_misses: Vec::new(),
+                    })
+                    .collect(),
+            }
+        } else {
+            let covered = self.covered();
+            self.registry
+                .resolve_excluding(component, picks, &|p, i| {
+                    covered.contains(&(p.to_string(), i.to_string()))
+                })
+                .map_err(advice::pick_for_workload)?
+        };
         let mut plan = LinkPlan::default();
         let mut beneath = Vec::new();
         for binding in resolution.bindings {
