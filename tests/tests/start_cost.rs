@@ -4,7 +4,7 @@
 //! something the host does not serve itself.
 
 use keel_compose::ComponentInfo;
-use keel_tests::keel::plugins::{PluginSet, host_serves};
+use keel_tests::keel::plugins::{PluginSet, component_info, host_serves};
 use keel_tests::keel::{WorkloadId, WorkloadSpec};
 use keel_tests::{builtin_plugin, get, guest, start_host};
 use std::collections::BTreeMap;
@@ -95,5 +95,57 @@ fn a_plan_without_plugins_matches_one_made_through_the_registry() -> anyhow::Res
     };
     assert_eq!(names(&shortcut), names(&resolved));
     assert!(resolved.plugin_bindings().next().is_none());
+    Ok(())
+}
+
+#[test]
+fn a_compiled_component_gives_the_imports_and_exports_its_bytes_give() -> anyhow::Result<()> {
+    // A warm start plans from the compiled component's types: they must
+    // say what the bytes say, resources and functions of every instance
+    // included, in the same order.
+    let mut config = wasmtime::Config::new();
+    config.wasm_component_model(true);
+    let engine = wasmtime::Engine::new(&config)?;
+    for name in [
+        "http_behaviours",
+        "keyvalue_user",
+        "tally_user",
+        "tally_plugin",
+        "blobstore_user",
+        "stream_user",
+        "nats_plugin",
+    ] {
+        let (bytes, info) = read(name)?;
+        let component = wasmtime::component::Component::new(&engine, &bytes)?;
+        assert_eq!(
+            component_info::of_component(&engine, &component),
+            info,
+            "{name}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warm_start_serves_as_a_cold_one_did() -> anyhow::Result<()> {
+    // The second start plans from the cached artifact's types.
+    let cache = tempfile::tempdir()?;
+    for round in ["cold", "warm"] {
+        let host = start_host(Some(cache.path())).await?;
+        let id = WorkloadId::new("start", "kv");
+        host.start_workload(WorkloadSpec::single(id, guest("keyvalue_user")))
+            .await?;
+        let stats = host.cache_stats();
+        assert_eq!(stats.loaded > 0, round == "warm", "{round}: {stats:?}");
+        // Its key-value import is still served (by the built-in plugin).
+        let addr = host.http_addr().expect("ingress");
+        let answer = get(addr, "x", "/exists?bucket=b&key=k").await?;
+        assert_eq!(
+            (answer.status, answer.body.as_str()),
+            (200, "false"),
+            "{round}"
+        );
+        host.shutdown().await;
+    }
     Ok(())
 }

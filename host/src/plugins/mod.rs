@@ -14,6 +14,7 @@
 
 pub mod advice;
 pub mod asks;
+pub mod component_info;
 pub mod composed;
 pub mod deny;
 pub mod imports;
