@@ -46,7 +46,12 @@ pub fn keep_resident(setup: &Setup, keel: &Path, guests: &Path, size: &str) -> R
     let targets = vec![
         LoadTarget {
             label: "keel hello, --pool-keep-resident 0".into(),
-            argv: keel_argv(keel, manifest.clone(), &setup.work),
+            argv: keel_argv_with(
+                keel,
+                manifest.clone(),
+                &setup.work,
+                &["--pool-keep-resident", "0"],
+            ),
         },
         LoadTarget {
             label: format!("keel hello, --pool-keep-resident {size}"),
