@@ -7,7 +7,7 @@
 #   make bench-quick    keel against wasmtime serve and a native floor, in minutes
 #   make bench-anchors  the same, full length (results in bench/results/)
 #   make bench-compare BASE=<git rev>   this tree's keel against BASE's, paired
-#   make bench-only ONLY=warm|keep-resident|neighbour   one setting of this keel, paired
+#   make bench-only ONLY=warm|keep-resident|neighbour|start   one setting of this keel, paired
 #   make fuzz    cargo fuzz targets, FUZZ_SECONDS each (not part of `make test`)
 #   make lint    rustfmt check and clippy with warnings as errors
 
@@ -146,9 +146,11 @@ bench-anchors: bench-tools bench-build
 
 # One measurement of this keel alone, no anchors needed:
 # ONLY=warm (fresh against warm instances), ONLY=keep-resident, or ONLY=neighbour (hello next to
-# a workload spinning 100 invocations); results in bench/results/$(ONLY).md.
+# a workload spinning 100 invocations), or ONLY=start (process start to first 200 against
+# wasmtime serve, 10 interleaved starts; BENCH_ARGS=--keel-base=<keel binary> adds an earlier
+# build); results in bench/results/$(ONLY).md.
 ONLY ?= warm
-bench-only: wrk bench-build
+bench-only: wrk bench-build $(if $(filter start,$(ONLY)),wasmtime-cli)
 	$(BENCH_DRIVER) --mode quick $(BENCH_FLAGS) --only $(ONLY)
 
 # keel at BASE (any git revision) against this tree, paired round by round:

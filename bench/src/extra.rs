@@ -46,7 +46,12 @@ pub fn keep_resident(setup: &Setup, keel: &Path, guests: &Path, size: &str) -> R
     let targets = vec![
         LoadTarget {
             label: "keel hello, --pool-keep-resident 0".into(),
-            argv: keel_argv(keel, manifest.clone(), &setup.work),
+            argv: keel_argv_with(
+                keel,
+                manifest.clone(),
+                &setup.work,
+                &["--pool-keep-resident", "0"],
+            ),
         },
         LoadTarget {
             label: format!("keel hello, --pool-keep-resident {size}"),
@@ -55,6 +60,28 @@ pub fn keep_resident(setup: &Setup, keel: &Path, guests: &Path, size: &str) -> R
     ];
     let results = scenarios::load(setup, &targets, &[1, 32])?;
     Ok(table(&results))
+}
+
+/// Start to first 200 of each target, and each target's ratio to the last
+/// one (the anchor) taken start by start, interleaved as they ran.
+pub fn start_table(start: &[(String, Summary)]) -> String {
+    let mut md =
+        String::from("| server | start to first 200, ms | / last, per round |\n|---|---|---|\n");
+    let Some((_, anchor)) = start.last() else {
+        return md;
+    };
+    for (label, summary) in start {
+        let ratio = Summary {
+            samples: summary
+                .samples
+                .iter()
+                .zip(&anchor.samples)
+                .map(|(a, b)| a / b)
+                .collect(),
+        };
+        let _ = writeln!(md, "| {label} | {} | {} |", summary.show(1), ratio.show(2));
+    }
+    md
 }
 
 fn table(results: &[scenarios::LoadResult]) -> String {

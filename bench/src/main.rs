@@ -43,6 +43,10 @@ enum Only {
     /// Hello with pooled memory handed back to the kernel against kept
     /// resident (`--keep-resident`).
     KeepResident,
+    /// Process start to first 200 only: keel (and `--keel-base`, when
+    /// given) against `wasmtime serve --allow-precompiled`, `--rounds`
+    /// interleaved starts (default 10).
+    Start,
 }
 
 /// Benchmarks keel against `wasmtime serve` and a native hyper floor.
@@ -165,6 +169,11 @@ fn main() -> Result<()> {
                 "neighbour",
                 extra::neighbour(&load_setup, &tools.keel, &guests)?,
             ),
+            Only::Start => {
+                let rounds = args.rounds.unwrap_or(10);
+                let start = scenarios::start(&setup(rounds), &tools.start_targets_with_anchor()?)?;
+                ("start", extra::start_table(&start))
+            }
             Only::KeepResident => (
                 "keep-resident",
                 extra::keep_resident(&load_setup, &tools.keel, &guests, &args.keep_resident)?,

@@ -148,6 +148,16 @@ impl Tools {
     /// `wasmtime serve --allow-precompiled` on a `wasmtime compile`d file
     /// (compiled here), or the two keel builds.
     pub fn start_targets(&self) -> Result<Vec<LoadTarget>> {
+        self.start_targets_of(self.keel_base.is_none())
+    }
+
+    /// Starts measured for `--only start`: every keel build, and `wasmtime
+    /// serve --allow-precompiled` even against a base.
+    pub fn start_targets_with_anchor(&self) -> Result<Vec<LoadTarget>> {
+        self.start_targets_of(true)
+    }
+
+    fn start_targets_of(&self, anchor: bool) -> Result<Vec<LoadTarget>> {
         let mut targets: Vec<LoadTarget> = self
             .keels()
             .into_iter()
@@ -156,7 +166,7 @@ impl Tools {
                 argv: self.keel_argv(&keel, &self.hello_manifest),
             })
             .collect();
-        if self.keel_base.is_none() {
+        if anchor {
             let cwasm = self.work.join("hello.cwasm");
             let status = Command::new(&self.wasmtime)
                 .arg("compile")

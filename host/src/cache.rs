@@ -86,6 +86,15 @@ impl ComponentCache {
         self.load_or_build(engine, name, key, || Ok(wasm.to_vec()))
     }
 
+    /// The component compiled from `wasm`, when the cache holds its
+    /// artifact (a damaged one is removed, with a warning, and `None`
+    /// returned). Blocking: call it off the async runtime.
+    pub fn cached(&self, engine: &Engine, name: &str, wasm: &[u8]) -> Option<Component> {
+        let dir = self.dir.as_ref()?;
+        let key = Sha256::digest(wasm).into();
+        self.artifact(engine, name, &dir.join(artifact_name(engine, &key)))
+    }
+
     /// Like [`ComponentCache::load`] for a component that first has to be
     /// composed: `key` must cover every input of `compose`, which runs only
     /// when no artifact exists for `key`.
@@ -113,37 +122,8 @@ impl ComponentCache {
             return self.compile(engine, name, &wasm()?);
         };
         let path = dir.join(artifact_name(engine, &key));
-        if path.is_file() {
-            match read_verified(&path) {
-                Ok(serialized) => {
-                    // SAFETY: `serialized` is byte for byte what `store` wrote
-                    // from `Component::serialize` (its digest matches) for an
-                    // engine with the same compatibility hash (the file name
-                    // says so), in a folder only this user can write.
-                    match unsafe { Component::deserialize(engine, &serialized) } {
-                        Ok(component) => {
-                            self.loaded.fetch_add(1, Ordering::Relaxed);
-                            tracing::debug!(component = name, artifact = %path.display(), "loaded precompiled component");
-                            return Ok(component);
-                        }
-                        Err(e) => tracing::warn!(
-                            component = name,
-                            artifact = %path.display(),
-                            error = format!("{e:#}"),
-                            "ignoring an unusable precompiled artifact; recompiling"
-                        ),
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(
-                        component = name,
-                        artifact = %path.display(),
-                        error = format!("{e:#}"),
-                        "a precompiled artifact failed its integrity check; removing it and recompiling"
-                    );
-                    let _ = std::fs::remove_file(&path);
-                }
-            }
+        if let Some(component) = self.artifact(engine, name, &path) {
+            return Ok(component);
         }
         let component = self.compile(engine, name, &wasm()?)?;
         if let Err(e) = store(dir, &path, &component) {
@@ -154,6 +134,45 @@ impl ComponentCache {
             );
         }
         Ok(component)
+    }
+
+    /// The component in artifact `path`, if there is one and it passes its
+    /// integrity check (a damaged one is removed).
+    fn artifact(&self, engine: &Engine, name: &str, path: &Path) -> Option<Component> {
+        if !path.is_file() {
+            return None;
+        }
+        match read_verified(path) {
+            Ok(serialized) => {
+                // SAFETY: `serialized` is byte for byte what `store` wrote
+                // from `Component::serialize` (its digest matches) for an
+                // engine with the same compatibility hash (the file name
+                // says so), in a folder only this user can write.
+                match unsafe { Component::deserialize(engine, &serialized) } {
+                    Ok(component) => {
+                        self.loaded.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(component = name, artifact = %path.display(), "loaded precompiled component");
+                        return Some(component);
+                    }
+                    Err(e) => tracing::warn!(
+                        component = name,
+                        artifact = %path.display(),
+                        error = format!("{e:#}"),
+                        "ignoring an unusable precompiled artifact; recompiling"
+                    ),
+                }
+            }
+            Err(e) => {
+                tracing::warn!(
+                    component = name,
+                    artifact = %path.display(),
+                    error = format!("{e:#}"),
+                    "a precompiled artifact failed its integrity check; removing it and recompiling"
+                );
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        None
     }
 
     fn compile(&self, engine: &Engine, name: &str, wasm: &[u8]) -> Result<Component> {

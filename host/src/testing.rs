@@ -15,3 +15,8 @@ pub use crate::workload::{Unavailable, Workload};
 pub mod policy {
     pub use crate::policy::{addresses, authority, grants, inbox, names, sockets};
 }
+
+/// Link plans and the plugin set they are made from.
+pub mod plugins {
+    pub use crate::plugins::{LinkPlan, PluginSet, component_info, host_serves};
+}

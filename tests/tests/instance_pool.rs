@@ -1,7 +1,8 @@
 //! The host's instance pool is shared fairly: a workload holding its share
 //! of the pool gets 503 for its next request while its neighbour is still
 //! served; a workload asking for more instances than the host runs is
-//! refused at start; shared plugin instances draw from their own reserve.
+//! refused at start; shared plugin instances draw from their own reserve;
+//! memory kept resident between instances is reset.
 
 use keel_tests::gate::Gate;
 use keel_tests::keel::spec::ByteSize;
@@ -149,6 +150,36 @@ async fn shared_plugin_instances_draw_from_their_own_reserve() -> anyhow::Result
     assert_eq!(set.status, 200, "{}", set.body);
     let got = get(addr, "first.test", "/get?bucket=b&key=k").await?;
     assert_eq!((got.status, got.body.as_str()), (200, "v"));
+    host.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_instance_sees_none_of_the_last_ones_memory_kept_resident() -> anyhow::Result<()> {
+    // 2 MiB covers the guest's stack and its statics (the `/count`
+    // counter among them): the pages the last instance wrote stay mapped
+    // in the slot the next one gets, and must come back reset.
+    let host = Host::builder()
+        .http_listen("127.0.0.1:0".parse()?)
+        .engine_options(
+            test_engine()
+                .with_pool_instances(POOL)
+                .with_keep_resident(2 << 20),
+        )
+        .start()
+        .await?;
+    assert!(host.engine().pooled(), "the pooling allocator is in use");
+    let mut spec = WorkloadSpec::single(
+        WorkloadId::new("pool", "resident"),
+        guest("http_behaviours"),
+    );
+    spec.limits.max_instances = 2;
+    host.start_workload(spec).await?;
+    let addr = host.http_addr().expect("ingress");
+    for _ in 0..3 {
+        let answer = get(addr, "x", "/count").await?;
+        assert_eq!((answer.status, answer.body.as_str()), (200, "call 1"));
+    }
     host.shutdown().await;
     Ok(())
 }

@@ -75,12 +75,68 @@ async fn a_failed_start_is_listed_in_error_and_answers_503() -> anyhow::Result<(
 }
 
 #[tokio::test]
-async fn a_starting_workload_admits_nothing() {
-    let workload = Workload::new(fixture("early"));
+async fn a_workload_that_never_runs_admits_nothing_past_its_queue_timeout() {
+    let mut spec = fixture("early");
+    spec.limits.queue_timeout = Duration::from_millis(20);
+    let workload = Workload::new(spec);
     assert_eq!(
         workload.admit().await.unwrap_err(),
         Unavailable::NotRunning(WorkloadState::Starting)
     );
+}
+
+// One thread: the spawned admission runs up to its wait before the test
+// goes on, so it is waiting when the workload leaves `Starting`.
+#[tokio::test(flavor = "current_thread")]
+async fn an_admission_waiting_for_a_start_ends_when_the_workload_leaves_starting() {
+    let mut spec = fixture("held");
+    spec.limits.queue_timeout = Duration::from_secs(3600);
+    let workload = std::sync::Arc::new(Workload::new(spec));
+    let admitting = tokio::spawn({
+        let workload = workload.clone();
+        async move { workload.admit().await.err() }
+    });
+    tokio::task::yield_now().await;
+    assert!(
+        !admitting.is_finished(),
+        "it waits while the workload starts"
+    );
+    workload.stop().await;
+    let refused = tokio::time::timeout(Duration::from_secs(60), admitting)
+        .await
+        .expect("woken by the state change, not the queue timeout")
+        .expect("the admission task");
+    assert!(
+        matches!(
+            refused,
+            Some(Unavailable::NotRunning(
+                WorkloadState::Stopping | WorkloadState::Stopped
+            ))
+        ),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_request_arriving_while_its_workload_starts_is_answered_once_it_runs()
+-> anyhow::Result<()> {
+    // No cache: the start compiles, long enough for a request to arrive.
+    let host = std::sync::Arc::new(start_host(None).await?);
+    let id = WorkloadId::new("life", "early-bird");
+    let starting = tokio::spawn({
+        let host = host.clone();
+        async move { host.start_workload(fixture("early-bird")).await }
+    });
+    wait_until("the workload is starting", Duration::from_secs(60), || {
+        host.status(&id)
+            .is_some_and(|s| s.state == WorkloadState::Starting)
+    })
+    .await?;
+    let answer = get(host.http_addr().expect("ingress"), "x", "/").await?;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    starting.await??;
+    host.shutdown().await;
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -17,6 +17,8 @@ use std::path::Path;
 pub fn plugins_of(manifest: Option<&Manifest>) -> Result<PluginSet> {
     let with_nats = manifest.is_some_and(|m| m.nats.is_some());
     let mut plugins = PluginSet::with_builtins(with_nats)?;
+    // Reports list every plugin, built-ins included.
+    plugins.load_builtins()?;
     for spec in manifest.map(|m| m.plugins.as_slice()).unwrap_or_default() {
         plugins.add(spec.clone())?;
     }

@@ -35,7 +35,7 @@ pub struct ServeArgs {
     /// Bytes of each pooled linear memory and table reset in place when an
     /// instance is freed, so the next one finds them resident (0: all
     /// handed back to the kernel).
-    #[arg(long, value_name = "SIZE", default_value = "0", value_parser = ByteSize::parse)]
+    #[arg(long, value_name = "SIZE", default_value = "64KiB", value_parser = ByteSize::parse)]
     pub pool_keep_resident: ByteSize,
     /// How often the epoch advances: the granularity of deadlines, and the
     /// slice a CPU-bound invocation runs before it yields and takes its

@@ -113,7 +113,10 @@ impl Host {
     /// each once, in name order: what the host can serve its workloads
     /// beyond WASI.
     pub fn plugin_exports(&self) -> Vec<String> {
-        let plugins = self.services.plugins();
+        let mut plugins = self.services.plugins();
+        if let Err(e) = plugins.load_builtins() {
+            tracing::warn!(error = format!("{e:#}"), "reading the built-in plugins");
+        }
         let names: std::collections::BTreeSet<String> = plugins
             .iter()
             .flat_map(|p| p.info.exports.iter().map(|e| e.name.clone()))

@@ -145,13 +145,16 @@ pub struct Resolved {
 pub struct Registry {
     options: OciOptions,
     store: Option<Store>,
-    client: RegistryClient,
+    /// Made on first use: building it loads the system's root
+    /// certificates (hundreds of files), which a host whose components are
+    /// all local files, or already in the store, never needs.
+    client: std::sync::OnceLock<RegistryClient>,
     resolved: Mutex<BTreeMap<ImageRef, Arc<OnceCell<Resolved>>>>,
 }
 
 impl Registry {
-    /// Opens the store (when there is one) and prepares the client; no
-    /// registry is contacted yet.
+    /// Opens the store (when there is one); the client is made when a
+    /// registry is first reached, and no registry is contacted yet.
     pub fn new(mut options: OciOptions) -> anyhow::Result<Registry> {
         for spec in &options.registries {
             spec.validate()
@@ -161,13 +164,25 @@ impl Registry {
             options.policy = PullPolicy::Never;
         }
         let store = options.store_dir.as_ref().map(Store::open).transpose()?;
-        let client = RegistryClient::new(&options.registries, options.max_layer_size);
         Ok(Registry {
             options,
             store,
-            client,
+            client: std::sync::OnceLock::new(),
             resolved: Mutex::new(BTreeMap::new()),
         })
+    }
+
+    /// The client for registries, made on first use.
+    fn client(&self) -> &RegistryClient {
+        self.client.get_or_init(|| {
+            RegistryClient::new(&self.options.registries, self.options.max_layer_size)
+        })
+    }
+
+    /// Whether a registry client has been made (a registry was to be
+    /// reached): a host serving local files only never makes one.
+    pub fn client_made(&self) -> bool {
+        self.client.get().is_some()
     }
 
     /// The options in force.
@@ -276,7 +291,7 @@ impl Registry {
                     .pull_as(reference, Some(credentials))
                     .await?
             }
-            None => self.client.pull(reference).await?,
+            None => self.client().pull(reference).await?,
         };
         let elapsed = started.elapsed();
         if let Some(store) = &self.store
@@ -300,7 +315,7 @@ impl Registry {
         if self.options.offline {
             anyhow::bail!("pushing {reference}: offline, no registry may be reached");
         }
-        self.client.push(reference, component).await
+        self.client().push(reference, component).await
     }
 }
 

@@ -14,6 +14,7 @@
 
 pub mod advice;
 pub mod asks;
+pub mod component_info;
 pub mod composed;
 pub mod deny;
 pub mod imports;
@@ -65,6 +66,11 @@ pub struct PluginSet {
     /// How each plugin's own imports are served (see [`layers`]), resolved
     /// on first use.
     links: BTreeMap<String, PluginLinks>,
+    /// Built-ins offered but not read yet (`Some(with_nats)`): reading them
+    /// (validating each component and its WIT) is most of a host's start,
+    /// and a workload importing only what the host serves itself never
+    /// needs them. See [`PluginSet::load_builtins`].
+    pending_builtins: Option<bool>,
 }
 
 /// A live shared plugin instance (it holds its slot of the pool's reserve
@@ -115,10 +121,25 @@ impl LinkMode {
 }
 
 impl PluginSet {
-    /// A set holding keel's built-in plugins (see [`builtin`]): the NATS-backed
-    /// set when the host has NATS, the in-memory set otherwise.
+    /// A set offering keel's built-in plugins (see [`builtin`]): the NATS-backed
+    /// set when the host has NATS, the in-memory set otherwise. They are
+    /// read on first need ([`PluginSet::load_builtins`]): when a plugin is
+    /// added, or a component to plan imports anything the host does not
+    /// serve itself.
     pub fn with_builtins(with_nats: bool) -> Result<PluginSet> {
-        let mut set = PluginSet::default();
+        Ok(PluginSet {
+            pending_builtins: Some(with_nats),
+            ..PluginSet::default()
+        })
+    }
+
+    /// Reads and registers the built-ins offered and not read yet; nothing
+    /// when they are read already or none are offered. [`PluginSet::iter`]
+    /// and [`PluginSet::get`] see built-ins only after this.
+    pub fn load_builtins(&mut self) -> Result<()> {
+        let Some(with_nats) = self.pending_builtins.take() else {
+            return Ok(());
+        };
         for name in builtin::defaults(with_nats) {
             let Some((mode, bytes)) = builtin::builtin(name) else {
                 continue;
@@ -127,9 +148,14 @@ impl PluginSet {
                 grants: builtin::default_grants(name, &BTreeMap::new())?,
                 ..PluginSpec::new(name, None, mode)
             };
-            set.register(spec, bytes.to_vec(), true)?;
+            self.register(spec, bytes.to_vec(), true)?;
         }
-        Ok(set)
+        Ok(())
+    }
+
+    /// Whether built-ins are offered but not read yet.
+    pub fn builtins_pending(&self) -> bool {
+        self.pending_builtins.is_some()
     }
 
     /// Reads the plugin's component and registers its exports. A plugin
@@ -137,6 +163,9 @@ impl PluginSet {
     /// without a source configures the built-in (and takes its place among the
     /// declared plugins), with the built-in's grants added to its own.
     pub fn add(&mut self, mut spec: PluginSpec) -> Result<()> {
+        // A declared plugin may replace or configure a built-in, wrap one as
+        // a layer, or import what one exports.
+        self.load_builtins()?;
         if self
             .plugins
             .iter()
@@ -209,12 +238,14 @@ impl PluginSet {
         Ok(())
     }
 
-    /// The plugin named `name`.
+    /// The plugin named `name` (a built-in only once read,
+    /// [`PluginSet::load_builtins`]).
     pub fn get(&self, name: &str) -> Option<&LoadedPlugin> {
         self.plugins.iter().find(|p| p.spec.name == name)
     }
 
-    /// Every plugin, in the order added.
+    /// Every plugin, in the order added (built-ins only once read,
+    /// [`PluginSet::load_builtins`]).
     pub fn iter(&self) -> impl Iterator<Item = &LoadedPlugin> {
         self.plugins.iter()
     }

@@ -6,7 +6,7 @@ use super::{PluginSet, advice, imports, reaches_outside};
 use crate::policy::grants::SubjectGrants;
 use crate::spec::LinkMode;
 use anyhow::{Context, Result, bail};
-use keel_compose::{Binding, ComponentInfo, InterfaceName, Unbound};
+use keel_compose::{Binding, ComponentInfo, InterfaceName, Resolution, Unbound};
 use std::collections::BTreeMap;
 
 /// How one component's imports are served.
@@ -60,13 +60,35 @@ impl PluginSet {
                 core.name
             );
         }
-        let covered = self.covered();
-        let resolution = self
-            .registry
-            .resolve_excluding(component, picks, &|p, i| {
-                covered.contains(&(p.to_string(), i.to_string()))
-            })
-            .map_err(advice::pick_for_workload)?;
+        // Built-ins export no interface the host serves (a test holds them
+        // to it), so they change nothing for a component importing only
+        // those: then they need not be read.
+        if info.imports.iter().any(|i| !host_serves(&i.name)) {
+            self.load_builtins()?;
+        }
+        let resolution = if self.plugins.is_empty() && picks.is_empty() {
+            // No plugin to match: every interface import is unbound, without
+            // reading the component's types a second time.
+            Resolution {
+                bindings: Vec::new(),
+                unbound: info
+                    .imports
+                    .iter()
+                    .filter(|i| i.interface.is_some())
+                    .map(|i| Unbound {
+                        import: i.name.clone(),
+                        near_misses: Vec::new(),
+                    })
+                    .collect(),
+            }
+        } else {
+            let covered = self.covered();
+            self.registry
+                .resolve_excluding(component, picks, &|p, i| {
+                    covered.contains(&(p.to_string(), i.to_string()))
+                })
+                .map_err(advice::pick_for_workload)?
+        };
         let mut plan = LinkPlan::default();
         let mut beneath = Vec::new();
         for binding in resolution.bindings {

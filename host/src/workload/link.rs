@@ -190,11 +190,19 @@ fn load_component(
     keel_compose::WasmKind::expect_component(&bytes)
         .map_err(|e| anyhow::anyhow!("{}: {e}", spec.source.describe()))
         .map_err(|e| located(spec, Stage::Compile, e))?;
-    // Bytes that are no component at all fail here, as a compile failure,
-    // rather than in the plan below, where they would pass for the plugins'.
-    let info =
-        keel_compose::ComponentInfo::read(&bytes).map_err(|e| located(spec, Stage::Compile, e))?;
     let (engine, cache) = (&*services.engine, &services.cache);
+    // A component compiled before (its artifact is in the cache) is valid,
+    // and its types came with it: reading them from the bytes again would
+    // be a good part of a warm start.
+    let cached = cache.cached(engine.engine(), &spec.name, &bytes);
+    let info = match &cached {
+        Some(component) => crate::plugins::component_info::of_component(engine.engine(), component),
+        // Bytes that are no component at all fail here, as a compile
+        // failure, rather than in the plan below, where they would pass for
+        // the plugins'.
+        None => keel_compose::ComponentInfo::read(&bytes)
+            .map_err(|e| located(spec, Stage::Compile, e))?,
+    };
     let mut plugins = services.plugins();
     let plan = plugins
         .plan(&bytes, &info, &workload.plugins)
@@ -215,7 +223,10 @@ fn load_component(
         .collect::<Result<Vec<_>>>()
         .map_err(|e| located(spec, Stage::Plugins, e))?;
     let component = if plan.composed.is_empty() {
-        cache.load(engine.engine(), &spec.name, &bytes)
+        match cached {
+            Some(component) => Ok(component),
+            None => cache.load(engine.engine(), &spec.name, &bytes),
+        }
     } else {
         composed::prepared_plugins(&plugins, spec, &plan.composed, &plan.layers).and_then(
             |prepared| {

@@ -312,15 +312,29 @@ impl Workload {
         Ok(subscriptions)
     }
 
-    /// Waits (at most the workload's `queue_timeout`, both waits together)
-    /// for one of the workload's instance slots, then for a slot of the
-    /// host's pool as the fair-share rule gives them out.
+    /// Waits (at most the workload's `queue_timeout`, all waits together)
+    /// for a starting workload to run, then for one of the workload's
+    /// instance slots, then for a slot of the host's pool as the fair-share
+    /// rule gives them out.
     pub async fn admit(&self) -> Result<Admission, Unavailable> {
+        let deadline = tokio::time::Instant::now() + self.spec.limits.queue_timeout;
+        // A request that arrives while the workload links is held until it
+        // runs (or fails to start), as if every slot were busy, instead of
+        // being turned away: a client that connects as soon as the
+        // listener is up gets its answer the moment the workload can give
+        // it.
+        if *self.state.borrow() == WorkloadState::Starting {
+            let mut changes = self.watch();
+            let _ = tokio::time::timeout_at(
+                deadline,
+                changes.wait_for(|state| *state != WorkloadState::Starting),
+            )
+            .await;
+        }
         let state = self.state();
         let (WorkloadState::Running, Some(member)) = (&state, self.pool.get()) else {
             return Err(Unavailable::NotRunning(state));
         };
-        let deadline = tokio::time::Instant::now() + self.spec.limits.queue_timeout;
         let acquired = tokio::time::timeout_at(deadline, self.slots.clone().acquire_owned()).await;
         let permit = match acquired {
             Ok(Ok(permit)) => permit,
