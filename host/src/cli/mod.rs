@@ -224,7 +224,12 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // At least two worker threads, even on one core: CPU-bound invocations
+    // run on at most all but one of them (crate::store::cpu), so a short
+    // request always finds a thread the operating system wakes promptly.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores.max(2))
         .enable_all()
         .thread_name("keel")
         .build()

@@ -74,6 +74,12 @@ impl Host {
         &self.services.engine
     }
 
+    /// The host's turns on the CPU: how many CPU-bound invocations run at
+    /// once host-wide, and how many wait (see [`crate::store::cpu`]).
+    pub fn cpu(&self) -> &crate::store::cpu::CpuGate {
+        &self.services.cpu
+    }
+
     /// Where `keel:core/messaging` goes: the in-process bus, or NATS.
     pub fn broker(&self) -> &Broker {
         &self.services.broker

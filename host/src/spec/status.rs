@@ -64,4 +64,8 @@ pub struct WorkloadStatus {
     pub cpu_running: u32,
     /// Its invocations waiting for a turn on the CPU now.
     pub cpu_waiting: u32,
+    /// Bytes of its memory budget (`limits.memory_total`) its instances
+    /// hold now, in flight and idle warm ones alike (0 for a workload
+    /// without an HTTP component).
+    pub memory_used: u64,
 }

@@ -138,6 +138,9 @@ impl Workload {
                 .map_or(0, |pool| pool.idle()),
             cpu_running: self.http().map_or(0, |h| h.template.cpu().running()),
             cpu_waiting: self.http().map_or(0, |h| h.template.cpu().waiting()),
+            memory_used: self.http().map_or(0, |h| {
+                u64::try_from(h.template.memory_budget().used()).unwrap_or(u64::MAX)
+            }),
         }
     }
 
