@@ -146,7 +146,9 @@ bench-anchors: bench-tools bench-build
 
 # One measurement of this keel alone, no anchors needed:
 # ONLY=warm (fresh against warm instances), ONLY=keep-resident, or ONLY=neighbour (hello next to
-# a workload spinning 100 invocations); results in bench/results/$(ONLY).md.
+# a workload spinning 100 invocations; BENCH_ARGS="--keel-base <keel binary>" pairs it with
+# an earlier build, e.g. bench/.tools/keel-base from bench-compare); results in
+# bench/results/$(ONLY).md.
 ONLY ?= warm
 bench-only: wrk bench-build
 	$(BENCH_DRIVER) --mode quick $(BENCH_FLAGS) --only $(ONLY)

@@ -184,7 +184,9 @@ impl HostBuilder {
             ),
             resolver: self.resolver,
             // One worker thread is always left for short requests.
-            cpu: CpuGate::host(tokio::runtime::Handle::current().metrics().num_workers()),
+            cpu: CpuGate::host(
+                tokio::runtime::Handle::try_current().map_or(1, |h| h.metrics().num_workers()),
+            ),
         });
         Ok(Host {
             services,
