@@ -147,8 +147,9 @@ bench-anchors: bench-tools bench-build
 # One measurement of this keel alone, no anchors needed:
 # ONLY=warm (fresh against warm instances), ONLY=keep-resident, or ONLY=neighbour (hello next to
 # a workload spinning 100 invocations), or ONLY=start (process start to first 200 against
-# wasmtime serve, 10 interleaved starts; BENCH_ARGS=--keel-base=<keel binary> adds an earlier
-# build); results in bench/results/$(ONLY).md.
+# wasmtime serve, 10 interleaved starts); BENCH_ARGS="--keel-base <keel binary>" pairs neighbour
+# or start with an earlier build (e.g. bench/.tools/keel-base from bench-compare); results in
+# bench/results/$(ONLY).md.
 ONLY ?= warm
 bench-only: wrk bench-build $(if $(filter start,$(ONLY)),wasmtime-cli)
 	$(BENCH_DRIVER) --mode quick $(BENCH_FLAGS) --only $(ONLY)

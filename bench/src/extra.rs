@@ -164,9 +164,17 @@ pub fn warm(setup: &Setup, keel: &Path, guests: &Path) -> Result<String> {
 /// Hello's latency at 4 connections on a host that also runs a workload
 /// taking 100 requests at once that spin until their 1 s deadline: alone,
 /// next to the spinner with the default `max_running`, and next to it with
-/// `max_running = 100` (no turns: every invocation runs when it can). Each
-/// configuration is its own keel process; rounds interleave them.
-pub fn neighbour(setup: &Setup, keel: &Path, guests: &Path) -> Result<String> {
+/// `max_running = 100` (no per-workload turns); with `base`, that keel's
+/// alone and next to the spinner too, for a paired before and after. Each
+/// configuration is its own keel process (`keel_args` added to this keel's
+/// command lines); rounds interleave them.
+pub fn neighbour(
+    setup: &Setup,
+    keel: &Path,
+    base: Option<&Path>,
+    guests: &Path,
+    keel_args: &[String],
+) -> Result<String> {
     let (hello, spin) = (
         guests.join("hello.wasm"),
         guests.join("http_behaviours.wasm"),
@@ -186,24 +194,41 @@ pub fn neighbour(setup: &Setup, keel: &Path, guests: &Path) -> Result<String> {
             ),
         )
     };
-    let configs = [
-        ("hello alone", manifest("alone", None)?, false),
+    let extra: Vec<&str> = keel_args.iter().map(String::as_str).collect();
+    let mut configs: Vec<(String, Argv, bool)> = vec![
         (
-            "hello next to 100 spinning, default max_running",
-            manifest("gated", None)?,
+            "hello alone".into(),
+            keel_argv_with(keel, manifest("alone", None)?, &setup.work, &extra),
+            false,
+        ),
+        (
+            "hello next to 100 spinning, default max_running".into(),
+            keel_argv_with(keel, manifest("gated", None)?, &setup.work, &extra),
             true,
         ),
         (
-            "hello next to 100 spinning, max_running = 100",
-            manifest("ungated", Some(100))?,
+            "hello next to 100 spinning, max_running = 100".into(),
+            keel_argv_with(keel, manifest("ungated", Some(100))?, &setup.work, &extra),
             true,
         ),
     ];
+    if let Some(base) = base {
+        configs.push((
+            "base: hello alone".into(),
+            keel_argv(base, manifest("alone", None)?, &setup.work),
+            false,
+        ));
+        configs.push((
+            "base: hello next to 100 spinning, default max_running".into(),
+            keel_argv(base, manifest("gated", None)?, &setup.work),
+            true,
+        ));
+    }
     let mut servers = Vec::new();
-    for (i, (label, manifest, _)) in configs.iter().enumerate() {
+    for (i, (label, argv, _)) in configs.iter().enumerate() {
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], setup.port_base + 300 + i as u16));
         ensure_free(addr)?;
-        let argv = keel_argv(keel, manifest.clone(), &setup.work)(addr);
+        let argv = argv(addr);
         let log = setup.work.join(format!("neighbour-{i}.log"));
         let mut server = Server::start(&argv, &setup.server_cpu, addr, &log)?;
         server
@@ -260,6 +285,21 @@ pub fn neighbour(setup: &Setup, keel: &Path, guests: &Path) -> Result<String> {
     let mut md = String::from("| hello at 4 connections | p50 ms | p99 ms |\n|---|---|---|\n");
     for (i, (label, _, _)) in configs.iter().enumerate() {
         let _ = writeln!(md, "| {label} | {} | {} |", p50[i].show(3), p99[i].show(3));
+    }
+    // p99 next to the spinner over p99 alone, per round (goal: at most 10).
+    let mut ratios = vec![("this keel, default max_running", 1, 0)];
+    if base.is_some() {
+        ratios.push(("base, default max_running", 4, 3));
+    }
+    md.push_str(
+        "\n| p99 next to the spinner / p99 alone (per round) | median (range) |\n|---|---|\n",
+    );
+    for (label, next, alone) in ratios {
+        let mut ratio = Summary::default();
+        for (n, a) in p99[next].samples.iter().zip(&p99[alone].samples) {
+            ratio.push(n / a);
+        }
+        let _ = writeln!(md, "| {label} | {} |", ratio.show(1));
     }
     Ok(md)
 }

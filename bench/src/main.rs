@@ -167,7 +167,13 @@ fn main() -> Result<()> {
             Only::Warm => ("warm", extra::warm(&load_setup, &tools.keel, &guests)?),
             Only::Neighbour => (
                 "neighbour",
-                extra::neighbour(&load_setup, &tools.keel, &guests)?,
+                extra::neighbour(
+                    &load_setup,
+                    &tools.keel,
+                    tools.keel_base.as_deref(),
+                    &guests,
+                    &args.keel_args,
+                )?,
             ),
             Only::Start => {
                 let rounds = args.rounds.unwrap_or(10);

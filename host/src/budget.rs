@@ -60,6 +60,12 @@ impl MemoryBudget {
         self.limit
     }
 
+    /// Whether `bytes` more would fit now, here and in every parent.
+    pub fn has_room(&self, bytes: usize) -> bool {
+        self.used().saturating_add(bytes) <= self.limit
+            && self.parent.as_ref().is_none_or(|p| p.has_room(bytes))
+    }
+
     /// Reserves `bytes` here and in every parent, or nothing at all.
     fn try_reserve(&self, bytes: usize) -> bool {
         let reserved = self

@@ -7,6 +7,7 @@ use crate::core_api::broker::Broker;
 use crate::engine::KeelEngine;
 use crate::outgoing::Resolver;
 use crate::plugins::PluginSet;
+use crate::store::cpu::CpuGate;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A host's shared services; workloads hold an `Arc` of it while starting.
@@ -23,6 +24,9 @@ pub struct Services {
     pub memory_budget: Arc<MemoryBudget>,
     /// How guests' outgoing HTTP requests find their servers.
     pub resolver: Resolver,
+    /// The host's turns on the CPU, which every workload's turns also
+    /// draw from (see [`crate::store::cpu`]).
+    pub cpu: Arc<CpuGate>,
 }
 
 impl Services {

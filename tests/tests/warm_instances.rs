@@ -1,14 +1,17 @@
 //! Warm instances, opted in per component: an instance serves request
 //! after request (and keeps its guest state) only when its component asks
-//! for it, is discarded after `max_invocations`, a trap or a deadline,
-//! never serves two workloads, and takes one call at a time. And the
-//! CPU-bound invocations of one workload take turns (`max_running`).
+//! for it, is discarded after `max_invocations`, a trap, a deadline or a
+//! response body left unfinished, is not handed out while its body
+//! streams, never serves two workloads, takes one call at a time, and is
+//! kept idle only while its workload's memory budget has room beside it.
+//! And the CPU-bound invocations of one workload take turns
+//! (`max_running`), and those of all workloads leave a worker thread free.
 //!
 //! The `http_behaviours` route `/count` counts its calls in a global: the
 //! count it answers tells which instance served a request.
 
 use keel_tests::gate::Gate;
-use keel_tests::keel::spec::WarmSpec;
+use keel_tests::keel::spec::{ByteSize, WarmSpec};
 use keel_tests::keel::{Host, WorkloadId, WorkloadSpec, WorkloadStatus};
 use keel_tests::{get, guest, start_host};
 use std::net::SocketAddr;
@@ -243,6 +246,174 @@ async fn cpu_bound_invocations_of_a_workload_take_turns() -> anyhow::Result<()> 
         s.cpu_running == 0 && s.cpu_waiting == 0
     })
     .await?;
+    host.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cpu_bound_invocations_of_all_workloads_leave_a_worker_thread_free() -> anyhow::Result<()> {
+    let host = start_host(None).await?;
+    // Two worker threads: one CPU-bound invocation runs at a time, host-wide.
+    assert_eq!(host.cpu().size(), 1);
+    for name in ["spin-a", "spin-b"] {
+        let mut spinner = workload(name, WarmSpec::default());
+        spinner.limits.max_running = Some(1);
+        spinner.limits.timeout = Duration::from_secs(3);
+        host.start_workload(spinner).await?;
+    }
+    host.start_workload(workload("calm", WarmSpec::default()))
+        .await?;
+    let addr = host.http_addr().expect("ingress");
+    let spinning: Vec<_> = ["spin-a", "spin-a", "spin-b", "spin-b"]
+        .into_iter()
+        .map(|name| tokio::spawn(async move { get(addr, &format!("{name}.test"), "/loop").await }))
+        .collect();
+    // Each workload has a turn of its own free for one of its two, yet only
+    // one of the four runs: the other workload's CPU-bound invocation holds
+    // its own turn and waits for the host's.
+    let status = |name: &str| {
+        host.status(&WorkloadId::new("warm", name))
+            .ok_or_else(|| anyhow::anyhow!("{name} is gone"))
+    };
+    let started = tokio::time::Instant::now();
+    loop {
+        let (a, b) = (status("spin-a")?, status("spin-b")?);
+        let (running, waiting) = (host.cpu().running(), host.cpu().waiting());
+        if a.in_flight == 2
+            && b.in_flight == 2
+            && a.cpu_running + b.cpu_running == 1
+            && a.cpu_waiting + b.cpu_waiting == 3
+            && (running, waiting) == (1, 1)
+        {
+            break;
+        }
+        anyhow::ensure!(
+            started.elapsed() < WAIT,
+            "never one CPU-bound invocation at a time: {a:?} {b:?}, host {running} running, {waiting} waiting"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert!(host.cpu().running() <= host.cpu().size());
+    // The neighbour is served meanwhile.
+    let hello = get(addr, "calm.test", "/").await?;
+    assert_eq!(hello.status, 200, "{}", hello.body);
+    for spin in spinning {
+        assert_eq!(spin.await??.status, 504);
+    }
+    assert_eq!((host.cpu().running(), host.cpu().waiting()), (0, 0));
+    host.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_streaming_its_body_is_not_handed_to_another_request() -> anyhow::Result<()> {
+    let mut gate = Gate::start().await?;
+    let host = start_host(None).await?;
+    let mut spec = workload("streamer", pool(1, None));
+    spec.sockets.allow = vec![gate.addr().to_string()];
+    host.start_workload(spec).await?;
+    let addr = host.http_addr().expect("ingress");
+    assert_eq!(count(&host, "streamer", 0).await?, "call 1");
+    until(&host, "streamer", |s| s.warm_idle == 1).await?;
+    // The idle instance serves a response whose body is still streaming:
+    // the guest is inside its handler, between two writes.
+    let gate_addr = gate.addr();
+    let streaming = tokio::spawn(async move {
+        get(addr, "streamer.test", &format!("/stream?addr={gate_addr}")).await
+    });
+    let inside = gate.arrival().await?;
+    // Another request meanwhile gets a fresh instance, not the streaming one.
+    assert_eq!(count(&host, "streamer", 0).await?, "call 1");
+    inside.release();
+    let streamed = streaming.await??;
+    assert_eq!(
+        (streamed.status, streamed.body.as_str()),
+        (200, "streaming\nfinished\n")
+    );
+    host.shutdown().await;
+    Ok(())
+}
+
+/// A guest that returns leaving its response body open could finish it
+/// from its next request, writing that request's data to this client: the
+/// body is aborted when the call returns, and the instance is not reused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_leaving_its_body_unfinished_is_not_reused() -> anyhow::Result<()> {
+    let host = start_host(None).await?;
+    host.start_workload(workload("open", pool(1, None))).await?;
+    let addr = host.http_addr().expect("ingress");
+    assert_eq!(count(&host, "open", 0).await?, "call 1");
+    assert_eq!(count(&host, "open", 1).await?, "call 2");
+    let open = tokio::spawn(async move { get(addr, "open.test", "/stream-unfinished").await });
+    // The instance is gone once that call returned: the next request
+    // starts over.
+    assert_eq!(count(&host, "open", 0).await?, "call 1");
+    // The open response ends with an error (before or after its head and
+    // first part reached the client), never with a later request's data
+    // nor as if it were complete.
+    let answer = tokio::time::timeout(WAIT, open).await??;
+    assert!(
+        answer.is_err(),
+        "the unfinished body ended cleanly: {answer:?}"
+    );
+    host.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_instances_are_charged_to_the_budget_and_leave_room_for_one_more() -> anyhow::Result<()>
+{
+    let mut gate = Gate::start().await?;
+    let host = start_host(None).await?;
+    let memory = ByteSize::mib(16);
+    let total = ByteSize::mib(40);
+    let mut spec = workload("hoard", pool(3, None));
+    spec.sockets.allow = vec![gate.addr().to_string()];
+    spec.limits.max_instances = 3;
+    spec.limits.memory = memory;
+    spec.limits.memory_total = Some(total);
+    host.start_workload(spec).await?;
+    let addr = host.http_addr().expect("ingress");
+    // Three instances at once, each holding 8 MiB (9–10 MiB of linear
+    // memory with the guest's own), all inside their handlers.
+    let gate_addr = gate.addr();
+    let mut held = Vec::new();
+    let mut releases = Vec::new();
+    for _ in 0..3 {
+        held.push(tokio::spawn(async move {
+            get(
+                addr,
+                "hoard.test",
+                &format!("/hold-memory?mib=8&addr={gate_addr}"),
+            )
+            .await
+        }));
+        releases.push(gate.arrival().await?);
+    }
+    for release in releases {
+        release.release();
+    }
+    for answer in held {
+        let answer = answer.await??;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+    }
+    until(&host, "hoard", |s| s.in_flight == 0).await?;
+    let status = host
+        .status(&WorkloadId::new("warm", "hoard"))
+        .expect("running");
+    // All three could be kept by `pool_size`, but beside three there is no
+    // room left for a fourth at the full limit: one is dropped.
+    assert_eq!(status.warm_idle, 2, "{status:?}");
+    // The idle ones' memory stays charged to the workload's budget...
+    assert!(
+        status.memory_used >= 16 << 20,
+        "idle instances are not charged: {status:?}"
+    );
+    // ...and room for one more instance at the full limit is left.
+    assert!(
+        status.memory_used + memory.0 <= total.0,
+        "no room left beside the idle instances: {status:?}"
+    );
     host.shutdown().await;
     Ok(())
 }

@@ -224,11 +224,16 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("keel")
-        .build()
-    {
+    // At least two worker threads, even on one core: CPU-bound invocations
+    // run on at most all but one of them (crate::store::cpu), so a short
+    // request always finds a thread the operating system wakes promptly.
+    // TOKIO_WORKER_THREADS, when set, is Tokio's to read and wins.
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        builder.worker_threads(cores.max(2));
+    }
+    let runtime = match builder.enable_all().thread_name("keel").build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: starting the async runtime: {e}");

@@ -15,6 +15,7 @@ use crate::outgoing::Resolver;
 use crate::plugins::PluginSet;
 use crate::services::Services;
 use crate::spec::{ByteSize, NatsSpec};
+use crate::store::cpu::CpuGate;
 use anyhow::Result;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -183,6 +184,10 @@ impl HostBuilder {
                 None,
             ),
             resolver: self.resolver,
+            // One worker thread is always left for short requests.
+            cpu: CpuGate::host(
+                tokio::runtime::Handle::try_current().map_or(1, |h| h.metrics().num_workers()),
+            ),
         });
         Ok(Host {
             services,

@@ -75,6 +75,13 @@ impl Host {
         &self.services.engine
     }
 
+    /// The host's turns on the CPU: how many CPU-bound invocations run at
+    /// once host-wide, and how many wait (for keel's own tests).
+    #[doc(hidden)]
+    pub fn cpu(&self) -> &crate::store::cpu::CpuGate {
+        &self.services.cpu
+    }
+
     /// Where `keel:core/messaging` goes: the in-process bus, or NATS (for
     /// keel's own tests).
     #[doc(hidden)]

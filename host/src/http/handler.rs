@@ -172,6 +172,17 @@ where
         };
         let ending = ending(&result, &store);
         log_ending(ending, &template, &result, &store);
+        // A body the guest left unfinished ends its client's response with
+        // an error, and the instance, which could finish it from a later
+        // request, is not reused.
+        let open_bodies = store.data_mut().abort_open_bodies();
+        if open_bodies > 0 && ending == Ending::Finished {
+            tracing::warn!(
+                workload = template.workload(),
+                component = template.component(),
+                "the guest returned leaving its response body unfinished"
+            );
+        }
         // A warm instance goes back to its pool (or is discarded) before
         // the slots that admitted it: whoever they wake may find it idle.
         // Otherwise the Store (its pooled instance, its memory, its
@@ -182,7 +193,7 @@ where
                 let answered = store.data_mut().table_mut().get_any_mut(outparam).is_err();
                 pool.give_back(
                     WarmInstance::from_parts(store, proxy, served),
-                    ending == Ending::Finished && answered,
+                    ending == Ending::Finished && answered && open_bodies == 0,
                     &template,
                 )
             }

@@ -75,4 +75,8 @@ pub struct WorkloadStatus {
     /// service asked for it (what the workload's components connect to)
     /// and the host address it got.
     pub service_ports: Vec<(SocketAddr, SocketAddr)>,
+    /// Bytes of its memory budget (`limits.memory_total`) its instances
+    /// hold now, in flight and idle warm ones alike (0 for a workload
+    /// without an HTTP component).
+    pub memory_used: u64,
 }

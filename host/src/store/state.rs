@@ -144,6 +144,29 @@ impl InvocationState {
         &mut self.table
     }
 
+    /// Aborts every HTTP body (a response's or an outgoing request's) the
+    /// guest left unfinished when its call returned, and returns how many
+    /// there were. A `wasi:http` guest runs only inside a call, so a body
+    /// still open at its end can never be finished by this invocation; the
+    /// guest could finish it only from a later call of the same instance
+    /// (a warm instance's next request), writing that request's data to
+    /// this one's client. Aborted, it ends the client's response with an
+    /// error instead of what looks like a complete body.
+    pub fn abort_open_bodies(&mut self) -> usize {
+        use wasmtime_wasi_http::p2::body::{HostOutgoingBody, StreamContext};
+        let mut open = 0;
+        for entry in self.table.iter_mut() {
+            if let Some(body) = entry.downcast_mut::<HostOutgoingBody>() {
+                // The table keeps a finished stand-in (its other end is
+                // dropped at once); the open body is aborted.
+                let (stand_in, _) = HostOutgoingBody::new(StreamContext::Response, None, 1, 1);
+                std::mem::replace(body, stand_in).abort();
+                open += 1;
+            }
+        }
+        open
+    }
+
     /// Bytes of linear memory the guest holds.
     pub fn memory_used(&self) -> usize {
         self.limiter.memory_used()

@@ -108,6 +108,7 @@ impl InvocationTemplate {
             cpu: CpuGate::new(
                 workload.limits.max_running(),
                 crate::engine::EngineOptions::default().epoch_tick,
+                None,
             ),
         })
     }
@@ -163,6 +164,18 @@ impl InvocationTemplate {
     pub fn with_typed(mut self, typed: TypedForwarders) -> InvocationTemplate {
         self.typed = typed;
         self
+    }
+
+    /// The memory budget the workload's instances draw from, in flight
+    /// and idle.
+    pub fn memory_budget(&self) -> &Arc<MemoryBudget> {
+        &self.memory_budget
+    }
+
+    /// Whether the workload's budget (and the host's) has room now for one
+    /// more instance at its full memory limit.
+    pub fn room_for_an_instance(&self) -> bool {
+        self.memory_budget.has_room(self.memory)
     }
 
     /// The per-invocation time limit.

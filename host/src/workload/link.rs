@@ -32,10 +32,12 @@ impl Workload {
         );
         // One log rate for the whole workload, whichever component writes.
         let output = crate::store::stdio::log_rate(self.spec.limits.log_rate.0);
-        // One set of turns on the CPU, whichever component runs.
+        // One set of turns on the CPU, whichever component runs, each also
+        // a turn of the host's.
         let cpu = crate::store::cpu::CpuGate::new(
             self.spec.limits.max_running(),
             engine.options().epoch_tick,
+            Some(services.cpu.clone()),
         );
         // The ports the service listens on, for every Store of the workload.
         let loopback = self

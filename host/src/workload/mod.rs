@@ -146,6 +146,9 @@ impl Workload {
             cpu_running: self.http().map_or(0, |h| h.template.cpu().running()),
             cpu_waiting: self.http().map_or(0, |h| h.template.cpu().waiting()),
             service_ports: self.service().map_or(Vec::new(), |s| s.loopback.ports()),
+            memory_used: self.http().map_or(0, |h| {
+                u64::try_from(h.template.memory_budget().used()).unwrap_or(u64::MAX)
+            }),
         }
     }
 

@@ -9,7 +9,16 @@
 //! Store's identity, limits, stdio and plugin handles are the workload's
 //! and stay. An instance whose call did not finish cleanly — a trap, a
 //! deadline, a refused memory growth, or any error — is discarded, as is one
-//! that has served `max_invocations`.
+//! that has served `max_invocations`, as is one that returned leaving an
+//! HTTP body unfinished (it could finish it only from a later request).
+//!
+//! An idle instance keeps its memory, and that memory stays charged to its
+//! workload's memory budget (the Store's limiter gives it back only when
+//! the Store is dropped). So an instance is kept idle only while the
+//! budget keeps room for one more instance at the workload's full memory
+//! limit: idle instances never hold the memory a new request needs, and a
+//! workload cannot keep `pool_size` large instances resident past its
+//! budget.
 
 use super::InvocationTemplate;
 use crate::pool::warm::{WarmLedger, WarmPlace};
@@ -99,7 +108,9 @@ impl WarmPool {
             .spec
             .max_invocations
             .is_none_or(|max| instance.served < max);
-        if !healthy || !more {
+        // Its own memory counts in the budget already: what is checked is
+        // the room left beside it and everything else the workload holds.
+        if !healthy || !more || !template.room_for_an_instance() {
             return;
         }
         let mut idle = self.lock();
