@@ -13,7 +13,7 @@ pub use crate::workload::{Unavailable, Workload};
 
 /// The rules about names, subjects, authorities and sockets.
 pub mod policy {
-    pub use crate::policy::{addresses, authority, grants, inbox, names, sockets};
+    pub use crate::policy::{addresses, authority, grants, inbox, loopback, names, sockets};
 }
 
 /// Link plans and the plugin set they are made from.

@@ -35,7 +35,7 @@ impl Loopback {
     /// only), or `None` for any other address.
     ///
     /// ```
-    /// use keel::policy::loopback::Loopback;
+    /// use keel::testing::policy::loopback::Loopback;
     /// let asked = Loopback::requested(&"0.0.0.0:8080".parse().unwrap());
     /// assert_eq!(asked, Some("127.0.0.1:8080".parse().unwrap()));
     /// assert_eq!(Loopback::requested(&"10.0.0.1:80".parse().unwrap()), None);
@@ -81,7 +81,7 @@ impl Loopback {
     /// `addr` unchanged.
     ///
     /// ```
-    /// use keel::policy::loopback::Loopback;
+    /// use keel::testing::policy::loopback::Loopback;
     /// let lb = Loopback::new();
     /// lb.record("127.0.0.1:8080".parse().unwrap(), "127.0.0.1:41234".parse().unwrap());
     /// let to = |a: &str| lb.connect_address(a.parse().unwrap()).to_string();

@@ -115,8 +115,8 @@ impl SocketAllowlist {
     /// service's bind is turned into) and listening on a recorded one.
     ///
     /// ```
-    /// use keel::policy::loopback::Loopback;
-    /// use keel::policy::sockets::{SocketAllowlist, SocketUse};
+    /// use keel::testing::policy::loopback::Loopback;
+    /// use keel::testing::policy::sockets::{SocketAllowlist, SocketUse};
     /// use std::sync::Arc;
     /// let ports = Arc::new(Loopback::new());
     /// let client = SocketAllowlist::default().with_loopback(ports.clone(), false);
