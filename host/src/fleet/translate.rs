@@ -8,8 +8,8 @@ use super::replicas::replica_set_of;
 use crate::oci::credentials::{Credentials, Secret};
 use crate::oci::{PullPolicy, PullSettings};
 use crate::spec::{
-    ByteSize, ComponentSource, ComponentSpec, HttpSpec, ImageRef, Limits, OciComponent,
-    SocketsSpec, VolumeSpec, WarmSpec, WorkloadId, WorkloadSpec,
+    ByteSize, ComponentSource, ComponentSpec, ImageRef, OciComponent, VolumeSpec, WarmSpec,
+    WorkloadId, WorkloadSpec,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -87,19 +87,7 @@ pub fn translate(
         }
     };
     let id = WorkloadId::new(&workload.namespace, &workload.name);
-    let mut spec = WorkloadSpec {
-        id,
-        components: Vec::new(),
-        env: BTreeMap::new(),
-        http: HttpSpec::default(),
-        sockets: SocketsSpec::default(),
-        volumes: Vec::new(),
-        limits: Limits::default(),
-        plugins: BTreeMap::new(),
-        subscriptions: Vec::new(),
-        data_name: None,
-        service: None,
-    };
+    let mut spec = WorkloadSpec::with_components(id, Vec::new());
 
     let volumes = volumes(workload_id, workload, settings)?;
     let mut interfaces = HostInterfaces::default();

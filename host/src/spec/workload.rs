@@ -131,9 +131,15 @@ impl WorkloadSpec {
     /// A workload of `component` with default settings; more components
     /// are added with [`WorkloadSpec::with_component`].
     pub fn new(id: WorkloadId, component: ComponentSpec) -> WorkloadSpec {
+        WorkloadSpec::with_components(id, vec![component])
+    }
+
+    /// A workload of `components` (none yet, for a caller filling them in,
+    /// as the fleet's translation does) with default settings.
+    pub(crate) fn with_components(id: WorkloadId, components: Vec<ComponentSpec>) -> WorkloadSpec {
         WorkloadSpec {
             id,
-            components: vec![component],
+            components,
             env: BTreeMap::new(),
             http: HttpSpec::default(),
             sockets: SocketsSpec::default(),
