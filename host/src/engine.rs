@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// How the engine is built. The defaults suit a server.
 ///
@@ -235,7 +235,14 @@ fn config(options: &EngineOptions, pooling: bool) -> Config {
             .max_memories_per_component(16)
             .max_tables_per_component(32)
             .linear_memory_keep_resident(options.keep_resident)
-            .table_keep_resident(options.keep_resident);
+            .table_keep_resident(options.keep_resident)
+            // The kept bytes are the pages the last instance dirtied,
+            // wherever they sit (found with Linux's `PAGEMAP_SCAN`, 6.7 and
+            // later), not the lowest addresses: a Rust guest touches the top
+            // of its stack, its data and the start of its heap around 1 MiB,
+            // far above the first 64 KiB. Where the kernel lacks it, Wasmtime
+            // keeps the lowest addresses as before.
+            .pagemap_scan(Enabled::Auto);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     config
