@@ -155,6 +155,35 @@ async fn shared_plugin_instances_draw_from_their_own_reserve() -> anyhow::Result
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_instance_sees_none_of_the_pages_the_last_one_dirtied_kept_resident()
+-> anyhow::Result<()> {
+    // With the default keep-resident size, the pages kept are the ones the
+    // last instance dirtied wherever they sit (its stack top, its statics,
+    // the start of its heap, all around 1 MiB), found by scanning the
+    // slot: each must come back reset, the `/count` counter among them.
+    let host = Host::builder()
+        .http_listen("127.0.0.1:0".parse()?)
+        .engine_options(test_engine().with_pool_instances(POOL))
+        .start()
+        .await?;
+    assert!(host.engine().pooled(), "the pooling allocator is in use");
+    let mut spec = WorkloadSpec::single(WorkloadId::new("pool", "dirty"), guest("http_behaviours"));
+    // One at a time, so that each request gets the slot the last one left.
+    spec.limits.max_instances = 1;
+    host.start_workload(spec).await?;
+    let addr = host.http_addr().expect("ingress");
+    for _ in 0..5 {
+        let answer = get(addr, "x", "/count").await?;
+        assert_eq!((answer.status, answer.body.as_str()), (200, "call 1"));
+        // A megabyte of the heap written between two counts.
+        let held = get(addr, "x", "/hold-memory?mib=1").await?;
+        assert_eq!((held.status, held.body.trim_end()), (200, "held 1 MiB"));
+    }
+    host.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fresh_instance_sees_none_of_the_last_ones_memory_kept_resident() -> anyhow::Result<()> {
     // 2 MiB covers the guest's stack and its statics (the `/count`
     // counter among them): the pages the last instance wrote stay mapped

@@ -149,7 +149,10 @@ where
     let owner = workload.clone();
     let guest = tokio::spawn(async move {
         let in_flight = store.data().in_flight().clone();
-        let call = async {
+        // Boxed: instantiation's and the call's futures are large, and
+        // inline they would make this task's future large too, copied
+        // several times as it is spawned.
+        let call = Box::pin(async {
             // A workload whose turns on the CPU are all taken starts its
             // new invocations only as turns come free.
             template.wait_for_turn(&mut store).await;
@@ -162,7 +165,7 @@ where
                 .call_handle(&mut store, guest_request, out)
                 .await?;
             wasmtime::Result::<_>::Ok(proxy)
-        };
+        });
         // A call under way in a shared plugin at the deadline finishes
         // first: dropping it would cost the plugin its state.
         let (result, proxy): (CallResult, _) = match in_flight.until(deadline, call).await {

@@ -4,6 +4,7 @@
 use crate::spec::WorkloadId;
 use crate::spec::WorkloadState;
 use crate::workload::Workload;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
@@ -120,21 +121,27 @@ impl Table {
 }
 
 /// The host name a request is addressed to: its Host header, or the URI's
-/// authority, without port, lower-cased, without a trailing dot.
-pub fn request_host<B>(request: &http::Request<B>) -> Option<String> {
+/// authority, without port, lower-cased, without a trailing dot. Borrowed
+/// from the request when it is already in that form (the usual case), so
+/// routing a request allocates nothing.
+pub fn request_host<B>(request: &http::Request<B>) -> Option<Cow<'_, str>> {
     let raw = request
         .headers()
         .get(http::header::HOST)
         .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| request.uri().authority().map(|a| a.as_str().to_string()))?;
+        .or_else(|| request.uri().authority().map(|a| a.as_str()))?;
     let host = match raw.rsplit_once(':') {
         Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) && !host.ends_with(':') => {
             host
         }
-        _ => raw.as_str(),
+        _ => raw,
     };
-    Some(host.trim_end_matches('.').to_ascii_lowercase())
+    let host = host.trim_end_matches('.');
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Some(Cow::Owned(host.to_ascii_lowercase()))
+    } else {
+        Some(Cow::Borrowed(host))
+    }
 }
 
 #[cfg(test)]

@@ -11,6 +11,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
+/// The headers a guest never sees nor sets: Wasmtime's default list, made
+/// once.
+static FORBIDDEN_HEADERS: [http::HeaderName; 9] = wasmtime_wasi_http::DEFAULT_FORBIDDEN_HEADERS;
+
 /// A request's target as the allowlist sees it.
 struct Target {
     host: String,
@@ -95,6 +99,13 @@ impl OutgoingHooks {
 type SendResult = wasmtime_wasi_http::Result<(http::Response<WasiBody>, connect::ConnectionTask)>;
 
 impl WasiHttpHooks for OutgoingHooks {
+    // Wasmtime's default makes a reference-counted filter for each header
+    // it checks (several per request, incoming and outgoing); the same
+    // list, checked in place.
+    fn is_forbidden_header(&mut self, name: &http::HeaderName) -> bool {
+        FORBIDDEN_HEADERS.contains(name)
+    }
+
     fn send_request(
         &mut self,
         request: http::Request<WasiBody>,
@@ -118,5 +129,21 @@ impl WasiHttpHooks for OutgoingHooks {
                 .map_err(|_| HttpError::ConnectionTimeout)??;
             connect::send(request, destination, timeouts, connect_by).await
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_forbidden_headers_are_wasmtimes_own() {
+        let mut hooks = OutgoingHooks::default();
+        for name in wasmtime_wasi_http::DEFAULT_FORBIDDEN_HEADERS {
+            assert!(hooks.is_forbidden_header(&name), "{name}");
+        }
+        for name in [http::header::CONTENT_TYPE, http::header::AUTHORIZATION] {
+            assert!(!hooks.is_forbidden_header(&name), "{name}");
+        }
     }
 }
